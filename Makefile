@@ -1,0 +1,31 @@
+# Two commands do everything on a fresh machine: `make probe` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: probe test typecheck bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,cli]'
+	touch $(STAMP)
+
+probe: $(STAMP)
+	$(PY) -m leanworker probe
+
+test: $(STAMP) typecheck
+	$(PY) -m pytest -q
+
+# mypy needs the package on a plain path; the checkout root is the package, so link it under its real name.
+typecheck: $(STAMP)
+	mkdir -p build/typecheck && ln -sfn ../.. build/typecheck/leanworker
+	MYPYPATH=build/typecheck $(PY) -m mypy -p leanworker
+
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,cli,bench]'
+	$(PY) -m bench.run_all
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""The parent-side runtime: child, supervisor, pool and lease actors; policies; tracing."""

@@ -1,0 +1,323 @@
+"""ChildActor: owns one worker process (one generation). The only place that touches processes.
+
+It starts the process in its own session (so the worker and its grandchildren form one group to kill), from its
+own thread (Linux's parent-death signal fires when the *spawning thread* exits), runs a reader thread that decodes
+frames into request channels, drains stderr into a bounded tail, kills the whole group, reaps, and tells its
+supervisor how the process ended.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from typing import Any
+
+import pykka
+
+from leanworker.actors.channel import CANCELLED, DIAG, ERROR, OK, PROGRESS, PROTOCOL, Router, Terminal
+from leanworker.actors.config import SessionKey, WorkerConfig
+from leanworker.actors.messages import (
+    Exited,
+    FrameViolation,
+    HelloReceived,
+    Kill,
+    RequestDone,
+    Spawned,
+    SpawnFailed,
+    Stop,
+)
+from leanworker.actors.results import Diagnostic, Progress, ShutdownReport
+from leanworker.actors.tracing import Tracer
+from leanworker.errors import Cancelled, CommandError, LeanWorkerError, ProtocolError, WorkerCrashed
+from leanworker.protocol import messages
+from leanworker.protocol.frames import FrameReader, encode_frame, write_all
+
+STDERR_TAIL_BYTES = 64 * 1024
+
+
+class PipeWriter:
+    """Writes whole frames to a worker's stdin; safe to share between threads."""
+
+    __slots__ = ("_fd", "_lock", "max_frame_bytes")
+
+    def __init__(self, fd: int, max_frame_bytes: int) -> None:
+        self._fd = fd
+        self._lock = threading.Lock()
+        self.max_frame_bytes = max_frame_bytes
+
+    def send(self, message: dict[str, Any]) -> bool:
+        """Write one frame; False when the worker's stdin is already closed (the exit report follows)."""
+        frame = encode_frame(message, self.max_frame_bytes)
+        with self._lock:
+            try:
+                write_all(self._fd, frame)
+            except (BrokenPipeError, OSError):
+                return False
+        return True
+
+
+class StderrTail:
+    """The last ``limit`` bytes a worker wrote to stderr."""
+
+    def __init__(self, limit: int = STDERR_TAIL_BYTES) -> None:
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def append(self, data: bytes) -> None:
+        with self._lock:
+            self._chunks.append(data)
+            self._size += len(data)
+            while self._size - len(self._chunks[0]) >= self._limit:
+                self._size -= len(self._chunks.popleft())
+
+    def text(self) -> str:
+        with self._lock:
+            data = b"".join(self._chunks)[-self._limit:]
+        return data.decode("utf-8", "replace")
+
+
+def terminal_from_done(message: dict[str, Any], received: dict[str, int], streaming: bool) -> Terminal:
+    """Turn a worker's ``done`` into a Terminal, checking that no streamed row was lost."""
+    counts = {str(k): int(v) for k, v in message["counts"].items()}
+    elapsed = float(message["elapsed"])
+    outcome = message["outcome"]
+    if outcome == messages.OUTCOME_OK:
+        if streaming and {k: v for k, v in counts.items() if v} != {k: v for k, v in received.items() if v}:
+            error = ProtocolError(f"done reports rows {counts} but {received} arrived: rows were lost")
+            return Terminal(PROTOCOL, error=error, counts=received, elapsed=elapsed)
+        return Terminal(OK, result=message.get("result"), counts=counts, elapsed=elapsed)
+    if outcome == messages.OUTCOME_CANCELLED:
+        return Terminal(CANCELLED, error=Cancelled("request cancelled"), counts=counts, elapsed=elapsed)
+    error_info = message.get("error") or {}
+    code = str(error_info.get("code", "error")) if isinstance(error_info, dict) else "error"
+    text = str(error_info.get("message", "")) if isinstance(error_info, dict) else str(error_info)
+    return Terminal(ERROR, error=CommandError(code, text), counts=counts, elapsed=elapsed)
+
+
+class ChildActor(pykka.ThreadingActor):  # type: ignore[misc]
+    """One worker process: spawn, read, drain, kill, reap."""
+
+    def __init__(self, supervisor: pykka.ActorRef, generation: int, key: SessionKey, config: WorkerConfig,
+                 router: Router, tracer: Tracer | None, slot: str) -> None:
+        super().__init__()
+        self.supervisor = supervisor
+        self.generation = generation
+        self.key = key
+        self.config = config
+        self.router = router
+        self.tracer = tracer
+        self.name = f"{slot}/child.{generation}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.stderr_tail = StderrTail()
+        self.exited = threading.Event()
+        self.exit_code: int | None = None
+        self.exit_signal: int | None = None
+        self._exited_on_its_own = False
+        self._stderr_thread: threading.Thread | None = None
+        self._kill_sent = False
+        self.pipe: PipeWriter | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        env = dict(os.environ)
+        if self.config.env:
+            env.update(self.config.env)
+        env["LEANWORKER_PARENT_PID"] = str(os.getpid())
+        try:
+            self.process = subprocess.Popen(
+                self.key.argv(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                bufsize=0, start_new_session=True, close_fds=True, env=env, cwd=self.key.workspace,
+            )
+        except OSError as exc:
+            self.exited.set()
+            self._tell(SpawnFailed(self.generation, WorkerCrashed(f"cannot start worker: {exc}")))
+            return
+        assert self.process.stdin and self.process.stdout and self.process.stderr
+        self.pipe = pipe = PipeWriter(self.process.stdin.fileno(), self.config.max_frame_bytes)
+        self._trace("spawn", pid=self.process.pid, argv=self.key.argv())
+        self._tell(Spawned(self.generation, self.process.pid, pipe))
+        self._stderr_thread = threading.Thread(target=self._drain_stderr, name=f"{self.name}-stderr", daemon=True)
+        self._stderr_thread.start()
+        threading.Thread(target=self._read, name=f"{self.name}-reader", daemon=True).start()
+
+    def on_receive(self, message: Any) -> Any:
+        if self.tracer is not None:
+            self.tracer.record("message", self.name, self.generation, message=type(message).__name__)
+        if isinstance(message, Kill):
+            self._kill_group(signal.SIGKILL, message.reason)
+        elif isinstance(message, Stop):
+            try:
+                report = self._shutdown_ladder(message.graceful)
+            except BaseException as exc:  # never leave the caller waiting
+                message.reply.set_exception(exc)
+                raise
+            message.reply.set_result(report)
+            self.stop()
+        return None
+
+    def on_failure(self, *args: Any) -> None:
+        self._kill_group(signal.SIGKILL, "actor failure")
+
+    # -- the reader thread ---------------------------------------------------------------------------------------
+
+    def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        reader = FrameReader(self.process.stdout.fileno(), self.config.max_frame_bytes)
+        try:
+            first = reader.read()
+            if first is not None:
+                hello = messages.check_hello(first)
+                self._trace("hello", pid=hello.get("pid"), host=hello.get("host"))
+                self._tell(HelloReceived(self.generation, hello))
+                self._dispatch_frames(reader)
+        except LeanWorkerError as exc:
+            self._trace("protocol_error", error=str(exc))
+            self._tell(FrameViolation(self.generation, exc))
+            self._kill_group(signal.SIGKILL, "protocol error")
+        except OSError:
+            pass
+        self._await_exit()
+
+    def _dispatch_frames(self, reader: FrameReader) -> None:
+        router = self.router
+        tracer = self.tracer
+        while True:
+            message = reader.read()
+            if message is None:
+                return
+            kind = messages.validate_from_worker(message)
+            request_id = message["id"]
+            if kind == "rows":
+                channel = router.get(request_id)
+                payloads = message["payloads"]
+                if tracer is not None:
+                    tracer.record("rows", self.name, self.generation, request_id, stream=message["stream"],
+                                  count=len(payloads))
+                if channel is None or not channel.put_rows(message["stream"], message["seq"], payloads):
+                    router.stale()
+            elif kind == "diag" or kind == "progress":
+                channel = router.get(request_id)
+                if kind == "diag":
+                    event: Any = Diagnostic(message["severity"], message["code"], message["message"],
+                                            message.get("data"))
+                else:
+                    event = Progress(message["phase"], message["current"], message["total"])
+                if channel is None or not channel.put_event(DIAG if kind == "diag" else PROGRESS, event):
+                    router.stale()
+            elif kind == "done":
+                channel = router.pop(request_id)
+                if channel is None:
+                    router.stale()
+                    continue
+                terminal = terminal_from_done(message, channel.received, channel.streaming)
+                if tracer is not None:
+                    tracer.record("done", self.name, self.generation, request_id, outcome=terminal.outcome)
+                # Tell the supervisor first, so a caller woken by the terminal finds the slot already idle.
+                self._tell(RequestDone(self.generation, request_id, terminal))
+                if not channel.finish(terminal):
+                    router.stale()
+            # pong and bye need no routing: the exit (or the next request) tells the rest.
+
+    def _drain_stderr(self) -> None:
+        assert self.process is not None and self.process.stderr is not None
+        fd = self.process.stderr.fileno()
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            self.stderr_tail.append(data)
+
+    def _await_exit(self) -> None:
+        """Wait for the worker to exit without reaping it, end its group (grandchildren), then reap and report."""
+        process = self.process
+        assert process is not None
+        give_up_at = time.monotonic() + self.config.kill_wait
+        delay = 0.0002
+        while True:
+            try:
+                info = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                break
+            if info is not None and info.si_pid:
+                break
+            if time.monotonic() > give_up_at:  # stdout closed but the process lingers
+                self._kill_group(signal.SIGKILL, "stdout closed")
+                give_up_at = float("inf")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.01)
+        if not self._kill_sent:
+            self._exited_on_its_own = True
+        self._kill_group(signal.SIGKILL, "reap", quiet=True)  # the leader is a zombie: the group id is still ours
+        returncode = process.wait()
+        if self._stderr_thread is not None:
+            self._stderr_thread.join(timeout=2)
+        for stream in (process.stdin, process.stdout, process.stderr):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+        self.exit_code = returncode if returncode >= 0 else None
+        self.exit_signal = -returncode if returncode < 0 else None
+        self._trace("reap", exit_code=self.exit_code, signal=self.exit_signal)
+        self.exited.set()
+        self._tell(Exited(self.generation, self.exit_code, self.exit_signal, self.stderr_tail.text()))
+
+    # -- killing -------------------------------------------------------------------------------------------------
+
+    def _kill_group(self, sig: int, reason: str, quiet: bool = False) -> None:
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
+        if not quiet:
+            self._kill_sent = True
+            self._trace("kill", signal=int(sig), reason=reason)
+        try:
+            os.killpg(process.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _shutdown_ladder(self, graceful: bool) -> ShutdownReport:
+        """Ask (stop), wait; SIGTERM the group, wait; SIGKILL the group; reap. Report which step ended it."""
+        started = time.monotonic()
+        config = self.config
+        if self.exited.is_set() or self.process is None:
+            how = "already_exited"
+        elif self._exited_on_its_own and self.exited.wait(config.kill_wait):
+            how = "already_exited"
+        else:
+            how = ""
+            if graceful and self.pipe is not None and self.pipe.send(messages.stop(0)):
+                if self.exited.wait(config.shutdown_timeout):
+                    how = "graceful"
+            if not how:
+                self._kill_group(signal.SIGTERM, "shutdown")
+                if self.exited.wait(config.kill_wait):
+                    how = "terminated"
+            if not how:
+                self._kill_group(signal.SIGKILL, "shutdown")
+                self.exited.wait(config.kill_wait + 5)
+                how = "killed"
+        self._trace("shutdown", how=how)
+        return ShutdownReport(how, self.generation, self.exit_code, self.exit_signal, time.monotonic() - started)
+
+    def _tell(self, message: Any) -> None:
+        try:
+            self.supervisor.tell(message)
+        except pykka.ActorDeadError:  # the supervisor is gone (shut down): nobody needs the news
+            pass
+
+    def _trace(self, kind: str, **fields: Any) -> None:
+        if self.tracer is not None:
+            self.tracer.record(kind, self.name, self.generation, **fields)

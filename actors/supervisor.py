@@ -1,0 +1,619 @@
+"""SupervisorActor: one worker slot. Owns the generation counter, the slot's state machine, request deadlines,
+the cancellation ladder, cycling policy and restart intensity. It never touches a process itself: it tells its
+ChildActor (one per generation) to kill or stop, and hears back how the process ended.
+
+States: starting, idle, busy, stopping (a planned cycle or a kill in progress), failed (never became ready),
+exhausted (restart intensity passed), closed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections import Counter, deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+
+from leanworker.actors.channel import (
+    CANCELLED,
+    CRASHED,
+    MEMORY,
+    OK,
+    PROTOCOL,
+    SHUTDOWN,
+    TIMEOUT,
+    Counters,
+    RequestChannel,
+    Router,
+    Terminal,
+)
+from leanworker.actors.child import ChildActor, PipeWriter
+from leanworker.actors.config import RestartPolicy, SessionKey, WorkerConfig
+from leanworker.actors.memory import MemorySampler, sample_tree_mib
+from leanworker.actors.messages import (
+    AwaitReady,
+    CancelRequest,
+    Cycle,
+    Deadline,
+    Exited,
+    FrameViolation,
+    HelloReceived,
+    IdleCheck,
+    Kill,
+    MemorySample,
+    RequestDone,
+    Shutdown,
+    Spawned,
+    SpawnFailed,
+    Stop,
+    Submit,
+    TakeSnapshot,
+)
+from leanworker.actors.results import ShutdownReport, WorkerSnapshot
+from leanworker.actors.timers import Scheduler, TimerHandle
+from leanworker.actors.tracing import Tracer
+from leanworker.errors import (
+    Cancelled,
+    HandshakeError,
+    LeanWorkerError,
+    MemoryLimitExceeded,
+    ProtocolError,
+    RequestTimeout,
+    RestartLimitExceeded,
+    StaleLease,
+    StartupTimeout,
+    WorkerBusy,
+    WorkerClosed,
+    WorkerCrashed,
+)
+from leanworker.protocol import messages
+
+log = logging.getLogger("leanworker")
+
+HANDSHAKE_BUFFER = 16
+
+
+@dataclass
+class _Generation:
+    number: int
+    child: pykka.ActorRef
+    router: Router
+    started_at: float
+    pipe: PipeWriter | None = None
+    pid: int | None = None
+    phase: str = "spawning"  # spawning, configuring, opening, ready, ending
+    handshake: RequestChannel | None = None
+    timer: TimerHandle | None = None
+    requests_served: int = 0
+    ending: str | None = None  # why this generation is being ended (restart reason)
+    planned: bool = False  # a planned cycle (does not count toward restart intensity)
+    startup_error: LeanWorkerError | None = None
+    exited: bool = False
+
+
+@dataclass
+class _Inflight:
+    request_id: int
+    channel: RequestChannel
+    deadline: TimerHandle | None = None
+    cancel_timer: TimerHandle | None = None
+
+    def cancel_timers(self) -> None:
+        for timer in (self.deadline, self.cancel_timer):
+            if timer is not None:
+                timer.cancel()
+
+
+@dataclass
+class _Pending:
+    submit: Submit
+    reply: Future[RequestChannel] = field(default_factory=Future)
+
+
+class SupervisorActor(pykka.ThreadingActor):  # type: ignore[misc]
+    """One supervised worker slot (see the module docstring)."""
+
+    def __init__(self, key: SessionKey, config: WorkerConfig, policy: RestartPolicy, tracer: Tracer | None,
+                 scheduler: Scheduler, sampler: MemorySampler | None, name: str = "worker") -> None:
+        super().__init__()
+        self.key = key
+        self.config = config
+        self.policy = policy
+        self.tracer = tracer
+        self.scheduler = scheduler
+        self.sampler = sampler
+        self.name = name
+        self.counters = Counters()
+        self.state = "starting"
+        self.generation = 0
+        self.gen: _Generation | None = None
+        self._ids = itertools.count(1)
+        self.inflight: _Inflight | None = None
+        self.pending: _Pending | None = None
+        self.ready_waiters: list[Future[int]] = []
+        self.restart_times: deque[float] = deque()
+        self.restarts: Counter[str] = Counter()
+        self.requests_ok = 0
+        self.requests_failed = 0
+        self.sessions_opened = 0
+        self.ever_ready = False
+        self.failure: LeanWorkerError | None = None
+        self.cycle_pending: str | None = None
+        self.exhausted_until = 0.0
+        self.closing: Future[ShutdownReport] | None = None
+        self.last_rss: float | None = None
+        self._handlers = {
+            Spawned: self._on_spawned,
+            SpawnFailed: self._on_spawn_failed,
+            HelloReceived: self._on_hello,
+            FrameViolation: self._on_violation,
+            RequestDone: self._on_done,
+            Exited: self._on_exited,
+            Deadline: self._on_deadline,
+            IdleCheck: self._on_idle_check,
+            MemorySample: self._on_memory,
+            Submit: self._on_submit,
+            CancelRequest: self._on_cancel,
+            AwaitReady: self._on_await_ready,
+            Cycle: self._on_cycle,
+            TakeSnapshot: self._on_snapshot,
+            Shutdown: self._on_shutdown,
+        }
+
+    # -- pykka plumbing ------------------------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        self._spawn()
+
+    def on_receive(self, message: Any) -> Any:
+        tracer = self.tracer
+        if tracer is not None:
+            tracer.record("message", self.name, self.generation, message=type(message).__name__)
+        handler = self._handlers.get(type(message))
+        if handler is None:
+            raise TypeError(f"{self.name}: unexpected message {message!r}")
+        return handler(message)
+
+    def _tell_self(self, message: Any) -> None:
+        try:
+            self.actor_ref.tell(message)
+        except pykka.ActorDeadError:
+            pass
+
+    def _trace(self, kind: str, request_id: int | None = None, **fields: Any) -> None:
+        if self.tracer is not None:
+            self.tracer.record(kind, self.name, self.generation, request_id, **fields)
+
+    # -- generations ---------------------------------------------------------------------------------------------
+
+    def _spawn(self) -> None:
+        self.generation += 1
+        number = self.generation
+        router = Router(number, self.counters)
+        child = ChildActor.start(self.actor_ref, number, self.key, self.config, router, self.tracer, self.name)
+        self.gen = _Generation(number, child, router, time.monotonic())
+        self.gen.timer = self.scheduler.call_later(
+            self.config.startup_timeout, lambda: self._tell_self(Deadline(number, 0, "startup")))
+        self.state = "starting"
+        self._trace("generation_start")
+
+    def _current(self, generation: int) -> _Generation | None:
+        gen = self.gen
+        return gen if gen is not None and gen.number == generation and not gen.exited else None
+
+    def _on_spawned(self, message: Spawned) -> None:
+        gen = self._current(message.generation)
+        if gen is None:
+            return
+        gen.pid, gen.pipe = message.pid, message.pipe
+        if self.sampler is not None:
+            number = gen.number
+            self.sampler.watch(self, message.pid, lambda rss: self._tell_self(MemorySample(number, rss)))
+
+    def _on_spawn_failed(self, message: SpawnFailed) -> None:
+        gen = self._current(message.generation)
+        if gen is not None:
+            gen.startup_error = message.error
+            self._on_exited(Exited(message.generation, None, None, ""))
+
+    def _on_hello(self, message: HelloReceived) -> None:
+        gen = self._current(message.generation)
+        if gen is None or gen.phase != "spawning":
+            return
+        self._cancel_gen_timer(gen)
+        gen.phase = "configuring"
+        self._handshake_step(gen, messages.configure(0, self.config.max_frame_bytes))
+
+    def _handshake_step(self, gen: _Generation, message: dict[str, Any]) -> None:
+        request_id = next(self._ids)
+        message["id"] = request_id
+        channel = RequestChannel(request_id, gen.number, message["type"], False, HANDSHAKE_BUFFER, self.counters)
+        gen.router.register(channel)
+        gen.handshake = channel
+        timeout = self.config.startup_timeout if message["type"] == "configure" else self.config.request_timeout
+        if timeout is not None:
+            number = gen.number
+            gen.timer = self.scheduler.call_later(timeout, lambda: self._tell_self(Deadline(number, request_id,
+                                                                                            "session")))
+        assert gen.pipe is not None
+        gen.pipe.send(message)
+
+    def _on_handshake_done(self, gen: _Generation, terminal: Terminal) -> None:
+        self._cancel_gen_timer(gen)
+        gen.handshake = None
+        if terminal.outcome != OK:
+            assert terminal.error is not None
+            self._startup_failed(gen, terminal.error)
+            return
+        if gen.phase == "configuring":
+            gen.phase = "opening"
+            key = self.key
+            self._handshake_step(gen, messages.open_session(0, key.capability, key.workspace, list(key.imports),
+                                                            key.options_dict()))
+            return
+        gen.phase = "ready"
+        self.sessions_opened += 1
+        self.ever_ready = True
+        self._trace("ready", startup_s=round(time.monotonic() - gen.started_at, 6))
+        self._become_idle(gen)
+        for waiter in self.ready_waiters:
+            if not waiter.done():
+                waiter.set_result(gen.number)
+        self.ready_waiters.clear()
+
+    def _startup_failed(self, gen: _Generation, error: LeanWorkerError) -> None:
+        if gen.startup_error is None:
+            gen.startup_error = error
+        self._end_generation(gen, "startup", planned=False, kill=True)
+
+    def _end_generation(self, gen: _Generation, reason: str, planned: bool, kill: bool) -> None:
+        """Begin ending ``gen``; the restart (or not) happens when its exit arrives."""
+        if gen.ending is not None:
+            return
+        gen.ending, gen.planned = reason, planned
+        gen.phase = "ending"
+        self._cancel_gen_timer(gen)
+        self.state = "stopping"
+        self._trace("generation_end", reason=reason, planned=planned)
+        if self.sampler is not None:
+            self.sampler.unwatch(self)
+        if kill:
+            gen.child.tell(Kill(reason))
+        else:
+            gen.child.tell(Stop(Future(), graceful=True))
+
+    def _on_exited(self, message: Exited) -> None:
+        gen = self._current(message.generation)
+        if gen is None:
+            return
+        gen.exited = True
+        self._cancel_gen_timer(gen)
+        if self.sampler is not None:
+            self.sampler.unwatch(self)
+        try:
+            gen.child.stop(block=False)
+        except pykka.ActorDeadError:
+            pass
+        crash = WorkerCrashed(_describe_exit(message), exit_code=message.exit_code, signal=message.signal,
+                              stderr_tail=message.stderr_tail)
+        for channel in gen.router.close():
+            channel.finish(Terminal(CRASHED, error=crash))
+        if self.inflight is not None:
+            self.inflight.cancel_timers()
+            self.inflight = None
+            self.requests_failed += 1
+        self._trace("exited", exit_code=message.exit_code, signal=message.signal, reason=gen.ending)
+        if self.closing is not None:
+            self.state = "closed"
+            return
+        if gen.phase not in ("ready", "ending") or gen.startup_error is not None:
+            self._fail_waiters(gen.startup_error or crash)
+            if not self.ever_ready:
+                self.state = "failed"
+                self.failure = gen.startup_error or crash
+                return
+        reason = gen.ending or "crash"
+        self.restarts[reason] += 1
+        if not gen.planned and not self._restart_allowed():
+            return
+        self._spawn()
+
+    def _restart_allowed(self) -> bool:
+        now = time.monotonic()
+        window = self.policy.restart_window
+        times = self.restart_times
+        times.append(now)
+        while times and times[0] < now - window:
+            times.popleft()
+        if len(times) <= self.policy.max_restarts:
+            return True
+        self.state = "exhausted"
+        self.exhausted_until = times[0] + window
+        retry = self.exhausted_until - now
+        self.failure = RestartLimitExceeded(
+            f"worker {self.name} restarted {len(times)} times in {window:g} s (limit {self.policy.max_restarts});"
+            f" it may be tried again in {retry:.1f} s", retry_after=retry)
+        self._trace("exhausted", restarts=len(times))
+        self._fail_waiters(self.failure)
+        return False
+
+    def _fail_waiters(self, error: LeanWorkerError) -> None:
+        for waiter in self.ready_waiters:
+            if not waiter.done():
+                waiter.set_exception(error)
+        self.ready_waiters.clear()
+        if self.pending is not None:
+            if not self.pending.reply.done():
+                self.pending.reply.set_exception(error)
+            self.pending = None
+
+    def _cancel_gen_timer(self, gen: _Generation) -> None:
+        if gen.timer is not None:
+            gen.timer.cancel()
+            gen.timer = None
+
+    def _become_idle(self, gen: _Generation) -> None:
+        self.state = "idle"
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            try:
+                pending.reply.set_result(self._admit(gen, pending.submit))
+            except LeanWorkerError as exc:
+                pending.reply.set_exception(exc)
+            return
+        if self.policy.idle_cycle_after is not None:
+            number, served = gen.number, gen.requests_served
+            self.scheduler.call_later(self.policy.idle_cycle_after,
+                                      lambda: self._tell_self(IdleCheck(number, served)))
+
+    # -- requests ------------------------------------------------------------------------------------------------
+
+    def _on_submit(self, message: Submit) -> RequestChannel | Future[RequestChannel]:
+        if self.closing is not None or self.state == "closed":
+            raise WorkerClosed(f"worker {self.name} is shut down")
+        if message.expect_generation is not None and message.expect_generation != self.generation:
+            raise StaleLease(f"generation {message.expect_generation} of {self.name} has ended")
+        if self.state == "failed":
+            assert self.failure is not None
+            raise self.failure
+        if self.state == "exhausted":
+            if time.monotonic() < self.exhausted_until:
+                assert self.failure is not None
+                raise self.failure
+            self.restart_times.clear()
+            self._spawn()
+        if self.inflight is not None or self.pending is not None:
+            raise WorkerBusy(f"worker {self.name} is running another request")
+        gen = self.gen
+        if self.state == "idle" and gen is not None:
+            return self._admit(gen, message)
+        self.pending = _Pending(message)
+        return self.pending.reply
+
+    def _admit(self, gen: _Generation, submit: Submit) -> RequestChannel:
+        request_id = next(self._ids)
+        channel = RequestChannel(request_id, gen.number, submit.command, submit.streaming, self.config.buffer_rows,
+                                 self.counters)
+        gen.router.register(channel)
+        assert gen.pipe is not None
+        try:
+            gen.pipe.send(messages.call(request_id, submit.command, submit.request, submit.streaming))
+        except ProtocolError:
+            gen.router.pop(request_id)
+            raise
+        inflight = _Inflight(request_id, channel)
+        timeout = submit.timeout if submit.timeout is not None else self.config.request_timeout
+        if timeout is not None:
+            number = gen.number
+            inflight.deadline = self.scheduler.call_later(
+                timeout, lambda: self._tell_self(Deadline(number, request_id, "request")))
+        self.inflight = inflight
+        self.state = "busy"
+        self._trace("request_admitted", request_id, command=submit.command)
+        return channel
+
+    def _on_done(self, message: RequestDone) -> None:
+        gen = self._current(message.generation)
+        if gen is None:
+            return
+        if gen.handshake is not None and gen.handshake.request_id == message.request_id:
+            self._on_handshake_done(gen, message.terminal)
+            return
+        inflight = self.inflight
+        if inflight is None or inflight.request_id != message.request_id:
+            return
+        inflight.cancel_timers()
+        self.inflight = None
+        gen.requests_served += 1
+        if message.terminal.outcome == OK:
+            self.requests_ok += 1
+        else:
+            self.requests_failed += 1
+        self._trace("request_done", message.request_id, outcome=message.terminal.outcome)
+        if message.terminal.outcome == PROTOCOL:  # rows were lost: this worker cannot be trusted
+            self._end_generation(gen, "protocol", planned=False, kill=True)
+            return
+        reason = self.cycle_pending
+        if reason is None and self.policy.max_requests is not None and gen.requests_served >= self.policy.max_requests:
+            reason = "max_requests"
+        if reason is not None:
+            self.cycle_pending = None
+            self._end_generation(gen, reason, planned=True, kill=False)
+            return
+        self._become_idle(gen)
+
+    def _fail_inflight(self, terminal: Terminal) -> bool:
+        """End the request in flight with ``terminal`` unless its ``done`` won the race. True if this call won."""
+        inflight = self.inflight
+        if inflight is None or self.gen is None:
+            return False
+        if not inflight.channel.finish(terminal):
+            return False  # its RequestDone is in our mailbox
+        self.gen.router.pop(inflight.request_id)
+        inflight.cancel_timers()
+        self.inflight = None
+        self.requests_failed += 1
+        self._trace("request_failed", inflight.request_id, outcome=terminal.outcome)
+        return True
+
+    def _on_cancel(self, message: CancelRequest) -> None:
+        inflight, gen = self.inflight, self.gen
+        if inflight is None or gen is None or inflight.request_id != message.request_id:
+            return
+        if inflight.cancel_timer is not None:
+            return
+        self._trace("cancel", message.request_id)
+        assert gen.pipe is not None
+        gen.pipe.send(messages.cancel(message.request_id))
+        number = gen.number
+        inflight.cancel_timer = self.scheduler.call_later(
+            self.config.cancel_grace, lambda: self._tell_self(Deadline(number, message.request_id, "cancel")))
+
+    def _on_deadline(self, message: Deadline) -> None:
+        gen = self._current(message.generation)
+        if gen is None:
+            return
+        if message.kind == "startup":
+            if gen.phase == "spawning":
+                self._startup_failed(gen, StartupTimeout(
+                    f"worker did not say hello within {self.config.startup_timeout:g} s"))
+            return
+        if message.kind == "session":
+            if gen.handshake is not None and gen.handshake.request_id == message.request_id:
+                step = "session open" if gen.phase == "opening" else "configure"
+                self._startup_failed(gen, StartupTimeout(f"{step} did not finish in time"))
+            return
+        inflight = self.inflight
+        if inflight is None or inflight.request_id != message.request_id:
+            return
+        if message.kind == "request":
+            error: LeanWorkerError = RequestTimeout(f"request {message.request_id} timed out; the worker was killed")
+            if self._fail_inflight(Terminal(TIMEOUT, error=error)):
+                self._end_generation(gen, "timeout", planned=False, kill=True)
+        elif message.kind == "cancel":
+            error = Cancelled(f"request {message.request_id} ignored cancel for {self.config.cancel_grace:g} s;"
+                              " the worker was killed")
+            if self._fail_inflight(Terminal(CANCELLED, error=error)):
+                self._end_generation(gen, "cancel", planned=False, kill=True)
+
+    def _on_violation(self, message: FrameViolation) -> None:
+        gen = self._current(message.generation)
+        if gen is None:
+            return
+        if gen.phase == "spawning":
+            error = message.error if isinstance(message.error, HandshakeError) else HandshakeError(str(message.error))
+            self._startup_failed(gen, error)
+            return
+        self._fail_inflight(Terminal(PROTOCOL, error=message.error))
+        self._end_generation(gen, "protocol", planned=False, kill=True)
+
+    # -- cycling and memory --------------------------------------------------------------------------------------
+
+    def _on_idle_check(self, message: IdleCheck) -> None:
+        gen = self._current(message.generation)
+        if gen is not None and self.state == "idle" and gen.requests_served == message.served:
+            self._end_generation(gen, "idle", planned=True, kill=False)
+
+    def _on_cycle(self, message: Cycle) -> None:
+        gen = self.gen
+        if gen is None or gen.exited or self.closing is not None:
+            return
+        if self.state == "idle":
+            self._end_generation(gen, message.reason, planned=True, kill=False)
+        elif self.state == "busy":
+            self.cycle_pending = message.reason
+
+    def _on_memory(self, message: MemorySample) -> None:
+        gen = self._current(message.generation)
+        if gen is None:
+            return
+        self.last_rss = message.rss_mib
+        if message.rss_mib is None:
+            return  # unavailable: decide nothing
+        rss = message.rss_mib
+        hard, soft = self.policy.rss_hard_limit_mib, self.policy.rss_soft_limit_mib
+        if hard is not None and rss > hard and gen.ending is None:
+            self._trace("memory_hard", rss_mib=round(rss, 1))
+            error = MemoryLimitExceeded(f"worker used {rss:.0f} MiB, over the hard limit of {hard} MiB",
+                                        rss_mib=rss, limit_mib=hard)
+            self._fail_inflight(Terminal(MEMORY, error=error))
+            self._end_generation(gen, "memory_hard", planned=False, kill=True)
+        elif soft is not None and rss > soft and gen.ending is None:
+            if self.state == "idle":
+                self._trace("memory_soft", rss_mib=round(rss, 1))
+                self._end_generation(gen, "memory_soft", planned=True, kill=False)
+            elif self.state == "busy":
+                self.cycle_pending = "memory_soft"
+
+    # -- readiness, snapshots, shutdown --------------------------------------------------------------------------
+
+    def _on_await_ready(self, message: AwaitReady) -> Future[int]:
+        future: Future[int] = Future()
+        if self.state in ("idle", "busy") and self.gen is not None:
+            future.set_result(self.gen.number)
+        elif self.state in ("failed", "exhausted") and self.failure is not None:
+            future.set_exception(self.failure)
+        elif self.closing is not None:
+            future.set_exception(WorkerClosed(f"worker {self.name} is shut down"))
+        else:
+            self.ready_waiters.append(future)
+        return future
+
+    def _on_snapshot(self, message: TakeSnapshot) -> WorkerSnapshot:
+        gen = self.gen
+        pid = gen.pid if gen is not None and not gen.exited else None
+        rss = self.last_rss if self.sampler is not None else (sample_tree_mib(pid) if pid else None)
+        return WorkerSnapshot(
+            state=self.state,
+            generation=self.generation,
+            pid=pid,
+            requests_ok=self.requests_ok,
+            requests_failed=self.requests_failed,
+            requests_this_generation=gen.requests_served if gen is not None else 0,
+            rows_delivered=self.counters.rows_delivered,
+            restarts=dict(self.restarts),
+            rss_mib=rss,
+            stale_frames_dropped=self.counters.stale_frames_dropped,
+            backpressure_waits=self.counters.backpressure_waits,
+            sessions_opened=self.sessions_opened,
+        )
+
+    def _on_shutdown(self, message: Shutdown) -> None:
+        if self.closing is not None:
+            self.closing.add_done_callback(lambda done: _copy_future(done, message.reply))
+            return
+        self.closing = message.reply
+        closed = WorkerClosed(f"worker {self.name} was shut down")
+        self._fail_inflight(Terminal(SHUTDOWN, error=closed))
+        self._fail_waiters(closed)
+        gen = self.gen
+        self.state = "stopping"
+        if self.sampler is not None:
+            self.sampler.unwatch(self)
+        if gen is None or gen.exited:
+            number = gen.number if gen is not None else 0
+            message.reply.set_result(ShutdownReport("already_exited", number, None, None, 0.0))
+            self.state = "closed"
+            return
+        self._cancel_gen_timer(gen)
+        gen.ending = gen.ending or "shutdown"
+        gen.child.tell(Stop(message.reply, graceful=True))
+
+
+def _copy_future(source: Future[ShutdownReport], target: Future[ShutdownReport]) -> None:
+    if source.exception() is not None:
+        target.set_exception(source.exception())
+    else:
+        target.set_result(source.result())
+
+
+def _describe_exit(exited: Exited) -> str:
+    if exited.signal is not None:
+        return f"worker was killed by signal {exited.signal}"
+    if exited.exit_code is not None:
+        return f"worker exited with code {exited.exit_code}"
+    return "worker could not be started"

@@ -1,0 +1,66 @@
+"""One timer thread that runs callbacks at deadlines (pykka has no timers). Callbacks must be quick: a ``tell``."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Callable
+
+
+class TimerHandle:
+    __slots__ = ("cancelled",)
+
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Scheduler:
+    """Runs ``callback()`` after ``delay`` seconds on its own daemon thread."""
+
+    def __init__(self, name: str = "leanworker-timers") -> None:
+        self._heap: list[tuple[float, int, TimerHandle, Callable[[], None]]] = []
+        self._counter = itertools.count()
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
+        handle = TimerHandle()
+        with self._cond:
+            heapq.heappush(self._heap, (time.monotonic() + delay, next(self._counter), handle, callback))
+            self._cond.notify()
+        return handle
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._heap.clear()
+            self._cond.notify()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped:
+                    if not self._heap:
+                        self._cond.wait()
+                        continue
+                    wait = self._heap[0][0] - time.monotonic()
+                    if wait <= 0:
+                        break
+                    self._cond.wait(wait)
+                if self._stopped:
+                    return
+                _, _, handle, callback = heapq.heappop(self._heap)
+            if not handle.cancelled:
+                try:
+                    callback()
+                except Exception:  # a dead actor's tell; nothing to do
+                    pass

@@ -1,0 +1,145 @@
+"""The capability API: what downstream code writes to be served by a worker process."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from leanworker.errors import LeanWorkerError
+
+
+class RequestCancelled(BaseException):
+    """Raised inside a command when its request was cancelled.
+
+    A ``BaseException`` (like ``trio.Cancelled``) so that ``except Exception`` in capability code does not swallow
+    it. Let it propagate: the host turns it into outcome ``cancelled`` and the worker stays warm.
+    """
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """What a session open receives: the workspace, the ordered imports and the session options."""
+
+    capability: str
+    workspace: str | None = None
+    imports: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class Context(Protocol):
+    """What a command receives as ``ctx``."""
+
+    @property
+    def session(self) -> Any:
+        """What the capability's session function returned."""
+
+    @property
+    def request_id(self) -> int: ...
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the parent asked to cancel this request."""
+
+    def check_cancelled(self) -> None:
+        """Raise :class:`RequestCancelled` if the parent asked to cancel this request."""
+
+    def row(self, stream: str, payload: Any) -> None:
+        """Emit one row on ``stream`` (also a cancellation point)."""
+
+    def rows(self, stream: str, payloads: Iterable[Any]) -> None:
+        """Emit several rows on ``stream`` (a cancellation point per row)."""
+
+    def diagnostic(self, severity: str, code: str, message: str, data: Any = None) -> None:
+        """Emit a diagnostic (severity: "info", "warning" or "error") on the diagnostics channel."""
+
+    def progress(self, phase: str, current: float, total: float | None = None) -> None:
+        """Report progress of ``phase`` on the progress channel."""
+
+
+CommandFunction = Callable[[Context, Any], Any]
+SessionFunction = Callable[[SessionSpec], Any]
+CheckFunction = Callable[[Any], tuple[str, str]]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class CommandInfo:
+    """A registered command and what its author said about it."""
+
+    name: str
+    function: CommandFunction
+    description: str = ""
+    streams: tuple[str, ...] = ()
+
+
+class Capability:
+    """A named set of commands a worker process serves, plus the session open that precedes them.
+
+    ``capability = Capability("my-tool", version="1.0.0")``, then ``@capability.session`` and
+    ``@capability.command("name")``. A worker is pointed at it by ``"module:attribute"``.
+    """
+
+    def __init__(self, name: str, version: str = "0.0.0", description: str = "") -> None:
+        self.name = name
+        self.version = version
+        self.description = description
+        self.commands: dict[str, CommandInfo] = {}
+        self.checks: dict[str, CheckFunction] = {}
+        self._session: SessionFunction = _no_session
+
+    def session(self, function: SessionFunction) -> SessionFunction:
+        """Register the session open: called once per worker process with a :class:`SessionSpec`."""
+        self._session = function
+        return function
+
+    def command(self, name: str, *, description: str = "", streams: Iterable[str] = ()) -> Callable[[F], F]:
+        """Register a command ``function(ctx, request) -> result``."""
+        if name.startswith("leanworker."):
+            raise ValueError("command names starting with 'leanworker.' are reserved for built-ins")
+
+        def register(function: F) -> F:
+            if name in self.commands:
+                raise ValueError(f"command {name!r} is already registered on {self.name!r}")
+            self.commands[name] = CommandInfo(name, function, description or (function.__doc__ or "").strip(),
+                                              tuple(streams))
+            return function
+
+        return register
+
+    def check(self, name: str) -> Callable[[F], F]:
+        """Register a doctor check ``function(session) -> (status, message)``; status is pass, warning or error."""
+
+        def register(function: F) -> F:
+            self.checks[name] = function
+            return function
+
+        return register
+
+    def open(self, spec: SessionSpec) -> Any:
+        """Open a session (the expensive step). Called by the host, not by users."""
+        return self._session(spec)
+
+
+def _no_session(spec: SessionSpec) -> None:
+    return None
+
+
+class CapabilityLoadError(LeanWorkerError):
+    """A ``"module:attribute"`` reference does not name a :class:`Capability`."""
+
+
+def load_capability(reference: str) -> Capability:
+    """Import ``"package.module:attribute"`` and return the :class:`Capability` it names."""
+    module_name, sep, attribute = reference.partition(":")
+    if not sep or not module_name or not attribute:
+        raise CapabilityLoadError(f"capability reference {reference!r} is not of the form 'module:attribute'")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise CapabilityLoadError(f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
+    value = getattr(module, attribute, None)
+    if not isinstance(value, Capability):
+        raise CapabilityLoadError(f"{reference!r} is {type(value).__name__}, not a leanworker.host.Capability")
+    return value

@@ -1,0 +1,308 @@
+"""The worker host's serve loop: hello, then one request at a time, with a stdin thread for cancel and ping."""
+
+from __future__ import annotations
+
+import os
+import platform
+import queue
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Iterable
+from typing import Any
+
+from leanworker.errors import CommandError, ProtocolError
+from leanworker.host.capability import (
+    Capability,
+    CapabilityLoadError,
+    RequestCancelled,
+    SessionSpec,
+    load_capability,
+)
+from leanworker.host.output import ProtocolWriter
+from leanworker.protocol import messages
+from leanworker.protocol.frames import FrameReader, Message, check_frame_cap
+
+HOST_VERSION = "leanworker-host/0.1.0"
+METADATA_COMMAND = "leanworker.metadata"
+DOCTOR_COMMAND = "leanworker.doctor"
+PR_SET_PDEATHSIG = 1
+EOF_GRACE = 0.5
+
+
+class _RequestContext:
+    """The ``ctx`` a command receives (see :class:`leanworker.host.Context`)."""
+
+    __slots__ = ("session", "request_id", "_cancel", "_writer", "_streaming")
+
+    def __init__(self, session: Any, request_id: int, writer: ProtocolWriter, streaming: bool) -> None:
+        self.session = session
+        self.request_id = request_id
+        self._cancel = threading.Event()
+        self._writer = writer
+        self._streaming = streaming
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def check_cancelled(self) -> None:
+        if self._cancel.is_set():
+            raise RequestCancelled()
+
+    def row(self, stream: str, payload: Any) -> None:
+        if self._cancel.is_set():
+            raise RequestCancelled()
+        if self._streaming:
+            self._writer.row(stream, payload)
+        else:
+            self._writer.count_only(stream)
+
+    def rows(self, stream: str, payloads: Iterable[Any]) -> None:
+        for payload in payloads:
+            self.row(stream, payload)
+
+    def diagnostic(self, severity: str, code: str, message: str, data: Any = None) -> None:
+        self._writer.send(messages.diag(self.request_id, severity, code, message, data))
+
+    def progress(self, phase: str, current: float, total: float | None = None) -> None:
+        self._writer.send(messages.progress(self.request_id, phase, current, total))
+
+
+class Host:
+    """One worker process's state: the writer, the capability, the session and the request in flight."""
+
+    def __init__(self, in_fd: int, out_fd: int) -> None:
+        self.reader = FrameReader(in_fd)
+        self.writer = ProtocolWriter(out_fd)
+        self.inbox: queue.Queue[Message | None] = queue.Queue()
+        self.capability: Capability | None = None
+        self.session: Any = None
+        self.session_open = False
+        self._current: _RequestContext | None = None
+        self._current_lock = threading.Lock()
+
+    # -- stdin thread --------------------------------------------------------------------------------------------
+
+    def read_stdin(self) -> None:
+        """Read parent frames; answer ping and cancel at once, queue the rest for the serve loop."""
+        try:
+            while True:
+                message = self.reader.read()
+                if message is None:
+                    break
+                kind = messages.validate_to_worker(message)
+                if kind == "cancel":
+                    self._cancel(message["id"])
+                elif kind == "ping":
+                    self.writer.send(messages.pong(message["id"]))
+                else:
+                    if kind == "stop":
+                        self._cancel(None)
+                    self.inbox.put(message)
+        except ProtocolError as exc:
+            print(f"leanworker host: bad frame from parent: {exc}", file=sys.stderr, flush=True)
+        except OSError:
+            pass
+        self._parent_gone()
+
+    def _cancel(self, request_id: int | None) -> None:
+        with self._current_lock:
+            current = self._current
+            if current is not None and (request_id is None or current.request_id == request_id):
+                current._cancel.set()
+
+    def _parent_gone(self) -> None:
+        """stdin closed: the parent is gone or done with us. End the whole process group (grandchildren too)."""
+        self._cancel(None)
+        self.inbox.put(None)
+        time.sleep(EOF_GRACE)
+        _end_process_group(0)
+
+    # -- serve loop ----------------------------------------------------------------------------------------------
+
+    def serve(self) -> int:
+        self.writer.send(messages.hello(HOST_VERSION, os.getpid(), platform.python_version(), None))
+        threading.Thread(target=self.read_stdin, name="leanworker-stdin", daemon=True).start()
+        while True:
+            message = self.inbox.get()
+            if message is None:
+                return 0
+            kind = message["type"]
+            request_id = message["id"]
+            if kind == "stop":
+                self.writer.send(messages.bye(request_id))
+                return 0
+            started = time.perf_counter()
+            if kind == "configure":
+                self._configure(message, started)
+            elif kind == "open":
+                self._open(message, started)
+            elif kind == "call":
+                self._call(message, started)
+
+    def _configure(self, message: Message, started: float) -> None:
+        try:
+            cap = check_frame_cap(message["max_frame_bytes"])
+        except ValueError as exc:
+            self._finish_error(message["id"], "bad_configure", str(exc), started)
+            return
+        self.writer.max_frame_bytes = cap
+        self.reader.max_bytes = cap
+        self.writer.send(messages.done(message["id"], messages.OUTCOME_OK, result={"max_frame_bytes": cap},
+                                       elapsed=time.perf_counter() - started))
+
+    def _open(self, message: Message, started: float) -> None:
+        request_id = message["id"]
+        try:
+            capability = load_capability(message["capability"])
+            spec = SessionSpec(
+                capability=message["capability"],
+                workspace=message["workspace"],
+                imports=tuple(message["imports"]),
+                options=dict(message["options"]),
+            )
+            session = capability.open(spec)
+        except CapabilityLoadError as exc:
+            self._finish_error(request_id, "capability_load", str(exc), started)
+            return
+        except CommandError as exc:
+            self._finish_error(request_id, exc.code, exc.message, started)
+            return
+        except Exception as exc:
+            traceback.print_exc(file=sys.stderr)
+            self._finish_error(request_id, "session_open", f"{type(exc).__name__}: {exc}", started)
+            return
+        self.capability, self.session, self.session_open = capability, session, True
+        result = {"capability": capability.name, "version": capability.version}
+        self.writer.send(messages.done(request_id, messages.OUTCOME_OK, result=result,
+                                       elapsed=time.perf_counter() - started))
+
+    def _call(self, message: Message, started: float) -> None:
+        request_id = message["id"]
+        command = message["command"]
+        ctx = _RequestContext(self.session, request_id, self.writer, message["stream"])
+        self.writer.begin(request_id)
+        with self._current_lock:
+            self._current = ctx
+        try:
+            function = self._resolve(command)
+            result = function(ctx, message["request"])
+            self.writer.flush()
+            reply = messages.done(request_id, messages.OUTCOME_OK, result=result, counts=self.writer.counts(),
+                                  elapsed=time.perf_counter() - started)
+            try:
+                self.writer.send(reply)
+            except ProtocolError as exc:
+                self._finish_error(request_id, "unencodable_result", str(exc), started)
+        except RequestCancelled:
+            self.writer.discard_pending()
+            self.writer.send(messages.done(request_id, messages.OUTCOME_CANCELLED, counts=self.writer.counts(),
+                                           elapsed=time.perf_counter() - started))
+        except CommandError as exc:
+            self._finish_error(request_id, exc.code, exc.message, started)
+        except ProtocolError as exc:  # a row that cannot be encoded or is too large
+            self._finish_error(request_id, "bad_row", str(exc), started)
+        except Exception as exc:
+            traceback.print_exc(file=sys.stderr)
+            self._finish_error(request_id, "exception", f"{type(exc).__name__}: {exc}", started)
+        finally:
+            with self._current_lock:
+                self._current = None
+
+    def _resolve(self, command: str) -> Any:
+        if command == METADATA_COMMAND:
+            return self._metadata
+        if command == DOCTOR_COMMAND:
+            return self._doctor
+        if not self.session_open or self.capability is None:
+            raise CommandError("no_session", "no session is open on this worker")
+        info = self.capability.commands.get(command)
+        if info is None:
+            raise CommandError("unknown_command", f"{self.capability.name!r} has no command {command!r}")
+        return info.function
+
+    def _finish_error(self, request_id: int, code: str, text: str, started: float) -> None:
+        self.writer.discard_pending()
+        self.writer.send(messages.done(request_id, messages.OUTCOME_ERROR, error={"code": code, "message": text},
+                                       counts=self.writer.counts(), elapsed=time.perf_counter() - started))
+
+    # -- built-in commands ---------------------------------------------------------------------------------------
+
+    def _metadata(self, ctx: Any, request: Any) -> dict[str, Any]:
+        capability = self.capability
+        return {
+            "name": capability.name if capability else None,
+            "version": capability.version if capability else None,
+            "commands": sorted(capability.commands) if capability else [],
+            "protocol": messages.PROTOCOL_VERSION,
+            "host": HOST_VERSION,
+            "python": platform.python_version(),
+            "lean": None,
+        }
+
+    def _doctor(self, ctx: Any, request: Any) -> dict[str, Any]:
+        checks: list[dict[str, str]] = [
+            {"name": "python", "status": "pass" if sys.version_info >= (3, 11) else "error",
+             "message": f"Python {platform.python_version()}"},
+            {"name": "protocol", "status": "pass", "message": f"protocol version {messages.PROTOCOL_VERSION}"},
+            {"name": "parent_death_signal", "status": "pass" if sys.platform == "linux" else "warning",
+             "message": "PR_SET_PDEATHSIG set" if sys.platform == "linux"
+             else "no parent-death signal on this platform; the worker relies on stdin EOF"},
+            {"name": "session", "status": "pass" if self.session_open else "error",
+             "message": "session open" if self.session_open else "no session is open"},
+        ]
+        if self.capability is not None:
+            for name, check in sorted(self.capability.checks.items()):
+                try:
+                    status, text = check(self.session)
+                except Exception as exc:
+                    status, text = "error", f"check raised {type(exc).__name__}: {exc}"
+                checks.append({"name": name, "status": status, "message": text})
+        return {"checks": checks}
+
+
+def _end_process_group(code: int) -> None:
+    """Kill our process group if we lead it (taking grandchildren along), else just exit."""
+    sys.stderr.flush()
+    if os.getpgrp() == os.getpid():
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    os._exit(code)
+
+
+def _set_parent_death_signal() -> None:
+    """Ask Linux to send SIGTERM when the parent thread dies; our handler then ends the whole group."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    expected = os.environ.get("LEANWORKER_PARENT_PID")
+    if expected is not None and os.getppid() != int(expected):
+        _end_process_group(0)  # the parent died before prctl took effect
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m leanworker.host``: speak the protocol on the original stdin/stdout."""
+    # Keep the protocol pipe to ourselves: fd 1 becomes stderr, so print() and subprocesses cannot corrupt it,
+    # and fd 0 becomes /dev/null, so nothing else reads our frames.
+    protocol_out = os.dup(1)
+    protocol_in = os.dup(0)
+    os.dup2(2, 1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    signal.signal(signal.SIGTERM, lambda signum, frame: _end_process_group(128 + signum))
+    _set_parent_death_signal()
+    host = Host(protocol_in, protocol_out)
+    code = host.serve()
+    host.writer.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return code

@@ -1,0 +1,218 @@
+"""Length-prefixed CBOR frames: a 4-byte big-endian length, then one CBOR map.
+
+Decoding is strict. The item must be a map with text keys; CBOR tags are refused (no object is ever constructed
+from the wire); only null, bool, int, float, text, bytes, arrays and maps pass. Anything else is a
+:class:`ProtocolError`, never a hang and never another exception type.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator, Mapping
+from typing import Any, NoReturn
+
+import cbor2
+
+from leanworker.errors import ProtocolError
+
+HEADER = struct.Struct(">I")
+HEADER_SIZE = HEADER.size
+DEFAULT_MAX_FRAME_BYTES = 1 << 20
+MIN_FRAME_CAP = 64 * 1024
+MAX_FRAME_CAP = 256 * 1024 * 1024
+MAX_DEPTH = 64
+
+Message = dict[str, Any]
+
+_SCALARS = (str, int, float, bytes, bool, type(None))
+
+
+class _RefuseEveryTag(Mapping[int, Any]):
+    """A ``semantic_decoders`` table that claims every tag, so that no tag is ever decoded."""
+
+    def __getitem__(self, tag: int) -> Any:
+        def refuse(decoder: object) -> NoReturn:
+            raise ValueError(f"CBOR tag {tag} is not allowed")
+
+        return refuse
+
+    def __contains__(self, tag: object) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+_REFUSE_TAGS = _RefuseEveryTag()
+
+
+def _refuse_tag_hook(decoder: object, tag: object) -> NoReturn:
+    raise ValueError("CBOR tags are not allowed")
+
+
+def check_frame_cap(max_bytes: int) -> int:
+    """Return ``max_bytes`` if it is a legal negotiated frame cap, else raise ``ValueError``."""
+    if not MIN_FRAME_CAP <= max_bytes <= MAX_FRAME_CAP:
+        raise ValueError(f"frame cap must be in [{MIN_FRAME_CAP}, {MAX_FRAME_CAP}] bytes, got {max_bytes}")
+    return max_bytes
+
+
+def _check_plain(value: object, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise ProtocolError(f"message nests deeper than {MAX_DEPTH} levels")
+    kind = type(value)
+    if kind is dict:
+        for key, item in value.items():  # type: ignore[attr-defined]
+            if type(key) not in _SCALARS:
+                raise ProtocolError(f"map key of type {type(key).__name__} is not allowed")
+            item_kind = type(item)
+            if item_kind is dict or item_kind is list:
+                _check_plain(item, depth + 1)
+            elif item_kind not in _SCALARS:
+                raise ProtocolError(f"value of type {item_kind.__name__} is not allowed")
+    elif kind is list:
+        for item in value:  # type: ignore[attr-defined]
+            item_kind = type(item)
+            if item_kind is dict or item_kind is list:
+                _check_plain(item, depth + 1)
+            elif item_kind not in _SCALARS:
+                raise ProtocolError(f"value of type {item_kind.__name__} is not allowed")
+    elif kind not in _SCALARS:
+        raise ProtocolError(f"value of type {kind.__name__} is not allowed")
+
+
+def decode_body(body: bytes) -> Message:
+    """Decode one frame body strictly; raise :class:`ProtocolError` on anything but a plain map with text keys."""
+    try:
+        item = cbor2.loads(body, semantic_decoders=_REFUSE_TAGS, tag_hook=_refuse_tag_hook, max_depth=MAX_DEPTH)
+    except ProtocolError:
+        raise
+    except Exception as exc:  # cbor2 raises several types; every one of them means "bad CBOR"
+        raise ProtocolError(f"bad CBOR in frame body: {exc}") from None
+    if type(item) is not dict:
+        raise ProtocolError(f"frame body must be a CBOR map, got {type(item).__name__}")
+    for key in item:
+        if type(key) is not str:
+            raise ProtocolError(f"top-level map keys must be text, got {type(key).__name__}")
+    _check_plain(item, 0)
+    return item
+
+
+def encode_body(message: Mapping[str, Any]) -> bytes:
+    """Encode one message as CBOR (no tags are produced for plain data)."""
+    try:
+        return cbor2.dumps(message)
+    except Exception as exc:
+        raise ProtocolError(f"message cannot be encoded as plain CBOR: {exc}") from None
+
+
+def encode_frame(message: Mapping[str, Any], max_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> bytes:
+    """Encode ``message`` as one frame; raise :class:`ProtocolError` if its body exceeds ``max_bytes``."""
+    body = encode_body(message)
+    if len(body) > max_bytes:
+        raise ProtocolError(f"frame body of {len(body)} bytes exceeds the cap of {max_bytes} bytes")
+    return HEADER.pack(len(body)) + body
+
+
+class FrameDecoder:
+    """Incremental decoder: ``feed`` bytes, get complete messages.
+
+    A declared length over the cap is refused as soon as the header is seen, before any of the body is buffered.
+    After an error the decoder is poisoned: a byte stream cannot be resynchronised.
+    """
+
+    __slots__ = ("max_bytes", "_buffer", "_need", "_failed")
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._buffer = bytearray()
+        self._need: int | None = None
+        self._failed: ProtocolError | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet part of a complete frame."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[Message]:
+        """Add ``data`` and return every message it completes, in order."""
+        if self._failed is not None:
+            raise self._failed
+        self._buffer += data
+        out: list[Message] = []
+        buffer = self._buffer
+        start = 0
+        try:
+            while True:
+                if self._need is None:
+                    if len(buffer) - start < HEADER_SIZE:
+                        break
+                    (length,) = HEADER.unpack_from(buffer, start)
+                    if length > self.max_bytes:
+                        raise ProtocolError(
+                            f"frame length {length} exceeds the cap of {self.max_bytes} bytes (refused unread)"
+                        )
+                    start += HEADER_SIZE
+                    self._need = length
+                if len(buffer) - start < self._need:
+                    break
+                end = start + self._need
+                out.append(decode_body(bytes(buffer[start:end])))
+                start = end
+                self._need = None
+        except ProtocolError as exc:
+            self._failed = exc
+            raise
+        finally:
+            del buffer[:start]
+        return out
+
+    def close(self) -> None:
+        """Declare end of input; raise :class:`ProtocolError` if a frame was cut short."""
+        if self._failed is not None:
+            raise self._failed
+        if self._buffer or self._need is not None:
+            raise ProtocolError(f"stream ended inside a frame ({len(self._buffer)} bytes of it received)")
+
+
+class FrameReader:
+    """Reads messages from a file descriptor, in large chunks, through a :class:`FrameDecoder`."""
+
+    __slots__ = ("fd", "_decoder", "_pending", "chunk_size")
+
+    def __init__(self, fd: int, max_bytes: int = DEFAULT_MAX_FRAME_BYTES, chunk_size: int = 256 * 1024) -> None:
+        self.fd = fd
+        self._decoder = FrameDecoder(max_bytes)
+        self._pending: list[Message] = []
+        self.chunk_size = chunk_size
+
+    @property
+    def max_bytes(self) -> int:
+        return self._decoder.max_bytes
+
+    @max_bytes.setter
+    def max_bytes(self, value: int) -> None:
+        self._decoder.max_bytes = value
+
+    def read(self) -> Message | None:
+        """Return the next message, or ``None`` on a clean end of stream between frames."""
+        while not self._pending:
+            data = os.read(self.fd, self.chunk_size)
+            if not data:
+                self._decoder.close()
+                return None
+            self._pending = self._decoder.feed(data)
+            self._pending.reverse()
+        return self._pending.pop()
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data`` to ``fd`` (``os.write`` may write less than asked on a pipe)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
