@@ -84,29 +84,37 @@ class RowStream:
 
     # -- results -------------------------------------------------------------------------------------------------
 
+    def _ended(self) -> Terminal | None:
+        # The request may have ended before the caller read everything; its terminal is known all the same.
+        return self._terminal or self._channel.terminal
+
     @property
     def done(self) -> bool:
-        return self._terminal is not None
+        """True once the request has ended (whether or not every row was read)."""
+        return self._ended() is not None
 
     @property
     def outcome(self) -> str | None:
-        """The terminal outcome once the stream has ended: ok, error, timeout, cancelled, crashed, memory,
+        """The terminal outcome once the request has ended: ok, error, timeout, cancelled, crashed, memory,
         protocol or shutdown."""
-        return self._terminal.outcome if self._terminal else None
+        terminal = self._ended()
+        return terminal.outcome if terminal else None
 
     @property
     def error(self) -> LeanWorkerError | None:
-        return self._terminal.error if self._terminal else None
+        terminal = self._ended()
+        return terminal.error if terminal else None
 
     @property
     def committed(self) -> bool:
         """True only after the request ended in success: then, and only then, may rows be committed."""
-        return self._terminal is not None and self._terminal.outcome == OK
+        terminal = self._ended()
+        return terminal is not None and terminal.outcome == OK
 
     @property
     def summary(self) -> StreamSummary | None:
         """Totals of a successful stream; None before the end or after a failure."""
-        terminal = self._terminal
+        terminal = self._ended()
         if terminal is None or terminal.outcome != OK:
             return None
         return StreamSummary(sum(terminal.counts.values()), dict(terminal.counts), terminal.elapsed, terminal.result)

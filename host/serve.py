@@ -83,6 +83,10 @@ class Host:
         self.session_open = False
         self._current: _RequestContext | None = None
         self._current_lock = threading.Lock()
+        # A cancel can overtake its own call (the call waits in the inbox): remember it until the call starts.
+        # Request ids rise, so a cancel for an id at or below the last started one is late and dropped.
+        self._early_cancels: set[int] = set()
+        self._last_started = 0
 
     # -- stdin thread --------------------------------------------------------------------------------------------
 
@@ -113,6 +117,8 @@ class Host:
             current = self._current
             if current is not None and (request_id is None or current.request_id == request_id):
                 current._cancel.set()
+            elif request_id is not None and request_id > self._last_started:
+                self._early_cancels.add(request_id)
 
     def _parent_gone(self) -> None:
         """stdin closed: the parent is gone or done with us. End the whole process group (grandchildren too)."""
@@ -187,6 +193,10 @@ class Host:
         self.writer.begin(request_id)
         with self._current_lock:
             self._current = ctx
+            self._last_started = max(self._last_started, request_id)
+            if request_id in self._early_cancels:
+                self._early_cancels.discard(request_id)
+                ctx._cancel.set()
         try:
             function = self._resolve(command)
             result = function(ctx, message["request"])

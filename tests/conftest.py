@@ -1,0 +1,78 @@
+"""Shared fixtures. Every test is bounded (pytest-timeout) and must leave no process behind."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+import leanworker as lw
+
+MATHLIB = "leanworker.fixtures.mathlib_scale:capability"
+THROUGHPUT = "leanworker.fixtures.throughput:capability"
+FAULTS = "leanworker.fixtures.faults:capability"
+
+# Short timeouts keep fault tests quick; the bounds stay generous against a loaded 2-core machine.
+FAST = lw.WorkerConfig(startup_timeout=10.0, request_timeout=20.0, cancel_grace=0.5, shutdown_timeout=2.0,
+                       kill_wait=3.0)
+
+
+def fault_host(mode: str) -> tuple[str, ...]:
+    return (sys.executable, "-m", "leanworker.fixtures.fault_host", mode)
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02) -> bool:  # type: ignore[no-untyped-def]
+    """Poll ``predicate`` until it is true or ``timeout`` passes; return its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() > deadline:
+            return bool(predicate())
+        time.sleep(interval)
+
+
+def pid_gone(pid: int) -> bool:
+    try:
+        process = psutil.Process(pid)
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes() -> Iterator[None]:
+    """Fail a test that leaves child processes of the test process running (and clean them up)."""
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    yield
+    def leftovers() -> list[psutil.Process]:
+        return [p for p in me.children(recursive=True) if p.pid not in before and not pid_gone(p.pid)]
+    wait_for(lambda: not leftovers(), timeout=10.0)
+    left = leftovers()
+    for process in left:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+    assert not left, f"test left processes behind: {[(p.pid, p.cmdline()) for p in left]}"
+
+
+@pytest.fixture
+def tracer() -> lw.Tracer:
+    return lw.Tracer()
+
+
+@pytest.fixture
+def mathlib_worker() -> Iterator[lw.Worker]:
+    with lw.Worker(lw.SessionKey(MATHLIB), FAST) as worker:
+        yield worker
+
+
+@pytest.fixture
+def faults_worker() -> Iterator[lw.Worker]:
+    with lw.Worker(lw.SessionKey(FAULTS), FAST) as worker:
+        yield worker
