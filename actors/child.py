@@ -101,10 +101,10 @@ def terminal_from_done(message: dict[str, Any], received: dict[str, int], stream
     return Terminal(ERROR, error=CommandError(code, text), counts=counts, elapsed=elapsed)
 
 
-class ChildActor(pykka.ThreadingActor):  # type: ignore[misc]
+class ChildActor(pykka.ThreadingActor):
     """One worker process: spawn, read, drain, kill, reap."""
 
-    def __init__(self, supervisor: pykka.ActorRef, generation: int, key: SessionKey, config: WorkerConfig,
+    def __init__(self, supervisor: pykka.ActorRef[Any], generation: int, key: SessionKey, config: WorkerConfig,
                  router: Router, tracer: Tracer | None, slot: str) -> None:
         super().__init__()
         self.supervisor = supervisor

@@ -14,6 +14,7 @@ import time
 from collections import Counter, deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import pykka
@@ -80,7 +81,7 @@ HANDSHAKE_BUFFER = 16
 @dataclass
 class _Generation:
     number: int
-    child: pykka.ActorRef
+    child: pykka.ActorRef[Any]
     router: Router
     started_at: float
     pipe: PipeWriter | None = None
@@ -114,7 +115,7 @@ class _Pending:
     reply: Future[RequestChannel] = field(default_factory=Future)
 
 
-class SupervisorActor(pykka.ThreadingActor):  # type: ignore[misc]
+class SupervisorActor(pykka.ThreadingActor):
     """One supervised worker slot (see the module docstring)."""
 
     def __init__(self, key: SessionKey, config: WorkerConfig, policy: RestartPolicy, tracer: Tracer | None,
@@ -146,7 +147,7 @@ class SupervisorActor(pykka.ThreadingActor):  # type: ignore[misc]
         self.exhausted_until = 0.0
         self.closing: Future[ShutdownReport] | None = None
         self.last_rss: float | None = None
-        self._handlers = {
+        self._handlers: dict[type, Callable[[Any], Any]] = {
             Spawned: self._on_spawned,
             SpawnFailed: self._on_spawn_failed,
             HelloReceived: self._on_hello,

@@ -37,7 +37,7 @@ DOCTOR_COMMAND = "leanworker.doctor"
 class RequestPort:
     """Sends requests to one supervisor and wraps the answers. Shared by :class:`Worker` and pool leases."""
 
-    def __init__(self, supervisor: pykka.ActorRef, config: WorkerConfig) -> None:
+    def __init__(self, supervisor: pykka.ActorRef[Any], config: WorkerConfig) -> None:
         self.supervisor = supervisor
         self.config = config
 
@@ -115,8 +115,7 @@ class Worker:
                                                  f"worker{next(_names)}")
         self._port = RequestPort(self._supervisor, config)
         try:
-            ready: Future[int] = self._supervisor.ask(AwaitReady())
-            ready.result(self._port.wait_timeout())
+            self._port._ask(AwaitReady()).result(self._port.wait_timeout())
         except BaseException:
             self.shutdown()
             raise
