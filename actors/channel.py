@@ -61,7 +61,7 @@ class RequestChannel:
     """One request's buffer of rows, diagnostics and progress, ending in one :class:`Terminal`."""
 
     __slots__ = ("request_id", "generation", "command", "streaming", "capacity", "counters", "_cond", "_items",
-                 "_buffered", "_terminal", "_abandoned", "received", "_next_seq")
+                 "_buffered", "_terminal", "_abandoned", "received", "_next_seq", "timers")
 
     def __init__(self, request_id: int, generation: int, command: str, streaming: bool, capacity: int,
                  counters: Counters) -> None:
@@ -78,6 +78,7 @@ class RequestChannel:
         self._abandoned = False
         self.received: dict[str, int] = {}
         self._next_seq: dict[str, int] = {}
+        self.timers: list[Any] = []  # deadline and cancel-grace timer handles of this request
 
     # -- producer side (a reader thread, or the supervisor for terminals) -------------------------------------------
 
@@ -117,6 +118,10 @@ class RequestChannel:
             self._terminal = terminal
             self._cond.notify_all()
             return True
+
+    def cancel_timers(self) -> None:
+        for timer in self.timers:
+            timer.cancel()
 
     @property
     def terminal(self) -> Terminal | None:

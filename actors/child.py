@@ -21,6 +21,7 @@ import pykka
 
 from leanworker.actors.channel import CANCELLED, DIAG, ERROR, OK, PROGRESS, PROTOCOL, Router, Terminal
 from leanworker.actors.config import SessionKey, WorkerConfig
+from leanworker.actors.gate import AdmissionGate
 from leanworker.actors.messages import (
     Exited,
     FrameViolation,
@@ -38,6 +39,7 @@ from leanworker.protocol import messages
 from leanworker.protocol.frames import FrameReader, encode_frame, write_all
 
 STDERR_TAIL_BYTES = 64 * 1024
+HANDSHAKE_KINDS = frozenset({"configure", "open"})
 
 
 class PipeWriter:
@@ -105,13 +107,14 @@ class ChildActor(pykka.ThreadingActor):
     """One worker process: spawn, read, drain, kill, reap."""
 
     def __init__(self, supervisor: pykka.ActorRef[Any], generation: int, key: SessionKey, config: WorkerConfig,
-                 router: Router, tracer: Tracer | None, slot: str) -> None:
+                 router: Router, gate: AdmissionGate, tracer: Tracer | None, slot: str) -> None:
         super().__init__()
         self.supervisor = supervisor
         self.generation = generation
         self.key = key
         self.config = config
         self.router = router
+        self.gate = gate
         self.tracer = tracer
         self.name = f"{slot}/child.{generation}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -220,8 +223,10 @@ class ChildActor(pykka.ThreadingActor):
                 terminal = terminal_from_done(message, channel.received, channel.streaming)
                 if tracer is not None:
                     tracer.record("done", self.name, self.generation, request_id, outcome=terminal.outcome)
-                # Tell the supervisor first, so a caller woken by the terminal finds the slot already idle.
-                self._tell(RequestDone(self.generation, request_id, terminal))
+                # Free the slot (and tell the supervisor, when it has something to decide) before the caller can
+                # see the terminal, so that the caller's next request finds the slot idle.
+                if self.gate.release(channel, terminal.outcome) or channel.command in HANDSHAKE_KINDS:
+                    self._tell(RequestDone(self.generation, request_id, terminal))
                 if not channel.finish(terminal):
                     router.stale()
             # pong and bye need no routing: the exit (or the next request) tells the rest.

@@ -3,7 +3,9 @@ the cancellation ladder, cycling policy and restart intensity. It never touches 
 ChildActor (one per generation) to kill or stop, and hears back how the process ended.
 
 States: starting, idle, busy, stopping (a planned cycle or a kill in progress), failed (never became ready),
-exhausted (restart intensity passed), closed.
+exhausted (restart intensity passed), closed. Idle and busy are "ready" with the admission gate (gate.py) idle or
+holding a request: callers admit requests through the gate without a message round trip, and the supervisor
+hears of each one (``Started``) before its frame is written.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from leanworker.actors.channel import (
     Terminal,
 )
 from leanworker.actors.child import ChildActor, PipeWriter
+from leanworker.actors.gate import AdmissionGate
 from leanworker.actors.config import RestartPolicy, SessionKey, WorkerConfig
 from leanworker.actors.memory import MemorySampler, sample_tree_mib
 from leanworker.actors.messages import (
@@ -89,24 +92,10 @@ class _Generation:
     phase: str = "spawning"  # spawning, configuring, opening, ready, ending
     handshake: RequestChannel | None = None
     timer: TimerHandle | None = None
-    requests_served: int = 0
     ending: str | None = None  # why this generation is being ended (restart reason)
     planned: bool = False  # a planned cycle (does not count toward restart intensity)
     startup_error: LeanWorkerError | None = None
     exited: bool = False
-
-
-@dataclass
-class _Inflight:
-    request_id: int
-    channel: RequestChannel
-    deadline: TimerHandle | None = None
-    cancel_timer: TimerHandle | None = None
-
-    def cancel_timers(self) -> None:
-        for timer in (self.deadline, self.cancel_timer):
-            if timer is not None:
-                timer.cancel()
 
 
 @dataclass
@@ -129,17 +118,16 @@ class SupervisorActor(pykka.ThreadingActor):
         self.sampler = sampler
         self.name = name
         self.counters = Counters()
-        self.state = "starting"
+        self.gate = AdmissionGate(self.actor_ref, self.counters, scheduler, config.buffer_rows,
+                                  config.request_timeout, tracer, name, policy.idle_cycle_after is not None)
+        self.state = "starting"  # starting, ready, stopping, failed, exhausted, closed
         self.generation = 0
         self.gen: _Generation | None = None
-        self._ids = itertools.count(1)
-        self.inflight: _Inflight | None = None
+        self._cancel_sent: int | None = None  # the request id a cancel frame was last sent for
         self.pending: _Pending | None = None
         self.ready_waiters: list[Future[int]] = []
         self.restart_times: deque[float] = deque()
         self.restarts: Counter[str] = Counter()
-        self.requests_ok = 0
-        self.requests_failed = 0
         self.sessions_opened = 0
         self.ever_ready = False
         self.failure: LeanWorkerError | None = None
@@ -185,6 +173,9 @@ class SupervisorActor(pykka.ThreadingActor):
         except pykka.ActorDeadError:
             pass
 
+    def _later(self, delay: float, message: Any) -> TimerHandle:
+        return self.scheduler.call_later(delay, lambda: self._tell_self(message))
+
     def _trace(self, kind: str, request_id: int | None = None, **fields: Any) -> None:
         if self.tracer is not None:
             self.tracer.record(kind, self.name, self.generation, request_id, **fields)
@@ -195,10 +186,10 @@ class SupervisorActor(pykka.ThreadingActor):
         self.generation += 1
         number = self.generation
         router = Router(number, self.counters)
-        child = ChildActor.start(self.actor_ref, number, self.key, self.config, router, self.tracer, self.name)
+        child = ChildActor.start(self.actor_ref, number, self.key, self.config, router, self.gate, self.tracer,
+                                 self.name)
         self.gen = _Generation(number, child, router, time.monotonic())
-        self.gen.timer = self.scheduler.call_later(
-            self.config.startup_timeout, lambda: self._tell_self(Deadline(number, 0, "startup")))
+        self.gen.timer = self._later(self.config.startup_timeout, Deadline(number, 0, "startup"))
         self.state = "starting"
         self._trace("generation_start")
 
@@ -230,16 +221,14 @@ class SupervisorActor(pykka.ThreadingActor):
         self._handshake_step(gen, messages.configure(0, self.config.max_frame_bytes))
 
     def _handshake_step(self, gen: _Generation, message: dict[str, Any]) -> None:
-        request_id = next(self._ids)
+        request_id = next(self.gate.ids)
         message["id"] = request_id
         channel = RequestChannel(request_id, gen.number, message["type"], False, HANDSHAKE_BUFFER, self.counters)
         gen.router.register(channel)
         gen.handshake = channel
         timeout = self.config.startup_timeout if message["type"] == "configure" else self.config.request_timeout
         if timeout is not None:
-            number = gen.number
-            gen.timer = self.scheduler.call_later(timeout, lambda: self._tell_self(Deadline(number, request_id,
-                                                                                            "session")))
+            gen.timer = self._later(timeout, Deadline(gen.number, request_id, "session"))
         assert gen.pipe is not None
         gen.pipe.send(message)
 
@@ -260,11 +249,33 @@ class SupervisorActor(pykka.ThreadingActor):
         self.sessions_opened += 1
         self.ever_ready = True
         self._trace("ready", startup_s=round(time.monotonic() - gen.started_at, 6))
-        self._become_idle(gen)
+        self.state = "ready"
+        with self.gate.lock:
+            self.gate.open_locked(gen.number, gen.router, gen.pipe, self.policy.max_requests)
         for waiter in self.ready_waiters:
             if not waiter.done():
                 waiter.set_result(gen.number)
         self.ready_waiters.clear()
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            self._admit_pending(pending)
+        else:
+            self._arm_idle_check(gen)
+
+    def _admit_pending(self, pending: _Pending) -> None:
+        try:
+            channel = self.gate.try_admit(pending.submit)
+        except LeanWorkerError as exc:
+            pending.reply.set_exception(exc)
+            return
+        if channel is None:
+            pending.reply.set_exception(StaleLease(f"generation {pending.submit.expect_generation} has ended"))
+        else:
+            pending.reply.set_result(channel)
+
+    def _arm_idle_check(self, gen: _Generation) -> None:
+        if self.policy.idle_cycle_after is not None:
+            self._later(self.policy.idle_cycle_after, IdleCheck(gen.number, self.gate.served))
 
     def _startup_failed(self, gen: _Generation, error: LeanWorkerError) -> None:
         if gen.startup_error is None:
@@ -275,6 +286,8 @@ class SupervisorActor(pykka.ThreadingActor):
         """Begin ending ``gen``; the restart (or not) happens when its exit arrives."""
         if gen.ending is not None:
             return
+        with self.gate.lock:
+            self.gate.close_locked()
         gen.ending, gen.planned = reason, planned
         gen.phase = "ending"
         self._cancel_gen_timer(gen)
@@ -293,6 +306,9 @@ class SupervisorActor(pykka.ThreadingActor):
             return
         gen.exited = True
         self._cancel_gen_timer(gen)
+        with self.gate.lock:
+            self.gate.close_locked()
+            self.gate.inflight = None
         if self.sampler is not None:
             self.sampler.unwatch(self)
         try:
@@ -302,11 +318,9 @@ class SupervisorActor(pykka.ThreadingActor):
         crash = WorkerCrashed(_describe_exit(message), exit_code=message.exit_code, signal=message.signal,
                               stderr_tail=message.stderr_tail)
         for channel in gen.router.close():
-            channel.finish(Terminal(CRASHED, error=crash))
-        if self.inflight is not None:
-            self.inflight.cancel_timers()
-            self.inflight = None
-            self.requests_failed += 1
+            if channel.finish(Terminal(CRASHED, error=crash)) and channel is not gen.handshake:
+                with self.gate.lock:
+                    self.gate.fail_locked(channel)
         self._trace("exited", exit_code=message.exit_code, signal=message.signal, reason=gen.ending)
         if self.closing is not None:
             self.state = "closed"
@@ -357,23 +371,10 @@ class SupervisorActor(pykka.ThreadingActor):
             gen.timer.cancel()
             gen.timer = None
 
-    def _become_idle(self, gen: _Generation) -> None:
-        self.state = "idle"
-        if self.pending is not None:
-            pending, self.pending = self.pending, None
-            try:
-                pending.reply.set_result(self._admit(gen, pending.submit))
-            except LeanWorkerError as exc:
-                pending.reply.set_exception(exc)
-            return
-        if self.policy.idle_cycle_after is not None:
-            number, served = gen.number, gen.requests_served
-            self.scheduler.call_later(self.policy.idle_cycle_after,
-                                      lambda: self._tell_self(IdleCheck(number, served)))
-
     # -- requests ------------------------------------------------------------------------------------------------
 
     def _on_submit(self, message: Submit) -> RequestChannel | Future[RequestChannel]:
+        """The slow path, for requests the gate did not admit at once."""
         if self.closing is not None or self.state == "closed":
             raise WorkerClosed(f"worker {self.name} is shut down")
         if message.expect_generation is not None and message.expect_generation != self.generation:
@@ -387,92 +388,62 @@ class SupervisorActor(pykka.ThreadingActor):
                 raise self.failure
             self.restart_times.clear()
             self._spawn()
-        if self.inflight is not None or self.pending is not None:
+        channel = self.gate.try_admit(message)
+        if channel is not None:
+            return channel
+        if self.gate.inflight is not None or self.pending is not None:
             raise WorkerBusy(f"worker {self.name} is running another request")
-        gen = self.gen
-        if self.state == "idle" and gen is not None:
-            return self._admit(gen, message)
         self.pending = _Pending(message)
         return self.pending.reply
 
-    def _admit(self, gen: _Generation, submit: Submit) -> RequestChannel:
-        request_id = next(self._ids)
-        channel = RequestChannel(request_id, gen.number, submit.command, submit.streaming, self.config.buffer_rows,
-                                 self.counters)
-        gen.router.register(channel)
-        assert gen.pipe is not None
-        try:
-            gen.pipe.send(messages.call(request_id, submit.command, submit.request, submit.streaming))
-        except ProtocolError:
-            gen.router.pop(request_id)
-            raise
-        inflight = _Inflight(request_id, channel)
-        timeout = submit.timeout if submit.timeout is not None else self.config.request_timeout
-        if timeout is not None:
-            number = gen.number
-            inflight.deadline = self.scheduler.call_later(
-                timeout, lambda: self._tell_self(Deadline(number, request_id, "request")))
-        self.inflight = inflight
-        self.state = "busy"
-        self._trace("request_admitted", request_id, command=submit.command)
-        return channel
-
     def _on_done(self, message: RequestDone) -> None:
+        """A request ended with a done that needs a decision (the gate closed itself, or a policy watches)."""
         gen = self._current(message.generation)
         if gen is None:
             return
         if gen.handshake is not None and gen.handshake.request_id == message.request_id:
             self._on_handshake_done(gen, message.terminal)
             return
-        inflight = self.inflight
-        if inflight is None or inflight.request_id != message.request_id:
-            return
-        inflight.cancel_timers()
-        self.inflight = None
-        gen.requests_served += 1
-        if message.terminal.outcome == OK:
-            self.requests_ok += 1
-        else:
-            self.requests_failed += 1
         self._trace("request_done", message.request_id, outcome=message.terminal.outcome)
+        if gen.ending is not None:
+            return
         if message.terminal.outcome == PROTOCOL:  # rows were lost: this worker cannot be trusted
             self._end_generation(gen, "protocol", planned=False, kill=True)
             return
-        reason = self.cycle_pending
-        if reason is None and self.policy.max_requests is not None and gen.requests_served >= self.policy.max_requests:
-            reason = "max_requests"
-        if reason is not None:
+        if not self.gate.is_open:  # the reader closed it: request budget spent, or a cycle was pending
+            reason = self.cycle_pending or "max_requests"
             self.cycle_pending = None
             self._end_generation(gen, reason, planned=True, kill=False)
             return
-        self._become_idle(gen)
+        self._arm_idle_check(gen)
 
-    def _fail_inflight(self, terminal: Terminal) -> bool:
+    def _fail_inflight(self, terminal: Terminal, request_id: int | None = None) -> bool:
         """End the request in flight with ``terminal`` unless its ``done`` won the race. True if this call won."""
-        inflight = self.inflight
-        if inflight is None or self.gen is None:
-            return False
-        if not inflight.channel.finish(terminal):
-            return False  # its RequestDone is in our mailbox
-        self.gen.router.pop(inflight.request_id)
-        inflight.cancel_timers()
-        self.inflight = None
-        self.requests_failed += 1
-        self._trace("request_failed", inflight.request_id, outcome=terminal.outcome)
+        gate = self.gate
+        with gate.lock:
+            channel = gate.inflight
+            if channel is None or (request_id is not None and channel.request_id != request_id):
+                return False
+            if not channel.finish(terminal):
+                return False  # its done arrived first
+            gate.fail_locked(channel)
+        if self.gen is not None:
+            self.gen.router.pop(channel.request_id)
+        self._trace("request_failed", channel.request_id, outcome=terminal.outcome)
         return True
 
     def _on_cancel(self, message: CancelRequest) -> None:
-        inflight, gen = self.inflight, self.gen
-        if inflight is None or gen is None or inflight.request_id != message.request_id:
+        gen = self.gen
+        channel = self.gate.inflight
+        if gen is None or gen.pipe is None or channel is None or channel.request_id != message.request_id:
             return
-        if inflight.cancel_timer is not None:
-            return
+        if self._cancel_sent == message.request_id:
+            return  # already asked
+        self._cancel_sent = message.request_id
         self._trace("cancel", message.request_id)
-        assert gen.pipe is not None
         gen.pipe.send(messages.cancel(message.request_id))
-        number = gen.number
-        inflight.cancel_timer = self.scheduler.call_later(
-            self.config.cancel_grace, lambda: self._tell_self(Deadline(number, message.request_id, "cancel")))
+        channel.timers.append(self._later(self.config.cancel_grace,
+                                          Deadline(gen.number, message.request_id, "cancel")))
 
     def _on_deadline(self, message: Deadline) -> None:
         gen = self._current(message.generation)
@@ -488,17 +459,14 @@ class SupervisorActor(pykka.ThreadingActor):
                 step = "session open" if gen.phase == "opening" else "configure"
                 self._startup_failed(gen, StartupTimeout(f"{step} did not finish in time"))
             return
-        inflight = self.inflight
-        if inflight is None or inflight.request_id != message.request_id:
-            return
         if message.kind == "request":
             error: LeanWorkerError = RequestTimeout(f"request {message.request_id} timed out; the worker was killed")
-            if self._fail_inflight(Terminal(TIMEOUT, error=error)):
+            if self._fail_inflight(Terminal(TIMEOUT, error=error), message.request_id):
                 self._end_generation(gen, "timeout", planned=False, kill=True)
         elif message.kind == "cancel":
             error = Cancelled(f"request {message.request_id} ignored cancel for {self.config.cancel_grace:g} s;"
                               " the worker was killed")
-            if self._fail_inflight(Terminal(CANCELLED, error=error)):
+            if self._fail_inflight(Terminal(CANCELLED, error=error), message.request_id):
                 self._end_generation(gen, "cancel", planned=False, kill=True)
 
     def _on_violation(self, message: FrameViolation) -> None:
@@ -514,47 +482,55 @@ class SupervisorActor(pykka.ThreadingActor):
 
     # -- cycling and memory --------------------------------------------------------------------------------------
 
+    def _cycle(self, gen: _Generation, reason: str) -> None:
+        """Replace ``gen`` now if idle, else as soon as its request in flight ends."""
+        with self.gate.lock:
+            idle = self.gate.is_open and self.gate.inflight is None
+            if not idle and self.gate.inflight is not None:
+                self.gate.close_after_current = True
+        if idle:
+            self._end_generation(gen, reason, planned=True, kill=False)
+        elif self.gate.inflight is not None:
+            self.cycle_pending = reason
+
     def _on_idle_check(self, message: IdleCheck) -> None:
         gen = self._current(message.generation)
-        if gen is not None and self.state == "idle" and gen.requests_served == message.served:
+        if gen is None or gen.ending is not None:
+            return
+        with self.gate.lock:
+            idle = self.gate.is_open and self.gate.inflight is None and self.gate.served == message.served
+        if idle:
             self._end_generation(gen, "idle", planned=True, kill=False)
 
     def _on_cycle(self, message: Cycle) -> None:
         gen = self.gen
-        if gen is None or gen.exited or self.closing is not None:
-            return
-        if self.state == "idle":
-            self._end_generation(gen, message.reason, planned=True, kill=False)
-        elif self.state == "busy":
-            self.cycle_pending = message.reason
+        if gen is not None and not gen.exited and gen.ending is None and self.closing is None:
+            self._cycle(gen, message.reason)
 
     def _on_memory(self, message: MemorySample) -> None:
         gen = self._current(message.generation)
         if gen is None:
             return
         self.last_rss = message.rss_mib
-        if message.rss_mib is None:
-            return  # unavailable: decide nothing
+        if message.rss_mib is None or gen.ending is not None or gen.phase != "ready":
+            return  # unavailable (decide nothing), or already being replaced
         rss = message.rss_mib
         hard, soft = self.policy.rss_hard_limit_mib, self.policy.rss_soft_limit_mib
-        if hard is not None and rss > hard and gen.ending is None:
+        if hard is not None and rss > hard:
             self._trace("memory_hard", rss_mib=round(rss, 1))
             error = MemoryLimitExceeded(f"worker used {rss:.0f} MiB, over the hard limit of {hard} MiB",
                                         rss_mib=rss, limit_mib=hard)
             self._fail_inflight(Terminal(MEMORY, error=error))
             self._end_generation(gen, "memory_hard", planned=False, kill=True)
-        elif soft is not None and rss > soft and gen.ending is None:
-            if self.state == "idle":
-                self._trace("memory_soft", rss_mib=round(rss, 1))
-                self._end_generation(gen, "memory_soft", planned=True, kill=False)
-            elif self.state == "busy":
-                self.cycle_pending = "memory_soft"
+        elif soft is not None and rss > soft and self.cycle_pending is None:
+            self._trace("memory_soft", rss_mib=round(rss, 1))
+            self._cycle(gen, "memory_soft")
 
     # -- readiness, snapshots, shutdown --------------------------------------------------------------------------
 
     def _on_await_ready(self, message: AwaitReady) -> Future[int]:
         future: Future[int] = Future()
-        if self.state in ("idle", "busy") and self.gen is not None:
+        if self.state == "ready" and self.gen is not None:
             future.set_result(self.gen.number)
         elif self.state in ("failed", "exhausted") and self.failure is not None:
             future.set_exception(self.failure)
@@ -568,13 +544,16 @@ class SupervisorActor(pykka.ThreadingActor):
         gen = self.gen
         pid = gen.pid if gen is not None and not gen.exited else None
         rss = self.last_rss if self.sampler is not None else (sample_tree_mib(pid) if pid else None)
+        state = self.state
+        if state == "ready":
+            state = "busy" if self.gate.inflight is not None else "idle"
         return WorkerSnapshot(
-            state=self.state,
+            state=state,
             generation=self.generation,
             pid=pid,
-            requests_ok=self.requests_ok,
-            requests_failed=self.requests_failed,
-            requests_this_generation=gen.requests_served if gen is not None else 0,
+            requests_ok=self.gate.requests_ok,
+            requests_failed=self.gate.requests_failed,
+            requests_this_generation=self.gate.served if gen is not None and gen.phase == "ready" else 0,
             rows_delivered=self.counters.rows_delivered,
             restarts=dict(self.restarts),
             rss_mib=rss,
@@ -589,6 +568,8 @@ class SupervisorActor(pykka.ThreadingActor):
             return
         self.closing = message.reply
         closed = WorkerClosed(f"worker {self.name} was shut down")
+        with self.gate.lock:
+            self.gate.close_locked()
         self._fail_inflight(Terminal(SHUTDOWN, error=closed))
         self._fail_waiters(closed)
         gen = self.gen
@@ -606,8 +587,9 @@ class SupervisorActor(pykka.ThreadingActor):
 
 
 def _copy_future(source: Future[ShutdownReport], target: Future[ShutdownReport]) -> None:
-    if source.exception() is not None:
-        target.set_exception(source.exception())
+    error = source.exception()
+    if error is not None:
+        target.set_exception(error)
     else:
         target.set_result(source.result())
 

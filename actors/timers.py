@@ -10,13 +10,16 @@ from collections.abc import Callable
 
 
 class TimerHandle:
-    __slots__ = ("cancelled",)
+    __slots__ = ("cancelled", "_scheduler")
 
-    def __init__(self) -> None:
+    def __init__(self, scheduler: Scheduler) -> None:
         self.cancelled = False
+        self._scheduler = scheduler
 
     def cancel(self) -> None:
-        self.cancelled = True
+        if not self.cancelled:
+            self.cancelled = True
+            self._scheduler._cancelled += 1
 
 
 class Scheduler:
@@ -27,14 +30,24 @@ class Scheduler:
         self._counter = itertools.count()
         self._cond = threading.Condition()
         self._stopped = False
+        self._cancelled = 0  # cancelled entries still in the heap (approximate: updated without the lock)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
-        handle = TimerHandle()
+        handle = TimerHandle(self)
         with self._cond:
-            heapq.heappush(self._heap, (time.monotonic() + delay, next(self._counter), handle, callback))
-            self._cond.notify()
+            heap = self._heap
+            if self._cancelled > 1024 and self._cancelled * 2 > len(heap):
+                heap[:] = [entry for entry in heap if not entry[2].cancelled]
+                heapq.heapify(heap)
+                self._cancelled = 0
+            entry = (time.monotonic() + delay, next(self._counter), handle, callback)
+            heapq.heappush(heap, entry)
+            # Wake the thread only if this deadline is now the earliest; otherwise it is already waiting for an
+            # earlier one and will look again then. This keeps the timer thread off the request hot path.
+            if heap[0] is entry:
+                self._cond.notify()
         return handle
 
     def stop(self) -> None:

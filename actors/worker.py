@@ -10,6 +10,7 @@ from typing import Any
 
 import pykka
 
+from leanworker.actors.gate import AdmissionGate
 from leanworker.actors.config import RestartPolicy, SessionKey, WorkerConfig
 from leanworker.actors.memory import MemorySampler
 from leanworker.actors.messages import AwaitReady, CancelRequest, Cycle, Shutdown, Submit, TakeSnapshot
@@ -37,8 +38,9 @@ DOCTOR_COMMAND = "leanworker.doctor"
 class RequestPort:
     """Sends requests to one supervisor and wraps the answers. Shared by :class:`Worker` and pool leases."""
 
-    def __init__(self, supervisor: pykka.ActorRef[Any], config: WorkerConfig) -> None:
+    def __init__(self, supervisor: pykka.ActorRef[Any], gate: AdmissionGate, config: WorkerConfig) -> None:
         self.supervisor = supervisor
+        self.gate = gate
         self.config = config
 
     def _ask(self, message: Any, timeout: float | None = None) -> Any:
@@ -56,7 +58,8 @@ class RequestPort:
                on_diagnostic: Callable[[Diagnostic], None] | None = None,
                on_progress: Callable[[Progress], None] | None = None,
                expect_generation: int | None = None) -> RowStream:
-        answer = self._ask(Submit(command, request, streaming, timeout, expect_generation))
+        submit = Submit(command, request, streaming, timeout, expect_generation)
+        answer = self.gate.try_admit(submit) or self._ask(submit)
         if isinstance(answer, Future):
             try:
                 answer = answer.result(self.wait_timeout())
@@ -113,7 +116,8 @@ class Worker:
         self._closed: ShutdownReport | None = None
         self._supervisor = SupervisorActor.start(key, config, restart, trace, self._scheduler, self._sampler,
                                                  f"worker{next(_names)}")
-        self._port = RequestPort(self._supervisor, config)
+        gate = self._supervisor.proxy().gate.get()
+        self._port = RequestPort(self._supervisor, gate, config)
         try:
             self._port._ask(AwaitReady()).result(self._port.wait_timeout())
         except BaseException:

@@ -1,15 +1,15 @@
-"""The worker host's serve loop: hello, then one request at a time, with a stdin thread for cancel and ping."""
+"""The worker host's serve loop: hello, then one request at a time; a watchdog reads stdin while one runs."""
 
 from __future__ import annotations
 
 import os
 import platform
-import queue
 import signal
 import sys
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,6 +30,7 @@ METADATA_COMMAND = "leanworker.metadata"
 DOCTOR_COMMAND = "leanworker.doctor"
 PR_SET_PDEATHSIG = 1
 EOF_GRACE = 0.5
+WATCH_INTERVAL = 0.002
 
 
 class _RequestContext:
@@ -72,45 +73,83 @@ class _RequestContext:
 
 
 class Host:
-    """One worker process's state: the writer, the capability, the session and the request in flight."""
+    """One worker process's state: the writer, the capability, the session and the request in flight.
+
+    The main thread reads parent frames itself while idle (no thread handoff per request). While a command runs,
+    a watchdog thread reads instead, every ``WATCH_INTERVAL``: ``cancel`` sets the command's flag (seen at its next
+    row or ``check_cancelled``), ``ping`` is answered at once, ``stop`` cancels, and end of input ends the process
+    group. Both threads read through one ``FrameReader`` under ``read_lock``; frames the watchdog reads that are
+    for the main loop wait in ``_stash``, in order.
+    """
 
     def __init__(self, in_fd: int, out_fd: int) -> None:
         self.reader = FrameReader(in_fd)
         self.writer = ProtocolWriter(out_fd)
-        self.inbox: queue.Queue[Message | None] = queue.Queue()
+        self.read_lock = threading.Lock()
+        self._stash: deque[Message | None] = deque()
         self.capability: Capability | None = None
         self.session: Any = None
         self.session_open = False
         self._current: _RequestContext | None = None
         self._current_lock = threading.Lock()
-        # A cancel can overtake its own call (the call waits in the inbox): remember it until the call starts.
-        # Request ids rise, so a cancel for an id at or below the last started one is late and dropped.
+        self._running = threading.Condition(self._current_lock)
+        # A cancel can be read before its own call starts: remember it until then. Request ids rise, so a cancel
+        # for an id at or below the last started one is late and dropped.
         self._early_cancels: set[int] = set()
         self._last_started = 0
 
-    # -- stdin thread --------------------------------------------------------------------------------------------
+    # -- reading ---------------------------------------------------------------------------------------------------
 
-    def read_stdin(self) -> None:
-        """Read parent frames; answer ping and cancel at once, queue the rest for the serve loop."""
-        try:
+    def _next_message(self) -> Message | None:
+        """The next frame for the serve loop (blocking), or None when the parent is gone."""
+        if self._stash:
+            return self._stash.popleft()
+        with self.read_lock:
+            if self._stash:
+                return self._stash.popleft()
             while True:
                 message = self.reader.read()
                 if message is None:
-                    break
-                kind = messages.validate_to_worker(message)
-                if kind == "cancel":
-                    self._cancel(message["id"])
-                elif kind == "ping":
-                    self.writer.send(messages.pong(message["id"]))
-                else:
-                    if kind == "stop":
-                        self._cancel(None)
-                    self.inbox.put(message)
-        except ProtocolError as exc:
-            print(f"leanworker host: bad frame from parent: {exc}", file=sys.stderr, flush=True)
-        except OSError:
-            pass
-        self._parent_gone()
+                    return None
+                if self._route(message):
+                    return message
+
+    def _route(self, message: Message) -> bool:
+        """Handle ping and cancel in place; return True for frames the serve loop must run."""
+        kind = messages.validate_to_worker(message)
+        if kind == "cancel":
+            self._cancel(message["id"])
+            return False
+        if kind == "ping":
+            self.writer.send(messages.pong(message["id"]))
+            return False
+        if kind == "stop":
+            self._cancel(None)
+        return True
+
+    def watch(self) -> None:
+        """The watchdog thread: read the parent's frames while a command runs."""
+        while True:
+            with self._running:
+                self._running.wait_for(self._busy)
+            time.sleep(WATCH_INTERVAL)
+            with self.read_lock:
+                if not self._busy():
+                    continue
+                try:
+                    polled = self.reader.poll()
+                except (ProtocolError, OSError) as exc:
+                    print(f"leanworker host: bad input from parent: {exc}", file=sys.stderr, flush=True)
+                    polled = None
+                if polled is None:
+                    self._parent_gone()
+                    return
+                for message in polled:
+                    if self._route(message):
+                        self._stash.append(message)
+
+    def _busy(self) -> bool:
+        return self._current is not None
 
     def _cancel(self, request_id: int | None) -> None:
         with self._current_lock:
@@ -123,7 +162,6 @@ class Host:
     def _parent_gone(self) -> None:
         """stdin closed: the parent is gone or done with us. End the whole process group (grandchildren too)."""
         self._cancel(None)
-        self.inbox.put(None)
         time.sleep(EOF_GRACE)
         _end_process_group(0)
 
@@ -131,10 +169,15 @@ class Host:
 
     def serve(self) -> int:
         self.writer.send(messages.hello(HOST_VERSION, os.getpid(), platform.python_version(), None))
-        threading.Thread(target=self.read_stdin, name="leanworker-stdin", daemon=True).start()
+        threading.Thread(target=self.watch, name="leanworker-watchdog", daemon=True).start()
         while True:
-            message = self.inbox.get()
+            try:
+                message = self._next_message()
+            except ProtocolError as exc:
+                print(f"leanworker host: bad frame from parent: {exc}", file=sys.stderr, flush=True)
+                message = None
             if message is None:
+                _end_process_group(0)
                 return 0
             kind = message["type"]
             request_id = message["id"]
@@ -197,6 +240,7 @@ class Host:
             if request_id in self._early_cancels:
                 self._early_cancels.discard(request_id)
                 ctx._cancel.set()
+            self._running.notify()
         try:
             function = self._resolve(command)
             result = function(ctx, message["request"])

@@ -198,6 +198,19 @@ class FrameReader:
     def max_bytes(self, value: int) -> None:
         self._decoder.max_bytes = value
 
+    def poll(self) -> list[Message] | None:
+        """Without blocking: every message already readable (maybe none); ``None`` at end of stream."""
+        import select
+
+        out, self._pending = self._pending[::-1], []
+        while select.select([self.fd], [], [], 0)[0]:
+            data = os.read(self.fd, self.chunk_size)
+            if not data:
+                self._decoder.close()
+                return out or None
+            out += self._decoder.feed(data)
+        return out
+
     def read(self) -> Message | None:
         """Return the next message, or ``None`` on a clean end of stream between frames."""
         while not self._pending:

@@ -28,7 +28,7 @@ def test_a_traced_run_records_the_lifecycle_in_order(tracer: lw.Tracer) -> None:
     assert [e.fields["command"] for e in admitted] == ["echo", "crash", "hang"]
     assert all(e.request_id is not None for e in admitted)
     assert {e.generation for e in events if e.kind == "spawn"} == {1, 2, 3}
-    assert any(e.kind == "message" and e.fields["message"] == "Submit" for e in events)
+    assert any(e.kind == "message" and e.fields["message"] == "RequestDone" for e in events)
 
 
 def test_tracing_is_off_by_default(mathlib_worker: lw.Worker) -> None:

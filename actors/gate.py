@@ -1,0 +1,125 @@
+"""The admission gate of one worker slot: the fast path that keeps actor hops off every request.
+
+The supervisor owns the gate: it opens it for a ready generation, closes it before it kills, cycles or shuts down,
+and decides everything else. While the gate is open and no request is in flight, a caller admits its own request
+under the gate's lock: it takes a request id, registers the channel, arms the request deadline (a timer that tells
+the supervisor) and writes the ``call`` frame. The reader thread releases the gate when the ``done`` arrives,
+before the caller can see the terminal, and leaves it closed when the generation's request budget
+(``max_requests``) is spent or a cycle is pending; it tells the supervisor only when the supervisor has something
+to decide. Everything the gate does is under its lock, and the supervisor takes the same lock for its decisions.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from typing import Any
+
+import pykka
+
+from leanworker.actors.channel import OK, PROTOCOL, Counters, RequestChannel, Router
+from leanworker.actors.messages import Deadline, Submit
+from leanworker.actors.timers import Scheduler
+from leanworker.actors.tracing import Tracer
+from leanworker.protocol import messages
+
+
+class AdmissionGate:
+    """Admission state shared by a supervisor (the owner), its callers and its reader threads."""
+
+    def __init__(self, supervisor: pykka.ActorRef[Any], counters: Counters, scheduler: Scheduler,
+                 buffer_rows: int, request_timeout: float | None, tracer: Tracer | None, name: str,
+                 notify_every_done: bool) -> None:
+        self.lock = threading.Lock()
+        self.supervisor = supervisor
+        self.counters = counters
+        self.scheduler = scheduler
+        self.buffer_rows = buffer_rows
+        self.request_timeout = request_timeout
+        self.tracer = tracer
+        self.name = name
+        self.notify_every_done = notify_every_done or tracer is not None
+        self.ids = itertools.count(1)
+        self.generation: int | None = None  # None: closed
+        self.router: Router | None = None
+        self.pipe: Any = None
+        self.inflight: RequestChannel | None = None
+        self.served = 0
+        self.budget: int | None = None
+        self.close_after_current = False
+        self.requests_ok = 0
+        self.requests_failed = 0
+
+    # -- the supervisor's side (call with the lock held) ----------------------------------------------------------
+
+    def open_locked(self, generation: int, router: Router, pipe: Any, budget: int | None) -> None:
+        self.generation, self.router, self.pipe = generation, router, pipe
+        self.served, self.budget, self.close_after_current = 0, budget, False
+
+    def close_locked(self) -> None:
+        self.generation = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.generation is not None
+
+    # -- the callers' side ----------------------------------------------------------------------------------------
+
+    def try_admit(self, submit: Submit) -> RequestChannel | None:
+        """Admit ``submit`` at once if the gate is open and idle; None means "ask the supervisor"."""
+        with self.lock:
+            generation = self.generation
+            if generation is None or self.inflight is not None:
+                return None
+            if submit.expect_generation is not None and submit.expect_generation != generation:
+                return None
+            request_id = next(self.ids)
+            frame = messages.call(request_id, submit.command, submit.request, submit.streaming)
+            channel = RequestChannel(request_id, generation, submit.command, submit.streaming, self.buffer_rows,
+                                     self.counters)
+            assert self.router is not None
+            self.pipe.send(frame)  # may raise ProtocolError (request not encodable): nothing registered yet
+            self.router.register(channel)
+            self.inflight = channel
+            timeout = submit.timeout if submit.timeout is not None else self.request_timeout
+            if timeout is not None:
+                channel.timers.append(self.scheduler.call_later(
+                    timeout, lambda: self._tell(Deadline(generation, request_id, "request"))))
+            if self.tracer is not None:
+                self.tracer.record("request_admitted", self.name, generation, request_id, command=submit.command)
+            return channel
+
+    def _tell(self, message: Any) -> None:
+        try:
+            self.supervisor.tell(message)
+        except pykka.ActorDeadError:
+            pass
+
+    # -- the reader's and the supervisor's side -------------------------------------------------------------------
+
+    def release(self, channel: RequestChannel, outcome: str) -> bool:
+        """A ``done`` arrived for ``channel``: free the slot unless it must close. True: tell the supervisor."""
+        with self.lock:
+            if self.inflight is not channel:
+                return False
+            self.inflight = None
+            channel.cancel_timers()
+            self.served += 1
+            if outcome == OK:
+                self.requests_ok += 1
+            else:
+                self.requests_failed += 1
+            if self.generation is None:
+                return True
+            if (self.budget is not None and self.served >= self.budget) or self.close_after_current \
+                    or outcome == PROTOCOL:
+                self.generation = None
+                return True
+            return self.notify_every_done
+
+    def fail_locked(self, channel: RequestChannel) -> None:
+        """The supervisor ended ``channel`` itself (timeout, kill, shutdown)."""
+        if self.inflight is channel:
+            self.inflight = None
+        channel.cancel_timers()
+        self.requests_failed += 1

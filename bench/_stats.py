@@ -1,0 +1,31 @@
+"""Small helpers shared by the benchmarks."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+
+def timings(function: Callable[[], object], repeat: int, warmup: int = 50) -> list[float]:
+    """Seconds per call of ``function``, ``repeat`` times after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        function()
+    out = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def median_us(samples: list[float]) -> float:
+    return statistics.median(samples) * 1e6
+
+
+def p90_us(samples: list[float]) -> float:
+    return sorted(samples)[int(len(samples) * 0.9)] * 1e6
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)

@@ -1,0 +1,120 @@
+"""Worker runtime benchmarks against the DESIGN.md budgets: ``python -m bench.worker_runtime [--json]``.
+
+- warm round trip of a trivial command through ``lw.Worker`` vs ``ProcessPoolExecutor(1)`` in the same run;
+- streaming 200k small rows from one worker (rows/s);
+- cold start to ready (python host);
+- crash to replacement ready;
+- cooperative cancel to terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import leanworker as lw
+from bench._stats import median_us, ms, p90_us, timings
+
+THROUGHPUT = lw.SessionKey("leanworker.fixtures.throughput:capability")
+FAULTS = lw.SessionKey("leanworker.fixtures.faults:capability")
+
+
+def _noop(x: int) -> int:
+    return x
+
+
+def round_trip(repeat: int, trace: lw.Tracer | None = None) -> dict[str, float]:
+    with lw.Worker(THROUGHPUT, trace=trace) as worker:
+        ours = timings(lambda: worker.call("echo", 1), repeat)
+    with ProcessPoolExecutor(1) as pool:
+        peer = timings(lambda: pool.submit(_noop, 1).result(), repeat)
+    return {
+        "leanworker_median_us": round(median_us(ours), 1),
+        "leanworker_p90_us": round(p90_us(ours), 1),
+        "process_pool_executor_median_us": round(median_us(peer), 1),
+        "speedup_vs_process_pool_executor": round(median_us(peer) / median_us(ours), 2),
+    }
+
+
+def streaming(count: int) -> dict[str, float]:
+    with lw.Worker(THROUGHPUT) as worker:
+        worker.stream("rows", {"count": 1000, "payload_bytes": 16}).collect()  # warm
+        best = 0.0
+        for _ in range(3):
+            start = time.perf_counter()
+            n = 0
+            for _row in worker.stream("rows", {"count": count, "payload_bytes": 16}):
+                n += 1
+            elapsed = time.perf_counter() - start
+            assert n == count
+            best = max(best, count / elapsed)
+    return {"rows": count, "rows_per_s": round(best)}
+
+
+def cold_start(repeat: int) -> dict[str, float]:
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        worker = lw.Worker(THROUGHPUT)
+        samples.append(time.perf_counter() - start)
+        worker.shutdown()
+    return {"median_ms": ms(statistics.median(samples)), "max_ms": ms(max(samples))}
+
+
+def crash_to_ready(repeat: int) -> dict[str, float]:
+    samples = []
+    with lw.Worker(FAULTS, restart=lw.RestartPolicy(max_restarts=repeat + 1)) as worker:
+        for _ in range(repeat):
+            start = time.perf_counter()
+            try:
+                worker.call("crash", {"how": "signal"})
+            except lw.WorkerCrashed:
+                pass
+            worker.wait_ready(30)
+            samples.append(time.perf_counter() - start)
+    return {"median_ms": ms(statistics.median(samples)), "max_ms": ms(max(samples))}
+
+
+def cancel_latency(repeat: int) -> dict[str, float]:
+    samples = []
+    with lw.Worker(FAULTS) as worker:
+        for _ in range(repeat):
+            stream = worker.stream("hang", {"after_rows": 1})
+            next(stream)
+            start = time.perf_counter()
+            stream.cancel()
+            for _row in stream:
+                pass
+            samples.append(time.perf_counter() - start)
+            assert stream.outcome == "cancelled"
+    return {"median_ms": ms(statistics.median(samples)), "max_ms": ms(max(samples))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    args = parser.parse_args()
+    n = 300 if args.quick else 3000
+    results = {
+        "round_trip": round_trip(n),
+        "round_trip_traced": round_trip(n, lw.Tracer()),
+        "streaming_200k": streaming(200_000),
+        "cold_start": cold_start(5 if args.quick else 20),
+        "crash_to_ready": crash_to_ready(5 if args.quick else 20),
+        "cancel_to_terminal": cancel_latency(10 if args.quick else 50),
+    }
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    budgets = {"round_trip": "median <= 80 us and >= 2x ProcessPoolExecutor(1)", "streaming_200k": ">= 250k rows/s",
+               "cold_start": "median <= 80 ms", "crash_to_ready": "<= 150 ms", "cancel_to_terminal": "<= 20 ms"}
+    for name, figures in results.items():
+        print(f"{name:20} {json.dumps(figures)}   budget: {budgets.get(name, '-')}")
+
+
+if __name__ == "__main__":
+    main()
