@@ -71,7 +71,7 @@ class RequestChannel:
         self.streaming = streaming
         self.capacity = capacity
         self.counters = counters
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.Lock())
         self._items: deque[tuple[Any, ...]] = deque()
         self._buffered = 0
         self._terminal: Terminal | None = None

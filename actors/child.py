@@ -54,7 +54,10 @@ class PipeWriter:
 
     def send(self, message: dict[str, Any]) -> bool:
         """Write one frame; False when the worker's stdin is already closed (the exit report follows)."""
-        frame = encode_frame(message, self.max_frame_bytes)
+        return self.write_frame(encode_frame(message, self.max_frame_bytes))
+
+    def write_frame(self, frame: bytes) -> bool:
+        """Write an encoded frame; False when the worker's stdin is already closed."""
         with self._lock:
             try:
                 write_all(self._fd, frame)

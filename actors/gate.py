@@ -22,6 +22,7 @@ from leanworker.actors.messages import Deadline, Submit
 from leanworker.actors.timers import Scheduler
 from leanworker.actors.tracing import Tracer
 from leanworker.protocol import messages
+from leanworker.protocol.frames import encode_frame
 
 
 class AdmissionGate:
@@ -74,13 +75,16 @@ class AdmissionGate:
             if submit.expect_generation is not None and submit.expect_generation != generation:
                 return None
             request_id = next(self.ids)
-            frame = messages.call(request_id, submit.command, submit.request, submit.streaming)
+            # Encode first (a request that is not plain data raises here, with nothing registered), and register
+            # the channel before writing: the worker's answer can arrive before write_frame returns.
+            frame = encode_frame(messages.call(request_id, submit.command, submit.request, submit.streaming),
+                                 self.pipe.max_frame_bytes)
             channel = RequestChannel(request_id, generation, submit.command, submit.streaming, self.buffer_rows,
                                      self.counters)
             assert self.router is not None
-            self.pipe.send(frame)  # may raise ProtocolError (request not encodable): nothing registered yet
             self.router.register(channel)
             self.inflight = channel
+            self.pipe.write_frame(frame)
             timeout = submit.timeout if submit.timeout is not None else self.request_timeout
             if timeout is not None:
                 channel.timers.append(self.scheduler.call_later(

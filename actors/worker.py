@@ -10,6 +10,7 @@ from typing import Any
 
 import pykka
 
+from leanworker.actors.channel import OK, RequestChannel
 from leanworker.actors.gate import AdmissionGate
 from leanworker.actors.config import RestartPolicy, SessionKey, WorkerConfig
 from leanworker.actors.memory import MemorySampler
@@ -54,17 +55,22 @@ class RequestPort:
         config = self.config
         return config.startup_timeout + (config.request_timeout or 3600.0) + config.kill_wait * 2 + 10.0
 
-    def stream(self, command: str, request: Any = None, timeout: float | None = None, *, streaming: bool = True,
-               on_diagnostic: Callable[[Diagnostic], None] | None = None,
-               on_progress: Callable[[Progress], None] | None = None,
-               expect_generation: int | None = None) -> RowStream:
-        submit = Submit(command, request, streaming, timeout, expect_generation)
+    def _admit(self, submit: Submit) -> RequestChannel:
+        """Through the open gate if possible, else through the supervisor (which may queue until ready)."""
         answer = self.gate.try_admit(submit) or self._ask(submit)
         if isinstance(answer, Future):
             try:
                 answer = answer.result(self.wait_timeout())
             except FutureTimeout:
                 raise LeanWorkerError("the worker did not become ready in time") from None
+        channel: RequestChannel = answer
+        return channel
+
+    def stream(self, command: str, request: Any = None, timeout: float | None = None, *, streaming: bool = True,
+               on_diagnostic: Callable[[Diagnostic], None] | None = None,
+               on_progress: Callable[[Progress], None] | None = None,
+               expect_generation: int | None = None) -> RowStream:
+        answer = self._admit(Submit(command, request, streaming, timeout, expect_generation))
         supervisor = self.supervisor
         request_id = answer.request_id
 
@@ -79,8 +85,13 @@ class RequestPort:
 
     def call(self, command: str, request: Any = None, timeout: float | None = None,
              expect_generation: int | None = None) -> Any:
-        with self.stream(command, request, timeout, streaming=False, expect_generation=expect_generation) as stream:
-            return stream.result()
+        channel = self._admit(Submit(command, request, False, timeout, expect_generation))
+        terminal = channel.wait_terminal(None)  # the supervisor's deadline guarantees a terminal
+        assert terminal is not None
+        if terminal.outcome != OK:
+            assert terminal.error is not None
+            raise terminal.error
+        return terminal.result
 
     def metadata(self, expect_generation: int | None = None) -> CapabilityMetadata:
         data = self.call(METADATA_COMMAND, expect_generation=expect_generation)

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
@@ -24,6 +27,27 @@ FAULTS = lw.SessionKey("leanworker.fixtures.faults:capability")
 
 def _noop(x: int) -> int:
     return x
+
+
+_ECHO = "import os\nwhile True:\n d = os.read(0, 65536)\n if not d: break\n os.write(1, d)"
+
+
+def pipe_floor(repeat: int) -> dict[str, float]:
+    """The machine's floor: one byte to another process and back over two pipes, no framing, no threads."""
+    process = subprocess.Popen([sys.executable, "-c", _ECHO], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               bufsize=0)
+    assert process.stdin is not None and process.stdout is not None
+    fd_in, fd_out = process.stdin.fileno(), process.stdout.fileno()
+
+    def ping() -> None:
+        os.write(fd_in, b"x")
+        os.read(fd_out, 16)
+
+    samples = timings(ping, repeat)
+    process.stdin.close()
+    process.wait()
+    process.stdout.close()
+    return {"median_us": round(median_us(samples), 1)}
 
 
 def round_trip(repeat: int, trace: lw.Tracer | None = None) -> dict[str, float]:
@@ -100,6 +124,7 @@ def main() -> None:
     args = parser.parse_args()
     n = 300 if args.quick else 3000
     results = {
+        "pipe_floor": pipe_floor(n),
         "round_trip": round_trip(n),
         "round_trip_traced": round_trip(n, lw.Tracer()),
         "streaming_200k": streaming(200_000),
@@ -110,7 +135,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    budgets = {"round_trip": "median <= 80 us and >= 2x ProcessPoolExecutor(1)", "streaming_200k": ">= 250k rows/s",
+    budgets = {"pipe_floor": "(the machine: a 2-process pipe ping-pong, for context)", "round_trip": "median <= 80 us and >= 2x ProcessPoolExecutor(1)", "streaming_200k": ">= 250k rows/s",
                "cold_start": "median <= 80 ms", "crash_to_ready": "<= 150 ms", "cancel_to_terminal": "<= 20 ms"}
     for name, figures in results.items():
         print(f"{name:20} {json.dumps(figures)}   budget: {budgets.get(name, '-')}")

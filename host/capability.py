@@ -45,6 +45,9 @@ class Context(Protocol):
     def check_cancelled(self) -> None:
         """Raise :class:`RequestCancelled` if the parent asked to cancel this request."""
 
+    def sleep(self, seconds: float) -> None:
+        """Sleep, but wake and raise :class:`RequestCancelled` as soon as the request is cancelled."""
+
     def row(self, stream: str, payload: Any) -> None:
         """Emit one row on ``stream`` (also a cancellation point)."""
 

@@ -53,6 +53,10 @@ class _RequestContext:
         if self._cancel.is_set():
             raise RequestCancelled()
 
+    def sleep(self, seconds: float) -> None:
+        if self._cancel.wait(seconds):
+            raise RequestCancelled()
+
     def row(self, stream: str, payload: Any) -> None:
         if self._cancel.is_set():
             raise RequestCancelled()
