@@ -50,16 +50,25 @@ def pipe_floor(repeat: int) -> dict[str, float]:
     return {"median_us": round(median_us(samples), 1)}
 
 
-def round_trip(repeat: int, trace: lw.Tracer | None = None) -> dict[str, float]:
-    with lw.Worker(THROUGHPUT, trace=trace) as worker:
-        ours = timings(lambda: worker.call("echo", 1), repeat)
-    with ProcessPoolExecutor(1) as pool:
-        peer = timings(lambda: pool.submit(_noop, 1).result(), repeat)
+def round_trip(repeat: int, rounds: int = 6) -> dict[str, float]:
+    """Interleaved rounds (leanworker, traced leanworker, ProcessPoolExecutor(1)), so that warm-up and the
+    machine's drift fall on every contender alike; medians over all samples."""
+    ours: list[float] = []
+    traced: list[float] = []
+    peer: list[float] = []
+    with lw.Worker(THROUGHPUT) as worker, lw.Worker(THROUGHPUT, trace=lw.Tracer()) as traced_worker, \
+            ProcessPoolExecutor(1) as pool:
+        for _ in range(rounds):
+            ours += timings(lambda: worker.call("echo", 1), repeat // rounds)
+            traced += timings(lambda: traced_worker.call("echo", 1), repeat // rounds)
+            peer += timings(lambda: pool.submit(_noop, 1).result(), repeat // rounds)
     return {
         "leanworker_median_us": round(median_us(ours), 1),
         "leanworker_p90_us": round(p90_us(ours), 1),
+        "leanworker_traced_median_us": round(median_us(traced), 1),
         "process_pool_executor_median_us": round(median_us(peer), 1),
         "speedup_vs_process_pool_executor": round(median_us(peer) / median_us(ours), 2),
+        "tracing_cost_us": round(median_us(traced) - median_us(ours), 1),
     }
 
 
@@ -126,7 +135,6 @@ def main() -> None:
     results = {
         "pipe_floor": pipe_floor(n),
         "round_trip": round_trip(n),
-        "round_trip_traced": round_trip(n, lw.Tracer()),
         "streaming_200k": streaming(200_000),
         "cold_start": cold_start(5 if args.quick else 20),
         "crash_to_ready": crash_to_ready(5 if args.quick else 20),
