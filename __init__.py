@@ -68,39 +68,51 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
 
 
-if TYPE_CHECKING:
-    from leanworker.actors.config import PoolConfig, RestartPolicy, SessionKey, WorkerConfig
-    from leanworker.actors.results import (
-        CapabilityMetadata,
-        Diagnostic,
-        DoctorCheck,
-        DoctorReport,
-        Progress,
-        Row,
-        ShutdownReport,
-        StreamSummary,
-        WorkerSnapshot,
+if TYPE_CHECKING:  # explicit re-exports, so that type checkers see the lazy names
+    from leanworker.actors.config import (
+        PoolConfig as PoolConfig,
+        RestartPolicy as RestartPolicy,
+        SessionKey as SessionKey,
+        WorkerConfig as WorkerConfig,
     )
-    from leanworker.actors.stream import RowStream
-    from leanworker.actors.tracing import TraceEvent, Tracer
-    from leanworker.actors.worker import Worker
+    from leanworker.actors.results import (
+        CapabilityMetadata as CapabilityMetadata,
+        Diagnostic as Diagnostic,
+        DoctorCheck as DoctorCheck,
+        DoctorReport as DoctorReport,
+        Progress as Progress,
+        Row as Row,
+        ShutdownReport as ShutdownReport,
+        StreamSummary as StreamSummary,
+        WorkerSnapshot as WorkerSnapshot,
+    )
+    from leanworker.actors.stream import (
+        RowStream as RowStream,
+    )
+    from leanworker.actors.tracing import (
+        TraceEvent as TraceEvent,
+        Tracer as Tracer,
+    )
+    from leanworker.actors.worker import (
+        Worker as Worker,
+    )
     from leanworker.errors import (
-        Cancelled,
-        CommandError,
-        HandshakeError,
-        InvalidModuleName,
-        LakeDiscoveryError,
-        LeanWorkerError,
-        MemoryBudgetExceeded,
-        MemoryLimitExceeded,
-        PoolClosed,
-        ProtocolError,
-        QueueTimeout,
-        RequestTimeout,
-        RestartLimitExceeded,
-        StaleLease,
-        StartupTimeout,
-        WorkerBusy,
-        WorkerClosed,
-        WorkerCrashed,
+        Cancelled as Cancelled,
+        CommandError as CommandError,
+        HandshakeError as HandshakeError,
+        InvalidModuleName as InvalidModuleName,
+        LakeDiscoveryError as LakeDiscoveryError,
+        LeanWorkerError as LeanWorkerError,
+        MemoryBudgetExceeded as MemoryBudgetExceeded,
+        MemoryLimitExceeded as MemoryLimitExceeded,
+        PoolClosed as PoolClosed,
+        ProtocolError as ProtocolError,
+        QueueTimeout as QueueTimeout,
+        RequestTimeout as RequestTimeout,
+        RestartLimitExceeded as RestartLimitExceeded,
+        StaleLease as StaleLease,
+        StartupTimeout as StartupTimeout,
+        WorkerBusy as WorkerBusy,
+        WorkerClosed as WorkerClosed,
+        WorkerCrashed as WorkerCrashed,
     )
