@@ -1,0 +1,1 @@
+"""Lake project discovery and import planning into batches that reuse warm sessions."""
