@@ -31,6 +31,19 @@ _EXPORTS: dict[str, str] = {
     "DoctorCheck": "leanworker.actors.results",
     "DoctorReport": "leanworker.actors.results",
     "WorkerSnapshot": "leanworker.actors.results",
+    # planning
+    "discover_lake_project": "leanworker.planner.discovery",
+    "LakeProject": "leanworker.planner.discovery",
+    "LeanLib": "leanworker.planner.discovery",
+    "ModuleDescriptor": "leanworker.planner.discovery",
+    "ModuleSetFingerprint": "leanworker.planner.discovery",
+    "LakeDiagnostic": "leanworker.planner.lakefile",
+    "Glob": "leanworker.planner.lakefile",
+    "validate_module_name": "leanworker.planner.names",
+    "ImportPlanner": "leanworker.planner.plan",
+    "ImportPlan": "leanworker.planner.plan",
+    "PlannedBatch": "leanworker.planner.plan",
+    "WorkItem": "leanworker.planner.plan",
     # errors
     "LeanWorkerError": "leanworker.errors",
     "StartupTimeout": "leanworker.errors",
@@ -115,4 +128,24 @@ if TYPE_CHECKING:  # explicit re-exports, so that type checkers see the lazy nam
         WorkerBusy as WorkerBusy,
         WorkerClosed as WorkerClosed,
         WorkerCrashed as WorkerCrashed,
+    )
+    from leanworker.planner.discovery import (
+        LakeProject as LakeProject,
+        LeanLib as LeanLib,
+        ModuleDescriptor as ModuleDescriptor,
+        ModuleSetFingerprint as ModuleSetFingerprint,
+        discover_lake_project as discover_lake_project,
+    )
+    from leanworker.planner.lakefile import (
+        Glob as Glob,
+        LakeDiagnostic as LakeDiagnostic,
+    )
+    from leanworker.planner.names import (
+        validate_module_name as validate_module_name,
+    )
+    from leanworker.planner.plan import (
+        ImportPlan as ImportPlan,
+        ImportPlanner as ImportPlanner,
+        PlannedBatch as PlannedBatch,
+        WorkItem as WorkItem,
     )

@@ -1,9 +1,10 @@
-"""The ``leanworker`` command line: probe, discover, plan, doctor."""
+"""The ``leanworker`` command line: probe, discover, plan, doctor. Every command takes ``--json``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -54,6 +55,87 @@ def run_probe(args: argparse.Namespace) -> int:
     return 0 if result["status"] == "passed" else 1
 
 
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
+
+
+def _diagnostics_json(project: Any) -> list[dict[str, Any]]:
+    return [vars(d) for d in project.diagnostics]
+
+
+def _print_diagnostics(project: Any) -> None:
+    for d in project.diagnostics:
+        where = f" ({d.path}:{d.line})" if d.line else (f" ({d.path})" if d.path else "")
+        print(f"{d.severity}: {d.code}: {d.message}{where}", file=sys.stderr)
+
+
+def run_discover(args: argparse.Namespace) -> int:
+    import leanworker as lw
+
+    project = lw.discover_lake_project(args.path, libs=args.lib or None)
+    root = project.root
+    if args.json:
+        emit_json({
+            "status": "ok",
+            "root": str(root),
+            "lakefile": project.lakefile.name,
+            "package": project.package,
+            "libs": [{"name": lib.name, "roots": list(lib.roots), "globs": [str(g) for g in lib.globs],
+                      "src_dir": lib.src_dir, "default": lib.default, "readable": lib.readable}
+                     for lib in project.libs],
+            "modules": [{"name": m.name, "path": m.path.relative_to(root).as_posix(), "lib": m.lib,
+                         "source_root": m.source_root.relative_to(root).as_posix() or ".",
+                         "imports": list(m.imports)} for m in project.modules],
+            "fingerprint": {**vars(project.fingerprint), "digest": project.fingerprint.digest},
+            "diagnostics": _diagnostics_json(project),
+        })
+        return 0
+    print(f"{root}  ({project.lakefile.name}, package {project.package})")
+    print(_table(["library", "srcDir", "default", "globs", "modules"],
+                 [[lib.name, lib.src_dir, "yes" if lib.default else "", " ".join(str(g) for g in lib.globs),
+                   str(sum(1 for m in project.modules if m.lib == lib.name))] for lib in project.libs]))
+    shown = project.modules if args.all or len(project.modules) <= 40 else project.modules[:20]
+    print()
+    print(_table(["module", "imports", "path"],
+                 [[m.name, str(len(m.imports)), m.path.relative_to(root).as_posix()] for m in shown]))
+    if len(shown) < len(project.modules):
+        print(f"... {len(project.modules) - len(shown)} more (--all shows every module)")
+    fp = project.fingerprint
+    print(f"\nfingerprint: {fp.source_count} sources, toolchain {fp.toolchain}, digest {fp.digest[:16]}")
+    _print_diagnostics(project)
+    return 0
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    import leanworker as lw
+    from leanworker.planner.plan import key_to_json
+
+    project = lw.discover_lake_project(args.path, libs=args.lib or None)
+    planner = lw.ImportPlanner(args.capability, tuple(args.base_import), args.max_batch_modules, mode=args.mode)
+    plan = planner.plan(project)
+    if args.json:
+        emit_json({
+            "status": "ok", "mode": plan.mode, "fingerprint": plan.fingerprint,
+            "source_fingerprint": plan.source_fingerprint, "modules": plan.module_count,
+            "batches": [{"key": key_to_json(b.key), "modules": list(b.modules), "fingerprint": b.fingerprint,
+                         "source_root": str(b.source_root) if b.source_root else None} for b in plan.batches],
+            "diagnostics": _diagnostics_json(project),
+        })
+        return 0
+    print(f"{plan.module_count} modules in {len(plan.batches)} batches ({plan.mode} mode), "
+          f"{len(plan.keys)} session keys, plan {plan.fingerprint[:16]}")
+    print(_table(["batch", "modules", "first", "last", "imports"],
+                 [[str(i), str(len(b.modules)), b.modules[0], b.modules[-1],
+                   " ".join(b.key.imports[:4]) + (" ..." if len(b.key.imports) > 4 else "")]
+                  for i, b in enumerate(plan.batches)]))
+    _print_diagnostics(project)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="leanworker", description="Run Lean work on a supervised worker pool.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -66,6 +148,22 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = add("doctor", "Start a worker, open a session and print its doctor report.")
     doctor.add_argument("--capability", default=MATHLIB, help="module:attribute of the capability to check")
     doctor.set_defaults(handler=run_doctor)
+
+    discover = add("discover", "Find a Lake project's libraries and modules, by Lake's rules.")
+    discover.add_argument("path", help="the project directory (or any path inside it)")
+    discover.add_argument("--lib", action="append", help="a library to read (repeatable; default: default targets)")
+    discover.add_argument("--all", action="store_true", help="list every module, however many")
+    discover.set_defaults(handler=run_discover)
+
+    plan = add("plan", "Group a Lake project's modules into batches that share a warm session.")
+    plan.add_argument("path")
+    plan.add_argument("--lib", action="append")
+    plan.add_argument("--mode", choices=["shared", "per_header"], default="shared",
+                      help="shared: one session on the base imports; per_header: each module's own imports")
+    plan.add_argument("--base-import", action="append", default=[], help="a module every session imports")
+    plan.add_argument("--max-batch-modules", type=int, default=None)
+    plan.add_argument("--capability", default=MATHLIB)
+    plan.set_defaults(handler=run_plan)
 
     probe = add("probe", "Run the mathlib-scale fixture through the runtime and report what happened.")
     probe.add_argument("--capability", default=MATHLIB)
@@ -88,3 +186,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader (say, `head`) stopped reading: not an error of ours
+        sys.stdout = open(os.devnull, "w")
+        return 0

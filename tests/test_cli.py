@@ -1,0 +1,62 @@
+"""The command line, run as a user runs it: a real process, JSON on stdout, exit status."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import leanworker.fixtures
+
+LAKE = Path(leanworker.fixtures.__file__).parent / "lake"
+
+
+def run(*args: str) -> tuple[int, Any, str]:
+    done = subprocess.run([sys.executable, "-m", "leanworker", *args], capture_output=True, text=True, timeout=120)
+    try:
+        data = json.loads(done.stdout) if "--json" in args else done.stdout
+    except json.JSONDecodeError:
+        data = None
+    return done.returncode, data, done.stderr
+
+
+def test_discover_json_lists_libraries_modules_fingerprint_and_diagnostics() -> None:
+    code, data, _ = run("discover", str(LAKE / "unreadable"), "--json")
+    assert code == 0 and data["status"] == "ok"
+    assert [m["name"] for m in data["modules"]] == ["Fine", "Fine.Part"]
+    assert {lib["name"]: lib["readable"] for lib in data["libs"]} == {"Computed": False, "Appended": False,
+                                                                      "Fine": True}
+    assert data["fingerprint"]["source_count"] == 2 and len(data["fingerprint"]["digest"]) == 64
+    assert {d["code"] for d in data["diagnostics"]} >= {"lakefile.unreadable", "lakefile.conditional_lib"}
+
+
+def test_discover_json_is_stable_across_runs() -> None:
+    first = run("discover", str(LAKE / "lean_globs"), "--json")[1]
+    second = run("discover", str(LAKE / "lean_globs"), "--json")[1]
+    assert first == second and first["modules"][0]["path"] == "src/Core.lean"
+
+
+def test_plan_json_has_batches_with_keys_and_fingerprints() -> None:
+    code, data, _ = run("plan", str(LAKE / "toml_multi"), "--lib", "Beta", "--lib", "Gamma", "--max-batch-modules",
+                        "2", "--json")
+    assert code == 0
+    assert [b["modules"] for b in data["batches"]] == [["Beta.One", "Beta.Two"], ["Gamma", "Gamma.G1"], ["Loose"]]
+    assert data["batches"][0]["key"]["capability"] == "leanworker.fixtures.mathlib_scale:capability"
+    assert data["modules"] == 5 and len(data["fingerprint"]) == 64
+
+
+def test_a_human_table_on_a_terminal_and_a_typed_error_without_a_project(tmp_path: Path) -> None:
+    code, text, _ = run("discover", str(LAKE / "lean_globs"))
+    assert code == 0 and "Core.«v4_0_0-m1»" in text and "library" in text
+    code, data, _ = run("discover", str(tmp_path), "--json")
+    assert code == 2 and data == {"status": "error", "error": "LakeDiscoveryError",
+                                  "message": f"no lakefile.lean or lakefile.toml in {tmp_path.resolve()} or any "
+                                             "directory above it"}
+
+
+def test_doctor_json_reports_checks() -> None:
+    code, data, _ = run("doctor", "--json")
+    assert code == 0 and data["status"] == "ok"
+    assert {c["name"] for c in data["checks"]} >= {"python", "session", "parent_death_signal"}
