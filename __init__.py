@@ -18,6 +18,9 @@ _EXPORTS: dict[str, str] = {
     "SessionKey": "leanworker.actors.config",
     # runtime
     "Worker": "leanworker.actors.worker",
+    "WorkerPool": "leanworker.actors.pool",
+    "Lease": "leanworker.actors.lease",
+    "PoolSnapshot": "leanworker.actors.results",
     "RowStream": "leanworker.actors.stream",
     "Tracer": "leanworker.actors.tracing",
     "TraceEvent": "leanworker.actors.tracing",
@@ -88,11 +91,18 @@ if TYPE_CHECKING:  # explicit re-exports, so that type checkers see the lazy nam
         SessionKey as SessionKey,
         WorkerConfig as WorkerConfig,
     )
+    from leanworker.actors.lease import (
+        Lease as Lease,
+    )
+    from leanworker.actors.pool import (
+        WorkerPool as WorkerPool,
+    )
     from leanworker.actors.results import (
         CapabilityMetadata as CapabilityMetadata,
         Diagnostic as Diagnostic,
         DoctorCheck as DoctorCheck,
         DoctorReport as DoctorReport,
+        PoolSnapshot as PoolSnapshot,
         Progress as Progress,
         Row as Row,
         ShutdownReport as ShutdownReport,

@@ -109,6 +109,8 @@ def terminal_from_done(message: dict[str, Any], received: dict[str, int], stream
 class ChildActor(pykka.ThreadingActor):
     """One worker process: spawn, read, drain, kill, reap."""
 
+    use_daemon_thread = True
+
     def __init__(self, supervisor: pykka.ActorRef[Any], generation: int, key: SessionKey, config: WorkerConfig,
                  router: Router, gate: AdmissionGate, tracer: Tracer | None, slot: str) -> None:
         super().__init__()

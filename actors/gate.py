@@ -42,6 +42,7 @@ class AdmissionGate:
         self.notify_every_done = notify_every_done or tracer is not None
         self.ids = itertools.count(1)
         self.generation: int | None = None  # None: closed
+        self.latest_generation = 0  # the newest generation started (set by the supervisor)
         self.router: Router | None = None
         self.pipe: Any = None
         self.inflight: RequestChannel | None = None

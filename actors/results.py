@@ -94,3 +94,32 @@ class WorkerSnapshot:
     stale_frames_dropped: int = 0
     backpressure_waits: int = 0
     sessions_opened: int = 0
+
+
+@dataclass(frozen=True)
+class PoolSnapshot:
+    """A consistent view of a pool: ``workers == idle + busy``, ``leases == busy <= workers <= max_workers``.
+
+    ``workers`` are slots that hold a worker for use (idle: not leased; busy: leased, even while its worker
+    restarts); ``starting`` slots are being started for a waiter; ``stopping`` slots are being cycled or evicted.
+    Their processes count toward ``max_workers`` too: ``workers + starting + stopping <= max_workers``.
+    """
+
+    max_workers: int
+    workers: int
+    idle: int
+    busy: int
+    leases: int
+    starting: int
+    stopping: int
+    queue_depth: int
+    requests_ok: int
+    requests_failed: int
+    rows_delivered: int
+    restarts: dict[str, int]
+    worker_rss_mib: list[float] | None
+    total_rss_mib: float | None
+    backpressure_waits: int
+    stale_frames_dropped: int
+    sessions_opened: int
+    cooldowns: dict[str, float]  # capability|imports -> seconds until the key may be tried again

@@ -104,12 +104,20 @@ class _Pending:
     reply: Future[RequestChannel] = field(default_factory=Future)
 
 
+SlotListener = Callable[[str, Any], None]
+
+
 class SupervisorActor(pykka.ThreadingActor):
     """One supervised worker slot (see the module docstring)."""
 
+    use_daemon_thread = True  # a forgotten worker must not keep the interpreter alive (atexit still reaps it)
+
     def __init__(self, key: SessionKey, config: WorkerConfig, policy: RestartPolicy, tracer: Tracer | None,
-                 scheduler: Scheduler, sampler: MemorySampler | None, name: str = "worker") -> None:
+                 scheduler: Scheduler, sampler: MemorySampler | None, name: str = "worker",
+                 listener: SlotListener | None = None, closed_error: type[WorkerClosed] = WorkerClosed) -> None:
         super().__init__()
+        self.listener = listener  # the pool hears: ready, failed, exhausted, restart, memory
+        self.closed_error = closed_error
         self.key = key
         self.config = config
         self.policy = policy
@@ -180,6 +188,13 @@ class SupervisorActor(pykka.ThreadingActor):
         if self.tracer is not None:
             self.tracer.record(kind, self.name, self.generation, request_id, **fields)
 
+    def _notify(self, event: str, payload: Any) -> None:
+        if self.listener is not None:
+            try:
+                self.listener(event, payload)
+            except Exception:  # the listener (the pool) is gone
+                pass
+
     # -- generations ---------------------------------------------------------------------------------------------
 
     def _spawn(self) -> None:
@@ -189,6 +204,7 @@ class SupervisorActor(pykka.ThreadingActor):
         child = ChildActor.start(self.actor_ref, number, self.key, self.config, router, self.gate, self.tracer,
                                  self.name)
         self.gen = _Generation(number, child, router, time.monotonic())
+        self.gate.latest_generation = number
         self.gen.timer = self._later(self.config.startup_timeout, Deadline(number, 0, "startup"))
         self.state = "starting"
         self._trace("generation_start")
@@ -256,6 +272,7 @@ class SupervisorActor(pykka.ThreadingActor):
             if not waiter.done():
                 waiter.set_result(gen.number)
         self.ready_waiters.clear()
+        self._notify("ready", gen.number)
         if self.pending is not None:
             pending, self.pending = self.pending, None
             self._admit_pending(pending)
@@ -330,9 +347,11 @@ class SupervisorActor(pykka.ThreadingActor):
             if not self.ever_ready:
                 self.state = "failed"
                 self.failure = gen.startup_error or crash
+                self._notify("failed", self.failure)
                 return
         reason = gen.ending or "crash"
         self.restarts[reason] += 1
+        self._notify("restart", reason)
         if not gen.planned and not self._restart_allowed():
             return
         self._spawn()
@@ -354,6 +373,7 @@ class SupervisorActor(pykka.ThreadingActor):
             f" it may be tried again in {retry:.1f} s", retry_after=retry)
         self._trace("exhausted", restarts=len(times))
         self._fail_waiters(self.failure)
+        self._notify("exhausted", self.failure)
         return False
 
     def _fail_waiters(self, error: LeanWorkerError) -> None:
@@ -376,7 +396,7 @@ class SupervisorActor(pykka.ThreadingActor):
     def _on_submit(self, message: Submit) -> RequestChannel | Future[RequestChannel]:
         """The slow path, for requests the gate did not admit at once."""
         if self.closing is not None or self.state == "closed":
-            raise WorkerClosed(f"worker {self.name} is shut down")
+            raise self.closed_error(f"worker {self.name} is shut down")
         if message.expect_generation is not None and message.expect_generation != self.generation:
             raise StaleLease(f"generation {message.expect_generation} of {self.name} has ended")
         if self.state == "failed":
@@ -512,6 +532,7 @@ class SupervisorActor(pykka.ThreadingActor):
         if gen is None:
             return
         self.last_rss = message.rss_mib
+        self._notify("memory", message.rss_mib)
         if message.rss_mib is None or gen.ending is not None or gen.phase != "ready":
             return  # unavailable (decide nothing), or already being replaced
         rss = message.rss_mib
@@ -535,7 +556,7 @@ class SupervisorActor(pykka.ThreadingActor):
         elif self.state in ("failed", "exhausted") and self.failure is not None:
             future.set_exception(self.failure)
         elif self.closing is not None:
-            future.set_exception(WorkerClosed(f"worker {self.name} is shut down"))
+            future.set_exception(self.closed_error(f"worker {self.name} is shut down"))
         else:
             self.ready_waiters.append(future)
         return future
@@ -567,7 +588,7 @@ class SupervisorActor(pykka.ThreadingActor):
             self.closing.add_done_callback(lambda done: _copy_future(done, message.reply))
             return
         self.closing = message.reply
-        closed = WorkerClosed(f"worker {self.name} was shut down")
+        closed = self.closed_error(f"worker {self.name} was shut down")
         with self.gate.lock:
             self.gate.close_locked()
         self._fail_inflight(Terminal(SHUTDOWN, error=closed))

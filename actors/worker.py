@@ -10,6 +10,7 @@ from typing import Any
 
 import pykka
 
+from leanworker.actors import lifecycle
 from leanworker.actors.channel import OK, RequestChannel
 from leanworker.actors.gate import AdmissionGate
 from leanworker.actors.config import RestartPolicy, SessionKey, WorkerConfig
@@ -129,6 +130,7 @@ class Worker:
                                                  f"worker{next(_names)}")
         gate = self._supervisor.proxy().gate.get()
         self._port = RequestPort(self._supervisor, gate, config)
+        lifecycle.register(self)
         try:
             self._port._ask(AwaitReady()).result(self._port.wait_timeout())
         except BaseException:
@@ -183,6 +185,7 @@ class Worker:
             self._scheduler.stop()
             if self._sampler is not None:
                 self._sampler.stop()
+            lifecycle.unregister(self)
         self._closed = report
         return report
 

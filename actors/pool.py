@@ -1,0 +1,553 @@
+"""``lw.WorkerPool`` and its PoolActor: worker slots, admission, the wait queue, the memory budget, snapshots.
+
+Admission (docs/semantics.md states the same policy):
+
+1. A waiter whose key matches an idle warm worker gets it (no second session open).
+2. Otherwise the oldest waiter that can use capacity gets it: a new worker if ``max_workers`` and the memory budget
+   allow; else an idle worker of another key is cycled for it (least recently used first).
+3. Otherwise it waits, first come, first served, with one bounded exception: a later waiter may take an idle warm
+   worker of its own key ahead of earlier waiters (cheap, no session open) instead of that worker being cycled
+   for an earlier waiter, but no waiter is passed over more than ``BYPASS_LIMIT`` times; after that, idle workers
+   are cycled for it first.
+
+Processes are counted from the moment a worker is started until it is reaped, so ``max_workers`` is never
+exceeded, not even while one worker is being replaced by another. A waiter that gives up (timeout) cancels its
+future; the pool never grants to a cancelled future, so no lease is ever granted that nobody holds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+
+from leanworker.actors import lifecycle
+from leanworker.actors.config import PoolConfig, SessionKey
+from leanworker.actors.lease import Lease
+from leanworker.actors.memory import MemorySampler
+from leanworker.actors.messages import Shutdown
+from leanworker.actors.results import PoolSnapshot, ShutdownReport
+from leanworker.actors.supervisor import SupervisorActor
+from leanworker.actors.timers import Scheduler
+from leanworker.actors.tracing import Tracer
+from leanworker.actors.worker import RequestPort
+from leanworker.errors import LeanWorkerError, MemoryBudgetExceeded, PoolClosed, QueueTimeout, RestartLimitExceeded
+
+BYPASS_LIMIT = 4
+
+
+# -- messages --------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Waiter:
+    waiter_id: int
+    key: SessionKey
+    future: Future[Lease]
+    enqueued_at: float
+    passed_over: int = 0
+    bound: bool = False  # a worker is starting for it
+    awaiting: bool = False  # capacity or memory is being freed for it
+
+
+@dataclass(frozen=True)
+class Acquire:
+    waiter: _Waiter
+
+
+@dataclass(frozen=True)
+class Release:
+    lease_id: int
+
+
+@dataclass(frozen=True)
+class Abandon:
+    waiter_id: int
+
+
+@dataclass(frozen=True)
+class SlotEvent:
+    slot_id: int
+    event: str
+    payload: Any
+
+
+@dataclass(frozen=True)
+class SlotStopped:
+    slot_id: int
+
+
+@dataclass(frozen=True)
+class TakePoolSnapshot:
+    pass
+
+
+@dataclass(frozen=True)
+class ClosePool:
+    reply: Future[None]
+
+
+@dataclass
+class _Slot:
+    slot_id: int
+    key: SessionKey
+    supervisor: pykka.ActorRef[Any]
+    port: RequestPort
+    state: str = "starting"  # starting, ready, stopping
+    generation: int = 0
+    lease_id: int | None = None
+    reserved_for: _Waiter | None = None
+    last_used: float = field(default_factory=time.monotonic)
+    rss: float | None = None
+    sampled: bool = False
+
+
+class _Totals:
+    """Counters of slots that are gone, so that pool totals never go down."""
+
+    def __init__(self) -> None:
+        self.requests_ok = 0
+        self.requests_failed = 0
+        self.rows_delivered = 0
+        self.backpressure_waits = 0
+        self.stale_frames_dropped = 0
+
+    def add_slot(self, slot: _Slot) -> None:
+        gate = slot.port.gate
+        self.requests_ok += gate.requests_ok
+        self.requests_failed += gate.requests_failed
+        self.rows_delivered += gate.counters.rows_delivered
+        self.backpressure_waits += gate.counters.backpressure_waits
+        self.stale_frames_dropped += gate.counters.stale_frames_dropped
+
+
+def _key_label(key: SessionKey) -> str:
+    return f"{key.capability}|{','.join(key.imports)}"
+
+
+class PoolActor(pykka.ThreadingActor):
+    """Owns the worker slots, admission, the wait queue, the memory budget and snapshots."""
+
+    use_daemon_thread = True
+
+    def __init__(self, config: PoolConfig, scheduler: Scheduler, sampler: MemorySampler) -> None:
+        super().__init__()
+        self.config = config
+        self.scheduler = scheduler
+        self.sampler = sampler
+        self.tracer: Tracer | None = config.trace
+        self.slots: dict[int, _Slot] = {}
+        self.waiters: deque[_Waiter] = deque()
+        self.leases: dict[int, int] = {}
+        self.cooldowns: dict[SessionKey, tuple[float, LeanWorkerError]] = {}
+        self.key_rss: dict[SessionKey, float] = {}
+        self.retired = _Totals()
+        self.restarts: Counter[str] = Counter()
+        self.sessions_opened = 0
+        self.closing: Future[None] | None = None
+        self._slot_ids = itertools.count(1)
+        self._lease_ids = itertools.count(1)
+        self._handlers: dict[type, Callable[[Any], Any]] = {
+            Acquire: self._on_acquire, Release: self._on_release, Abandon: self._on_abandon,
+            SlotEvent: self._on_slot_event, SlotStopped: self._on_slot_stopped,
+            TakePoolSnapshot: self._on_snapshot, ClosePool: self._on_close,
+        }
+
+    def on_receive(self, message: Any) -> Any:
+        if self.tracer is not None:
+            self.tracer.record("message", "pool", message=type(message).__name__)
+        return self._handlers[type(message)](message)
+
+    def _trace(self, kind: str, **fields: Any) -> None:
+        if self.tracer is not None:
+            self.tracer.record(kind, "pool", **fields)
+
+    def _tell_self(self, message: Any) -> None:
+        try:
+            self.actor_ref.tell(message)
+        except pykka.ActorDeadError:
+            pass
+
+    # -- requests from callers ---------------------------------------------------------------------------------------
+
+    def _on_acquire(self, message: Acquire) -> None:
+        waiter = message.waiter
+        if self.closing is not None:
+            _fail(waiter, PoolClosed("the pool is shut down"))
+            return
+        cooldown = self.cooldowns.get(waiter.key)
+        if cooldown is not None:
+            until, error = cooldown
+            remaining = until - time.monotonic()
+            if remaining > 0:
+                self._trace("admission_refused", reason="cooldown")
+                _fail(waiter, RestartLimitExceeded(f"{error} (cool-down: try again in {remaining:.1f} s)",
+                                                   retry_after=remaining))
+                return
+            del self.cooldowns[waiter.key]
+        self.waiters.append(waiter)
+        self._trace("queued", waiter=waiter.waiter_id, key=_key_label(waiter.key), depth=len(self.waiters))
+        self._admit()
+
+    def _on_release(self, message: Release) -> None:
+        slot_id = self.leases.pop(message.lease_id, None)
+        slot = self.slots.get(slot_id) if slot_id is not None else None
+        self._trace("lease_released", lease=message.lease_id, slot=slot_id)
+        if slot is None:
+            return
+        slot.lease_id = None
+        slot.last_used = time.monotonic()
+        if slot.state == "exhausted":
+            self._stop_slot(slot, "exhausted")
+        self._admit()
+
+    def _on_abandon(self, message: Abandon) -> None:
+        self.waiters = deque(w for w in self.waiters if w.waiter_id != message.waiter_id)
+        for slot in self.slots.values():
+            if slot.reserved_for is not None and slot.reserved_for.waiter_id == message.waiter_id:
+                slot.reserved_for = None
+        self._admit()
+
+    # -- events from slots -----------------------------------------------------------------------------------------
+
+    def _on_slot_event(self, message: SlotEvent) -> None:
+        slot = self.slots.get(message.slot_id)
+        if slot is None:
+            return
+        event, payload = message.event, message.payload
+        if event == "ready":
+            slot.generation = payload
+            self.sessions_opened += 1
+            if slot.state == "starting":
+                slot.state = "ready"
+            waiter, slot.reserved_for = slot.reserved_for, None
+            if waiter is not None and slot.lease_id is None:
+                waiter.bound = False
+                if waiter in self.waiters:
+                    self.waiters.remove(waiter)
+                    if not self._grant(slot, waiter):
+                        pass  # it gave up: the worker is simply idle
+            self._admit()
+        elif event == "restart":
+            self.restarts[payload] += 1
+            if slot.state == "ready" and slot.lease_id is None:
+                slot.state = "starting"
+        elif event == "memory":
+            slot.rss, slot.sampled = payload, True
+            if payload is not None:
+                self.key_rss[slot.key] = max(self.key_rss.get(slot.key, 0.0), payload)
+        elif event in ("failed", "exhausted"):
+            error: LeanWorkerError = payload
+            if event == "exhausted":
+                retry = getattr(error, "retry_after", None) or self.config.restart.restart_window
+                self.cooldowns[slot.key] = (time.monotonic() + retry, error)
+                self._trace("cooldown", key=_key_label(slot.key), seconds=round(retry, 3))
+                for waiter in [w for w in self.waiters if w.key == slot.key]:
+                    self.waiters.remove(waiter)
+                    _fail(waiter, RestartLimitExceeded(f"{error}", retry_after=retry))
+            waiter, slot.reserved_for = slot.reserved_for, None
+            if waiter is not None and waiter in self.waiters:
+                self.waiters.remove(waiter)
+                _fail(waiter, error)
+            if slot.lease_id is None:
+                self._stop_slot(slot, event)
+            else:
+                slot.state = "exhausted"  # stopped when its holder releases it
+            self._admit()
+
+    def _on_slot_stopped(self, message: SlotStopped) -> None:
+        slot = self.slots.pop(message.slot_id, None)
+        if slot is None:
+            return
+        self.retired.add_slot(slot)
+        try:
+            slot.supervisor.stop(block=False)
+        except pykka.ActorDeadError:
+            pass
+        self._trace("slot_stopped", slot=slot.slot_id)
+        if self.closing is not None and not self.slots:
+            self.closing.set_result(None)
+            return
+        self._admit()
+
+    # -- admission ---------------------------------------------------------------------------------------------------
+
+    def _admit(self) -> None:
+        if self.closing is not None:
+            return
+        self.waiters = deque(w for w in self.waiters if not w.future.cancelled())
+        while self._admit_one():
+            pass
+
+    def _admit_one(self) -> bool:
+        """Serve at most one waiter; True when something changed (so the queue is looked at again)."""
+        earlier: list[_Waiter] = []
+        reserved = 0  # capacity promised to earlier waiters that are waiting for a worker to stop
+        for waiter in self.waiters:
+            if waiter.bound:
+                continue
+            slot = self._idle_slot(waiter.key)
+            if slot is not None:
+                if any(w.passed_over >= BYPASS_LIMIT for w in earlier):
+                    return False  # a starved waiter comes first: it will cycle this worker
+                for w in earlier:
+                    w.passed_over += 1
+                self.waiters.remove(waiter)
+                self._grant(slot, waiter)
+                return True
+            if self._use_capacity(waiter, reserved):
+                return True
+            if waiter.awaiting:
+                reserved += 1
+            earlier.append(waiter)
+        return False
+
+    def _idle_slot(self, key: SessionKey) -> _Slot | None:
+        for slot in self.slots.values():
+            if slot.key == key and slot.state == "ready" and slot.lease_id is None and slot.reserved_for is None:
+                return slot
+        return None
+
+    def _use_capacity(self, waiter: _Waiter, reserved: int) -> bool:
+        free = self.config.max_workers - len(self.slots) - reserved
+        if free > 0:
+            if not self._memory_allows(waiter.key):
+                return self._make_room_in_memory(waiter)
+            waiter.awaiting = False
+            waiter.bound = True
+            self._start_slot(waiter.key, waiter)
+            return True
+        if waiter.awaiting:
+            return False
+        wanted_later = {w.key for w in self.waiters if w is not waiter and not w.bound}
+        victims = [s for s in self._idle_slots() if s.key not in wanted_later or waiter.passed_over >= BYPASS_LIMIT]
+        if not victims:
+            return False
+        victim = min(victims, key=lambda s: s.last_used)
+        self._trace("cycle_for_key", slot=victim.slot_id, key=_key_label(waiter.key))
+        self._stop_slot(victim, "cycle_for_key")
+        waiter.awaiting = True
+        return True
+
+    def _idle_slots(self) -> list[_Slot]:
+        return [s for s in self.slots.values() if s.state == "ready" and s.lease_id is None and s.reserved_for is None]
+
+    def _memory_allows(self, key: SessionKey) -> bool:
+        budget = self.config.max_total_rss_mib
+        if budget is None:
+            return True
+        samples = [s.rss for s in self.slots.values() if s.sampled]
+        if any(rss is None for rss in samples):
+            return True  # sampling unavailable: no decision on missing data
+        total = sum(rss for rss in samples if rss is not None)
+        return total + self.key_rss.get(key, 0.0) <= budget
+
+    def _make_room_in_memory(self, waiter: _Waiter) -> bool:
+        idle = sorted(self._idle_slots(), key=lambda s: s.last_used)
+        if idle:
+            self._trace("evict_for_memory", slot=idle[0].slot_id)
+            self._stop_slot(idle[0], "evicted_for_memory")
+            waiter.awaiting = True
+            return True
+        if any(s.state == "stopping" for s in self.slots.values()):
+            waiter.awaiting = True  # memory is already being freed; look again when it is
+            return False
+        self.waiters.remove(waiter)
+        total = sum(s.rss or 0.0 for s in self.slots.values())
+        self._trace("admission_refused", reason="memory_budget")
+        _fail(waiter, MemoryBudgetExceeded(
+            f"starting a worker for {waiter.key.capability} would pass the pool's memory budget of "
+            f"{self.config.max_total_rss_mib} MiB ({total:.0f} MiB in use, about "
+            f"{self.key_rss.get(waiter.key, 0.0):.0f} MiB expected for this key; no idle worker to evict)"))
+        return True
+
+    def _grant(self, slot: _Slot, waiter: _Waiter) -> bool:
+        if not waiter.future.set_running_or_notify_cancel():
+            return False  # the caller gave up: nobody would release this lease
+        lease_id = next(self._lease_ids)
+        slot.lease_id = lease_id
+        slot.last_used = time.monotonic()
+        self.leases[lease_id] = slot.slot_id
+        pool = self.actor_ref
+
+        def release(released_id: int) -> None:
+            try:
+                pool.tell(Release(released_id))
+            except pykka.ActorDeadError:
+                pass
+
+        self._trace("lease_granted", lease=lease_id, slot=slot.slot_id, generation=slot.generation,
+                    waited_s=round(time.monotonic() - waiter.enqueued_at, 6))
+        waiter.future.set_result(Lease(lease_id, slot.key, slot.port, slot.generation, release))
+        return True
+
+    def _start_slot(self, key: SessionKey, waiter: _Waiter | None) -> None:
+        slot_id = next(self._slot_ids)
+        pool = self.actor_ref
+
+        def listener(event: str, payload: Any) -> None:
+            pool.tell(SlotEvent(slot_id, event, payload))
+
+        supervisor = SupervisorActor.start(key, self.config.worker, self.config.restart, self.tracer,
+                                           self.scheduler, self.sampler, f"slot{slot_id}", listener, PoolClosed)
+        gate = supervisor.proxy().gate.get()
+        slot = _Slot(slot_id, key, supervisor, RequestPort(supervisor, gate, self.config.worker),
+                     reserved_for=waiter)
+        self.slots[slot_id] = slot
+        self._trace("slot_start", slot=slot_id, key=_key_label(key))
+
+    def _stop_slot(self, slot: _Slot, reason: str) -> None:
+        if slot.state == "stopping":
+            return
+        slot.state = "stopping"
+        reply: Future[ShutdownReport] = Future()
+        pool, slot_id = self.actor_ref, slot.slot_id
+        reply.add_done_callback(lambda _: _tell(pool, SlotStopped(slot_id)))
+        self._trace("slot_stop", slot=slot_id, reason=reason)
+        try:
+            slot.supervisor.tell(Shutdown(reply))
+        except pykka.ActorDeadError:
+            self._tell_self(SlotStopped(slot_id))
+
+    # -- snapshots and shutdown --------------------------------------------------------------------------------------
+
+    def _on_snapshot(self, message: TakePoolSnapshot) -> PoolSnapshot:
+        slots = list(self.slots.values())
+        busy = sum(1 for s in slots if s.lease_id is not None)
+        idle = sum(1 for s in slots if s.lease_id is None and s.state == "ready")
+        starting = sum(1 for s in slots if s.lease_id is None and s.state == "starting")
+        stopping = sum(1 for s in slots if s.lease_id is None and s.state in ("stopping", "exhausted"))
+        totals = _Totals()
+        for slot in slots:
+            totals.add_slot(slot)
+        live = [s for s in slots if s.state != "stopping"]
+        rss_values = [s.rss for s in live]
+        available = all(s.sampled and s.rss is not None for s in live)
+        now = time.monotonic()
+        return PoolSnapshot(
+            max_workers=self.config.max_workers,
+            workers=idle + busy,
+            idle=idle,
+            busy=busy,
+            leases=len(self.leases),
+            starting=starting,
+            stopping=stopping,
+            queue_depth=sum(1 for w in self.waiters if not w.future.cancelled()),
+            requests_ok=self.retired.requests_ok + totals.requests_ok,
+            requests_failed=self.retired.requests_failed + totals.requests_failed,
+            rows_delivered=self.retired.rows_delivered + totals.rows_delivered,
+            restarts=dict(self.restarts),
+            worker_rss_mib=[round(v, 1) for v in rss_values if v is not None] if available else None,
+            total_rss_mib=round(sum(v for v in rss_values if v is not None), 1) if available else None,
+            backpressure_waits=self.retired.backpressure_waits + totals.backpressure_waits,
+            stale_frames_dropped=self.retired.stale_frames_dropped + totals.stale_frames_dropped,
+            sessions_opened=self.sessions_opened,
+            cooldowns={_key_label(k): round(until - now, 3) for k, (until, _) in self.cooldowns.items()
+                       if until > now},
+        )
+
+    def _on_close(self, message: ClosePool) -> None:
+        if self.closing is not None:
+            self.closing.add_done_callback(lambda _: message.reply.set_result(None))
+            return
+        self.closing = message.reply
+        while self.waiters:
+            _fail(self.waiters.popleft(), PoolClosed("the pool was shut down while this lease waited"))
+        if not self.slots:
+            message.reply.set_result(None)
+            return
+        for slot in list(self.slots.values()):
+            slot.state = "ready" if slot.state == "stopping" else slot.state  # let _stop_slot run for every slot
+            self._stop_slot(slot, "pool_shutdown")
+
+
+def _tell(actor: pykka.ActorRef[Any], message: Any) -> None:
+    try:
+        actor.tell(message)
+    except pykka.ActorDeadError:
+        pass
+
+
+def _fail(waiter: _Waiter, error: LeanWorkerError) -> None:
+    if waiter.future.set_running_or_notify_cancel():
+        waiter.future.set_exception(error)
+
+
+class WorkerPool:
+    """A pool of supervised worker processes, leased by session key. A context manager.
+
+    ``pool.lease(key)`` grants a warm worker of that key, starts one, or cycles an idle worker of another key; it
+    waits in the admission queue at most ``timeout`` (default ``queue_wait_timeout``) and raises ``QueueTimeout``.
+    """
+
+    def __init__(self, config: PoolConfig = PoolConfig()) -> None:
+        self.config = config
+        self._scheduler = Scheduler("leanworker-pool-timers")
+        self._sampler = MemorySampler(config.memory_sample_interval, config.memory_metric)
+        self._actor = PoolActor.start(config, self._scheduler, self._sampler)
+        self._waiter_ids = itertools.count(1)
+        self._closed = False
+        lifecycle.register(self)
+
+    def lease(self, key: SessionKey, timeout: float | None = None) -> Lease:
+        """Wait for a warm worker of ``key`` (see the class docstring) and return the lease."""
+        if self._closed:
+            raise PoolClosed("the pool is shut down")
+        future: Future[Lease] = Future()
+        waiter = _Waiter(next(self._waiter_ids), key, future, time.monotonic())
+        wait = self.config.queue_wait_timeout if timeout is None else timeout
+        try:
+            self._actor.tell(Acquire(waiter))
+        except pykka.ActorDeadError:
+            raise PoolClosed("the pool is shut down") from None
+        try:
+            return future.result(wait)
+        except FutureTimeout:
+            if future.cancel():
+                _tell(self._actor, Abandon(waiter.waiter_id))
+                raise QueueTimeout(f"no worker for {key.capability} within {wait:g} s") from None
+            return future.result()  # granted as we gave up: it is ours
+
+    def snapshot(self) -> PoolSnapshot:
+        try:
+            snapshot: Any = self._actor.ask(TakePoolSnapshot())
+        except pykka.ActorDeadError:
+            raise PoolClosed("the pool is shut down") from None
+        assert isinstance(snapshot, PoolSnapshot)
+        return snapshot
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Stop admission, fail queued waiters with ``PoolClosed``, end requests in flight, reap every worker."""
+        if self._closed:
+            return
+        self._closed = True
+        worker = self.config.worker
+        wait = timeout if timeout is not None else worker.shutdown_timeout + 2 * worker.kill_wait + 15.0
+        reply: Future[None] = Future()
+        try:
+            self._actor.tell(ClosePool(reply))
+            reply.result(wait)
+        except (pykka.ActorDeadError, FutureTimeout):
+            pass
+        finally:
+            try:
+                self._actor.stop(block=True, timeout=wait)
+            except (pykka.ActorDeadError, pykka.Timeout):
+                pass
+            self._scheduler.stop()
+            self._sampler.stop()
+            lifecycle.unregister(self)
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.shutdown()
+
