@@ -148,6 +148,7 @@ class PoolActor(pykka.ThreadingActor):
         self.leases: dict[int, int] = {}
         self.cooldowns: dict[SessionKey, tuple[float, LeanWorkerError]] = {}
         self.key_rss: dict[SessionKey, float] = {}
+        self.key_restarts: dict[SessionKey, deque[float]] = {}
         self.retired = _Totals()
         self.restarts: Counter[str] = Counter()
         self.sessions_opened = 0
@@ -236,9 +237,12 @@ class PoolActor(pykka.ThreadingActor):
                         pass  # it gave up: the worker is simply idle
             self._admit()
         elif event == "restart":
-            self.restarts[payload] += 1
-            if slot.state == "ready" and slot.lease_id is None:
-                slot.state = "starting"
+            reason, planned = payload
+            self.restarts[reason] += 1
+            if slot.state == "ready":
+                slot.state = "starting"  # not grantable until the new generation is ready
+            if not planned:
+                self._count_key_restart(slot.key)
         elif event == "memory":
             slot.rss, slot.sampled = payload, True
             if payload is not None:
@@ -247,11 +251,7 @@ class PoolActor(pykka.ThreadingActor):
             error: LeanWorkerError = payload
             if event == "exhausted":
                 retry = getattr(error, "retry_after", None) or self.config.restart.restart_window
-                self.cooldowns[slot.key] = (time.monotonic() + retry, error)
-                self._trace("cooldown", key=_key_label(slot.key), seconds=round(retry, 3))
-                for waiter in [w for w in self.waiters if w.key == slot.key]:
-                    self.waiters.remove(waiter)
-                    _fail(waiter, RestartLimitExceeded(f"{error}", retry_after=retry))
+                self._cool_down(slot.key, retry, error)
             waiter, slot.reserved_for = slot.reserved_for, None
             if waiter is not None and waiter in self.waiters:
                 self.waiters.remove(waiter)
@@ -261,6 +261,35 @@ class PoolActor(pykka.ThreadingActor):
             else:
                 slot.state = "exhausted"  # stopped when its holder releases it
             self._admit()
+
+    def _count_key_restart(self, key: SessionKey) -> None:
+        """Restart intensity per key, across all its workers: past the limit, the key cools down."""
+        policy = self.config.restart
+        now = time.monotonic()
+        times = self.key_restarts.setdefault(key, deque())
+        times.append(now)
+        while times and times[0] < now - policy.restart_window:
+            times.popleft()
+        if len(times) > policy.max_restarts:
+            retry = times[0] + policy.restart_window - now
+            error = RestartLimitExceeded(f"workers of {key.capability} restarted {len(times)} times in "
+                                         f"{policy.restart_window:g} s (limit {policy.max_restarts})",
+                                         retry_after=retry)
+            times.clear()
+            self._cool_down(key, retry, error)
+
+    def _cool_down(self, key: SessionKey, retry: float, error: LeanWorkerError) -> None:
+        """Refuse ``key`` for ``retry`` seconds: fail its waiters, stop its idle workers."""
+        self.cooldowns[key] = (time.monotonic() + retry, error)
+        self._trace("cooldown", key=_key_label(key), seconds=round(retry, 3))
+        for waiter in [w for w in self.waiters if w.key == key]:
+            self.waiters.remove(waiter)
+            _fail(waiter, RestartLimitExceeded(f"{error}; try again in {retry:.1f} s", retry_after=retry))
+        for slot in list(self.slots.values()):
+            if slot.key == key and slot.lease_id is None:
+                self._stop_slot(slot, "cooldown")
+            elif slot.key == key:
+                slot.state = "exhausted"  # stopped when its holder releases it
 
     def _on_slot_stopped(self, message: SlotStopped) -> None:
         slot = self.slots.pop(message.slot_id, None)
@@ -347,7 +376,13 @@ class PoolActor(pykka.ThreadingActor):
         if any(rss is None for rss in samples):
             return True  # sampling unavailable: no decision on missing data
         total = sum(rss for rss in samples if rss is not None)
-        return total + self.key_rss.get(key, 0.0) <= budget
+        return total + self._expected_rss(key) <= budget
+
+    def _expected_rss(self, key: SessionKey) -> float:
+        """What a new worker of ``key`` will hold: the most seen for that key, else the most seen for any key."""
+        if key in self.key_rss:
+            return self.key_rss[key]
+        return max(self.key_rss.values(), default=0.0)
 
     def _make_room_in_memory(self, waiter: _Waiter) -> bool:
         idle = sorted(self._idle_slots(), key=lambda s: s.last_used)
@@ -365,7 +400,7 @@ class PoolActor(pykka.ThreadingActor):
         _fail(waiter, MemoryBudgetExceeded(
             f"starting a worker for {waiter.key.capability} would pass the pool's memory budget of "
             f"{self.config.max_total_rss_mib} MiB ({total:.0f} MiB in use, about "
-            f"{self.key_rss.get(waiter.key, 0.0):.0f} MiB expected for this key; no idle worker to evict)"))
+            f"{self._expected_rss(waiter.key):.0f} MiB expected for this key; no idle worker to evict)"))
         return True
 
     def _grant(self, slot: _Slot, waiter: _Waiter) -> bool:

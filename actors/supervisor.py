@@ -351,7 +351,7 @@ class SupervisorActor(pykka.ThreadingActor):
                 return
         reason = gen.ending or "crash"
         self.restarts[reason] += 1
-        self._notify("restart", reason)
+        self._notify("restart", (reason, gen.planned))
         if not gen.planned and not self._restart_allowed():
             return
         self._spawn()

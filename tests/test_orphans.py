@@ -37,3 +37,23 @@ def test_the_worker_and_its_grandchild_die_when_the_parent_is_sigkilled() -> Non
             parent.wait(10)
         if parent.stdout is not None:
             parent.stdout.close()
+
+
+EXIT_WITH_LIVE_POOL = textwrap.dedent("""
+    import leanworker as lw
+    pool = lw.WorkerPool(lw.PoolConfig(max_workers=2))
+    a = pool.lease(lw.SessionKey("leanworker.fixtures.throughput:capability"))
+    b = pool.lease(lw.SessionKey("leanworker.fixtures.throughput:capability", imports=("B",)))
+    print(a.call("info")["pid"], b.call("info")["pid"], flush=True)
+    worker = lw.Worker(lw.SessionKey("leanworker.fixtures.throughput:capability"))
+    print(worker.call("info")["pid"], flush=True)
+    # no shutdown, no release: the interpreter exits with everything live
+""")
+
+
+def test_interpreter_exit_with_a_live_pool_and_worker_leaves_no_process_behind() -> None:
+    done = subprocess.run([sys.executable, "-c", EXIT_WITH_LIVE_POOL], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    pids = [int(p) for p in done.stdout.split()]
+    assert len(pids) == 3
+    assert wait_for(lambda: all(pid_gone(pid) for pid in pids), timeout=5)

@@ -1,0 +1,337 @@
+"""The pool: warm reuse, admission, the queue policy, affine leases, memory budget, cool-down, snapshots."""
+
+from __future__ import annotations
+
+import gc
+import os
+import random
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+import leanworker as lw
+from conftest import FAST, FAULTS, THROUGHPUT, wait_for
+
+A = lw.SessionKey(THROUGHPUT, imports=("A",))
+B = lw.SessionKey(THROUGHPUT, imports=("B",))
+C = lw.SessionKey(THROUGHPUT, imports=("C",))
+D = lw.SessionKey(THROUGHPUT, imports=("D",))
+
+
+def pool_config(**overrides: object) -> lw.PoolConfig:
+    settings: dict[str, object] = {"max_workers": 2, "queue_wait_timeout": 20.0, "worker": FAST,
+                                   "memory_sample_interval": 0.1}
+    settings.update(overrides)
+    return lw.PoolConfig(**settings)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def pool() -> Iterator[lw.WorkerPool]:
+    with lw.WorkerPool(pool_config()) as p:
+        yield p
+
+
+def consistent(snapshot: lw.PoolSnapshot) -> None:
+    assert snapshot.workers == snapshot.idle + snapshot.busy
+    assert snapshot.leases == snapshot.busy <= snapshot.workers
+    assert snapshot.workers + snapshot.starting + snapshot.stopping <= snapshot.max_workers
+
+
+def test_warm_reuse_opens_the_session_once_for_many_leases(pool: lw.WorkerPool) -> None:
+    pids = set()
+    for _ in range(10):
+        with pool.lease(A) as lease:
+            info = lease.call("info")
+            pids.add(info["pid"])
+    assert len(pids) == 1 and info["sessions_opened"] == 1 and info["requests_served"] == 10
+    snapshot = pool.snapshot()
+    assert snapshot.sessions_opened == 1 and snapshot.requests_ok == 10
+    consistent(snapshot)
+
+
+def test_two_keys_on_a_one_worker_pool_cycle_the_worker() -> None:
+    with lw.WorkerPool(pool_config(max_workers=1)) as pool:
+        with pool.lease(A) as lease:
+            first = lease.call("info")["pid"]
+        with pool.lease(B) as lease:
+            second = lease.call("info")["pid"]
+        with pool.lease(A) as lease:
+            third = lease.call("info")["pid"]
+        assert len({first, second, third}) == 3
+        assert pool.snapshot().sessions_opened == 3
+
+
+def test_capacity_is_never_exceeded_under_eight_threads_on_three_keys() -> None:
+    me = psutil.Process()
+    worst = {"processes": 0}
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def alive(process: psutil.Process) -> bool:
+        try:
+            return process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    def watch() -> None:
+        while not stop.is_set():
+            count = sum(1 for p in me.children() if alive(p))
+            worst["processes"] = max(worst["processes"], count)
+            time.sleep(0.002)
+
+    with lw.WorkerPool(pool_config(max_workers=2)) as pool:
+        def hammer(seed: int) -> None:
+            rng = random.Random(seed)
+            try:
+                for _ in range(12):
+                    with pool.lease(rng.choice([A, B, C]), timeout=60) as lease:
+                        assert lease.call("echo", seed) == seed
+                    consistent(pool.snapshot())
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        threads = [threading.Thread(target=hammer, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        stop.set()
+        watcher.join()
+        snapshot = pool.snapshot()
+    assert not errors, errors
+    assert worst["processes"] <= 2, f"{worst['processes']} worker processes at once on a 2-worker pool"
+    assert snapshot.requests_ok == 96 and snapshot.leases == 0
+
+
+def test_a_queued_waiter_times_out_with_queue_timeout(pool: lw.WorkerPool) -> None:
+    held = [pool.lease(A), pool.lease(B)]
+    start = time.monotonic()
+    with pytest.raises(lw.QueueTimeout):
+        pool.lease(C, timeout=0.3)
+    assert time.monotonic() - start >= 0.3
+    assert wait_for(lambda: pool.snapshot().queue_depth == 0)
+    for lease in held:
+        lease.release()
+
+
+def test_a_waiter_that_gave_up_never_receives_a_lease(pool: lw.WorkerPool) -> None:
+    held = [pool.lease(A), pool.lease(B)]
+    with pytest.raises(lw.QueueTimeout):
+        pool.lease(A, timeout=0.2)
+    held[0].release()  # A's worker is free now; the abandoned waiter must not take it
+    assert wait_for(lambda: pool.snapshot().idle == 1)
+    snapshot = pool.snapshot()
+    assert snapshot.leases == 1 and snapshot.queue_depth == 0
+    with pool.lease(A, timeout=5) as lease:
+        assert lease.call("echo", 1) == 1
+    held[1].release()
+
+
+def test_the_queue_is_first_come_first_served() -> None:
+    with lw.WorkerPool(pool_config(max_workers=1)) as pool:
+        holder = pool.lease(D)
+        order: list[str] = []
+        threads = []
+        # No waiter's key is warm when its turn comes, so no bypass applies: pure arrival order.
+        for name, key in (("first", B), ("second", C), ("third", A)):
+            def wait(name: str = name, key: lw.SessionKey = key) -> None:
+                with pool.lease(key, timeout=60) as lease:
+                    order.append(name)
+                    lease.call("echo", 1)
+            thread = threading.Thread(target=wait)
+            thread.start()
+            threads.append(thread)
+            assert wait_for(lambda: pool.snapshot().queue_depth == len(threads))
+        holder.release()
+        for thread in threads:
+            thread.join(60)
+    assert order == ["first", "second", "third"]
+
+
+def test_a_warm_match_may_bypass_the_head_but_only_a_bounded_number_of_times() -> None:
+    from leanworker.actors.pool import BYPASS_LIMIT
+
+    with lw.WorkerPool(pool_config(max_workers=2)) as pool:
+        a_holder, b_holder = pool.lease(A), pool.lease(B)
+        head_done = threading.Event()
+
+        def head() -> None:
+            with pool.lease(C, timeout=60):
+                head_done.set()
+
+        thread = threading.Thread(target=head)
+        thread.start()
+        assert wait_for(lambda: pool.snapshot().queue_depth == 1)
+        bypasses = 0
+        holder = b_holder
+        for _ in range(BYPASS_LIMIT + 3):
+            # A waiter for B queues behind the head; B's worker is freed: B is warm, so it goes to the later waiter
+            got: list[lw.Lease] = []
+            waiter = threading.Thread(target=lambda: got.append(pool.lease(B, timeout=60)))
+            waiter.start()
+            assert wait_for(lambda: pool.snapshot().queue_depth == 2 or head_done.is_set())
+            holder.release()
+            waiter.join(60)
+            if head_done.is_set():
+                break
+            bypasses += 1
+            holder = got[0]
+        thread.join(60)
+        assert head_done.is_set() and bypasses == BYPASS_LIMIT
+        for lease in (a_holder, holder, *([got[0]] if got else [])):
+            lease.release()
+
+
+def test_release_is_idempotent_and_returns_capacity_once(pool: lw.WorkerPool) -> None:
+    lease = pool.lease(A)
+    assert lease.valid
+    lease.release()
+    lease.release()
+    assert not lease.valid
+    with pytest.raises(lw.StaleLease, match="released"):
+        lease.call("echo", 1)
+    assert wait_for(lambda: pool.snapshot().leases == 0)
+    both = [pool.lease(A), pool.lease(B)]
+    assert pool.snapshot().leases == 2
+    for held in both:
+        held.release()
+
+
+def test_an_unreleased_lease_collected_by_gc_returns_capacity_with_a_resource_warning() -> None:
+    with lw.WorkerPool(pool_config(max_workers=1)) as pool:
+        lease = pool.lease(A)
+        lease.call("echo", 1)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            del lease
+            gc.collect()
+        assert any(issubclass(w.category, ResourceWarning) for w in caught)
+        with pool.lease(B, timeout=10) as other:
+            assert other.call("echo", 2) == 2
+
+
+def test_a_lease_of_a_restarted_worker_is_stale() -> None:
+    key = lw.SessionKey(FAULTS)
+    with lw.WorkerPool(pool_config(max_workers=1)) as pool:
+        _stale_after_restart(pool, key)
+
+
+def _stale_after_restart(pool: lw.WorkerPool, key: lw.SessionKey) -> None:
+    lease = pool.lease(key)
+    with pytest.raises(lw.WorkerCrashed):
+        lease.call("crash", {"how": "exit"})
+    assert wait_for(lambda: not lease.valid)
+    with pytest.raises(lw.StaleLease, match="generation 1 has ended"):
+        lease.call("echo", 1)
+    lease.release()
+    with pool.lease(key, timeout=20) as fresh:
+        assert fresh.generation == 2 and fresh.call("echo", "new") == "new"
+    assert pool.snapshot().restarts == {"crash": 1}
+
+
+def test_a_crash_of_one_worker_does_not_disturb_a_stream_on_another(pool: lw.WorkerPool) -> None:
+    with pool.lease(A) as streaming, pool.lease(lw.SessionKey(FAULTS)) as crashing:
+        stream = streaming.stream("rows", {"count": 50_000, "payload_bytes": 8})
+        seen = 0
+        for row in stream:
+            seen += 1
+            if seen == 1000:
+                with pytest.raises(lw.WorkerCrashed):
+                    crashing.call("crash", {"how": "signal"})
+        assert seen == 50_000 and stream.committed
+
+
+def test_the_memory_budget_evicts_idle_workers_then_refuses() -> None:
+    big = lambda name: lw.SessionKey(THROUGHPUT, imports=(name,), options=(("import_mib", 150),))  # noqa: E731
+    config = pool_config(max_workers=3, max_total_rss_mib=250)
+    with lw.WorkerPool(config) as pool:
+        with pool.lease(big("X")) as lease:
+            lease.call("echo", 1)
+        assert wait_for(lambda: (pool.snapshot().total_rss_mib or 0) > 150, timeout=10)
+        held = pool.lease(big("Y"), timeout=20)  # X is idle: it is evicted to make room
+        snapshot = pool.snapshot()
+        assert snapshot.workers == 1 and snapshot.busy == 1
+        assert wait_for(lambda: (pool.snapshot().total_rss_mib or 0) > 150, timeout=10)
+        with pytest.raises(lw.MemoryBudgetExceeded, match="memory budget of 250 MiB"):
+            pool.lease(big("Z"), timeout=20)  # nothing idle to evict
+        held.release()
+
+
+def test_a_key_that_keeps_dying_is_cooled_down_while_other_keys_work() -> None:
+    config = pool_config(restart=lw.RestartPolicy(max_restarts=1, restart_window=30.0))
+    key = lw.SessionKey(FAULTS)
+    with lw.WorkerPool(config) as pool:
+        with pool.lease(key) as lease:
+            with pytest.raises(lw.WorkerCrashed):
+                lease.call("crash", {"how": "exit"})
+        with pool.lease(key, timeout=20) as lease:
+            with pytest.raises(lw.WorkerCrashed):
+                lease.call("crash", {"how": "exit"})
+        assert wait_for(lambda: pool.snapshot().cooldowns != {})
+        with pytest.raises(lw.RestartLimitExceeded, match="try again in") as info:
+            pool.lease(key, timeout=5)
+        assert info.value.retry_after is not None and 0 < info.value.retry_after <= 30
+        with pool.lease(A, timeout=20) as other:
+            assert other.call("echo", "fine") == "fine"
+
+
+def test_shutdown_with_work_in_flight_fails_it_typed_and_reaps_everything() -> None:
+    pool = lw.WorkerPool(pool_config(max_workers=1))
+    lease = pool.lease(lw.SessionKey(FAULTS))
+    stream = lease.stream("hang", {"after_rows": 0})
+    queued_error: list[BaseException] = []
+    waiter = threading.Thread(target=lambda: _catch(lambda: pool.lease(A, timeout=30), queued_error))
+    waiter.start()
+    assert wait_for(lambda: pool.snapshot().queue_depth == 1)
+    pool.shutdown()
+    waiter.join(30)
+    assert isinstance(queued_error[0], lw.PoolClosed)
+    with pytest.raises(lw.PoolClosed):
+        stream.collect()
+    assert stream.outcome == "shutdown"
+    with pytest.raises((lw.PoolClosed, lw.StaleLease)):
+        lease.call("echo", 1)
+    lease.release()
+    with pytest.raises(lw.PoolClosed):
+        pool.lease(A)
+
+
+def _catch(function, sink: list[BaseException]) -> None:  # type: ignore[no-untyped-def]
+    try:
+        function()
+    except BaseException as exc:
+        sink.append(exc)
+
+
+def test_no_threads_file_descriptors_or_processes_leak_over_500_lease_cycles() -> None:
+    with lw.WorkerPool(pool_config(max_workers=2)) as pool:
+        for key in (A, B):  # both workers up before the baseline
+            with pool.lease(key) as lease:
+                lease.call("echo", 0)
+        threads_before = threading.active_count()
+        fds_before = len(os.listdir("/proc/self/fd"))
+        children_before = len(psutil.Process().children(recursive=True))
+        for i in range(500):
+            with pool.lease(A if i % 5 else B) as lease:
+                assert lease.call("echo", i) == i
+        assert wait_for(lambda: threading.active_count() <= threads_before, timeout=10)
+        assert len(os.listdir("/proc/self/fd")) <= fds_before
+        assert len(psutil.Process().children(recursive=True)) == children_before
+        snapshot = pool.snapshot()
+        assert snapshot.requests_ok == 502 and snapshot.leases == 0 and snapshot.sessions_opened == 2
+
+
+def test_the_snapshot_reports_memory_per_worker() -> None:
+    with lw.WorkerPool(pool_config()) as pool:
+        with pool.lease(A), pool.lease(B):
+            assert wait_for(lambda: pool.snapshot().worker_rss_mib is not None, timeout=10)
+            snapshot = pool.snapshot()
+            assert snapshot.worker_rss_mib is not None and len(snapshot.worker_rss_mib) == 2
+            assert snapshot.total_rss_mib == pytest.approx(sum(snapshot.worker_rss_mib), abs=0.2)
+            consistent(snapshot)
