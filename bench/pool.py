@@ -1,0 +1,109 @@
+"""Pool benchmarks: ``python -m bench.pool [--json]`` (peers come from the ``bench`` extra).
+
+- warm lease acquire + trivial call + release, against ``ProcessPoolExecutor(2)`` and ``pebble.ProcessPool(2)``
+  submit/result, in interleaved rounds of the same run;
+- two workers on two keys streaming together versus one worker streaming alone (rows/s and the ratio).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import leanworker as lw
+from bench._stats import median_us, p90_us, timings
+
+THROUGHPUT = "leanworker.fixtures.throughput:capability"
+KEY_A = lw.SessionKey(THROUGHPUT, imports=("A",))
+KEY_B = lw.SessionKey(THROUGHPUT, imports=("B",))
+
+
+def _noop(x: int) -> int:
+    return x
+
+
+def lease_round_trip(repeat: int, rounds: int = 6) -> dict[str, float | None]:
+    ours: list[float] = []
+    ppe: list[float] = []
+    peb: list[float] = []
+    try:
+        import pebble
+    except ImportError:
+        pebble = None
+
+    def lease_call(pool: lw.WorkerPool) -> None:
+        with pool.lease(KEY_A) as lease:
+            lease.call("echo", 1)
+
+    with lw.WorkerPool(lw.PoolConfig(max_workers=2)) as pool, ProcessPoolExecutor(2) as executor:
+        peer_pebble = pebble.ProcessPool(2) if pebble is not None else None
+        try:
+            for _ in range(rounds):
+                ours += timings(lambda: lease_call(pool), repeat // rounds)
+                ppe += timings(lambda: executor.submit(_noop, 1).result(), repeat // rounds)
+                if peer_pebble is not None:
+                    peb += timings(lambda: peer_pebble.schedule(_noop, (1,)).result(), repeat // rounds)
+        finally:
+            if peer_pebble is not None:
+                peer_pebble.close()
+                peer_pebble.join()
+    result: dict[str, float | None] = {
+        "leanworker_lease_call_release_median_us": round(median_us(ours), 1),
+        "leanworker_p90_us": round(p90_us(ours), 1),
+        "process_pool_executor_2_median_us": round(median_us(ppe), 1),
+        "ratio_vs_process_pool_executor": round(median_us(ppe) / median_us(ours), 2),
+        "pebble_process_pool_2_median_us": round(median_us(peb), 1) if peb else None,
+        "ratio_vs_pebble": round(median_us(peb) / median_us(ours), 2) if peb else None,
+    }
+    return result
+
+
+def _stream(pool: lw.WorkerPool, key: lw.SessionKey, count: int, out: list[float]) -> None:
+    with pool.lease(key) as lease:
+        start = time.perf_counter()
+        n = sum(1 for _ in lease.stream("rows", {"count": count, "payload_bytes": 16}))
+        out.append(time.perf_counter() - start)
+        assert n == count
+
+
+def two_keys_streaming(count: int) -> dict[str, float]:
+    with lw.WorkerPool(lw.PoolConfig(max_workers=2)) as pool:
+        for key in (KEY_A, KEY_B):  # warm both
+            _stream(pool, key, 1000, [])
+        alone: list[float] = []
+        _stream(pool, KEY_A, count, alone)
+        together: list[float] = []
+        start = time.perf_counter()
+        threads = [threading.Thread(target=_stream, args=(pool, key, count, together)) for key in (KEY_A, KEY_B)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wall = time.perf_counter() - start
+    one = count / alone[0]
+    two = 2 * count / wall
+    return {"rows_per_worker": count, "one_worker_rows_per_s": round(one), "two_workers_rows_per_s": round(two),
+            "ratio_two_over_one": round(two / one, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    results = {
+        "lease_round_trip": lease_round_trip(600 if args.quick else 3000),
+        "two_keys_streaming": two_keys_streaming(100_000 if args.quick else 200_000),
+    }
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for name, figures in results.items():
+            print(f"{name:20} {json.dumps(figures)}")
+
+
+if __name__ == "__main__":
+    main()
