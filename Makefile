@@ -23,9 +23,13 @@ typecheck: $(STAMP)
 	mkdir -p build/typecheck && ln -sfn ../.. build/typecheck/leanworker
 	MYPYPATH=build/typecheck $(PY) -m mypy -p leanworker
 
+# Benchmarks, by hand (never part of `make test`): figures and ratios against peers, saved under bench/results/.
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,cli,bench]'
-	$(PY) -m bench.run_all
+	$(PY) -m bench.peers
+	$(PY) -m bench.worker_runtime
+	$(PY) -m bench.pool
+	$(PY) -m bench.planner
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 MATHLIB = "leanworker.fixtures.mathlib_scale:capability"
@@ -36,23 +37,61 @@ def run_doctor(args: argparse.Namespace) -> int:
 
 
 def run_probe(args: argparse.Namespace) -> int:
-    import leanworker as lw
+    from leanworker.probe import ProbeOptions, run_probe
 
-    with lw.Worker(lw.SessionKey(args.capability)) as worker:
-        stream = worker.stream("index")
-        rows = stream.collect()
-        snapshot = worker.snapshot()
-    summary = stream.summary
-    assert summary is not None
-    result = {"status": "passed" if len(rows) == 47 else "failed", "rows": len(rows),
-              "per_stream": summary.per_stream, "metadata": summary.metadata, "worker": vars(snapshot)}
+    options = ProbeOptions(lake_root=args.lake_root, modules_file=args.modules_file, limit=args.limit,
+                           import_ms=args.import_ms, trace=args.trace)
+    progress = None if args.json or not sys.stderr.isatty() else _progress_bars()
+    if progress is not None:
+        options.progress = progress.update
+    try:
+        report = run_probe(options)
+    finally:
+        if progress is not None:
+            progress.close()
     if args.json:
-        emit_json(result)
+        emit_json(report)
     else:
-        print(f"index: {len(rows)} rows {summary.per_stream} (simulated fixture), committed={stream.committed}")
-        print(f"worker: generation {snapshot.generation}, pid {snapshot.pid}, rss {snapshot.rss_mib} MiB")
-        print(f"status: {result['status']}")
-    return 0 if result["status"] == "passed" else 1
+        _print_probe(report)
+    return 0 if report["status"] == "passed" else 1
+
+
+class _progress_bars:
+    """One rich progress bar per stage, on stderr (only on a terminal)."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("{task.description:18}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                                 TimeElapsedColumn(), transient=False)
+        self.tasks: dict[str, Any] = {}
+        self.progress.start()
+
+    def update(self, stage: str, done: float, total: float) -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.progress.add_task(stage, total=max(total, 1))
+        self.progress.update(self.tasks[stage], completed=done, total=max(total, 1))
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def _print_probe(report: dict[str, Any]) -> None:
+    workload = report["workload"]
+    print(f"leanworker probe: {workload['modules']} modules ({workload['source']}: {workload['origin']}), "
+          f"{report['plan']['batches']} planned batches, simulated import {report['import_ms']} ms "
+          f"(capability {report['capability']}, a simulation)")
+    rows = []
+    for name, stage in report["stages"].items():
+        figures = {k: v for k, v in stage.items() if k not in ("status", "error", "snapshot", "note")}
+        text = ", ".join(f"{k}={v}" for k, v in figures.items())
+        rows.append([name, stage["status"], text if len(text) < 110 else text[:107] + "...",])
+        if stage.get("error"):
+            rows.append(["", "", f"error: {stage['error']}"])
+    print(_table(["stage", "status", "figures"], rows))
+    if "trace" in report:
+        print(f"trace: {report['trace']['events']} events written to {report['trace']['path']}")
+    print(f"status: {report['status']}")
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -136,6 +175,19 @@ def run_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_trace_render(args: argparse.Namespace) -> int:
+    from leanworker.actors.tracing import read_trace
+    from leanworker.timeline import render_timeline
+
+    events = read_trace(args.trace_file)
+    Path(args.output).write_text(render_timeline(events, f"leanworker trace: {args.trace_file}"), encoding="utf-8")
+    if args.json:
+        emit_json({"status": "ok", "events": len(events), "output": args.output})
+    else:
+        print(f"{len(events)} events rendered to {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="leanworker", description="Run Lean work on a supervised worker pool.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -165,9 +217,24 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--capability", default=MATHLIB)
     plan.set_defaults(handler=run_plan)
 
-    probe = add("probe", "Run the mathlib-scale fixture through the runtime and report what happened.")
-    probe.add_argument("--capability", default=MATHLIB)
+    probe = add("probe", "The mathlib-scale run along the normal path (planner, pool, leases, live rows), stage by "
+                         "stage, on the fixture capability (a simulation). Exit status 0 only if every stage passed.")
+    probe.add_argument("--lake-root", default=None,
+                       help="a Lake project whose Mathlib library gives the modules (or LEANWORKER_MATHLIB_ROOT)")
+    probe.add_argument("--modules-file", default=None, help="a file of module names, one a line")
+    probe.add_argument("--limit", type=int, default=128, help="at most this many modules (default 128)")
+    probe.add_argument("--import-ms", type=int, default=200,
+                       help="the simulated import time of a session open, in ms (default 200)")
+    probe.add_argument("--trace", default=None,
+                       help="also write the run's trace here (.jsonl: JSON lines; otherwise Chrome trace JSON)")
     probe.set_defaults(handler=run_probe)
+
+    trace = add("trace", "Work with trace files.")
+    trace_sub = trace.add_subparsers(dest="trace_command", required=True)
+    render = trace_sub.add_parser("render", help="render a trace as a self-contained HTML/SVG timeline")
+    render.add_argument("trace_file")
+    render.add_argument("-o", "--output", default="timeline.html")
+    render.set_defaults(handler=run_trace_render)
     return parser
 
 

@@ -41,6 +41,7 @@ from leanworker.actors.worker import RequestPort
 from leanworker.errors import LeanWorkerError, MemoryBudgetExceeded, PoolClosed, QueueTimeout, RestartLimitExceeded
 
 BYPASS_LIMIT = 4
+_slot_ids = itertools.count(1)  # unique in the process, so that every slot has its own timeline lane
 
 
 # -- messages --------------------------------------------------------------------------------------------------------
@@ -153,7 +154,6 @@ class PoolActor(pykka.ThreadingActor):
         self.restarts: Counter[str] = Counter()
         self.sessions_opened = 0
         self.closing: Future[None] | None = None
-        self._slot_ids = itertools.count(1)
         self._lease_ids = itertools.count(1)
         self._handlers: dict[type, Callable[[Any], Any]] = {
             Acquire: self._on_acquire, Release: self._on_release, Abandon: self._on_abandon,
@@ -166,9 +166,14 @@ class PoolActor(pykka.ThreadingActor):
             self.tracer.record("message", "pool", message=type(message).__name__)
         return self._handlers[type(message)](message)
 
-    def _trace(self, kind: str, **fields: Any) -> None:
+    def _trace(self, kind: str, slot: _Slot | None = None, lease_id: int | None = None, **fields: Any) -> None:
+        """Record on the pool's lane, or on ``slot``'s lane (its current generation) when one is given."""
         if self.tracer is not None:
-            self.tracer.record(kind, "pool", **fields)
+            if slot is None:
+                self.tracer.record(kind, "pool", lease_id=lease_id, **fields)
+            else:
+                self.tracer.record(kind, f"slot{slot.slot_id}", slot.port.gate.latest_generation or None,
+                                   lease_id=lease_id, **fields)
 
     def _tell_self(self, message: Any) -> None:
         try:
@@ -200,9 +205,10 @@ class PoolActor(pykka.ThreadingActor):
     def _on_release(self, message: Release) -> None:
         slot_id = self.leases.pop(message.lease_id, None)
         slot = self.slots.get(slot_id) if slot_id is not None else None
-        self._trace("lease_released", lease=message.lease_id, slot=slot_id)
         if slot is None:
+            self._trace("lease_released", lease_id=message.lease_id)
             return
+        self._trace("lease_released", slot, message.lease_id)
         slot.lease_id = None
         slot.last_used = time.monotonic()
         if slot.state == "exhausted":
@@ -229,12 +235,11 @@ class PoolActor(pykka.ThreadingActor):
             if slot.state == "starting":
                 slot.state = "ready"
             waiter, slot.reserved_for = slot.reserved_for, None
-            if waiter is not None and slot.lease_id is None:
+            if waiter is not None:
                 waiter.bound = False
-                if waiter in self.waiters:
+                if slot.lease_id is None and self._grantable(slot) and waiter in self.waiters:
                     self.waiters.remove(waiter)
-                    if not self._grant(slot, waiter):
-                        pass  # it gave up: the worker is simply idle
+                    self._grant(slot, waiter)  # False if it gave up: the worker is simply idle
             self._admit()
         elif event == "restart":
             reason, planned = payload
@@ -300,7 +305,7 @@ class PoolActor(pykka.ThreadingActor):
             slot.supervisor.stop(block=False)
         except pykka.ActorDeadError:
             pass
-        self._trace("slot_stopped", slot=slot.slot_id)
+        self._trace("slot_stopped", slot)
         if self.closing is not None and not self.slots:
             self.closing.set_result(None)
             return
@@ -338,9 +343,17 @@ class PoolActor(pykka.ThreadingActor):
             earlier.append(waiter)
         return False
 
+    @staticmethod
+    def _grantable(slot: _Slot) -> bool:
+        # The gate can close before the pool hears why (a request budget spent, a cycle begun): a closed gate
+        # means the generation is ending, so the slot waits for its next "ready".
+        gate = slot.port.gate
+        return (slot.state == "ready" and slot.lease_id is None and slot.reserved_for is None and gate.is_open
+                and gate.latest_generation == slot.generation)
+
     def _idle_slot(self, key: SessionKey) -> _Slot | None:
         for slot in self.slots.values():
-            if slot.key == key and slot.state == "ready" and slot.lease_id is None and slot.reserved_for is None:
+            if slot.key == key and self._grantable(slot):
                 return slot
         return None
 
@@ -360,13 +373,13 @@ class PoolActor(pykka.ThreadingActor):
         if not victims:
             return False
         victim = min(victims, key=lambda s: s.last_used)
-        self._trace("cycle_for_key", slot=victim.slot_id, key=_key_label(waiter.key))
+        self._trace("cycle_for_key", victim, key=_key_label(waiter.key))
         self._stop_slot(victim, "cycle_for_key")
         waiter.awaiting = True
         return True
 
     def _idle_slots(self) -> list[_Slot]:
-        return [s for s in self.slots.values() if s.state == "ready" and s.lease_id is None and s.reserved_for is None]
+        return [s for s in self.slots.values() if self._grantable(s)]
 
     def _memory_allows(self, key: SessionKey) -> bool:
         budget = self.config.max_total_rss_mib
@@ -387,7 +400,7 @@ class PoolActor(pykka.ThreadingActor):
     def _make_room_in_memory(self, waiter: _Waiter) -> bool:
         idle = sorted(self._idle_slots(), key=lambda s: s.last_used)
         if idle:
-            self._trace("evict_for_memory", slot=idle[0].slot_id)
+            self._trace("evict_for_memory", idle[0])
             self._stop_slot(idle[0], "evicted_for_memory")
             waiter.awaiting = True
             return True
@@ -418,13 +431,12 @@ class PoolActor(pykka.ThreadingActor):
             except pykka.ActorDeadError:
                 pass
 
-        self._trace("lease_granted", lease=lease_id, slot=slot.slot_id, generation=slot.generation,
-                    waited_s=round(time.monotonic() - waiter.enqueued_at, 6))
+        self._trace("lease_granted", slot, lease_id, waited_s=round(time.monotonic() - waiter.enqueued_at, 6))
         waiter.future.set_result(Lease(lease_id, slot.key, slot.port, slot.generation, release))
         return True
 
     def _start_slot(self, key: SessionKey, waiter: _Waiter | None) -> None:
-        slot_id = next(self._slot_ids)
+        slot_id = next(_slot_ids)
         pool = self.actor_ref
 
         def listener(event: str, payload: Any) -> None:
@@ -436,7 +448,7 @@ class PoolActor(pykka.ThreadingActor):
         slot = _Slot(slot_id, key, supervisor, RequestPort(supervisor, gate, self.config.worker),
                      reserved_for=waiter)
         self.slots[slot_id] = slot
-        self._trace("slot_start", slot=slot_id, key=_key_label(key))
+        self._trace("slot_start", slot, key=_key_label(key))
 
     def _stop_slot(self, slot: _Slot, reason: str) -> None:
         if slot.state == "stopping":
@@ -445,7 +457,7 @@ class PoolActor(pykka.ThreadingActor):
         reply: Future[ShutdownReport] = Future()
         pool, slot_id = self.actor_ref, slot.slot_id
         reply.add_done_callback(lambda _: _tell(pool, SlotStopped(slot_id)))
-        self._trace("slot_stop", slot=slot_id, reason=reason)
+        self._trace("slot_stop", slot, reason=reason)
         try:
             slot.supervisor.tell(Shutdown(reply))
         except pykka.ActorDeadError:

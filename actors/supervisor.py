@@ -338,6 +338,7 @@ class SupervisorActor(pykka.ThreadingActor):
             if channel.finish(Terminal(CRASHED, error=crash)) and channel is not gen.handshake:
                 with self.gate.lock:
                     self.gate.fail_locked(channel)
+                self._trace("request_failed", channel.request_id, outcome=CRASHED)
         self._trace("exited", exit_code=message.exit_code, signal=message.signal, reason=gen.ending)
         if self.closing is not None:
             self.state = "closed"

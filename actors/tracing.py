@@ -1,4 +1,5 @@
-"""Tracing: every actor message and lifecycle event, with a monotonic time, actor, generation and ids.
+"""Tracing: every actor message and lifecycle event, with a monotonic time, actor, generation and ids;
+exported as JSON lines or Chrome trace event JSON (docs/tracing.md).
 
 Off by default: the runtime holds ``None`` instead of a tracer and checks that before building an event, so tracing
 off costs one attribute test per event site. On, an event is one ``deque.append`` (thread-safe in CPython).
@@ -6,6 +7,8 @@ off costs one attribute test per event site. On, an event is one ``deque.append`
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -52,3 +55,122 @@ class Tracer:
 
     def clear(self) -> None:
         self._events.clear()
+
+
+# -- export ----------------------------------------------------------------------------------------------------------
+
+_SPAN_ENDS = frozenset({"done", "request_failed"})
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return str(value)
+
+
+def event_to_json(event: TraceEvent, origin: float = 0.0) -> dict[str, Any]:
+    """One event as a JSON object; ``t`` is seconds since ``origin``."""
+    return {"t": round(event.time - origin, 9), "kind": event.kind, "actor": event.actor,
+            "generation": event.generation, "request_id": event.request_id, "lease_id": event.lease_id,
+            "fields": _plain(event.fields)}
+
+
+def write_jsonl(events: list[TraceEvent], path: str | os.PathLike[str]) -> None:
+    """One JSON object a line, oldest first, times in seconds since the first event."""
+    origin = events[0].time if events else 0.0
+    with open(path, "w", encoding="utf-8") as out:
+        for event in events:
+            out.write(json.dumps(event_to_json(event, origin)) + "\n")
+
+
+def slot_of(actor: str) -> str:
+    """The worker slot an actor belongs to: ``slot3/child.2`` -> ``slot3``."""
+    return actor.split("/", 1)[0]
+
+
+def lane_of(event: TraceEvent) -> str:
+    """The timeline lane: one per worker slot and generation (``slot3 g2``), plus one for the pool."""
+    slot = slot_of(event.actor)
+    if event.generation is None:
+        return slot
+    return f"{slot} g{event.generation}"
+
+
+def to_chrome(events: list[TraceEvent]) -> dict[str, Any]:
+    """Chrome trace event JSON (opens in Perfetto or chrome://tracing).
+
+    Every recorded event becomes an instant event (``ph: "i"``) on its lane (one thread per slot and
+    generation); each request also becomes a complete event (``ph: "X"``) from admission to its terminal.
+    """
+    origin = events[0].time if events else 0.0
+    lanes: dict[str, int] = {}
+    out: list[dict[str, Any]] = []
+
+    def tid(lane: str) -> int:
+        if lane not in lanes:
+            lanes[lane] = len(lanes) + 1
+            out.append({"ph": "M", "name": "thread_name", "pid": 1, "tid": lanes[lane], "args": {"name": lane}})
+        return lanes[lane]
+
+    open_requests: dict[tuple[str, int], tuple[TraceEvent, str]] = {}
+    for event in events:
+        lane = lane_of(event)
+        ts = round((event.time - origin) * 1e6, 3)
+        out.append({"ph": "i", "s": "t", "name": event.kind, "cat": "leanworker", "pid": 1, "tid": tid(lane),
+                    "ts": ts, "args": {"actor": event.actor, "generation": event.generation,
+                                       "request_id": event.request_id, "lease_id": event.lease_id,
+                                       **_plain(event.fields)}})
+        if event.request_id is None:
+            continue
+        key = (slot_of(event.actor), event.request_id)
+        if event.kind == "request_admitted":
+            open_requests[key] = (event, lane)
+        elif event.kind in _SPAN_ENDS and key in open_requests:
+            start, start_lane = open_requests.pop(key)
+            begin = round((start.time - origin) * 1e6, 3)
+            out.append({"ph": "X", "name": str(start.fields.get("command", "request")), "cat": "request",
+                        "pid": 1, "tid": tid(start_lane), "ts": begin, "dur": round(ts - begin, 3),
+                        "args": {"request_id": event.request_id, "outcome": event.fields.get("outcome")}})
+    return {"traceEvents": out, "displayTimeUnit": "ms", "otherData": {"producer": "leanworker"}}
+
+
+def write_chrome(events: list[TraceEvent], path: str | os.PathLike[str]) -> None:
+    with open(path, "w", encoding="utf-8") as out:
+        json.dump(to_chrome(events), out)
+
+
+def write_trace(events: list[TraceEvent], path: str | os.PathLike[str]) -> None:
+    """``.jsonl`` files get JSON lines; anything else gets Chrome trace JSON."""
+    if str(path).endswith(".jsonl"):
+        write_jsonl(events, path)
+    else:
+        write_chrome(events, path)
+
+
+def read_trace(path: str | os.PathLike[str]) -> list[TraceEvent]:
+    """Read a trace written by :func:`write_jsonl` or :func:`write_chrome` back into events."""
+    text = open(path, encoding="utf-8").read()
+    stripped = text.lstrip()
+    events: list[TraceEvent] = []
+    if stripped.startswith("{") and '"traceEvents"' in stripped[:200]:
+        for item in json.loads(text)["traceEvents"]:
+            if item.get("ph") != "i":
+                continue
+            args = dict(item.get("args", {}))
+            actor = args.pop("actor", "?")
+            generation = args.pop("generation", None)
+            request_id = args.pop("request_id", None)
+            lease_id = args.pop("lease_id", None)
+            events.append(TraceEvent(item["ts"] / 1e6, item["name"], actor, generation, request_id, lease_id,
+                                     args))
+        return events
+    for line in text.splitlines():
+        if line.strip():
+            item = json.loads(line)
+            events.append(TraceEvent(item["t"], item["kind"], item["actor"], item.get("generation"),
+                                     item.get("request_id"), item.get("lease_id"), item.get("fields", {})))
+    return events

@@ -1,0 +1,387 @@
+"""``leanworker probe``: the mathlib-scale run along the normal path, stage by stage, with figures.
+
+planner -> pool -> lease -> command -> live rows -> terminal summary -> pool snapshot, on the mathlib-scale fixture
+capability (a SIMULATION: deterministic rows, a session open that sleeps ``--import-ms`` to stand in for a Lean
+import). Every stage reports its figures and passes or fails; the run passes only if every stage does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+import leanworker as lw
+from leanworker.fixtures.mathlib_scale import FALLBACK_MODULES
+
+MATHLIB = "leanworker.fixtures.mathlib_scale:capability"
+THROUGHPUT = "leanworker.fixtures.throughput:capability"
+NAIVE_SAMPLE = 16
+
+
+@dataclass
+class Workload:
+    source: str  # lake, modules-file, fallback
+    origin: str
+    modules: list[str]
+
+
+@dataclass
+class ProbeOptions:
+    lake_root: str | None = None
+    modules_file: str | None = None
+    limit: int = 128
+    import_ms: int = 200
+    trace: str | None = None
+    progress: Callable[[str, float, float], None] | None = None  # (stage, done, total)
+
+
+@dataclass
+class StageResult:
+    name: str
+    figures: dict[str, Any] = field(default_factory=dict)
+    passed: bool = True
+    error: str | None = None
+
+    def check(self, condition: bool, what: str) -> None:
+        if not condition and self.passed:
+            self.passed = False
+            self.error = what
+
+    def as_json(self) -> dict[str, Any]:
+        return {"status": "passed" if self.passed else "failed", **self.figures,
+                **({"error": self.error} if self.error else {})}
+
+
+def resolve_workload(options: ProbeOptions) -> Workload:
+    """A Lake project (``--lake-root`` or ``LEANWORKER_MATHLIB_ROOT``), else a module list file, else the 16 fallback
+    modules."""
+    root = options.lake_root or os.environ.get("LEANWORKER_MATHLIB_ROOT")
+    if root:
+        project = lw.discover_lake_project(root)
+        names = [lib.name for lib in project.libs]
+        if "Mathlib" not in names:
+            project = lw.discover_lake_project(root, libs=["Mathlib"]) if _has_lib(root, "Mathlib") else project
+        modules = [m.name for m in project.modules if m.lib == "Mathlib"] or [m.name for m in project.modules]
+        return Workload("lake", str(project.root), modules[:options.limit])
+    if options.modules_file:
+        lines = Path(options.modules_file).read_text(encoding="utf-8").split()
+        modules = [lw.validate_module_name(line) for line in lines]
+        return Workload("modules-file", options.modules_file, modules[:options.limit])
+    return Workload("fallback", "16 built-in mathlib-shaped module names", list(FALLBACK_MODULES))
+
+
+def _has_lib(root: str, name: str) -> bool:
+    try:
+        lw.discover_lake_project(root, libs=[name])
+        return True
+    except lw.LakeDiscoveryError:
+        return False
+
+
+def expected_rows(modules: int) -> int:
+    """The fixture's index pattern: N declarations, N features, N-1 probes."""
+    return 3 * modules - 1 if modules else 0
+
+
+class Probe:
+    def __init__(self, options: ProbeOptions) -> None:
+        self.options = options
+        self.tracer = lw.Tracer() if options.trace else None
+        self.key = lw.SessionKey(MATHLIB, imports=("Mathlib",), options=(("import_ms", options.import_ms),))
+        self.process = psutil.Process()
+        self.parent_rss_start = self._parent_rss()
+        self.results: list[StageResult] = []
+
+    def _parent_rss(self) -> float:
+        return float(self.process.memory_info().rss) / (1024 * 1024)
+
+    def _tick(self, stage: str, done: float, total: float) -> None:
+        if self.options.progress is not None:
+            self.options.progress(stage, done, total)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[StageResult]:
+        result = StageResult(name)
+        started = time.perf_counter()
+        self._tick(name, 0, 1)
+        try:
+            yield result
+        except Exception as exc:  # a stage that raises has failed; the probe goes on
+            result.passed = False
+            result.error = f"{type(exc).__name__}: {exc}"
+        result.figures.setdefault("elapsed_s", round(time.perf_counter() - started, 3))
+        self._tick(name, 1, 1)
+        self.results.append(result)
+
+    def pool_config(self, **overrides: Any) -> lw.PoolConfig:
+        settings: dict[str, Any] = {"max_workers": 2, "trace": self.tracer}
+        settings.update(overrides)
+        return lw.PoolConfig(**settings)
+
+    # -- the run -------------------------------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        workload = resolve_workload(self.options)
+        items = [lw.WorkItem(m) for m in workload.modules]
+        half = max(1, -(-len(items) // 2))
+        plan = lw.ImportPlanner(MATHLIB, ("Mathlib",), max_batch_modules=half,
+                                options=(("import_ms", self.options.import_ms),)).plan(items)
+        self.key = plan.batches[0].key
+        self.single_worker(workload)
+        self.pool(plan)
+        self.naive_vs_planned(workload)
+        self.cancellation()
+        self.fatal_exit()
+        self.cycle(plan)
+        self.slow_sink()
+        self.memory()
+        passed = all(r.passed for r in self.results)
+        report: dict[str, Any] = {
+            "status": "passed" if passed else "failed",
+            "simulated": True,
+            "capability": MATHLIB,
+            "workload": {"source": workload.source, "origin": workload.origin, "modules": len(workload.modules),
+                         "expected_rows_per_index": expected_rows(len(workload.modules))},
+            "plan": {"batches": len(plan.batches), "fingerprint": plan.fingerprint,
+                     "modules_per_batch": [len(b.modules) for b in plan.batches]},
+            "import_ms": self.options.import_ms,
+            "stages": {r.name: r.as_json() for r in self.results},
+        }
+        if self.tracer is not None and self.options.trace:
+            from leanworker.actors.tracing import write_trace
+
+            events = self.tracer.events()
+            write_trace(events, self.options.trace)
+            report["trace"] = {"path": self.options.trace, "events": len(events)}
+        return report
+
+    def _index(self, lease: lw.Lease | lw.Worker, modules: tuple[str, ...] | list[str],
+               stage: str, done_before: int, total: int) -> tuple[int, lw.RowStream]:
+        stream = lease.stream("index", {"modules": list(modules)})
+        count = 0
+        for _ in stream:
+            count += 1
+            if count % 64 == 0:
+                self._tick(stage, done_before + count, total)
+        return count, stream
+
+    def single_worker(self, workload: Workload) -> None:
+        with self.stage("single_worker") as result:
+            total = expected_rows(len(workload.modules))
+            started = time.perf_counter()
+            with lw.Worker(self.key, trace=self.tracer) as worker:
+                ready = time.perf_counter()
+                rows, stream = self._index(worker, workload.modules, "single_worker", 0, total)
+                end = time.perf_counter()
+            summary = stream.summary
+            result.check(stream.committed and summary is not None, "the index run did not commit")
+            result.check(rows == total, f"{rows} rows, expected {total}")
+            result.figures.update(rows=rows, expected_rows=total,
+                                  per_stream=summary.per_stream if summary else None,
+                                  diagnostics=len(stream.diagnostics), progress_ticks=len(stream.progress),
+                                  metadata=summary.metadata if summary else None,
+                                  startup_s=round(ready - started, 3), elapsed_s=round(end - ready, 4),
+                                  rows_per_s=round(rows / max(end - ready, 1e-9)))
+
+    def pool(self, plan: lw.ImportPlan) -> None:
+        with self.stage("pool") as result:
+            total = sum(expected_rows(len(b.modules)) for b in plan.batches)
+            counts: list[int] = []
+            pids: set[int] = set()
+            errors: list[str] = []
+            with lw.WorkerPool(self.pool_config()) as pool:
+                leases = [pool.lease(batch.key) for batch in plan.batches[:2]]  # two warm workers, one key
+                started = time.perf_counter()
+
+                def run(lease: lw.Lease, batch: lw.PlannedBatch) -> None:
+                    try:
+                        count, stream = self._index(lease, batch.modules, "pool", 0, total)
+                        if not stream.committed:
+                            errors.append("a batch did not commit")
+                        counts.append(count)
+                        snap = lease.snapshot()
+                        if snap.pid is not None:
+                            pids.add(snap.pid)
+                    except Exception as exc:
+                        errors.append(f"{type(exc).__name__}: {exc}")
+
+                threads = [threading.Thread(target=run, args=(lease, batch))
+                           for lease, batch in zip(leases, plan.batches)]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                elapsed = time.perf_counter() - started
+                for batch in plan.batches[2:]:
+                    with pool.lease(batch.key) as lease:
+                        count, _ = self._index(lease, batch.modules, "pool", sum(counts), total)
+                        counts.append(count)
+                for lease in leases:
+                    lease.release()
+                snapshot = pool.snapshot()
+            rows = sum(counts)
+            result.check(not errors, "; ".join(errors))
+            result.check(rows == total, f"{rows} rows, expected {total}")
+            result.check(len(pids) == min(2, len(plan.batches)), f"{len(pids)} workers served the plan")
+            result.figures.update(rows=rows, expected_rows=total, workers_used=len(pids),
+                                  elapsed_s=round(elapsed, 4), rows_per_s=round(rows / max(elapsed, 1e-9)),
+                                  snapshot={"sessions_opened": snapshot.sessions_opened,
+                                            "requests_ok": snapshot.requests_ok,
+                                            "rows_delivered": snapshot.rows_delivered})
+
+    def naive_vs_planned(self, workload: Workload) -> None:
+        with self.stage("naive_vs_planned") as result:
+            sample = workload.modules[:NAIVE_SAMPLE]
+            key = lw.SessionKey(MATHLIB, options=(("import_ms", self.options.import_ms),))
+            started = time.perf_counter()
+            naive_rows = 0
+            for index, module in enumerate(sample):
+                with lw.Worker(key) as worker:  # a fresh process and session per module
+                    naive_rows += len(worker.stream("index", {"modules": [module]}).collect())
+                self._tick("naive_vs_planned", index + 1, 2 * len(sample))
+            naive = time.perf_counter() - started
+            started = time.perf_counter()
+            planned_items = [lw.WorkItem(m) for m in sample]
+            plan = lw.ImportPlanner(MATHLIB, max_batch_modules=max(1, -(-len(sample) // 2)),
+                                    options=(("import_ms", self.options.import_ms),)).plan(planned_items)
+            planned_rows = 0
+            with lw.WorkerPool(self.pool_config()) as pool:
+                for batch in plan.batches:
+                    with pool.lease(batch.key) as lease:
+                        for module in batch.modules:  # the same per-module requests, on a warm session
+                            planned_rows += len(lease.stream("index", {"modules": [module]}).collect())
+            planned = time.perf_counter() - started
+            self._tick("naive_vs_planned", 2 * len(sample), 2 * len(sample))
+            result.check(naive_rows == planned_rows == 2 * len(sample), "naive and planned rows differ")
+            result.check(planned < naive, "the planned path was not faster")
+            result.figures.update(modules=len(sample), simulated_import_ms=self.options.import_ms,
+                                  naive_s=round(naive, 3), planned_s=round(planned, 3),
+                                  ratio_naive_over_planned=round(naive / max(planned, 1e-9), 2),
+                                  naive_sessions=len(sample), planned_sessions=1,
+                                  note="the session open is a simulated import (sleep), not Lean")
+
+    def cancellation(self) -> None:
+        with self.stage("cancellation") as result:
+            modules = [f"Mathlib.Probe.Cancel{i}" for i in range(400)]
+            with lw.WorkerPool(self.pool_config(max_workers=1)) as pool:
+                with pool.lease(self.key) as lease:
+                    pid = lease.snapshot().pid
+                    stream = lease.stream("index", {"modules": modules, "row_delay_ms": 2})
+                    seen = 0
+                    for _ in stream:
+                        seen += 1
+                        if seen == 30:
+                            started = time.perf_counter()
+                            stream.cancel()
+                    latency = time.perf_counter() - started
+                    warm = lease.call("version")
+                    same_pid = lease.snapshot().pid == pid
+            result.check(stream.outcome == "cancelled", f"outcome {stream.outcome}")
+            result.check(not stream.committed, "cancelled rows were committed")
+            result.check(same_pid and warm["fixture"] == "mathlib_scale", "the worker did not stay warm")
+            result.figures.update(rows_before_cancel=seen, outcome=stream.outcome, committed=stream.committed,
+                                  worker_stayed_warm=same_pid, cancel_to_terminal_ms=round(latency * 1000, 2))
+
+    def fatal_exit(self) -> None:
+        with self.stage("fatal_exit") as result:
+            modules = [f"Mathlib.Probe.Kill{i}" for i in range(400)]
+            with lw.WorkerPool(self.pool_config(max_workers=1)) as pool:
+                lease = pool.lease(self.key)
+                pid = lease.snapshot().pid
+                assert pid is not None
+                stream = lease.stream("index", {"modules": modules, "row_delay_ms": 2})
+                seen = 0
+                error: BaseException | None = None
+                try:
+                    for _ in stream:
+                        seen += 1
+                        if seen == 20:
+                            os.kill(pid, signal.SIGKILL)
+                except lw.WorkerCrashed as exc:
+                    error = exc
+                deadline = time.monotonic() + 10
+                while lease.valid and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                stale = not lease.valid
+                lease.release()
+                started = time.perf_counter()
+                with pool.lease(self.key, timeout=30) as fresh:
+                    after = len(fresh.stream("index").collect())
+                    new_pid = fresh.snapshot().pid
+                recovery = time.perf_counter() - started
+            result.check(isinstance(error, lw.WorkerCrashed), f"no WorkerCrashed (got {error!r})")
+            result.check(not stream.committed, "rows of a crashed request were committed")
+            result.check(after == 47 and new_pid != pid, "the next lease on the key did not work")
+            result.check(stale, "the lease of the killed worker did not become stale")
+            result.figures.update(rows_before_kill=seen, raised=type(error).__name__ if error else None,
+                                  signal=getattr(error, "signal", None), committed=stream.committed,
+                                  old_lease_stale=stale, next_lease_rows=after,
+                                  recovery_s=round(recovery, 3))
+
+    def cycle(self, plan: lw.ImportPlan) -> None:
+        with self.stage("cycle") as result:
+            modules = list(plan.batches[0].modules)
+            with lw.WorkerPool(self.pool_config(max_workers=1, restart=lw.RestartPolicy(max_requests=1))) as pool:
+                with pool.lease(self.key) as lease:
+                    first = [tuple(r) for r in lease.stream("index", {"modules": modules})]
+                    pid = lease.snapshot().pid
+                with pool.lease(self.key, timeout=30) as lease:
+                    replay = [tuple(r) for r in lease.stream("index", {"modules": modules})]
+                    new_pid = lease.snapshot().pid
+                snapshot = pool.snapshot()
+            result.check(first == replay, "the replay after the cycle returned different rows")
+            result.check(new_pid != pid, "the worker was not replaced")
+            result.figures.update(rows=len(first), replay_identical=first == replay, replaced=new_pid != pid,
+                                  restarts=snapshot.restarts)
+
+    def slow_sink(self) -> None:
+        with self.stage("slow_sink") as result:
+            count = 20_000
+            key = lw.SessionKey(THROUGHPUT)
+            before = self._parent_rss()
+            config = self.pool_config(max_workers=1, worker=lw.WorkerConfig(buffer_rows=256))
+            with lw.WorkerPool(config) as pool:
+                with pool.lease(key) as lease:
+                    stream = lease.stream("rows", {"count": count, "payload_bytes": 64})
+                    seen = 0
+                    for _ in stream:
+                        seen += 1
+                        if seen % 200 == 0:
+                            time.sleep(0.001)  # a consumer slower than the worker
+                            self._tick("slow_sink", seen, count)
+                    waits = lease.snapshot().backpressure_waits
+            growth = self._parent_rss() - before
+            result.check(seen == count and stream.committed, f"{seen} of {count} rows")
+            result.check(waits > 0, "no backpressure wait was counted")
+            result.figures.update(rows=seen, backpressure_waits=waits, parent_rss_growth_mib=round(growth, 1))
+
+    def memory(self) -> None:
+        with self.stage("rss") as result:
+            with lw.WorkerPool(self.pool_config(memory_sample_interval=0.1)) as pool:
+                with pool.lease(self.key) as lease:
+                    lease.call("version")
+                    deadline = time.monotonic() + 3
+                    snapshot = pool.snapshot()
+                    while snapshot.worker_rss_mib is None and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                        snapshot = pool.snapshot()
+            available = snapshot.worker_rss_mib is not None
+            result.figures.update(sampling_available=available, worker_rss_mib=snapshot.worker_rss_mib,
+                                  total_rss_mib=snapshot.total_rss_mib,
+                                  parent_rss_start_mib=round(self.parent_rss_start, 1),
+                                  parent_rss_end_mib=round(self._parent_rss(), 1))
+            # Sampling may be unavailable on some systems: that is reported, and is not a failure.
+
+
+def run_probe(options: ProbeOptions) -> dict[str, Any]:
+    """Run every stage and return the report (``report["status"]`` is "passed" only if every stage passed)."""
+    return Probe(options).run()

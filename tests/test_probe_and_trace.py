@@ -1,0 +1,101 @@
+"""The probe (the main job) on the fallback workload, trace export, and the timeline."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import leanworker as lw
+from conftest import FAST, FAULTS
+from leanworker.actors.tracing import read_trace, to_chrome, write_chrome, write_jsonl
+from leanworker.timeline import render_timeline
+
+STAGES = {"single_worker", "pool", "naive_vs_planned", "cancellation", "fatal_exit", "cycle", "slow_sink", "rss"}
+
+
+@pytest.mark.timeout(120)
+def test_the_probe_passes_every_stage_on_the_fallback_workload(tmp_path: Path) -> None:
+    trace = tmp_path / "probe.json"
+    done = subprocess.run([sys.executable, "-m", "leanworker", "probe", "--json", "--import-ms", "30", "--trace",
+                           str(trace)], capture_output=True, text=True, timeout=110)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["status"] == "passed" and report["simulated"] is True
+    assert set(report["stages"]) == STAGES
+    assert all(stage["status"] == "passed" for stage in report["stages"].values())
+    single = report["stages"]["single_worker"]
+    assert single["rows"] == 47 and single["per_stream"] == {"declarations": 16, "features": 16, "probes": 15}
+    assert single["diagnostics"] == 2 and single["progress_ticks"] == 4
+    assert single["metadata"]["rows"] == 47 and single["metadata"]["modules"] == 16
+    naive = report["stages"]["naive_vs_planned"]
+    assert naive["ratio_naive_over_planned"] > 1 and naive["simulated_import_ms"] == 30
+    assert report["stages"]["pool"]["workers_used"] == 2
+    assert report["stages"]["cancellation"]["worker_stayed_warm"] is True
+    assert report["stages"]["fatal_exit"]["raised"] == "WorkerCrashed"
+    assert report["stages"]["cycle"]["replay_identical"] is True
+    assert report["stages"]["slow_sink"]["backpressure_waits"] > 0
+    assert report["trace"]["events"] > 100 and trace.is_file()
+
+
+def test_a_modules_file_is_a_workload(tmp_path: Path) -> None:
+    from leanworker.probe import ProbeOptions, resolve_workload
+
+    listing = tmp_path / "modules.txt"
+    listing.write_text("Std\nBatteries\nMathlib.Logic.Basic\nMathlib.Order.Basic\n")
+    workload = resolve_workload(ProbeOptions(modules_file=str(listing), limit=3))
+    assert workload.source == "modules-file" and workload.modules == ["Std", "Batteries", "Mathlib.Logic.Basic"]
+
+
+def traced_run_with_a_crash(tracer: lw.Tracer) -> None:
+    with lw.WorkerPool(lw.PoolConfig(max_workers=1, worker=FAST, trace=tracer)) as pool:
+        with pool.lease(lw.SessionKey(FAULTS)) as lease:
+            lease.stream("slow_rows", {"count": 3, "delay_ms": 1}).collect()
+            with pytest.raises(lw.WorkerCrashed):
+                lease.stream("crash", {"after_rows": 2, "how": "exit"}).collect()
+        with pool.lease(lw.SessionKey(FAULTS), timeout=20) as lease:
+            lease.call("echo", 1)
+
+
+def test_every_event_of_a_run_appears_in_the_chrome_trace_with_a_valid_phase(tracer: lw.Tracer,
+                                                                            tmp_path: Path) -> None:
+    traced_run_with_a_crash(tracer)
+    events = tracer.events()
+    chrome = to_chrome(events)
+    instants = [e for e in chrome["traceEvents"] if e["ph"] == "i"]
+    assert len(instants) == len(events)
+    assert {e["ph"] for e in chrome["traceEvents"]} <= {"i", "X", "M"}
+    assert [e["name"] for e in instants] == [e.kind for e in events]
+    assert all(e["ts"] >= 0 for e in instants)
+    spans = [e for e in chrome["traceEvents"] if e["ph"] == "X"]
+    assert {s["args"]["outcome"] for s in spans} >= {"ok", "crashed"} and all(s["dur"] >= 0 for s in spans)
+    lanes = {e["args"]["name"] for e in chrome["traceEvents"] if e["ph"] == "M"}
+    assert any(lane.endswith("g1") for lane in lanes) and any(lane.endswith("g2") for lane in lanes)
+    write_chrome(events, tmp_path / "t.json")
+    write_jsonl(events, tmp_path / "t.jsonl")
+    for path in (tmp_path / "t.json", tmp_path / "t.jsonl"):
+        back = read_trace(path)
+        assert [e.kind for e in back] == [e.kind for e in events]
+        assert [e.request_id for e in back] == [e.request_id for e in events]
+        assert [e.generation for e in back] == [e.generation for e in events]
+
+
+def test_the_timeline_renders_a_run_with_a_crash_and_a_restart(tracer: lw.Tracer, tmp_path: Path) -> None:
+    traced_run_with_a_crash(tracer)
+    write_jsonl(tracer.events(), tmp_path / "t.jsonl")
+    out = tmp_path / "timeline.html"
+    done = subprocess.run([sys.executable, "-m", "leanworker", "trace", "render", str(tmp_path / "t.jsonl"), "-o",
+                           str(out)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    page = out.read_text()
+    assert page.startswith("<!doctype html>") and "<svg" in page and "<script" not in page
+    assert " g1</text>" in page and " g2</text>" in page, "one lane per generation"
+    assert "outcome crashed" in page and "outcome ok" in page
+    assert "reap: the process was reaped" in page and "lease granted" in page and "rows:" in page
+
+
+def test_an_empty_trace_renders_a_page() -> None:
+    assert "empty trace" in render_timeline([])
