@@ -390,7 +390,8 @@ def cell(value: Any) -> str:
         if "serves_again_after_s" in value:
             again = value["serves_again_after_s"]
             killed = f", killed={value['killed']}" if "killed" in value else ""
-            return f"{value['error']}; serves again: {'never' if again is None else f'{again}s'}{killed}"
+            return (f"{value['error']} after {value['error_after_s']}s; serves again: "
+                    f"{'never' if again is None else f'{again}s later'}{killed}")
         if "alive_after_5_s" in value:
             return f"{value['alive_after_5_s']} of {value['workers']} alive"
     return str(value)
