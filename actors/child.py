@@ -14,7 +14,6 @@ import subprocess
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future
 from typing import Any
 
 import pykka

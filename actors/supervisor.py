@@ -10,7 +10,6 @@ hears of each one (``Started``) before its frame is written.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from collections import Counter, deque
@@ -65,7 +64,6 @@ from leanworker.errors import (
     HandshakeError,
     LeanWorkerError,
     MemoryLimitExceeded,
-    ProtocolError,
     RequestTimeout,
     RestartLimitExceeded,
     StaleLease,

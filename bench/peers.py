@@ -20,7 +20,6 @@ import json
 import multiprocessing
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import textwrap
@@ -35,6 +34,7 @@ import psutil
 
 import leanworker as lw
 from bench import _peer_tasks as tasks
+from bench import _stats
 
 THROUGHPUT = lw.SessionKey("leanworker.fixtures.throughput:capability")
 FAULTS = lw.SessionKey("leanworker.fixtures.faults:capability")
@@ -45,14 +45,7 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def median_us(function: Callable[[], object], repeat: int = ROUND_TRIPS) -> float:
-    for _ in range(100):
-        function()
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        samples.append(time.perf_counter() - start)
-    return round(statistics.median(samples) * 1e6, 1)
+    return round(_stats.median_us(_stats.timings(function, repeat, warmup=100)), 1)
 
 
 def kill_tree(pids: list[int]) -> None:
@@ -311,6 +304,7 @@ ORPHAN_PARENT = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     kind = sys.argv[1]
     from bench import _peer_tasks as tasks
+from bench import _stats
     if kind == "leanworker":
         import leanworker as lw
         pool = lw.WorkerPool(lw.PoolConfig(max_workers=2))

@@ -335,3 +335,16 @@ def test_the_snapshot_reports_memory_per_worker() -> None:
             assert snapshot.worker_rss_mib is not None and len(snapshot.worker_rss_mib) == 2
             assert snapshot.total_rss_mib == pytest.approx(sum(snapshot.worker_rss_mib), abs=0.2)
             consistent(snapshot)
+
+
+def test_per_worker_memory_ceilings_apply_inside_the_pool() -> None:
+    config = pool_config(max_workers=1, restart=lw.RestartPolicy(rss_hard_limit_mib=150))
+    with lw.WorkerPool(config) as pool:
+        with pool.lease(lw.SessionKey(FAULTS)) as lease:
+            stream = lease.stream("balloon", {"mib": 300})
+            with pytest.raises(lw.MemoryLimitExceeded):
+                stream.collect()
+            assert stream.outcome == "memory" and not stream.committed
+        with pool.lease(lw.SessionKey(FAULTS), timeout=20) as lease:
+            assert lease.call("echo", 1) == 1
+        assert pool.snapshot().restarts == {"memory_hard": 1}

@@ -99,3 +99,14 @@ def test_the_timeline_renders_a_run_with_a_crash_and_a_restart(tracer: lw.Tracer
 
 def test_an_empty_trace_renders_a_page() -> None:
     assert "empty trace" in render_timeline([])
+
+
+def test_a_lake_root_workload_is_its_mathlib_library_up_to_the_limit(tmp_path: Path) -> None:
+    from leanworker.fixtures.mathlib_tree import build_mathlib_tree
+    from leanworker.probe import ProbeOptions, resolve_workload
+
+    names = [f"Mathlib.Area{i // 10}.Topic{i}" for i in range(40)]
+    build_mathlib_tree(tmp_path / "mathlib", names)
+    workload = resolve_workload(ProbeOptions(lake_root=str(tmp_path / "mathlib"), limit=25))
+    assert workload.source == "lake" and len(workload.modules) == 25
+    assert workload.modules[0] == "Mathlib" and set(workload.modules[1:]) <= set(names)
