@@ -41,7 +41,7 @@ def run_probe(args: argparse.Namespace) -> int:
 
     options = ProbeOptions(lake_root=args.lake_root, modules_file=args.modules_file, limit=args.limit,
                            import_ms=args.import_ms, trace=args.trace)
-    progress = None if args.json or not sys.stderr.isatty() else _progress_bars()
+    progress = None if args.json or not sys.stderr.isatty() else _ProgressBars()
     if progress is not None:
         options.progress = progress.update
     try:
@@ -56,7 +56,7 @@ def run_probe(args: argparse.Namespace) -> int:
     return 0 if report["status"] == "passed" else 1
 
 
-class _progress_bars:
+class _ProgressBars:
     """One rich progress bar per stage, on stderr (only on a terminal)."""
 
     def __init__(self) -> None:

@@ -8,6 +8,7 @@ supervisor how the process ended.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -36,6 +37,8 @@ from leanworker.actors.tracing import Tracer
 from leanworker.errors import Cancelled, CommandError, LeanWorkerError, ProtocolError, WorkerCrashed
 from leanworker.protocol import messages
 from leanworker.protocol.frames import FrameReader, encode_frame, write_all
+
+log = logging.getLogger("leanworker")
 
 STDERR_TAIL_BYTES = 64 * 1024
 HANDSHAKE_KINDS = frozenset({"configure", "open"})
@@ -158,6 +161,13 @@ class ChildActor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         if self.tracer is not None:
             self.tracer.record("message", self.name, self.generation, message=type(message).__name__)
+        try:
+            self._handle(message)
+        except Exception:  # never let a bug stop the actor that owns a live process
+            log.exception("%s: handling %s failed", self.name, type(message).__name__)
+        return None
+
+    def _handle(self, message: Any) -> None:
         if isinstance(message, Kill):
             self._kill_group(signal.SIGKILL, message.reason)
         elif isinstance(message, Stop):
@@ -168,7 +178,6 @@ class ChildActor(pykka.ThreadingActor):
                 raise
             message.reply.set_result(report)
             self.stop()
-        return None
 
     def on_failure(self, *args: Any) -> None:
         self._kill_group(signal.SIGKILL, "actor failure")

@@ -18,6 +18,7 @@ future; the pool never grants to a cancelled future, so no lease is ever granted
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -39,6 +40,8 @@ from leanworker.actors.timers import Scheduler
 from leanworker.actors.tracing import Tracer
 from leanworker.actors.worker import RequestPort
 from leanworker.errors import LeanWorkerError, MemoryBudgetExceeded, PoolClosed, QueueTimeout, RestartLimitExceeded
+
+log = logging.getLogger("leanworker")
 
 BYPASS_LIMIT = 4
 _slot_ids = itertools.count(1)  # unique in the process, so that every slot has its own timeline lane
@@ -164,7 +167,13 @@ class PoolActor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         if self.tracer is not None:
             self.tracer.record("message", "pool", message=type(message).__name__)
-        return self._handlers[type(message)](message)
+        if isinstance(message, TakePoolSnapshot):
+            return self._on_snapshot(message)
+        try:
+            return self._handlers[type(message)](message)
+        except Exception:  # in a tell, pykka would stop the actor: log the bug and keep admitting
+            log.exception("pool: handling %s failed", type(message).__name__)
+            return None
 
     def _trace(self, kind: str, slot: _Slot | None = None, lease_id: int | None = None, **fields: Any) -> None:
         """Record on the pool's lane, or on ``slot``'s lane (its current generation) when one is given."""

@@ -77,6 +77,7 @@ from leanworker.protocol import messages
 log = logging.getLogger("leanworker")
 
 HANDSHAKE_BUFFER = 16
+ASKED = frozenset({Submit, AwaitReady, TakeSnapshot, Cycle})  # messages sent with ask(): errors go to the caller
 
 
 @dataclass
@@ -171,7 +172,13 @@ class SupervisorActor(pykka.ThreadingActor):
         handler = self._handlers.get(type(message))
         if handler is None:
             raise TypeError(f"{self.name}: unexpected message {message!r}")
-        return handler(message)
+        if type(message) in ASKED:
+            return handler(message)  # the caller gets the exception
+        try:
+            return handler(message)
+        except Exception:  # in a tell, pykka would stop the actor: log the bug and keep supervising
+            log.exception("%s: handling %s failed", self.name, type(message).__name__)
+            return None
 
     def _tell_self(self, message: Any) -> None:
         try:
