@@ -244,9 +244,11 @@ class Probe:
             key = lw.SessionKey(MATHLIB, options=(("import_ms", self.options.import_ms),))
             started = time.perf_counter()
             naive_rows = 0
+            naive_sessions = 0
             for index, module in enumerate(sample):
                 with lw.Worker(key) as worker:  # a fresh process and session per module
                     naive_rows += len(worker.stream("index", {"modules": [module]}).collect())
+                    naive_sessions += worker.snapshot().sessions_opened
                 self._tick("naive_vs_planned", index + 1, 2 * len(sample))
             naive = time.perf_counter() - started
             started = time.perf_counter()
@@ -259,14 +261,16 @@ class Probe:
                     with pool.lease(batch.key) as lease:
                         for module in batch.modules:  # the same per-module requests, on a warm session
                             planned_rows += len(lease.stream("index", {"modules": [module]}).collect())
+                planned_sessions = pool.snapshot().sessions_opened
             planned = time.perf_counter() - started
             self._tick("naive_vs_planned", 2 * len(sample), 2 * len(sample))
             result.check(naive_rows == planned_rows == 2 * len(sample), "naive and planned rows differ")
             result.check(planned < naive, "the planned path was not faster")
+            result.check(planned_sessions < naive_sessions, "planning did not save session opens")
             result.figures.update(modules=len(sample), simulated_import_ms=self.options.import_ms,
                                   naive_s=round(naive, 3), planned_s=round(planned, 3),
                                   ratio_naive_over_planned=round(naive / max(planned, 1e-9), 2),
-                                  naive_sessions=len(sample), planned_sessions=1,
+                                  naive_sessions=naive_sessions, planned_sessions=planned_sessions,
                                   note="the session open is a simulated import (sleep), not Lean")
 
     def cancellation(self) -> None:
