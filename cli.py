@@ -6,7 +6,8 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,26 @@ def emit_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
+@contextmanager
+def _status(args: argparse.Namespace, text: str) -> Iterator[None]:
+    """A spinner on stderr while ``text`` happens, on a terminal only (never with --json)."""
+    if args.json or not sys.stderr.isatty():
+        yield
+        return
+    try:
+        from rich.console import Console
+    except ImportError:
+        yield
+        return
+    with Console(stderr=True).status(text):
+        yield
+
+
 def run_doctor(args: argparse.Namespace) -> int:
     import leanworker as lw
 
-    with lw.Worker(lw.SessionKey(args.capability)) as worker:
+    with _status(args, "starting a worker and opening its session..."), lw.Worker(lw.SessionKey(args.capability)) \
+            as worker:
         meta = worker.metadata()
         report = worker.doctor()
     if args.json:
@@ -115,7 +132,8 @@ def _print_diagnostics(project: Any) -> None:
 def run_discover(args: argparse.Namespace) -> int:
     import leanworker as lw
 
-    project = lw.discover_lake_project(args.path, libs=args.lib or None)
+    with _status(args, f"discovering {args.path}..."):
+        project = lw.discover_lake_project(args.path, libs=args.lib or None)
     root = project.root
     if args.json:
         emit_json({
@@ -153,9 +171,10 @@ def run_plan(args: argparse.Namespace) -> int:
     import leanworker as lw
     from leanworker.planner.plan import key_to_json
 
-    project = lw.discover_lake_project(args.path, libs=args.lib or None)
-    planner = lw.ImportPlanner(args.capability, tuple(args.base_import), args.max_batch_modules, mode=args.mode)
-    plan = planner.plan(project)
+    with _status(args, f"discovering and planning {args.path}..."):
+        project = lw.discover_lake_project(args.path, libs=args.lib or None)
+        planner = lw.ImportPlanner(args.capability, tuple(args.base_import), args.max_batch_modules, mode=args.mode)
+        plan = planner.plan(project)
     if args.json:
         emit_json({
             "status": "ok", "mode": plan.mode, "fingerprint": plan.fingerprint,
