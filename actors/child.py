@@ -31,6 +31,7 @@ from leanworker.actors.messages import (
     Spawned,
     SpawnFailed,
     Stop,
+    tell_if_alive,
 )
 from leanworker.actors.results import Diagnostic, Progress, ShutdownReport
 from leanworker.actors.tracing import Tracer
@@ -331,10 +332,7 @@ class ChildActor(pykka.ThreadingActor):
         return ShutdownReport(how, self.generation, self.exit_code, self.exit_signal, time.monotonic() - started)
 
     def _tell(self, message: Any) -> None:
-        try:
-            self.supervisor.tell(message)
-        except pykka.ActorDeadError:  # the supervisor is gone (shut down): nobody needs the news
-            pass
+        tell_if_alive(self.supervisor, message)  # a stopped supervisor (shut down) needs no news
 
     def _trace(self, kind: str, **fields: Any) -> None:
         if self.tracer is not None:

@@ -18,7 +18,7 @@ from typing import Any
 import pykka
 
 from leanworker.actors.channel import OK, PROTOCOL, Counters, RequestChannel, Router
-from leanworker.actors.messages import Deadline, Submit
+from leanworker.actors.messages import Deadline, Submit, tell_if_alive
 from leanworker.actors.timers import Scheduler
 from leanworker.actors.tracing import Tracer
 from leanworker.protocol import messages
@@ -89,16 +89,10 @@ class AdmissionGate:
             timeout = submit.timeout if submit.timeout is not None else self.request_timeout
             if timeout is not None:
                 channel.timers.append(self.scheduler.call_later(
-                    timeout, lambda: self._tell(Deadline(generation, request_id, "request"))))
+                    timeout, lambda: tell_if_alive(self.supervisor, Deadline(generation, request_id, "request"))))
             if self.tracer is not None:
                 self.tracer.record("request_admitted", self.name, generation, request_id, command=submit.command)
             return channel
-
-    def _tell(self, message: Any) -> None:
-        try:
-            self.supervisor.tell(message)
-        except pykka.ActorDeadError:
-            pass
 
     # -- the reader's and the supervisor's side -------------------------------------------------------------------
 

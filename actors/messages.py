@@ -6,12 +6,23 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import pykka
+
 from leanworker.errors import LeanWorkerError
 
 if TYPE_CHECKING:
     from leanworker.actors.channel import Terminal
     from leanworker.actors.child import PipeWriter
     from leanworker.actors.results import ShutdownReport
+
+
+def tell_if_alive(actor: pykka.ActorRef[Any], message: Any) -> bool:
+    """Send ``message`` unless ``actor`` has stopped (then nobody needs it). True if it was sent."""
+    try:
+        actor.tell(message)
+    except pykka.ActorDeadError:
+        return False
+    return True
 
 
 # Child -> supervisor

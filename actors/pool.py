@@ -33,7 +33,7 @@ from leanworker.actors import lifecycle
 from leanworker.actors.config import PoolConfig, SessionKey
 from leanworker.actors.lease import Lease
 from leanworker.actors.memory import MemorySampler
-from leanworker.actors.messages import Shutdown
+from leanworker.actors.messages import Shutdown, tell_if_alive
 from leanworker.actors.results import PoolSnapshot, ShutdownReport
 from leanworker.actors.supervisor import SupervisorActor
 from leanworker.actors.timers import Scheduler
@@ -185,10 +185,7 @@ class PoolActor(pykka.ThreadingActor):
                                    lease_id=lease_id, **fields)
 
     def _tell_self(self, message: Any) -> None:
-        try:
-            self.actor_ref.tell(message)
-        except pykka.ActorDeadError:
-            pass
+        tell_if_alive(self.actor_ref, message)
 
     # -- requests from callers ---------------------------------------------------------------------------------------
 
@@ -435,10 +432,7 @@ class PoolActor(pykka.ThreadingActor):
         pool = self.actor_ref
 
         def release(released_id: int) -> None:
-            try:
-                pool.tell(Release(released_id))
-            except pykka.ActorDeadError:
-                pass
+            tell_if_alive(pool, Release(released_id))
 
         self._trace("lease_granted", slot, lease_id, waited_s=round(time.monotonic() - waiter.enqueued_at, 6))
         waiter.future.set_result(Lease(lease_id, slot.key, slot.port, slot.generation, release))
@@ -449,7 +443,7 @@ class PoolActor(pykka.ThreadingActor):
         pool = self.actor_ref
 
         def listener(event: str, payload: Any) -> None:
-            pool.tell(SlotEvent(slot_id, event, payload))
+            tell_if_alive(pool, SlotEvent(slot_id, event, payload))
 
         supervisor = SupervisorActor.start(key, self.config.worker, self.config.restart, self.tracer,
                                            self.scheduler, self.sampler, f"slot{slot_id}", listener, PoolClosed)
@@ -465,11 +459,9 @@ class PoolActor(pykka.ThreadingActor):
         slot.state = "stopping"
         reply: Future[ShutdownReport] = Future()
         pool, slot_id = self.actor_ref, slot.slot_id
-        reply.add_done_callback(lambda _: _tell(pool, SlotStopped(slot_id)))
+        reply.add_done_callback(lambda _: tell_if_alive(pool, SlotStopped(slot_id)))
         self._trace("slot_stop", slot, reason=reason)
-        try:
-            slot.supervisor.tell(Shutdown(reply))
-        except pykka.ActorDeadError:
+        if not tell_if_alive(slot.supervisor, Shutdown(reply)):
             self._tell_self(SlotStopped(slot_id))
 
     # -- snapshots and shutdown --------------------------------------------------------------------------------------
@@ -524,13 +516,6 @@ class PoolActor(pykka.ThreadingActor):
             self._stop_slot(slot, "pool_shutdown")
 
 
-def _tell(actor: pykka.ActorRef[Any], message: Any) -> None:
-    try:
-        actor.tell(message)
-    except pykka.ActorDeadError:
-        pass
-
-
 def _fail(waiter: _Waiter, error: LeanWorkerError) -> None:
     if waiter.future.set_running_or_notify_cancel():
         waiter.future.set_exception(error)
@@ -567,7 +552,7 @@ class WorkerPool:
             return future.result(wait)
         except FutureTimeout:
             if future.cancel():
-                _tell(self._actor, Abandon(waiter.waiter_id))
+                tell_if_alive(self._actor, Abandon(waiter.waiter_id))
                 raise QueueTimeout(f"no worker for {key.capability} within {wait:g} s") from None
             return future.result()  # granted as we gave up: it is ours
 

@@ -55,6 +55,7 @@ from leanworker.actors.messages import (
     Stop,
     Submit,
     TakeSnapshot,
+    tell_if_alive,
 )
 from leanworker.actors.results import ShutdownReport, WorkerSnapshot
 from leanworker.actors.timers import Scheduler, TimerHandle
@@ -181,10 +182,7 @@ class SupervisorActor(pykka.ThreadingActor):
             return None
 
     def _tell_self(self, message: Any) -> None:
-        try:
-            self.actor_ref.tell(message)
-        except pykka.ActorDeadError:
-            pass
+        tell_if_alive(self.actor_ref, message)
 
     def _later(self, delay: float, message: Any) -> TimerHandle:
         return self.scheduler.call_later(delay, lambda: self._tell_self(message))

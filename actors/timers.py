@@ -26,7 +26,7 @@ class Scheduler:
     """Runs ``callback()`` after ``delay`` seconds on its own daemon thread."""
 
     def __init__(self, name: str = "leanworker-timers") -> None:
-        self._heap: list[tuple[float, int, TimerHandle, Callable[[], None]]] = []
+        self._heap: list[tuple[float, int, TimerHandle, Callable[[], object]]] = []
         self._counter = itertools.count()
         self._cond = threading.Condition()
         self._stopped = False
@@ -34,7 +34,7 @@ class Scheduler:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
+    def call_later(self, delay: float, callback: Callable[[], object]) -> TimerHandle:
         handle = TimerHandle(self)
         with self._cond:
             heap = self._heap

@@ -15,7 +15,15 @@ from leanworker.actors.channel import OK, RequestChannel
 from leanworker.actors.gate import AdmissionGate
 from leanworker.actors.config import RestartPolicy, SessionKey, WorkerConfig
 from leanworker.actors.memory import MemorySampler
-from leanworker.actors.messages import AwaitReady, CancelRequest, Cycle, Shutdown, Submit, TakeSnapshot
+from leanworker.actors.messages import (
+    AwaitReady,
+    CancelRequest,
+    Cycle,
+    Shutdown,
+    Submit,
+    TakeSnapshot,
+    tell_if_alive,
+)
 from leanworker.actors.results import (
     CapabilityMetadata,
     Diagnostic,
@@ -76,10 +84,7 @@ class RequestPort:
         request_id = answer.request_id
 
         def cancel() -> None:
-            try:
-                supervisor.tell(CancelRequest(request_id))
-            except pykka.ActorDeadError:
-                pass
+            tell_if_alive(supervisor, CancelRequest(request_id))
 
         settle = self.config.cancel_grace + self.config.kill_wait * 2 + 5.0
         return RowStream(answer, cancel, settle, on_diagnostic, on_progress)
