@@ -512,8 +512,7 @@ class PoolActor(pykka.ThreadingActor):
             message.reply.set_result(None)
             return
         for slot in list(self.slots.values()):
-            slot.state = "ready" if slot.state == "stopping" else slot.state  # let _stop_slot run for every slot
-            self._stop_slot(slot, "pool_shutdown")
+            self._stop_slot(slot, "pool_shutdown")  # a slot already stopping reports SlotStopped on its own
 
 
 def _fail(waiter: _Waiter, error: LeanWorkerError) -> None:
