@@ -66,25 +66,17 @@ def resolve_workload(options: ProbeOptions) -> Workload:
     modules."""
     root = options.lake_root or os.environ.get("LEANWORKER_MATHLIB_ROOT")
     if root:
-        project = lw.discover_lake_project(root)
-        names = [lib.name for lib in project.libs]
-        if "Mathlib" not in names:
-            project = lw.discover_lake_project(root, libs=["Mathlib"]) if _has_lib(root, "Mathlib") else project
-        modules = [m.name for m in project.modules if m.lib == "Mathlib"] or [m.name for m in project.modules]
+        try:
+            project = lw.discover_lake_project(root, libs=["Mathlib"])
+        except lw.LakeDiscoveryError:  # no Mathlib library: the project's default targets
+            project = lw.discover_lake_project(root)
+        modules = [m.name for m in project.modules]
         return Workload("lake", str(project.root), modules[:options.limit])
     if options.modules_file:
         lines = Path(options.modules_file).read_text(encoding="utf-8").split()
         modules = [lw.validate_module_name(line) for line in lines]
         return Workload("modules-file", options.modules_file, modules[:options.limit])
     return Workload("fallback", "16 built-in mathlib-shaped module names", list(FALLBACK_MODULES))
-
-
-def _has_lib(root: str, name: str) -> bool:
-    try:
-        lw.discover_lake_project(root, libs=[name])
-        return True
-    except lw.LakeDiscoveryError:
-        return False
 
 
 def expected_rows(modules: int) -> int:
