@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 
+def _rebuild(cls: type[BaseException], args: tuple[object, ...], state: dict[str, object]) -> BaseException:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
 class LeanWorkerError(Exception):
-    """Base class of every leanworker error."""
+    """Base class of every leanworker error. Every subclass survives pickling with all its fields."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
 class ProtocolError(LeanWorkerError):
@@ -100,3 +110,26 @@ class InvalidModuleName(LeanWorkerError, ValueError):
 
 class LakeDiscoveryError(LeanWorkerError):
     """A Lake project could not be found or read at all."""
+
+
+class NotPlainData(LeanWorkerError):
+    """A value is not plain data (docs/protocol.md): it was refused before encoding and nothing was sent.
+
+    ``path`` names the offending value, e.g. ``request['modules'][3]``.
+    """
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class UnencodableType(NotPlainData, TypeError):
+    """A value's type has no plain form (a set, a ``Decimal``, a datetime, an object, a tuple used as a key)."""
+
+
+class UnencodableValue(NotPlainData, ValueError):
+    """A value of a plain type is out of range: an int beyond 64 bits, nesting too deep, text that is not UTF-8."""
+
+
+class UsedAfterFork(LeanWorkerError):
+    """A pool or worker created before ``os.fork()`` was used in the forked child; create a new one there."""

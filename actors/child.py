@@ -19,8 +19,9 @@ from typing import Any
 
 import pykka
 
-from leanworker.actors.channel import CANCELLED, DIAG, ERROR, OK, PROGRESS, PROTOCOL, Router, Terminal
+from leanworker.actors.channel import Router, Terminal
 from leanworker.actors.config import SessionKey, WorkerConfig
+from leanworker.actors.dispatch import FrameDispatcher
 from leanworker.actors.gate import AdmissionGate
 from leanworker.actors.messages import (
     Exited,
@@ -33,81 +34,14 @@ from leanworker.actors.messages import (
     Stop,
     tell_if_alive,
 )
-from leanworker.actors.results import Diagnostic, Progress, ShutdownReport
+from leanworker.actors.pipe import PipeWriter, StderrTail
+from leanworker.actors.results import ShutdownReport
 from leanworker.actors.tracing import Tracer
-from leanworker.errors import Cancelled, CommandError, LeanWorkerError, ProtocolError, WorkerCrashed
+from leanworker.errors import LeanWorkerError, ProtocolError, WorkerCrashed
 from leanworker.protocol import messages
-from leanworker.protocol.frames import FrameReader, encode_frame, write_all
+from leanworker.protocol.frames import FrameReader
 
 log = logging.getLogger("leanworker")
-
-STDERR_TAIL_BYTES = 64 * 1024
-HANDSHAKE_KINDS = frozenset({"configure", "open"})
-
-
-class PipeWriter:
-    """Writes whole frames to a worker's stdin; safe to share between threads."""
-
-    __slots__ = ("_fd", "_lock", "max_frame_bytes")
-
-    def __init__(self, fd: int, max_frame_bytes: int) -> None:
-        self._fd = fd
-        self._lock = threading.Lock()
-        self.max_frame_bytes = max_frame_bytes
-
-    def send(self, message: dict[str, Any]) -> bool:
-        """Write one frame; False when the worker's stdin is already closed (the exit report follows)."""
-        return self.write_frame(encode_frame(message, self.max_frame_bytes))
-
-    def write_frame(self, frame: bytes) -> bool:
-        """Write an encoded frame; False when the worker's stdin is already closed."""
-        with self._lock:
-            try:
-                write_all(self._fd, frame)
-            except (BrokenPipeError, OSError):
-                return False
-        return True
-
-
-class StderrTail:
-    """The last ``limit`` bytes a worker wrote to stderr."""
-
-    def __init__(self, limit: int = STDERR_TAIL_BYTES) -> None:
-        self._chunks: deque[bytes] = deque()
-        self._size = 0
-        self._limit = limit
-        self._lock = threading.Lock()
-
-    def append(self, data: bytes) -> None:
-        with self._lock:
-            self._chunks.append(data)
-            self._size += len(data)
-            while self._size - len(self._chunks[0]) >= self._limit:
-                self._size -= len(self._chunks.popleft())
-
-    def text(self) -> str:
-        with self._lock:
-            data = b"".join(self._chunks)[-self._limit:]
-        return data.decode("utf-8", "replace")
-
-
-def terminal_from_done(message: dict[str, Any], received: dict[str, int], streaming: bool) -> Terminal:
-    """Turn a worker's ``done`` into a Terminal, checking that no streamed row was lost."""
-    counts = {str(k): int(v) for k, v in message["counts"].items()}
-    elapsed = float(message["elapsed"])
-    outcome = message["outcome"]
-    if outcome == messages.OUTCOME_OK:
-        if streaming and {k: v for k, v in counts.items() if v} != {k: v for k, v in received.items() if v}:
-            error = ProtocolError(f"done reports rows {counts} but {received} arrived: rows were lost")
-            return Terminal(PROTOCOL, error=error, counts=received, elapsed=elapsed)
-        return Terminal(OK, result=message.get("result"), counts=counts, elapsed=elapsed)
-    if outcome == messages.OUTCOME_CANCELLED:
-        return Terminal(CANCELLED, error=Cancelled("request cancelled"), counts=counts, elapsed=elapsed)
-    error_info = message.get("error") or {}
-    code = str(error_info.get("code", "error")) if isinstance(error_info, dict) else "error"
-    text = str(error_info.get("message", "")) if isinstance(error_info, dict) else str(error_info)
-    return Terminal(ERROR, error=CommandError(code, text), counts=counts, elapsed=elapsed)
-
 
 class ChildActor(pykka.ThreadingActor):
     """One worker process: spawn, read, drain, kill, reap."""
@@ -194,56 +128,27 @@ class ChildActor(pykka.ThreadingActor):
                 hello = messages.check_hello(first)
                 self._trace("hello", pid=hello.get("pid"), host=hello.get("host"))
                 self._tell(HelloReceived(self.generation, hello))
-                self._dispatch_frames(reader)
+                dispatcher = FrameDispatcher(self.router, self.gate, self.tracer, self.name, self.generation,
+                                             self._on_done)
+                while (message := reader.read()) is not None:
+                    dispatcher.dispatch(message, reader.last_size)
         except LeanWorkerError as exc:
-            self._trace("protocol_error", error=str(exc))
-            self._tell(FrameViolation(self.generation, exc))
-            self._kill_group(signal.SIGKILL, "protocol error")
+            self._violation(exc)
         except OSError:
             pass
-        self._await_exit()
+        except Exception as exc:  # nothing a worker sends may escape untyped or end this thread early
+            log.exception("%s: worker output could not be handled", self.name)
+            self._violation(ProtocolError(f"worker output could not be handled: {type(exc).__name__}: {exc}"))
+        finally:
+            self._await_exit()
 
-    def _dispatch_frames(self, reader: FrameReader) -> None:
-        router = self.router
-        tracer = self.tracer
-        while True:
-            message = reader.read()
-            if message is None:
-                return
-            kind = messages.validate_from_worker(message)
-            request_id = message["id"]
-            if kind == "rows":
-                channel = router.get(request_id)
-                payloads = message["payloads"]
-                if tracer is not None:
-                    tracer.record("rows", self.name, self.generation, request_id, stream=message["stream"],
-                                  count=len(payloads))
-                if channel is None or not channel.put_rows(message["stream"], message["seq"], payloads):
-                    router.stale()
-            elif kind == "diag" or kind == "progress":
-                channel = router.get(request_id)
-                if kind == "diag":
-                    event: Any = Diagnostic(message["severity"], message["code"], message["message"],
-                                            message.get("data"))
-                else:
-                    event = Progress(message["phase"], message["current"], message["total"])
-                if channel is None or not channel.put_event(DIAG if kind == "diag" else PROGRESS, event):
-                    router.stale()
-            elif kind == "done":
-                channel = router.pop(request_id)
-                if channel is None:
-                    router.stale()
-                    continue
-                terminal = terminal_from_done(message, channel.received, channel.streaming)
-                if tracer is not None:
-                    tracer.record("done", self.name, self.generation, request_id, outcome=terminal.outcome)
-                # Free the slot (and tell the supervisor, when it has something to decide) before the caller can
-                # see the terminal, so that the caller's next request finds the slot idle.
-                if self.gate.release(channel, terminal.outcome) or channel.command in HANDSHAKE_KINDS:
-                    self._tell(RequestDone(self.generation, request_id, terminal))
-                if not channel.finish(terminal):
-                    router.stale()
-            # pong and bye need no routing: the exit (or the next request) tells the rest.
+    def _on_done(self, request_id: int, terminal: Terminal) -> None:
+        self._tell(RequestDone(self.generation, request_id, terminal))
+
+    def _violation(self, error: LeanWorkerError) -> None:
+        self._trace("protocol_error", error=str(error))
+        self._tell(FrameViolation(self.generation, error))
+        self._kill_group(signal.SIGKILL, "protocol error")
 
     def _drain_stderr(self) -> None:
         assert self.process is not None and self.process.stderr is not None
@@ -281,6 +186,8 @@ class ChildActor(pykka.ThreadingActor):
         returncode = process.wait()
         if self._stderr_thread is not None:
             self._stderr_thread.join(timeout=2)
+        if self.pipe is not None:
+            self.pipe.close()
         for stream in (process.stdin, process.stdout, process.stderr):
             if stream is not None:
                 try:
@@ -322,6 +229,7 @@ class ChildActor(pykka.ThreadingActor):
                     how = "graceful"
             if not how:
                 self._kill_group(signal.SIGTERM, "shutdown")
+                self._kill_group(signal.SIGCONT, "shutdown", quiet=True)  # a stopped process must see the TERM
                 if self.exited.wait(config.kill_wait):
                     how = "terminated"
             if not how:

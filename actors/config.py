@@ -44,7 +44,13 @@ class RestartPolicy:
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """Timeouts and bounds of one worker process."""
+    """Timeouts and bounds of one worker process.
+
+    ``buffer_rows`` and ``buffer_bytes`` bound the rows buffered for a caller (whichever fills first; the buffer
+    takes one frame more at most). ``containment``: "auto" puts each worker in a cgroup v2 of its own when the
+    machine allows it (so descendants that leave the process group die with it), else the process group alone;
+    "cgroup" requires the cgroup; "group" never uses one (docs/semantics.md, Containment).
+    """
 
     startup_timeout: float = 10.0
     request_timeout: float | None = 30.0
@@ -54,11 +60,17 @@ class WorkerConfig:
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     buffer_rows: int = 4096
     env: Mapping[str, str] | None = None
+    buffer_bytes: int = 64 * 1024 * 1024
+    containment: str = "auto"
 
     def __post_init__(self) -> None:
         check_frame_cap(self.max_frame_bytes)
         if self.buffer_rows < 1:
             raise ValueError("WorkerConfig.buffer_rows must be >= 1")
+        if self.buffer_bytes < 64 * 1024:
+            raise ValueError("WorkerConfig.buffer_bytes must be >= 65536")
+        if self.containment not in ("auto", "cgroup", "group"):
+            raise ValueError("WorkerConfig.containment must be 'auto', 'cgroup' or 'group'")
         for name in ("startup_timeout", "cancel_grace", "shutdown_timeout", "kill_wait"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"WorkerConfig.{name} must be > 0")

@@ -2,8 +2,8 @@
 
 The supervisor owns the gate: it opens it for a ready generation, closes it before it kills, cycles or shuts down,
 and decides everything else. While the gate is open and no request is in flight, a caller admits its own request
-under the gate's lock: it takes a request id, registers the channel, arms the request deadline (a timer that tells
-the supervisor) and writes the ``call`` frame. The reader thread releases the gate when the ``done`` arrives,
+under the gate's lock: it registers the channel, arms the request deadline (a timer that tells the supervisor)
+and queues the ``call`` frame on the never-blocking pipe writer (the request is encoded before the lock). The reader thread releases the gate when the ``done`` arrives,
 before the caller can see the terminal, and leaves it closed when the generation's request budget
 (``max_requests``) is spent or a cycle is pending; it tells the supervisor only when the supervisor has something
 to decide. Everything the gate does is under its lock, and the supervisor takes the same lock for its decisions.
@@ -17,12 +17,14 @@ from typing import Any
 
 import pykka
 
-from leanworker.actors.channel import OK, PROTOCOL, Counters, RequestChannel, Router
+from leanworker.actors.channel import DEFAULT_BUFFER_BYTES, OK, PROTOCOL, Counters, RequestChannel, Router
 from leanworker.actors.messages import Deadline, Submit, tell_if_alive
 from leanworker.actors.timers import Scheduler
 from leanworker.actors.tracing import Tracer
+from leanworker.errors import ProtocolError, UnencodableValue
 from leanworker.protocol import messages
 from leanworker.protocol.frames import encode_frame
+from leanworker.protocol.plain import MAX_DEPTH, check_plain
 
 
 class AdmissionGate:
@@ -30,17 +32,19 @@ class AdmissionGate:
 
     def __init__(self, supervisor: pykka.ActorRef[Any], counters: Counters, scheduler: Scheduler,
                  buffer_rows: int, request_timeout: float | None, tracer: Tracer | None, name: str,
-                 notify_every_done: bool) -> None:
+                 notify_every_done: bool, buffer_bytes: int = DEFAULT_BUFFER_BYTES) -> None:
         self.lock = threading.Lock()
         self.supervisor = supervisor
         self.counters = counters
         self.scheduler = scheduler
         self.buffer_rows = buffer_rows
+        self.buffer_bytes = buffer_bytes
         self.request_timeout = request_timeout
         self.tracer = tracer
         self.name = name
         self.notify_every_done = notify_every_done or tracer is not None
         self.ids = itertools.count(1)
+        self.last_id = 0  # the highest request id written to the current worker
         self.generation: int | None = None  # None: closed
         self.latest_generation = 0  # the newest generation started (set by the supervisor)
         self.router: Router | None = None
@@ -68,31 +72,51 @@ class AdmissionGate:
     # -- the callers' side ----------------------------------------------------------------------------------------
 
     def try_admit(self, submit: Submit) -> RequestChannel | None:
-        """Admit ``submit`` at once if the gate is open and idle; None means "ask the supervisor"."""
-        with self.lock:
-            generation = self.generation
-            if generation is None or self.inflight is not None:
-                return None
-            if submit.expect_generation is not None and submit.expect_generation != generation:
+        """Admit ``submit`` at once if the gate is open and idle; None means "ask the supervisor".
+
+        The request is encoded before the lock is taken (a value that is not plain data raises
+        :class:`NotPlainData` here, with nothing sent), and the frame is written without blocking (pipe.py), so the
+        lock is never held across anything slow: the deadline, the cancel ladder and shutdown take it too.
+        """
+        while True:
+            pipe = self.pipe
+            if self.generation is None or self.inflight is not None or pipe is None:
                 return None
             request_id = next(self.ids)
-            # Encode first (a request that is not plain data raises here, with nothing registered), and register
-            # the channel before writing: the worker's answer can arrive before write_frame returns.
-            frame = encode_frame(messages.call(request_id, submit.command, submit.request, submit.streaming),
-                                 self.pipe.max_frame_bytes)
-            channel = RequestChannel(request_id, generation, submit.command, submit.streaming, self.buffer_rows,
-                                     self.counters)
-            assert self.router is not None
-            self.router.register(channel)
-            self.inflight = channel
-            self.pipe.write_frame(frame)
-            timeout = submit.timeout if submit.timeout is not None else self.request_timeout
-            if timeout is not None:
-                channel.timers.append(self.scheduler.call_later(
-                    timeout, lambda: tell_if_alive(self.supervisor, Deadline(generation, request_id, "request"))))
-            if self.tracer is not None:
-                self.tracer.record("request_admitted", self.name, generation, request_id, command=submit.command)
-            return channel
+            frame = self._encode(submit, request_id, pipe.max_frame_bytes)
+            with self.lock:
+                generation = self.generation
+                if generation is None or self.inflight is not None or self.pipe is not pipe:
+                    return None
+                if submit.expect_generation is not None and submit.expect_generation != generation:
+                    return None
+                if request_id <= self.last_id:
+                    continue  # another caller took a later id first: ids must rise on the wire
+                self.last_id = request_id
+                channel = RequestChannel(request_id, generation, submit.command, submit.streaming,
+                                         self.buffer_rows, self.counters, self.buffer_bytes)
+                assert self.router is not None
+                self.router.register(channel)  # before writing: the answer can arrive before the write returns
+                self.inflight = channel
+                pipe.write_frame(frame)
+                timeout = submit.timeout if submit.timeout is not None else self.request_timeout
+                if timeout is not None:
+                    channel.timers.append(self.scheduler.call_later(
+                        timeout, lambda: tell_if_alive(self.supervisor, Deadline(generation, request_id, "request"))))
+                if self.tracer is not None:
+                    self.tracer.record("request_admitted", self.name, generation, request_id,
+                                       command=submit.command)
+                return channel
+
+    @staticmethod
+    def _encode(submit: Submit, request_id: int, max_frame_bytes: int) -> bytes:
+        check_plain(submit.request, "request", MAX_DEPTH - 1)
+        message = messages.call(request_id, submit.command, submit.request, submit.streaming)
+        try:
+            return encode_frame(message, max_frame_bytes)
+        except ProtocolError as exc:  # too large for one frame
+            raise UnencodableValue(f"request of {submit.command!r} does not fit in one frame: {exc}",
+                                   path="request") from None
 
     # -- the reader's and the supervisor's side -------------------------------------------------------------------
 

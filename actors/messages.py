@@ -12,7 +12,7 @@ from leanworker.errors import LeanWorkerError
 
 if TYPE_CHECKING:
     from leanworker.actors.channel import Terminal
-    from leanworker.actors.child import PipeWriter
+    from leanworker.actors.pipe import PipeWriter
     from leanworker.actors.results import ShutdownReport
 
 

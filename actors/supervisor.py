@@ -33,7 +33,8 @@ from leanworker.actors.channel import (
     Router,
     Terminal,
 )
-from leanworker.actors.child import ChildActor, PipeWriter
+from leanworker.actors.child import ChildActor
+from leanworker.actors.pipe import PipeWriter
 from leanworker.actors.gate import AdmissionGate
 from leanworker.actors.config import RestartPolicy, SessionKey, WorkerConfig
 from leanworker.actors.memory import MemorySampler, sample_tree_mib
@@ -127,7 +128,8 @@ class SupervisorActor(pykka.ThreadingActor):
         self.name = name
         self.counters = Counters()
         self.gate = AdmissionGate(self.actor_ref, self.counters, scheduler, config.buffer_rows,
-                                  config.request_timeout, tracer, name, policy.idle_cycle_after is not None)
+                                  config.request_timeout, tracer, name, policy.idle_cycle_after is not None,
+                                  config.buffer_bytes)
         self.state = "starting"  # starting, ready, stopping, failed, exhausted, closed
         self.generation = 0
         self.gen: _Generation | None = None
@@ -241,6 +243,7 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _handshake_step(self, gen: _Generation, message: dict[str, Any]) -> None:
         request_id = next(self.gate.ids)
+        self.gate.last_id = max(self.gate.last_id, request_id)
         message["id"] = request_id
         channel = RequestChannel(request_id, gen.number, message["type"], False, HANDSHAKE_BUFFER, self.counters)
         gen.router.register(channel)
@@ -249,7 +252,10 @@ class SupervisorActor(pykka.ThreadingActor):
         if timeout is not None:
             gen.timer = self._later(timeout, Deadline(gen.number, request_id, "session"))
         assert gen.pipe is not None
-        gen.pipe.send(message)
+        try:
+            gen.pipe.send(message)  # never blocks (pipe.py); a closed pipe means the exit report is on its way
+        except LeanWorkerError as exc:  # session options that are not plain data
+            self._startup_failed(gen, exc)
 
     def _on_handshake_done(self, gen: _Generation, terminal: Terminal) -> None:
         self._cancel_gen_timer(gen)

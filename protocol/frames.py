@@ -7,6 +7,7 @@ from the wire); only null, bool, int, float, text, bytes, arrays and maps pass. 
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 from collections.abc import Iterator, Mapping
@@ -14,19 +15,16 @@ from typing import Any, NoReturn
 
 import cbor2
 
-from leanworker.errors import ProtocolError
+from leanworker.errors import NotPlainData, ProtocolError
+from leanworker.protocol.plain import MAX_DEPTH, check_plain
 
 HEADER = struct.Struct(">I")
 HEADER_SIZE = HEADER.size
 DEFAULT_MAX_FRAME_BYTES = 1 << 20
 MIN_FRAME_CAP = 64 * 1024
 MAX_FRAME_CAP = 256 * 1024 * 1024
-MAX_DEPTH = 64
 
 Message = dict[str, Any]
-
-_SCALARS = (str, int, float, bytes, bool, type(None))
-
 
 class _RefuseEveryTag(Mapping[int, Any]):
     """A ``semantic_decoders`` table that claims every tag, so that no tag is ever decoded."""
@@ -61,52 +59,35 @@ def check_frame_cap(max_bytes: int) -> int:
     return max_bytes
 
 
-def _check_plain(value: object, depth: int) -> None:
-    if depth > MAX_DEPTH:
-        raise ProtocolError(f"message nests deeper than {MAX_DEPTH} levels")
-    kind = type(value)
-    if kind is dict:
-        for key, item in value.items():  # type: ignore[attr-defined]
-            if type(key) not in _SCALARS:
-                raise ProtocolError(f"map key of type {type(key).__name__} is not allowed")
-            item_kind = type(item)
-            if item_kind is dict or item_kind is list:
-                _check_plain(item, depth + 1)
-            elif item_kind not in _SCALARS:
-                raise ProtocolError(f"value of type {item_kind.__name__} is not allowed")
-    elif kind is list:
-        for item in value:  # type: ignore[attr-defined]
-            item_kind = type(item)
-            if item_kind is dict or item_kind is list:
-                _check_plain(item, depth + 1)
-            elif item_kind not in _SCALARS:
-                raise ProtocolError(f"value of type {item_kind.__name__} is not allowed")
-    elif kind not in _SCALARS:
-        raise ProtocolError(f"value of type {kind.__name__} is not allowed")
-
-
 def decode_body(body: bytes) -> Message:
-    """Decode one frame body strictly; raise :class:`ProtocolError` on anything but a plain map with text keys."""
+    """Decode one frame body strictly; raise :class:`ProtocolError` on anything but one plain map with text keys."""
+    stream = io.BytesIO(body)
     try:
-        item = cbor2.loads(body, semantic_decoders=_REFUSE_TAGS, tag_hook=_refuse_tag_hook, max_depth=MAX_DEPTH)
-    except ProtocolError:
-        raise
+        decoder = cbor2.CBORDecoder(stream, semantic_decoders=_REFUSE_TAGS, tag_hook=_refuse_tag_hook,
+                                    max_depth=MAX_DEPTH + 1)
+        item = decoder.decode()
     except Exception as exc:  # cbor2 raises several types; every one of them means "bad CBOR"
         raise ProtocolError(f"bad CBOR in frame body: {exc}") from None
+    if stream.tell() != len(body):
+        raise ProtocolError(f"frame body holds {len(body) - stream.tell()} bytes after its one CBOR item")
     if type(item) is not dict:
         raise ProtocolError(f"frame body must be a CBOR map, got {type(item).__name__}")
     for key in item:
         if type(key) is not str:
             raise ProtocolError(f"top-level map keys must be text, got {type(key).__name__}")
-    _check_plain(item, 0)
+    try:
+        check_plain(item, "message")
+    except NotPlainData as exc:
+        raise ProtocolError(f"frame body is not plain data: {exc}") from None
     return item
 
 
 def encode_body(message: Mapping[str, Any]) -> bytes:
-    """Encode one message as CBOR (no tags are produced for plain data)."""
+    """Encode one message as CBOR after checking that it is plain data (raises :class:`NotPlainData`)."""
+    check_plain(message, "message")
     try:
         return cbor2.dumps(message)
-    except Exception as exc:
+    except Exception as exc:  # not expected after the check; never let an encoder error escape untyped
         raise ProtocolError(f"message cannot be encoded as plain CBOR: {exc}") from None
 
 
@@ -140,10 +121,14 @@ class FrameDecoder:
 
     def feed(self, data: bytes) -> list[Message]:
         """Add ``data`` and return every message it completes, in order."""
+        return [message for message, _ in self.feed_sized(data)]
+
+    def feed_sized(self, data: bytes) -> list[tuple[Message, int]]:
+        """Like :meth:`feed`, with each message's frame size in bytes (header included)."""
         if self._failed is not None:
             raise self._failed
         self._buffer += data
-        out: list[Message] = []
+        out: list[tuple[Message, int]] = []
         buffer = self._buffer
         start = 0
         try:
@@ -161,7 +146,7 @@ class FrameDecoder:
                 if len(buffer) - start < self._need:
                     break
                 end = start + self._need
-                out.append(decode_body(bytes(buffer[start:end])))
+                out.append((decode_body(bytes(buffer[start:end])), self._need + HEADER_SIZE))
                 start = end
                 self._need = None
         except ProtocolError as exc:
@@ -180,15 +165,19 @@ class FrameDecoder:
 
 
 class FrameReader:
-    """Reads messages from a file descriptor, in large chunks, through a :class:`FrameDecoder`."""
+    """Reads messages from a file descriptor, in large chunks, through a :class:`FrameDecoder`.
 
-    __slots__ = ("fd", "_decoder", "_pending", "chunk_size")
+    ``last_size`` is the frame size in bytes (header included) of the message :meth:`read` returned last.
+    """
+
+    __slots__ = ("fd", "_decoder", "_pending", "chunk_size", "last_size")
 
     def __init__(self, fd: int, max_bytes: int = DEFAULT_MAX_FRAME_BYTES, chunk_size: int = 256 * 1024) -> None:
         self.fd = fd
         self._decoder = FrameDecoder(max_bytes)
-        self._pending: list[Message] = []
+        self._pending: list[tuple[Message, int]] = []
         self.chunk_size = chunk_size
+        self.last_size = 0
 
     @property
     def max_bytes(self) -> int:
@@ -202,7 +191,7 @@ class FrameReader:
         """Without blocking: every message already readable (maybe none); ``None`` at end of stream."""
         import select
 
-        out, self._pending = self._pending[::-1], []
+        out, self._pending = [m for m, _ in reversed(self._pending)], []
         while select.select([self.fd], [], [], 0)[0]:
             data = os.read(self.fd, self.chunk_size)
             if not data:
@@ -218,9 +207,10 @@ class FrameReader:
             if not data:
                 self._decoder.close()
                 return None
-            self._pending = self._decoder.feed(data)
+            self._pending = self._decoder.feed_sized(data)
             self._pending.reverse()
-        return self._pending.pop()
+        message, self.last_size = self._pending.pop()
+        return message
 
 
 def write_all(fd: int, data: bytes) -> None:

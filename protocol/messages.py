@@ -7,6 +7,8 @@ Every message but ``hello`` carries ``id``, the request id it belongs to. docs/p
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any, Final
 
 from leanworker.errors import HandshakeError, ProtocolError
@@ -19,59 +21,156 @@ OUTCOME_ERROR: Final = "error"
 OUTCOME_CANCELLED: Final = "cancelled"
 WIRE_OUTCOMES: Final = frozenset({OUTCOME_OK, OUTCOME_ERROR, OUTCOME_CANCELLED})
 
-_INT = (int,)
-_STR = (str,)
-_OPT_STR = (str, type(None))
-_NUM = (int, float)
-_ANY: tuple[type, ...] = ()
+MAX_ID: Final = 2**63 - 1
+SEVERITIES: Final = frozenset({"info", "warning", "error"})
 
-# kind -> {field: allowed types}; an empty tuple means "any plain value".
-TO_WORKER: Final[dict[str, dict[str, tuple[type, ...]]]] = {
-    "configure": {"id": _INT, "max_frame_bytes": _INT},
-    "open": {"id": _INT, "capability": _STR, "workspace": _OPT_STR, "imports": (list,), "options": (dict,)},
-    "call": {"id": _INT, "command": _STR, "request": _ANY, "stream": (bool,)},
-    "cancel": {"id": _INT},
-    "ping": {"id": _INT},
-    "stop": {"id": _INT},
+Check = Callable[[Any], str | None]  # None when the value is fine, else what is wrong with it
+
+
+def _int_in(low: int, high: int) -> Check:
+    def check(value: Any) -> str | None:
+        if type(value) is not int:
+            return f"must be an integer, got {type(value).__name__}"
+        return None if low <= value <= high else f"must be in [{low}, {high}], got {value}"
+    return check
+
+
+def _text(value: Any) -> str | None:
+    return None if type(value) is str else f"must be text, got {type(value).__name__}"
+
+
+def _opt_text(value: Any) -> str | None:
+    return None if value is None or type(value) is str else f"must be text or null, got {type(value).__name__}"
+
+
+def _bool(value: Any) -> str | None:
+    return None if type(value) is bool else f"must be a bool, got {type(value).__name__}"
+
+
+def _any(value: Any) -> str | None:
+    return None
+
+
+def _finite(value: Any) -> str | None:
+    if type(value) is int:
+        return None
+    if type(value) is float:
+        return None if math.isfinite(value) else f"must be a finite number, got {value}"
+    return f"must be a number, got {type(value).__name__}"
+
+
+def _opt_finite(value: Any) -> str | None:
+    return None if value is None else _finite(value)
+
+
+def _elapsed(value: Any) -> str | None:
+    problem = _finite(value)
+    return problem or (None if value >= 0 else f"must be >= 0, got {value}")
+
+
+def _one_of(choices: frozenset[str]) -> Check:
+    def check(value: Any) -> str | None:
+        return None if type(value) is str and value in choices else f"must be one of {sorted(choices)}, got {value!r:.40}"
+    return check
+
+
+def _counts(value: Any) -> str | None:
+    if type(value) is not dict:
+        return f"must be a map, got {type(value).__name__}"
+    count = _int_in(0, MAX_ID)
+    for stream, number in value.items():
+        if type(stream) is not str:
+            return f"keys must be text, got {type(stream).__name__}"
+        problem = count(number)
+        if problem:
+            return f"[{stream!r:.40}] {problem}"
+    return None
+
+
+def _error_info(value: Any) -> str | None:
+    if value is None:
+        return None
+    if type(value) is not dict:
+        return f"must be null or a map, got {type(value).__name__}"
+    for name in ("code", "message"):
+        if type(value.get(name)) is not str:
+            return f"{name} must be text"
+    return None
+
+
+def _payloads(value: Any) -> str | None:
+    if type(value) is not list:
+        return f"must be an array, got {type(value).__name__}"
+    return None if value else "must hold at least one row"
+
+
+def _text_list(value: Any) -> str | None:
+    if type(value) is not list:
+        return f"must be an array, got {type(value).__name__}"
+    return None if all(type(item) is str for item in value) else "must hold only text"
+
+
+def _map(value: Any) -> str | None:
+    return None if type(value) is dict else f"must be a map, got {type(value).__name__}"
+
+
+_ID = _int_in(0, MAX_ID)
+
+# kind -> {field: (check, required)}
+Fields = dict[str, tuple[Check, bool]]
+TO_WORKER: Final[dict[str, Fields]] = {
+    "configure": {"id": (_ID, True), "max_frame_bytes": (_int_in(0, MAX_ID), True)},
+    "open": {"id": (_ID, True), "capability": (_text, True), "workspace": (_opt_text, True),
+             "imports": (_text_list, True), "options": (_map, True)},
+    "call": {"id": (_ID, True), "command": (_text, True), "request": (_any, True), "stream": (_bool, True)},
+    "cancel": {"id": (_ID, True)},
+    "ping": {"id": (_ID, True)},
+    "stop": {"id": (_ID, True)},
 }
-FROM_WORKER: Final[dict[str, dict[str, tuple[type, ...]]]] = {
-    "hello": {"protocol": _INT, "host": _STR, "pid": _INT},
-    "rows": {"id": _INT, "stream": _STR, "seq": _INT, "payloads": (list,)},
-    "diag": {"id": _INT, "severity": _STR, "code": _STR, "message": _STR},
-    "progress": {"id": _INT, "phase": _STR, "current": _NUM, "total": (int, float, type(None))},
-    "done": {"id": _INT, "outcome": _STR, "counts": (dict,), "elapsed": _NUM},
-    "pong": {"id": _INT},
-    "bye": {"id": _INT},
+FROM_WORKER: Final[dict[str, Fields]] = {
+    "hello": {"protocol": (_int_in(0, MAX_ID), True), "host": (_text, True), "pid": (_int_in(1, MAX_ID), True),
+              "python": (_opt_text, False), "lean": (_opt_text, False)},
+    "rows": {"id": (_ID, True), "stream": (_text, True), "seq": (_int_in(0, MAX_ID), True),
+             "payloads": (_payloads, True)},
+    "diag": {"id": (_ID, True), "severity": (_one_of(SEVERITIES), True), "code": (_text, True),
+             "message": (_text, True), "data": (_any, False)},
+    "progress": {"id": (_ID, True), "phase": (_text, True), "current": (_finite, True),
+                 "total": (_opt_finite, True)},
+    "done": {"id": (_ID, True), "outcome": (_one_of(WIRE_OUTCOMES), True), "result": (_any, False),
+             "error": (_error_info, False), "counts": (_counts, True), "elapsed": (_elapsed, True)},
+    "pong": {"id": (_ID, True)},
+    "bye": {"id": (_ID, True)},
 }
 
 
-def _validate(message: Message, table: dict[str, dict[str, tuple[type, ...]]], direction: str) -> str:
+def _validate(message: Message, table: dict[str, Fields], direction: str) -> str:
     kind = message.get("type")
     if type(kind) is not str:
-        raise ProtocolError(f"message has no text 'type' field: {sorted(message)!r}")
+        raise ProtocolError(f"message has no text 'type' field: {sorted(map(str, message))!r:.200}")
     fields = table.get(kind)
     if fields is None:
-        raise ProtocolError(f"unknown message type {kind!r} {direction}")
-    for name, types in fields.items():
+        raise ProtocolError(f"unknown message type {kind!r:.60} {direction}")
+    for name, (check, required) in fields.items():
         if name not in message:
-            raise ProtocolError(f"{kind} message lacks field {name!r}")
-        if types and not isinstance(message[name], types):
-            raise ProtocolError(f"{kind}.{name} has type {type(message[name]).__name__}")
-        if types == _INT and type(message[name]) is bool:
-            raise ProtocolError(f"{kind}.{name} must be an integer, not a bool")
+            if required:
+                raise ProtocolError(f"{kind} message lacks field {name!r}")
+            continue
+        problem = check(message[name])
+        if problem is not None:
+            raise ProtocolError(f"{kind}.{name} {problem}")
     return kind
 
 
 def validate_from_worker(message: Message) -> str:
-    """Check a message a worker sent; return its kind or raise :class:`ProtocolError`."""
+    """Check every field of a message a worker sent (docs/protocol.md); return its kind or raise ProtocolError."""
     kind = _validate(message, FROM_WORKER, "from a worker")
-    if kind == "done" and message["outcome"] not in WIRE_OUTCOMES:
-        raise ProtocolError(f"done.outcome {message['outcome']!r} is not one of {sorted(WIRE_OUTCOMES)}")
+    if kind == "done" and message["outcome"] == OUTCOME_ERROR and type(message.get("error")) is not dict:
+        raise ProtocolError("done.error must be a map {code, message} when the outcome is error")
     return kind
 
 
 def validate_to_worker(message: Message) -> str:
-    """Check a message a parent sent; return its kind or raise :class:`ProtocolError`."""
+    """Check every field of a message a parent sent; return its kind or raise :class:`ProtocolError`."""
     return _validate(message, TO_WORKER, "to a worker")
 
 

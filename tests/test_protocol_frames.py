@@ -110,7 +110,7 @@ def test_cbor_tags_are_refused(hex_body: str) -> None:
 
 @pytest.mark.parametrize("hex_body", ["a16174f7", "a16174f0", "a16174f820"])  # undefined, simple(16), simple(32)
 def test_non_plain_simple_values_are_refused(hex_body: str) -> None:
-    with pytest.raises(ProtocolError, match="not allowed"):
+    with pytest.raises(ProtocolError, match="not plain data"):
         decode_body(bytes.fromhex(hex_body))
 
 
@@ -125,3 +125,24 @@ def test_nesting_beyond_the_limit_is_refused() -> None:
         value = [value]
     with pytest.raises(ProtocolError):
         decode_body(cbor2.dumps({"deep": value}))
+
+
+def test_bytes_after_the_one_cbor_item_are_a_protocol_error() -> None:
+    body = cbor2.dumps({"type": "pong", "id": 1})
+    assert decode_body(body) == {"type": "pong", "id": 1}
+    with pytest.raises(ProtocolError, match="after its one CBOR item"):
+        decode_body(body + b"\x01")
+    with pytest.raises(ProtocolError, match="after its one CBOR item"):
+        FrameDecoder().feed(struct.pack(">I", len(body) + 2) + body + b"\xa0\xa0")
+
+
+def test_nesting_at_the_limit_passes_and_one_more_level_is_refused() -> None:
+    def nested(levels: int) -> object:
+        value: object = 1
+        for _ in range(levels):
+            value = [value]
+        return value
+
+    decode_body(cbor2.dumps({"deep": nested(63)}))  # the message map plus 63 levels: 64 in all
+    with pytest.raises(ProtocolError, match="deeper than 64"):
+        decode_body(cbor2.dumps({"deep": nested(64)}))

@@ -54,9 +54,9 @@ def test_unknown_kind_and_missing_fields_are_protocol_errors() -> None:
         messages.validate_from_worker({"type": "launch", "id": 1})
     with pytest.raises(ProtocolError, match="lacks field 'payloads'"):
         messages.validate_from_worker({"type": "rows", "id": 1, "stream": "s", "seq": 0})
-    with pytest.raises(ProtocolError, match="has type str"):
+    with pytest.raises(ProtocolError, match="must be an integer, got str"):
         messages.validate_from_worker({"type": "pong", "id": "1"})
-    with pytest.raises(ProtocolError, match="not a bool"):
+    with pytest.raises(ProtocolError, match="must be an integer, got bool"):
         messages.validate_from_worker({"type": "pong", "id": True})
     with pytest.raises(ProtocolError, match="outcome"):
         messages.validate_from_worker(messages.done(1, "exploded"))
@@ -69,3 +69,34 @@ def test_hello_of_another_protocol_version_is_a_handshake_error() -> None:
         messages.check_hello({**hello, "protocol": 2})
     with pytest.raises(HandshakeError, match="before saying hello"):
         messages.check_hello(messages.pong(1))
+
+
+@pytest.mark.parametrize("counts", [{"rows": None}, {"rows": float("nan")}, {"rows": float("inf")}, {"rows": "3"},
+                                    {"rows": -1}, {"rows": 2**63}, {"rows": True}, {1: 2}, [1, 2], None])
+def test_done_counts_must_map_text_to_counts(counts: object) -> None:
+    with pytest.raises(ProtocolError, match="done.counts"):
+        messages.validate_from_worker({**messages.done(1, "ok"), "counts": counts})
+
+
+@pytest.mark.parametrize(("kind", "field", "value"), [
+    ("done", "elapsed", float("nan")), ("done", "elapsed", -1.0), ("done", "elapsed", "1"),
+    ("done", "error", "boom"), ("done", "error", {"code": 1, "message": "x"}),
+    ("progress", "current", float("inf")), ("progress", "current", None), ("progress", "total", float("nan")),
+    ("progress", "current", True), ("diag", "severity", "fatal"), ("diag", "code", None),
+    ("rows", "seq", -1), ("rows", "payloads", []), ("rows", "stream", 3), ("pong", "id", -1), ("pong", "id", 2**63),
+    ("hello", "pid", 0), ("hello", "python", 3),
+])
+def test_every_field_of_a_worker_message_is_checked(kind: str, field: str, value: object) -> None:
+    valid = {
+        "done": messages.done(1, "ok"), "progress": messages.progress(1, "p", 1, None),
+        "diag": messages.diag(1, "info", "c", "m"), "rows": messages.rows(1, "s", 0, [1]), "pong": messages.pong(1),
+        "hello": messages.hello("h", 1, None, None),
+    }[kind]
+    messages.validate_from_worker(valid)
+    with pytest.raises(ProtocolError, match=f"{kind}.{field}"):
+        messages.validate_from_worker({**valid, field: value})
+
+
+def test_a_done_with_outcome_error_needs_an_error_map() -> None:
+    with pytest.raises(ProtocolError, match="done.error"):
+        messages.validate_from_worker(messages.done(1, "error"))

@@ -40,7 +40,8 @@ INVALID = [
     ("int_key", struct.pack(">I", 3) + bytes.fromhex("a10102"), "keys must be text"),
     ("tagged_datetime", struct.pack(">I", 25) + bytes.fromhex("a16174c074323031332d30332d32315432303a30343a30305a"),
      "tag"),
-    ("undefined_value", struct.pack(">I", 4) + bytes.fromhex("a16174f7"), "not allowed"),
+    ("undefined_value", struct.pack(">I", 4) + bytes.fromhex("a16174f7"), "not plain data"),
+    ("bytes_after_the_item", struct.pack(">I", 5) + bytes.fromhex("a1617401") + b"\x00", "after its one CBOR item"),
     ("over_cap_length", struct.pack(">I", 0x7FFFFFFF), "exceeds the cap"),
     ("truncated_body", struct.pack(">I", 10) + b"\xa1", "inside a frame"),
 ]
