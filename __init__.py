@@ -66,6 +66,10 @@ _EXPORTS: dict[str, str] = {
     "LakeDiscoveryError": "leanworker.errors",
     "WorkerBusy": "leanworker.errors",
     "WorkerClosed": "leanworker.errors",
+    "NotPlainData": "leanworker.errors",
+    "UnencodableType": "leanworker.errors",
+    "UnencodableValue": "leanworker.errors",
+    "UsedAfterFork": "leanworker.errors",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -137,6 +141,10 @@ if TYPE_CHECKING:  # explicit re-exports, so that type checkers see the lazy nam
         StartupTimeout as StartupTimeout,
         WorkerBusy as WorkerBusy,
         WorkerClosed as WorkerClosed,
+        NotPlainData as NotPlainData,
+        UnencodableType as UnencodableType,
+        UnencodableValue as UnencodableValue,
+        UsedAfterFork as UsedAfterFork,
         WorkerCrashed as WorkerCrashed,
     )
     from leanworker.planner.discovery import (

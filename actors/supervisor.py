@@ -507,6 +507,9 @@ class SupervisorActor(pykka.ThreadingActor):
             error = message.error if isinstance(message.error, HandshakeError) else HandshakeError(str(message.error))
             self._startup_failed(gen, error)
             return
+        if gen.phase in ("configuring", "opening"):  # the generation never became ready: a failed start-up
+            self._startup_failed(gen, message.error)
+            return
         self._fail_inflight(Terminal(PROTOCOL, error=message.error))
         self._end_generation(gen, "protocol", planned=False, kill=True)
 

@@ -37,7 +37,7 @@ from leanworker.actors.stream import RowStream
 from leanworker.actors.supervisor import SupervisorActor
 from leanworker.actors.timers import Scheduler
 from leanworker.actors.tracing import Tracer
-from leanworker.errors import LeanWorkerError, WorkerClosed
+from leanworker.errors import LeanWorkerError, StartupTimeout, WorkerClosed
 
 _names = itertools.count(1)
 
@@ -137,7 +137,11 @@ class Worker:
         self._port = RequestPort(self._supervisor, gate, config)
         lifecycle.register(self)
         try:
-            self._port._ask(AwaitReady()).result(self._port.wait_timeout())
+            wait = self._port.wait_timeout()
+            try:
+                self._port._ask(AwaitReady()).result(wait)
+            except FutureTimeout:
+                raise StartupTimeout(f"the worker was not ready within {wait:g} s") from None
         except BaseException:
             self.shutdown()
             raise

@@ -11,13 +11,21 @@ import threading
 import time
 from typing import Any
 
-from leanworker.errors import ProtocolError
+from leanworker.errors import CommandError, NotPlainData, ProtocolError
 from leanworker.protocol import messages
 from leanworker.protocol.frames import DEFAULT_MAX_FRAME_BYTES, HEADER, encode_body, write_all
 
 FLUSH_DELAY = 0.002
 MAX_BATCH_ROWS = 256
 TARGET_FRAME_BYTES = 64 * 1024
+
+
+class BadOutput(CommandError):
+    """Output a command produced that the protocol cannot carry; its request ends with this code, the worker warm.
+
+    Codes: ``bad_row`` (a row that is not plain data or does not fit in a frame), ``bad_diagnostic``,
+    ``bad_progress``, ``unencodable_result``.
+    """
 
 
 class RowTooLarge(ProtocolError):
@@ -38,7 +46,7 @@ class ProtocolWriter:
         self._first_pending_at = 0.0
         self._batch_rows = MAX_BATCH_ROWS
         self._closed = False
-        self._failure: ProtocolError | None = None  # a flush by the flusher thread that failed
+        self._failure: BadOutput | None = None  # a row batch that could not be written: ends the request
         self._flusher = threading.Thread(target=self._flush_loop, name="leanworker-flusher", daemon=True)
         self._flusher.start()
 
@@ -59,10 +67,16 @@ class ProtocolWriter:
             write_all(self.fd, data)
 
     def _write_locked(self, message: dict[str, Any]) -> None:
-        body = encode_body(message)
+        body = encode_body(message)  # NotPlainData: nothing written
         if len(body) > self.max_frame_bytes:
             raise ProtocolError(f"{message.get('type')} frame of {len(body)} bytes exceeds the cap")
         write_all(self.fd, HEADER.pack(len(body)) + body)
+
+    def check(self) -> None:
+        """Raise the request's output failure, if a row batch could not be written (it stays set until begin)."""
+        with self._cond:
+            if self._failure is not None:
+                raise self._failure
 
     # -- rows --------------------------------------------------------------------------------------------------
 
@@ -78,8 +92,7 @@ class ProtocolWriter:
         """Queue one row; may write a frame (and block there if the parent is not reading: backpressure)."""
         with self._cond:
             if self._failure is not None:
-                failure, self._failure = self._failure, None
-                raise failure
+                raise self._failure
             if stream != self._stream:
                 if self._pending:
                     self._flush_locked()
@@ -112,16 +125,25 @@ class ProtocolWriter:
                 self._pending = []
 
     def flush(self) -> None:
+        """Write pending rows; raise :class:`BadOutput` if any row of this request could not be written."""
         with self._cond:
             if self._pending:
                 self._flush_locked()
+            if self._failure is not None:
+                raise self._failure
 
     def _flush_locked(self) -> None:
         payloads, self._pending = self._pending, []
         stream = self._stream
         seq = self._seq.get(stream, 0)
         self._seq[stream] = seq + len(payloads)
-        self._write_rows_locked(stream, seq, payloads)
+        if self._failure is not None:
+            return  # the request already failed: later rows are counted, not sent
+        try:
+            self._write_rows_locked(stream, seq, payloads)
+        except (NotPlainData, RowTooLarge) as exc:
+            self._failure = BadOutput("bad_row", f"a row on {stream!r} cannot be sent: {exc}")
+            raise self._failure from None
 
     def _write_rows_locked(self, stream: str, seq: int, payloads: list[Any]) -> None:
         body = encode_body(messages.rows(self._request_id, stream, seq, payloads))
@@ -149,8 +171,8 @@ class ProtocolWriter:
                     continue
                 try:
                     self._flush_locked()
-                except ProtocolError as exc:  # reported to the command at its next row
-                    self._failure = exc
+                except BadOutput:  # kept in _failure: the command sees it at its next row, or the done does
+                    pass
                 except OSError:  # the parent is gone; the stdin thread sees EOF and ends the process
                     self._pending = []
 

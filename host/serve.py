@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from leanworker.errors import CommandError, ProtocolError
+from leanworker.errors import CommandError, NotPlainData, ProtocolError
 from leanworker.host.capability import (
     Capability,
     CapabilityLoadError,
@@ -21,7 +21,7 @@ from leanworker.host.capability import (
     SessionSpec,
     load_capability,
 )
-from leanworker.host.output import ProtocolWriter
+from leanworker.host.output import BadOutput, ProtocolWriter
 from leanworker.protocol import messages
 from leanworker.protocol.frames import FrameReader, Message, check_frame_cap
 
@@ -31,6 +31,7 @@ DOCTOR_COMMAND = "leanworker.doctor"
 PR_SET_PDEATHSIG = 1
 EOF_GRACE = 0.5
 WATCH_INTERVAL = 0.002
+ERROR_TEXT_LIMIT = 16 * 1024
 
 
 class _RequestContext:
@@ -70,10 +71,25 @@ class _RequestContext:
             self.row(stream, payload)
 
     def diagnostic(self, severity: str, code: str, message: str, data: Any = None) -> None:
-        self._writer.send(messages.diag(self.request_id, severity, code, message, data))
+        frame = messages.diag(self.request_id, severity, code, message, data)
+        _send_checked(self._writer, frame, "bad_diagnostic")
 
     def progress(self, phase: str, current: float, total: float | None = None) -> None:
-        self._writer.send(messages.progress(self.request_id, phase, current, total))
+        frame = messages.progress(self.request_id, phase, current, total)
+        _send_checked(self._writer, frame, "bad_progress")
+
+
+def _send_checked(writer: ProtocolWriter, frame: Message, code: str) -> None:
+    """Send a diagnostic or progress frame the parent will accept, else raise :class:`BadOutput` (nothing sent)."""
+    try:
+        messages.validate_from_worker(frame)
+    except ProtocolError as exc:
+        raise BadOutput(code, str(exc)) from None
+    writer.flush()  # a bad row pending is reported as such, not as this frame's fault
+    try:
+        writer.send(frame)
+    except (NotPlainData, ProtocolError) as exc:
+        raise BadOutput(code, f"{frame['type']} cannot be sent: {exc}") from None
 
 
 class Host:
@@ -248,21 +264,19 @@ class Host:
         try:
             function = self._resolve(command)
             result = function(ctx, message["request"])
-            self.writer.flush()
+            self.writer.flush()  # raises BadOutput when a row of this request could not be sent
             reply = messages.done(request_id, messages.OUTCOME_OK, result=result, counts=self.writer.counts(),
                                   elapsed=time.perf_counter() - started)
             try:
                 self.writer.send(reply)
-            except ProtocolError as exc:
-                self._finish_error(request_id, "unencodable_result", str(exc), started)
+            except (NotPlainData, ProtocolError) as exc:
+                self._finish_error(request_id, "unencodable_result", f"the result cannot be sent: {exc}", started)
         except RequestCancelled:
             self.writer.discard_pending()
             self.writer.send(messages.done(request_id, messages.OUTCOME_CANCELLED, counts=self.writer.counts(),
                                            elapsed=time.perf_counter() - started))
-        except CommandError as exc:
+        except CommandError as exc:  # BadOutput too: bad_row, bad_diagnostic, bad_progress
             self._finish_error(request_id, exc.code, exc.message, started)
-        except ProtocolError as exc:  # a row that cannot be encoded or is too large
-            self._finish_error(request_id, "bad_row", str(exc), started)
         except Exception as exc:
             traceback.print_exc(file=sys.stderr)
             self._finish_error(request_id, "exception", f"{type(exc).__name__}: {exc}", started)
@@ -282,9 +296,10 @@ class Host:
             raise CommandError("unknown_command", f"{self.capability.name!r} has no command {command!r}")
         return info.function
 
-    def _finish_error(self, request_id: int, code: str, text: str, started: float) -> None:
+    def _finish_error(self, request_id: int, code: object, text: object, started: float) -> None:
         self.writer.discard_pending()
-        self.writer.send(messages.done(request_id, messages.OUTCOME_ERROR, error={"code": code, "message": text},
+        error = {"code": _wire_text(code, 256), "message": _wire_text(text, ERROR_TEXT_LIMIT)}
+        self.writer.send(messages.done(request_id, messages.OUTCOME_ERROR, error=error,
                                        counts=self.writer.counts(), elapsed=time.perf_counter() - started))
 
     # -- built-in commands ---------------------------------------------------------------------------------------
@@ -320,6 +335,14 @@ class Host:
                     status, text = "error", f"check raised {type(exc).__name__}: {exc}"
                 checks.append({"name": name, "status": status, "message": text})
         return {"checks": checks}
+
+
+def _wire_text(value: object, limit: int) -> str:
+    """Text that always encodes: ``str()`` of anything, lone surrogates replaced, at most ``limit`` characters."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > limit:
+        text = text[: limit - 40] + f"... ({len(text) - limit + 40} characters cut)"
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _end_process_group(code: int) -> None:
