@@ -14,13 +14,14 @@ import signal
 import subprocess
 import threading
 import time
-from collections import deque
+from pathlib import Path
 from typing import Any
 
 import pykka
 
 from leanworker.actors.channel import Router, Terminal
 from leanworker.actors.config import SessionKey, WorkerConfig
+from leanworker.actors.containment import CGROUP_ENV, add_to_cgroup, kill_cgroup, new_cgroup, remove_cgroup
 from leanworker.actors.dispatch import FrameDispatcher
 from leanworker.actors.gate import AdmissionGate
 from leanworker.actors.messages import (
@@ -68,6 +69,7 @@ class ChildActor(pykka.ThreadingActor):
         self._stderr_thread: threading.Thread | None = None
         self._kill_sent = False
         self.pipe: PipeWriter | None = None
+        self.cgroup: Path | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
 
@@ -76,15 +78,25 @@ class ChildActor(pykka.ThreadingActor):
         if self.config.env:
             env.update(self.config.env)
         env["LEANWORKER_PARENT_PID"] = str(os.getpid())
+        env.pop(CGROUP_ENV, None)
+        if self.config.containment != "group":
+            self.cgroup = new_cgroup()
+            if self.cgroup is None and self.config.containment == "cgroup":
+                self._spawn_failed("containment='cgroup' but no writable cgroup v2 with cgroup.kill is available "
+                                   "here (use 'auto' to fall back to the process group)")
+                return
+            if self.cgroup is not None:
+                env[CGROUP_ENV] = str(self.cgroup)
         try:
             self.process = subprocess.Popen(
                 self.key.argv(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 bufsize=0, start_new_session=True, close_fds=True, env=env, cwd=self.key.workspace,
             )
         except OSError as exc:
-            self.exited.set()
-            self._tell(SpawnFailed(self.generation, WorkerCrashed(f"cannot start worker: {exc}")))
+            self._spawn_failed(str(exc))
             return
+        if self.cgroup is not None:
+            add_to_cgroup(self.cgroup, self.process.pid)  # the host joins too; this covers other worker programs
         assert self.process.stdin and self.process.stdout and self.process.stderr
         self.pipe = pipe = PipeWriter(self.process.stdin.fileno(), self.config.max_frame_bytes)
         self._trace("spawn", pid=self.process.pid, argv=self.key.argv())
@@ -92,6 +104,12 @@ class ChildActor(pykka.ThreadingActor):
         self._stderr_thread = threading.Thread(target=self._drain_stderr, name=f"{self.name}-stderr", daemon=True)
         self._stderr_thread.start()
         threading.Thread(target=self._read, name=f"{self.name}-reader", daemon=True).start()
+
+    def _spawn_failed(self, reason: str) -> None:
+        if self.cgroup is not None:
+            remove_cgroup(self.cgroup, wait=0.0)
+        self.exited.set()
+        self._tell(SpawnFailed(self.generation, WorkerCrashed(f"cannot start worker: {reason}")))
 
     def on_receive(self, message: Any) -> Any:
         if self.tracer is not None:
@@ -188,6 +206,9 @@ class ChildActor(pykka.ThreadingActor):
             self._stderr_thread.join(timeout=2)
         if self.pipe is not None:
             self.pipe.close()
+        if self.cgroup is not None:  # descendants that left the group (setsid) end here
+            kill_cgroup(self.cgroup)
+            remove_cgroup(self.cgroup)
         for stream in (process.stdin, process.stdout, process.stderr):
             if stream is not None:
                 try:
@@ -209,6 +230,8 @@ class ChildActor(pykka.ThreadingActor):
         if not quiet:
             self._kill_sent = True
             self._trace("kill", signal=int(sig), reason=reason)
+        if sig == signal.SIGKILL and self.cgroup is not None:
+            kill_cgroup(self.cgroup)
         try:
             os.killpg(process.pid, sig)
         except (ProcessLookupError, PermissionError):

@@ -94,6 +94,7 @@ class WorkerSnapshot:
     stale_frames_dropped: int = 0
     backpressure_waits: int = 0
     sessions_opened: int = 0
+    events_dropped: int = 0  # diagnostics (and progress past coalescing) dropped by full request buffers
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,11 @@ class RowStream:
         return self._terminal or self._channel.terminal
 
     @property
+    def events_dropped(self) -> int:
+        """Diagnostics (or progress past coalescing) this request's full event buffer had to drop."""
+        return self._channel.events_dropped
+
+    @property
     def done(self) -> bool:
         """True once the request has ended (whether or not every row was read)."""
         return self._ended() is not None

@@ -594,6 +594,7 @@ class SupervisorActor(pykka.ThreadingActor):
             stale_frames_dropped=self.counters.stale_frames_dropped,
             backpressure_waits=self.counters.backpressure_waits,
             sessions_opened=self.sessions_opened,
+            events_dropped=self.counters.events_dropped,
         )
 
     def _on_shutdown(self, message: Shutdown) -> None:

@@ -21,6 +21,8 @@ from leanworker.host.capability import (
     SessionSpec,
     load_capability,
 )
+from leanworker.host import containment
+from leanworker.host.containment import end_process_group, join_cgroup, set_parent_death_signal, start_guardian
 from leanworker.host.output import BadOutput, ProtocolWriter
 from leanworker.protocol import messages
 from leanworker.protocol.frames import FrameReader, Message, check_frame_cap
@@ -28,7 +30,6 @@ from leanworker.protocol.frames import FrameReader, Message, check_frame_cap
 HOST_VERSION = "leanworker-host/0.1.0"
 METADATA_COMMAND = "leanworker.metadata"
 DOCTOR_COMMAND = "leanworker.doctor"
-PR_SET_PDEATHSIG = 1
 EOF_GRACE = 0.5
 WATCH_INTERVAL = 0.002
 ERROR_TEXT_LIMIT = 16 * 1024
@@ -183,7 +184,7 @@ class Host:
         """stdin closed: the parent is gone or done with us. End the whole process group (grandchildren too)."""
         self._cancel(None)
         time.sleep(EOF_GRACE)
-        _end_process_group(0)
+        end_process_group(0)
 
     # -- serve loop ----------------------------------------------------------------------------------------------
 
@@ -197,7 +198,7 @@ class Host:
                 print(f"leanworker host: bad frame from parent: {exc}", file=sys.stderr, flush=True)
                 message = None
             if message is None:
-                _end_process_group(0)
+                end_process_group(0)
                 return 0
             kind = message["type"]
             request_id = message["id"]
@@ -321,9 +322,7 @@ class Host:
             {"name": "python", "status": "pass" if sys.version_info >= (3, 11) else "error",
              "message": f"Python {platform.python_version()}"},
             {"name": "protocol", "status": "pass", "message": f"protocol version {messages.PROTOCOL_VERSION}"},
-            {"name": "parent_death_signal", "status": "pass" if sys.platform == "linux" else "warning",
-             "message": "PR_SET_PDEATHSIG set" if sys.platform == "linux"
-             else "no parent-death signal on this platform; the worker relies on stdin EOF"},
+            *containment.doctor_checks(),
             {"name": "session", "status": "pass" if self.session_open else "error",
              "message": "session open" if self.session_open else "no session is open"},
         ]
@@ -345,30 +344,6 @@ def _wire_text(value: object, limit: int) -> str:
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
-def _end_process_group(code: int) -> None:
-    """Kill our process group if we lead it (taking grandchildren along), else just exit."""
-    sys.stderr.flush()
-    if os.getpgrp() == os.getpid():
-        os.killpg(os.getpgrp(), signal.SIGKILL)
-    os._exit(code)
-
-
-def _set_parent_death_signal() -> None:
-    """Ask Linux to send SIGTERM when the parent thread dies; our handler then ends the whole group."""
-    if sys.platform != "linux":
-        return
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
-        return
-    expected = os.environ.get("LEANWORKER_PARENT_PID")
-    if expected is not None and os.getppid() != int(expected):
-        _end_process_group(0)  # the parent died before prctl took effect
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m leanworker.host``: speak the protocol on the original stdin/stdout."""
     # Keep the protocol pipe to ourselves: fd 1 becomes stderr, so print() and subprocesses cannot corrupt it,
@@ -379,8 +354,10 @@ def main(argv: list[str] | None = None) -> int:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    signal.signal(signal.SIGTERM, lambda signum, frame: _end_process_group(128 + signum))
-    _set_parent_death_signal()
+    join_cgroup()
+    start_guardian()  # before any thread exists
+    signal.signal(signal.SIGTERM, lambda signum, frame: end_process_group(128 + signum))
+    set_parent_death_signal()
     host = Host(protocol_in, protocol_out)
     code = host.serve()
     host.writer.close()
