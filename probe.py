@@ -34,6 +34,9 @@ class Workload:
     modules: list[str]
 
 
+STAGE_BOUND_S = 20.0  # every stage takes about a second or less on a 2-core machine; far longer means a stall
+
+
 @dataclass
 class ProbeOptions:
     lake_root: str | None = None
@@ -101,7 +104,8 @@ class Probe:
             self.options.progress(stage, done, total)
 
     @contextmanager
-    def stage(self, name: str) -> Iterator[StageResult]:
+    def stage(self, name: str, bound_s: float = STAGE_BOUND_S) -> Iterator[StageResult]:
+        """Run one stage; it fails if it raises, if a check fails, or if it takes longer than ``bound_s``."""
         result = StageResult(name)
         started = time.perf_counter()
         self._tick(name, 0, 1)
@@ -110,7 +114,9 @@ class Probe:
         except Exception as exc:  # a stage that raises has failed; the probe goes on
             result.passed = False
             result.error = f"{type(exc).__name__}: {exc}"
-        result.figures.setdefault("elapsed_s", round(time.perf_counter() - started, 3))
+        wall = time.perf_counter() - started
+        result.figures.setdefault("elapsed_s", round(wall, 3))
+        result.check(wall <= bound_s, f"took {wall:.1f} s, over its bound of {bound_s:g} s (something stalled)")
         self._tick(name, 1, 1)
         self.results.append(result)
 
@@ -231,7 +237,8 @@ class Probe:
                                             "rows_delivered": snapshot.rows_delivered})
 
     def naive_vs_planned(self, workload: Workload) -> None:
-        with self.stage("naive_vs_planned") as result:
+        naive_bound = STAGE_BOUND_S + 3 * min(len(workload.modules), NAIVE_SAMPLE) * self.options.import_ms / 1000
+        with self.stage("naive_vs_planned", naive_bound) as result:
             sample = workload.modules[:NAIVE_SAMPLE]
             key = lw.SessionKey(MATHLIB, options=(("import_ms", self.options.import_ms),))
             started = time.perf_counter()

@@ -19,6 +19,7 @@ from typing import Any
 
 import pykka
 
+from leanworker.actors import lifecycle
 from leanworker.actors.channel import Router, Terminal
 from leanworker.actors.config import SessionKey, WorkerConfig
 from leanworker.actors.containment import CGROUP_ENV, add_to_cgroup, kill_cgroup, new_cgroup, remove_cgroup
@@ -98,12 +99,19 @@ class ChildActor(pykka.ThreadingActor):
         if self.cgroup is not None:
             add_to_cgroup(self.cgroup, self.process.pid)  # the host joins too; this covers other worker programs
         assert self.process.stdin and self.process.stdout and self.process.stderr
+        lifecycle.register_pipe_fds(*self._pipe_fds())
         self.pipe = pipe = PipeWriter(self.process.stdin.fileno(), self.config.max_frame_bytes)
         self._trace("spawn", pid=self.process.pid, argv=self.key.argv())
         self._tell(Spawned(self.generation, self.process.pid, pipe))
         self._stderr_thread = threading.Thread(target=self._drain_stderr, name=f"{self.name}-stderr", daemon=True)
         self._stderr_thread.start()
         threading.Thread(target=self._read, name=f"{self.name}-reader", daemon=True).start()
+
+    def _pipe_fds(self) -> list[int]:
+        process = self.process
+        assert process is not None
+        return [stream.fileno() for stream in (process.stdin, process.stdout, process.stderr)
+                if stream is not None and not stream.closed]
 
     def _spawn_failed(self, reason: str) -> None:
         if self.cgroup is not None:
@@ -209,6 +217,7 @@ class ChildActor(pykka.ThreadingActor):
         if self.cgroup is not None:  # descendants that left the group (setsid) end here
             kill_cgroup(self.cgroup)
             remove_cgroup(self.cgroup)
+        lifecycle.unregister_pipe_fds(*self._pipe_fds())
         for stream in (process.stdin, process.stdout, process.stderr):
             if stream is not None:
                 try:
@@ -218,8 +227,10 @@ class ChildActor(pykka.ThreadingActor):
         self.exit_code = returncode if returncode >= 0 else None
         self.exit_signal = -returncode if returncode < 0 else None
         self._trace("reap", exit_code=self.exit_code, signal=self.exit_signal)
-        self.exited.set()
+        # Tell the supervisor before anyone waiting on ``exited`` (the ladder) may stop this actor: a message the
+        # supervisor sends to a stopped child then always has this exit report behind it.
         self._tell(Exited(self.generation, self.exit_code, self.exit_signal, self.stderr_tail.text()))
+        self.exited.set()
 
     # -- killing -------------------------------------------------------------------------------------------------
 

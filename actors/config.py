@@ -78,10 +78,16 @@ class WorkerConfig:
 
 @dataclass(frozen=True)
 class PoolConfig:
-    """The pool: capacity, memory budget, admission queue, and the config of each worker it starts."""
+    """The pool: capacity, memory budget, admission queue, and the config of each worker it starts.
+
+    With ``max_total_rss_mib`` set, a worker that is starting reserves what a worker of its key is expected to hold
+    (the most seen for that key, else for any key, else ``worker_rss_estimate_mib``) until its session is open, so
+    concurrent cold starts cannot overrun the budget.
+    """
 
     max_workers: int = 2
     max_total_rss_mib: int | None = None
+    worker_rss_estimate_mib: int = 256
     queue_wait_timeout: float = 30.0
     memory_sample_interval: float = 0.25
     memory_metric: str = "rss"
@@ -92,6 +98,8 @@ class PoolConfig:
     def __post_init__(self) -> None:
         if self.max_workers < 1:
             raise ValueError("PoolConfig.max_workers must be >= 1")
+        if self.worker_rss_estimate_mib < 0:
+            raise ValueError("PoolConfig.worker_rss_estimate_mib must be >= 0")
         if self.memory_metric not in ("rss", "pss"):
             raise ValueError("PoolConfig.memory_metric must be 'rss' or 'pss'")
 

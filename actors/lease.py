@@ -9,12 +9,14 @@ unreleased returns it too, with a ``ResourceWarning``.
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
 import weakref
 from collections.abc import Callable
 from typing import Any
 
+from leanworker.actors.channel import RequestChannel
 from leanworker.actors.config import SessionKey
 from leanworker.actors.results import CapabilityMetadata, Diagnostic, DoctorReport, Progress, WorkerSnapshot
 from leanworker.actors.stream import RowStream
@@ -24,7 +26,9 @@ from leanworker.errors import PoolClosed, StaleLease, WorkerClosed
 ReleaseFunction = Callable[[int], None]
 
 
-def _released_by_gc(release: ReleaseFunction, lease_id: int, key: SessionKey) -> None:
+def _released_by_gc(release: ReleaseFunction, lease_id: int, key: SessionKey, owner_pid: int) -> None:
+    if os.getpid() != owner_pid:
+        return  # a forked child's copy: the worker belongs to the parent
     warnings.warn(f"lease {lease_id} on {key.capability} was garbage-collected without release(); its capacity "
                   "was returned", ResourceWarning, stacklevel=2)
     release(lease_id)
@@ -40,10 +44,11 @@ class Lease:
         self.generation = generation
         self._port = port
         self._release = release
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held while a command is admitted, and by release()
         self._released = False
         self._stream: RowStream | None = None
-        self._finalizer = weakref.finalize(self, _released_by_gc, release, lease_id, key)
+        self._call: RequestChannel | None = None  # a call() in flight
+        self._finalizer = weakref.finalize(self, _released_by_gc, release, lease_id, key, port.owner_pid)
 
     @property
     def valid(self) -> bool:
@@ -61,25 +66,39 @@ class Lease:
         return exc if isinstance(exc, PoolClosed) else PoolClosed(str(exc))
 
     def call(self, command: str, request: Any = None, timeout: float | None = None) -> Any:
-        """Run one command on the leased worker and return its result (see ``Worker.call``)."""
-        self._check()
+        """Run one command on the leased worker and return its result (see ``Worker.call``).
+
+        If another thread releases the lease meanwhile, the call is cancelled and raises ``Cancelled``.
+        """
+        with self._lock:
+            self._check()
+            try:
+                channel = self._port.admit_call(command, request, timeout, expect_generation=self.generation)
+            except WorkerClosed as exc:
+                raise self._closed(exc) from None
+            self._call = channel
         try:
-            return self._port.call(command, request, timeout, expect_generation=self.generation)
+            return self._port.finish_call(channel)
         except WorkerClosed as exc:
             raise self._closed(exc) from None
+        finally:
+            with self._lock:
+                if self._call is channel:
+                    self._call = None
 
     def stream(self, command: str, request: Any = None, timeout: float | None = None,
                on_diagnostic: Callable[[Diagnostic], None] | None = None,
                on_progress: Callable[[Progress], None] | None = None) -> RowStream:
         """Run one command and stream its rows (see ``Worker.stream``)."""
-        self._check()
-        try:
-            stream = self._port.stream(command, request, timeout, on_diagnostic=on_diagnostic,
-                                       on_progress=on_progress, expect_generation=self.generation)
-        except WorkerClosed as exc:
-            raise self._closed(exc) from None
-        self._stream = stream
-        return stream
+        with self._lock:
+            self._check()
+            try:
+                stream = self._port.stream(command, request, timeout, on_diagnostic=on_diagnostic,
+                                           on_progress=on_progress, expect_generation=self.generation)
+            except WorkerClosed as exc:
+                raise self._closed(exc) from None
+            self._stream = stream
+            return stream
 
     def metadata(self) -> CapabilityMetadata:
         self._check()
@@ -98,17 +117,24 @@ class Lease:
     def release(self) -> None:
         """Return the worker to the pool. Idempotent: a second call does nothing.
 
-        A stream still running on the lease is cancelled first (and waited for), so the next holder gets an idle
-        worker.
+        A command still running on the lease (a stream, or a call() in another thread) is cancelled first and
+        waited for, so the next holder never gets a worker in the middle of a request. In the child of an
+        ``os.fork()`` it only marks the lease released: the worker belongs to the parent.
         """
-        with self._lock:
+        with self._lock:  # waits for a command being admitted in another thread
             if self._released:
                 return
             self._released = True
+            stream, self._stream = self._stream, None
+            call, self._call = self._call, None
         self._finalizer.detach()
-        stream, self._stream = self._stream, None
+        if os.getpid() != self._port.owner_pid:
+            return
         if stream is not None and not stream.done:
             stream.close()
+        if call is not None and call.terminal is None:
+            self._port.cancel(call.request_id)
+            call.wait_terminal(self._port.settle_timeout())
         self._release(self.lease_id)
 
     def __enter__(self) -> Lease:

@@ -1,10 +1,19 @@
-"""Interpreter exit: every live ``Worker`` and ``WorkerPool`` is shut down (so every worker is reaped)."""
+"""Interpreter exit and ``os.fork()``: live pools and workers are shut down at exit, and refuse use after a fork.
+
+At exit every live ``Worker`` and ``WorkerPool`` is shut down (so every worker is reaped). In the child of an
+``os.fork()``, none of their threads exist and their pipes belong to the parent: the child forgets them (its exit
+does not wait on them), points the inherited pipe descriptors at /dev/null (so it can never write into a parent's
+worker), and every use of an inherited pool, worker or lease raises :class:`UsedAfterFork`.
+"""
 
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 from typing import Protocol
+
+from leanworker.errors import UsedAfterFork
 
 
 class _Closable(Protocol):
@@ -13,6 +22,7 @@ class _Closable(Protocol):
 
 _live: dict[int, _Closable] = {}
 _lock = threading.Lock()
+_pipe_fds: set[int] = set()
 
 
 def register(owner: _Closable) -> None:
@@ -23,6 +33,42 @@ def register(owner: _Closable) -> None:
 def unregister(owner: _Closable) -> None:
     with _lock:
         _live.pop(id(owner), None)
+
+
+def register_pipe_fds(*fds: int) -> None:
+    """Descriptors of a worker's pipes, to be made harmless in a forked child."""
+    with _lock:
+        _pipe_fds.update(fds)
+
+
+def unregister_pipe_fds(*fds: int) -> None:
+    with _lock:
+        _pipe_fds.difference_update(fds)
+
+
+def check_owner(pid: int, what: str) -> None:
+    """Raise :class:`UsedAfterFork` unless this is the process that created ``what`` (whose pid was ``pid``)."""
+    if os.getpid() != pid:
+        raise UsedAfterFork(f"this {what} was created in process {pid}, before os.fork(); its workers belong to "
+                            f"that process. Create a new one in process {os.getpid()}.")
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # another thread may have held the old one at the fork
+    _live.clear()
+    if _pipe_fds:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in _pipe_fds:
+            try:
+                os.dup2(devnull, fd)  # the number stays valid (later closes are harmless); the pipe is released
+            except OSError:
+                pass
+        os.close(devnull)
+        _pipe_fds.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @atexit.register

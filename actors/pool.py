@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -388,20 +389,29 @@ class PoolActor(pykka.ThreadingActor):
         return [s for s in self.slots.values() if self._grantable(s)]
 
     def _memory_allows(self, key: SessionKey) -> bool:
+        """Whether a new worker of ``key`` fits the budget, counting what starting workers have reserved."""
         budget = self.config.max_total_rss_mib
-        if budget is None:
-            return True
-        samples = [s.rss for s in self.slots.values() if s.sampled]
-        if any(rss is None for rss in samples):
-            return True  # sampling unavailable: no decision on missing data
-        total = sum(rss for rss in samples if rss is not None)
+        if budget is None or not self.slots:
+            return True  # no budget, or nothing else alive: one worker may always start
+        total = 0.0
+        for slot in self.slots.values():
+            if slot.sampled and slot.rss is None:
+                return True  # sampling unavailable: no decision on missing data
+            total += self._held_rss(slot)
         return total + self._expected_rss(key) <= budget
 
+    def _held_rss(self, slot: _Slot) -> float:
+        """A slot's memory: its last sample; while it starts (its session is being opened), at least the estimate."""
+        rss = slot.rss if slot.sampled and slot.rss is not None else 0.0
+        if slot.state == "starting":
+            return max(rss, self._expected_rss(slot.key))
+        return rss
+
     def _expected_rss(self, key: SessionKey) -> float:
-        """What a new worker of ``key`` will hold: the most seen for that key, else the most seen for any key."""
+        """What a worker of ``key`` will hold: the most seen for that key, else for any key, else the estimate."""
         if key in self.key_rss:
             return self.key_rss[key]
-        return max(self.key_rss.values(), default=0.0)
+        return max(self.key_rss.values(), default=float(self.config.worker_rss_estimate_mib))
 
     def _make_room_in_memory(self, waiter: _Waiter) -> bool:
         idle = sorted(self._idle_slots(), key=lambda s: s.last_used)
@@ -414,11 +424,11 @@ class PoolActor(pykka.ThreadingActor):
             waiter.awaiting = True  # memory is already being freed; look again when it is
             return False
         self.waiters.remove(waiter)
-        total = sum(s.rss or 0.0 for s in self.slots.values())
+        total = sum(self._held_rss(s) for s in self.slots.values())
         self._trace("admission_refused", reason="memory_budget")
         _fail(waiter, MemoryBudgetExceeded(
             f"starting a worker for {waiter.key.capability} would pass the pool's memory budget of "
-            f"{self.config.max_total_rss_mib} MiB ({total:.0f} MiB in use, about "
+            f"{self.config.max_total_rss_mib} MiB ({total:.0f} MiB in use or reserved, about "
             f"{self._expected_rss(waiter.key):.0f} MiB expected for this key; no idle worker to evict)"))
         return True
 
@@ -534,10 +544,12 @@ class WorkerPool:
         self._actor = PoolActor.start(config, self._scheduler, self._sampler)
         self._waiter_ids = itertools.count(1)
         self._closed = False
+        self._owner_pid = os.getpid()
         lifecycle.register(self)
 
     def lease(self, key: SessionKey, timeout: float | None = None) -> Lease:
         """Wait for a warm worker of ``key`` (see the class docstring) and return the lease."""
+        lifecycle.check_owner(self._owner_pid, "pool")
         if self._closed:
             raise PoolClosed("the pool is shut down")
         future: Future[Lease] = Future()
@@ -556,6 +568,7 @@ class WorkerPool:
             return future.result()  # granted as we gave up: it is ours
 
     def snapshot(self) -> PoolSnapshot:
+        lifecycle.check_owner(self._owner_pid, "pool")
         try:
             snapshot: Any = self._actor.ask(TakePoolSnapshot())
         except pykka.ActorDeadError:
@@ -564,8 +577,11 @@ class WorkerPool:
         return snapshot
 
     def shutdown(self, timeout: float | None = None) -> None:
-        """Stop admission, fail queued waiters with ``PoolClosed``, end requests in flight, reap every worker."""
-        if self._closed:
+        """Stop admission, fail queued waiters with ``PoolClosed``, end requests in flight, reap every worker.
+
+        In the child of an ``os.fork()`` it does nothing: the workers belong to the parent.
+        """
+        if self._closed or os.getpid() != self._owner_pid:
             return
         self._closed = True
         worker = self.config.worker

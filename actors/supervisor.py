@@ -144,6 +144,7 @@ class SupervisorActor(pykka.ThreadingActor):
         self.cycle_pending: str | None = None
         self.exhausted_until = 0.0
         self.closing: Future[ShutdownReport] | None = None
+        self._answer_at_exit = False  # the shutdown's Stop could not be delivered: the exit report answers it
         self.last_rss: float | None = None
         self._handlers: dict[type, Callable[[Any], Any]] = {
             Spawned: self._on_spawned,
@@ -321,10 +322,7 @@ class SupervisorActor(pykka.ThreadingActor):
         self._trace("generation_end", reason=reason, planned=planned)
         if self.sampler is not None:
             self.sampler.unwatch(self)
-        if kill:
-            gen.child.tell(Kill(reason))
-        else:
-            gen.child.tell(Stop(Future(), graceful=True))
+        self._tell_child(gen, Kill(reason) if kill else Stop(Future(), graceful=True))
 
     def _on_exited(self, message: Exited) -> None:
         gen = self._current(message.generation)
@@ -351,6 +349,9 @@ class SupervisorActor(pykka.ThreadingActor):
         self._trace("exited", exit_code=message.exit_code, signal=message.signal, reason=gen.ending)
         if self.closing is not None:
             self.state = "closed"
+            if self._answer_at_exit and not self.closing.done():  # our Stop found the child stopped
+                self.closing.set_result(ShutdownReport("already_exited", gen.number, message.exit_code,
+                                                       message.signal, 0.0))
             return
         if gen.phase not in ("ready", "ending") or gen.startup_error is not None:
             self._fail_waiters(gen.startup_error or crash)
@@ -618,7 +619,20 @@ class SupervisorActor(pykka.ThreadingActor):
             return
         self._cancel_gen_timer(gen)
         gen.ending = gen.ending or "shutdown"
-        gen.child.tell(Stop(message.reply, graceful=True))
+        if not self._tell_child(gen, Stop(message.reply, graceful=True)):
+            self._answer_at_exit = True
+
+    def _tell_child(self, gen: _Generation, message: Kill | Stop) -> bool:
+        """The one way to reach a generation's child actor, which may have stopped already.
+
+        A child actor stops only once its process has exited (after its shutdown ladder, or on a failure that
+        killed the group), and its reader thread reports that exit in any case. So a message that cannot be
+        delivered needs no action now: a pending shutdown reply is answered when the exit is handled.
+        """
+        if tell_if_alive(gen.child, message):
+            return True
+        self._trace("child_gone", message=type(message).__name__)
+        return False
 
 
 def _copy_future(source: Future[ShutdownReport], target: Future[ShutdownReport]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -52,8 +53,10 @@ class RequestPort:
         self.supervisor = supervisor
         self.gate = gate
         self.config = config
+        self.owner_pid = os.getpid()
 
     def _ask(self, message: Any, timeout: float | None = None) -> Any:
+        lifecycle.check_owner(self.owner_pid, "worker")
         try:
             return self.supervisor.ask(message, timeout=timeout)
         except pykka.ActorDeadError:
@@ -66,6 +69,7 @@ class RequestPort:
 
     def _admit(self, submit: Submit) -> RequestChannel:
         """Through the open gate if possible, else through the supervisor (which may queue until ready)."""
+        lifecycle.check_owner(self.owner_pid, "worker")
         answer = self.gate.try_admit(submit) or self._ask(submit)
         if isinstance(answer, Future):
             try:
@@ -86,18 +90,32 @@ class RequestPort:
         def cancel() -> None:
             tell_if_alive(supervisor, CancelRequest(request_id))
 
-        settle = self.config.cancel_grace + self.config.kill_wait * 2 + 5.0
-        return RowStream(answer, cancel, settle, on_diagnostic, on_progress)
+        return RowStream(answer, cancel, self.settle_timeout(), on_diagnostic, on_progress)
 
-    def call(self, command: str, request: Any = None, timeout: float | None = None,
-             expect_generation: int | None = None) -> Any:
-        channel = self._admit(Submit(command, request, False, timeout, expect_generation))
+    def admit_call(self, command: str, request: Any = None, timeout: float | None = None,
+                   expect_generation: int | None = None) -> RequestChannel:
+        """Admit a non-streaming call; its terminal is awaited with :meth:`finish_call`."""
+        return self._admit(Submit(command, request, False, timeout, expect_generation))
+
+    @staticmethod
+    def finish_call(channel: RequestChannel) -> Any:
         terminal = channel.wait_terminal(None)  # the supervisor's deadline guarantees a terminal
         assert terminal is not None
         if terminal.outcome != OK:
             assert terminal.error is not None
             raise terminal.error
         return terminal.result
+
+    def call(self, command: str, request: Any = None, timeout: float | None = None,
+             expect_generation: int | None = None) -> Any:
+        return self.finish_call(self.admit_call(command, request, timeout, expect_generation))
+
+    def cancel(self, request_id: int) -> None:
+        tell_if_alive(self.supervisor, CancelRequest(request_id))
+
+    def settle_timeout(self) -> float:
+        """How long a cancelled request may take to end (its grace, then a kill and a reap)."""
+        return self.config.cancel_grace + self.config.kill_wait * 2 + 5.0
 
     def metadata(self, expect_generation: int | None = None) -> CapabilityMetadata:
         data = self.call(METADATA_COMMAND, expect_generation=expect_generation)
@@ -175,9 +193,14 @@ class Worker:
         return ready.result(timeout if timeout is not None else self._port.wait_timeout())
 
     def shutdown(self, timeout: float | None = None) -> ShutdownReport:
-        """Stop the worker (stop, SIGTERM, SIGKILL: whichever ends it) and reap it. Idempotent."""
+        """Stop the worker (stop, SIGTERM, SIGKILL: whichever ends it) and reap it. Idempotent.
+
+        In the child of an ``os.fork()`` it does nothing: the worker belongs to the parent.
+        """
         if self._closed is not None:
             return self._closed
+        if os.getpid() != self._port.owner_pid:
+            return ShutdownReport("already_exited", 0, None, None, 0.0)
         reply: Future[ShutdownReport] = Future()
         config = self.config
         wait = timeout if timeout is not None else config.shutdown_timeout + 2 * config.kill_wait + 10.0

@@ -348,3 +348,32 @@ def test_per_worker_memory_ceilings_apply_inside_the_pool() -> None:
         with pool.lease(lw.SessionKey(FAULTS), timeout=20) as lease:
             assert lease.call("echo", 1) == 1
         assert pool.snapshot().restarts == {"memory_hard": 1}
+
+
+def test_concurrent_cold_starts_reserve_memory_and_cannot_overrun_the_budget() -> None:
+    keys = [lw.SessionKey(THROUGHPUT, imports=(f"K{i}",), options=(("import_mib", 300), ("import_ms", 300)))
+            for i in range(4)]
+    config = pool_config(max_workers=4, max_total_rss_mib=500, worker_rss_estimate_mib=300)
+    with lw.WorkerPool(config) as pool:
+        results: list[object] = [None] * 4
+        barrier = threading.Barrier(4)
+
+        def take(index: int) -> None:
+            barrier.wait()
+            try:
+                results[index] = pool.lease(keys[index], timeout=20)
+            except lw.LeanWorkerError as exc:
+                results[index] = exc
+
+        threads = [threading.Thread(target=take, args=(i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        leases = [r for r in results if isinstance(r, lw.Lease)]
+        refused = [r for r in results if isinstance(r, lw.MemoryBudgetExceeded)]
+        assert len(leases) == 1 and len(refused) == 3, results
+        assert wait_for(lambda: (pool.snapshot().total_rss_mib or 0) > 300, timeout=10)
+        assert (pool.snapshot().total_rss_mib or 0) < 500
+        for lease in leases:
+            lease.release()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,13 @@ def test_a_lake_root_workload_is_its_mathlib_library_up_to_the_limit(tmp_path: P
     workload = resolve_workload(ProbeOptions(lake_root=str(tmp_path / "mathlib"), limit=25))
     assert workload.source == "lake" and len(workload.modules) == 25
     assert workload.modules[0] == "Mathlib" and set(workload.modules[1:]) <= set(names)
+
+
+def test_a_probe_stage_that_takes_far_longer_than_its_bound_fails() -> None:
+    from leanworker.probe import Probe, ProbeOptions
+
+    probe = Probe(ProbeOptions())
+    with probe.stage("slow", bound_s=0.05):
+        time.sleep(0.3)
+    result = probe.results[-1]
+    assert not result.passed and result.error is not None and "over its bound" in result.error

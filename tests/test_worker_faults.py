@@ -119,3 +119,13 @@ def test_shutdown_reports_already_exited_after_a_crash_with_no_restart() -> None
     with pytest.raises(lw.RestartLimitExceeded):
         worker.wait_ready(10)
     assert worker.shutdown().how == "already_exited"
+
+
+def test_shutdown_right_after_a_cycle_always_ends_with_a_report() -> None:
+    # A cycle stops the child actor once its process exits; a shutdown that reaches the supervisor before that exit
+    # report used to message the stopped child and wait forever. Every round here races the two.
+    for _ in range(15):
+        worker = lw.Worker(lw.SessionKey(FAULTS), FAST, lw.RestartPolicy(max_requests=1))
+        assert worker.call("echo", 1) == 1  # the request budget is spent: the worker cycles now
+        report = worker.shutdown(timeout=30)
+        assert report.how in ("already_exited", "graceful", "terminated", "killed")
