@@ -137,7 +137,7 @@ def run_discover(args: argparse.Namespace) -> int:
     root = project.root
     if args.json:
         emit_json({
-            "status": "ok",
+            "status": "ok" if project.ok else "error",
             "root": str(root),
             "lakefile": project.lakefile.name,
             "package": project.package,
@@ -150,7 +150,7 @@ def run_discover(args: argparse.Namespace) -> int:
             "fingerprint": {**vars(project.fingerprint), "digest": project.fingerprint.digest},
             "diagnostics": _diagnostics_json(project),
         })
-        return 0
+        return _discovery_status(project)
     print(f"{root}  ({project.lakefile.name}, package {project.package})")
     print(_table(["library", "srcDir", "default", "globs", "modules"],
                  [[lib.name, lib.src_dir, "yes" if lib.default else "", " ".join(str(g) for g in lib.globs),
@@ -164,7 +164,17 @@ def run_discover(args: argparse.Namespace) -> int:
     fp = project.fingerprint
     print(f"\nfingerprint: {fp.source_count} sources, toolchain {fp.toolchain}, digest {fp.digest[:16]}")
     _print_diagnostics(project)
-    return 0
+    return _discovery_status(project)
+
+
+def _discovery_status(project: Any) -> int:
+    """1 when the lakefile could not be read in full (an error diagnostic): modules may be missing."""
+    if project.ok:
+        return 0
+    errors = sum(1 for d in project.diagnostics if d.severity == "error")
+    print(f"leanworker: {errors} error(s) reading {project.lakefile.name}: modules may be missing (exit status 1)",
+          file=sys.stderr)
+    return 1
 
 
 def run_plan(args: argparse.Namespace) -> int:
@@ -177,13 +187,13 @@ def run_plan(args: argparse.Namespace) -> int:
         plan = planner.plan(project)
     if args.json:
         emit_json({
-            "status": "ok", "mode": plan.mode, "fingerprint": plan.fingerprint,
+            "status": "ok" if project.ok else "error", "mode": plan.mode, "fingerprint": plan.fingerprint,
             "source_fingerprint": plan.source_fingerprint, "modules": plan.module_count,
             "batches": [{"key": key_to_json(b.key), "modules": list(b.modules), "fingerprint": b.fingerprint,
                          "source_root": str(b.source_root) if b.source_root else None} for b in plan.batches],
             "diagnostics": _diagnostics_json(project),
         })
-        return 0
+        return _discovery_status(project)
     print(f"{plan.module_count} modules in {len(plan.batches)} batches ({plan.mode} mode), "
           f"{len(plan.keys)} session keys, plan {plan.fingerprint[:16]}")
     print(_table(["batch", "modules", "first", "last", "imports"],
@@ -191,7 +201,7 @@ def run_plan(args: argparse.Namespace) -> int:
                    " ".join(b.key.imports[:4]) + (" ..." if len(b.key.imports) > 4 else "")]
                   for i, b in enumerate(plan.batches)]))
     _print_diagnostics(project)
-    return 0
+    return _discovery_status(project)
 
 
 def run_trace_render(args: argparse.Namespace) -> int:
@@ -220,13 +230,17 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--capability", default=MATHLIB, help="module:attribute of the capability to check")
     doctor.set_defaults(handler=run_doctor)
 
-    discover = add("discover", "Find a Lake project's libraries and modules, by Lake's rules.")
+    discover = add("discover", "Find a Lake project's libraries and modules, by Lake's rules. Exit status 1 when "
+                               "part of the lakefile could not be read (an error diagnostic: modules may be missing), "
+                               "2 on bad usage.")
     discover.add_argument("path", help="the project directory (or any path inside it)")
     discover.add_argument("--lib", action="append", help="a library to read (repeatable; default: default targets)")
     discover.add_argument("--all", action="store_true", help="list every module, however many")
     discover.set_defaults(handler=run_discover)
 
-    plan = add("plan", "Group a Lake project's modules into batches that share a warm session.")
+    plan = add("plan", "Group a Lake project's modules into batches that share a warm session. Exit status 1 when "
+                       "part of the lakefile could not be read (an error diagnostic: modules may be missing), 2 on "
+                       "bad usage.")
     plan.add_argument("path")
     plan.add_argument("--lib", action="append")
     plan.add_argument("--mode", choices=["shared", "per_header"], default="shared",

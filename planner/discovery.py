@@ -92,6 +92,11 @@ class LakeProject:
     fingerprint: ModuleSetFingerprint
     diagnostics: tuple[LakeDiagnostic, ...]
 
+    @property
+    def ok(self) -> bool:
+        """True when discovery has no error diagnostic: every part of the lakefile was read."""
+        return not any(d.severity == "error" for d in self.diagnostics)
+
     def module(self, name: str) -> ModuleDescriptor:
         for module in self.modules:
             if module.name == name:

@@ -97,13 +97,16 @@ def read_toml_lakefile(text: str, path: str) -> LakefileConfig:
     """Read a ``lakefile.toml``; an unparseable file is one error diagnostic and an empty config."""
     config = LakefileConfig()
 
-    def problem(message: str, severity: str = "error", code: str = "lakefile.unreadable") -> None:
-        config.diagnostics.append(LakeDiagnostic(severity, code, message, path))
+    def problem(message: str, severity: str = "error", code: str = "lakefile.unreadable",
+                line: int | None = None) -> None:
+        config.diagnostics.append(LakeDiagnostic(severity, code, message, path, line))
 
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        problem(f"not valid TOML: {exc}")
+        where = re.search(r"at line (\d+)", str(exc))
+        line = int(where.group(1)) if where else text.count("\n") + 1  # "at end of document"
+        problem(f"not valid TOML: {exc}; no library could be read", line=line)
         return config
     config.package = _toml_str(data.get("name"), "name", problem)
     config.src_dir = _toml_str(data.get("srcDir"), "srcDir", problem) or "."
@@ -208,22 +211,38 @@ class _Block:
     text: str
     line: int  # 1-based line of its first line
     attributes: list[str]
+    unbalanced: int = 0  # brackets left open (> 0) or closed too often (< 0) when the block ended
+
+
+_TOP_LEVEL_START = re.compile(r"(?:@\[|(?:lean_lib|lean_exe|package|require|import|open|def|abbrev|script|target|"
+                              r"extern_lib|input_file|input_dir|theorem|instance|namespace|section|end|"
+                              r"module_facet|library_facet|package_facet|post_update)(?![\w.]))")
 
 
 def _blocks(text: str) -> list[_Block]:
-    """Top-level declarations: a line starting at column 0 plus its indented (or bracketed) continuation."""
+    """Top-level declarations: a line starting at column 0 plus its indented (or bracketed) continuation.
+
+    A line at column 0 that starts a declaration (``lean_lib``, ``@[``, ``require``, ...) always starts a new block,
+    even inside brackets left open: one unbalanced declaration must not swallow the rest of the file. The block
+    that left them open records how many (``unbalanced``), and its reader reports it.
+    """
     blocks: list[_Block] = []
     pending_attributes: list[str] = []
     current: list[str] = []
     start = 0
     depth = 0
+
+    def close_block() -> None:
+        blocks.append(_Block("\n".join(current), start, pending_attributes, depth))
+
     for number, line in enumerate(text.split("\n"), 1):
-        starts_new = line[:1] not in ("", " ", "\t") and depth <= 0
+        at_column_zero = line[:1] not in ("", " ", "\t")
+        starts_new = at_column_zero and (depth <= 0 or _TOP_LEVEL_START.match(line) is not None)
         if starts_new:
             if current:
-                blocks.append(_Block("\n".join(current), start, pending_attributes))
+                close_block()
                 pending_attributes = []
-            current, start = [line], number
+            current, start, depth = [line], number, 0
         elif current:
             current.append(line)
         depth += sum(line.count(o) for o in "{[(") - sum(line.count(c) for c in "}])")
@@ -233,7 +252,7 @@ def _blocks(text: str) -> list[_Block]:
                 pending_attributes = pending_attributes + _split_attributes(attribute.group(1))
                 current = []
     if current:
-        blocks.append(_Block("\n".join(current), start, pending_attributes))
+        close_block()
     return blocks
 
 
@@ -366,11 +385,19 @@ def read_lean_lakefile(text: str, path: str) -> LakefileConfig:
     for block in _blocks(clean):
         match = _DECL.match(block.text)
         if match is None:
+            problem(f"cannot read `{_snippet(block.text)}`: not a declaration", block.line)
             continue
         kind = match.group("kind")
-        attributes = block.attributes + _split_attributes(match.group("attrs") or "")
-        default = "default_target" in attributes or "defaultTarget" in attributes
-        name = _plain_name(match.group("name") or "")
+        if block.unbalanced:
+            what = "left open" if block.unbalanced > 0 else "closed without an opening one"
+            problem(f"`{_snippet(block.text)}`: {abs(block.unbalanced)} bracket(s) {what}; this declaration cannot "
+                    "be read" + ("; its modules are not included" if kind == "lean_lib" else ""), block.line)
+            if kind == "lean_lib":
+                lib = LibConfig(target_name(_name_of(match)), default=_is_default(block, match), readable=False)
+                config.libs.append(lib)
+            continue
+        default = _is_default(block, match)
+        name = _name_of(match)
         body = block.text[match.end():]
         if kind == "package":
             config.package = _package_name(name)
@@ -397,6 +424,15 @@ def read_lean_lakefile(text: str, path: str) -> LakefileConfig:
         if lib.default:
             config.default_targets.append(lib.name)
     return config
+
+
+def _name_of(match: re.Match[str]) -> str:
+    return _plain_name(match.group("name") or "")
+
+
+def _is_default(block: _Block, match: re.Match[str]) -> bool:
+    attributes = block.attributes + _split_attributes(match.group("attrs") or "")
+    return "default_target" in attributes or "defaultTarget" in attributes
 
 
 def _field(body: str, name: str) -> str | None:

@@ -24,7 +24,7 @@ def run(*args: str) -> tuple[int, Any, str]:
 
 def test_discover_json_lists_libraries_modules_fingerprint_and_diagnostics() -> None:
     code, data, _ = run("discover", str(LAKE / "unreadable"), "--json")
-    assert code == 0 and data["status"] == "ok"
+    assert code == 1 and data["status"] == "error"  # parts of that lakefile cannot be read
     assert [m["name"] for m in data["modules"]] == ["Fine", "Fine.Part"]
     assert {lib["name"]: lib["readable"] for lib in data["libs"]} == {"Computed": False, "Appended": False,
                                                                       "Fine": True}
@@ -60,3 +60,23 @@ def test_doctor_json_reports_checks() -> None:
     code, data, _ = run("doctor", "--json")
     assert code == 0 and data["status"] == "ok"
     assert {c["name"] for c in data["checks"]} >= {"python", "session", "parent_death_signal"}
+
+
+def test_discover_and_plan_exit_1_when_part_of_the_lakefile_cannot_be_read() -> None:
+    code, data, stderr = run("discover", str(LAKE / "unbalanced"), "--json")
+    assert code == 1 and data["status"] == "error"
+    errors = [d for d in data["diagnostics"] if d["severity"] == "error"]
+    assert len(errors) == 1 and errors[0]["line"] == 8 and "Verso" in errors[0]["message"]
+    assert len(data["libs"]) == 14 and [lib["name"] for lib in data["libs"] if not lib["readable"]] == ["Verso"]
+    code, text, stderr = run("plan", str(LAKE / "unbalanced"))
+    assert code == 1 and "error" in stderr and "modules may be missing" in stderr
+    code, data, _ = run("discover", str(LAKE / "toml_broken"), "--json")
+    assert code == 1 and data["status"] == "error" and data["diagnostics"][0]["code"] == "lakefile.unreadable"
+    code, data, _ = run("discover", str(LAKE / "lean_globs"), "--json")
+    assert code == 0 and data["status"] == "ok"
+
+
+def test_discover_and_plan_help_state_the_exit_status() -> None:
+    for command in ("discover", "plan"):
+        code, text, _ = run(command, "--help")
+        assert code == 0 and "Exit status 1" in " ".join(text.split())

@@ -172,3 +172,16 @@ def test_discovery_is_deterministic() -> None:
     first = lw.discover_lake_project(LAKE / "lean_globs")
     second = lw.discover_lake_project(LAKE / "lean_globs")
     assert first == second
+
+
+def test_project_ok_says_whether_every_part_of_the_lakefile_was_read() -> None:
+    import leanworker.fixtures
+
+    lake = Path(leanworker.fixtures.__file__).parent / "lake"
+    assert lw.discover_lake_project(lake / "lean_globs").ok
+    unbalanced = lw.discover_lake_project(lake / "unbalanced")
+    assert not unbalanced.ok and len(unbalanced.libs) == 14
+    assert {m.name for m in unbalanced.modules} >= {"Alpha", "Beta", "Nu"} and "Verso" not in {
+        m.name for m in unbalanced.modules}
+    broken = lw.discover_lake_project(lake / "toml_broken")
+    assert not broken.ok and broken.diagnostics[0].line == 4

@@ -72,3 +72,19 @@ def test_toml_reads_every_field_and_reports_bad_types() -> None:
 def test_invalid_toml_is_one_diagnostic_not_a_crash() -> None:
     config = read_toml_lakefile("name = [unclosed\n", "x")
     assert config.libs == [] and config.diagnostics[0].severity == "error"
+
+
+def test_an_unbalanced_declaration_is_an_error_on_its_line_and_does_not_swallow_the_rest() -> None:
+    text = "package p\n\nlean_lib A\n\nlean_lib Verso where (((\n\nlean_lib B\n\n@[default_target]\nlean_lib C\n"
+    config = read_lean_lakefile(text, "lakefile.lean")
+    assert [(lib.name, lib.readable) for lib in config.libs] == [("A", True), ("Verso", False), ("B", True),
+                                                                  ("C", True)]
+    assert config.default_targets == ["C"]
+    errors = [d for d in config.diagnostics if d.severity == "error"]
+    assert len(errors) == 1 and errors[0].line == 5 and "left open" in errors[0].message
+
+
+def test_text_that_is_no_declaration_is_an_error_on_its_line() -> None:
+    config = read_lean_lakefile("package p\n)))\nlean_lib A\n", "lakefile.lean")
+    assert [lib.name for lib in config.libs] == ["A"]
+    assert [(d.severity, d.line) for d in config.diagnostics] == [("error", 2)]
