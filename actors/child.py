@@ -216,7 +216,6 @@ class ChildActor(pykka.ThreadingActor):
             self.pipe.close()
         if self.cgroup is not None:  # descendants that left the group (setsid) end here
             kill_cgroup(self.cgroup)
-            remove_cgroup(self.cgroup)
         lifecycle.unregister_pipe_fds(*self._pipe_fds())
         for stream in (process.stdin, process.stdout, process.stderr):
             if stream is not None:
@@ -231,6 +230,8 @@ class ChildActor(pykka.ThreadingActor):
         # supervisor sends to a stopped child then always has this exit report behind it.
         self._tell(Exited(self.generation, self.exit_code, self.exit_signal, self.stderr_tail.text()))
         self.exited.set()
+        if self.cgroup is not None:  # after the report: the replacement need not wait for the kernel's cleanup
+            remove_cgroup(self.cgroup)
 
     # -- killing -------------------------------------------------------------------------------------------------
 

@@ -21,10 +21,9 @@ from leanworker.actors.channel import DEFAULT_BUFFER_BYTES, OK, PROTOCOL, Counte
 from leanworker.actors.messages import Deadline, Submit, tell_if_alive
 from leanworker.actors.timers import Scheduler
 from leanworker.actors.tracing import Tracer
-from leanworker.errors import ProtocolError, UnencodableValue
+from leanworker.errors import NotPlainData, ProtocolError, UnencodableValue
 from leanworker.protocol import messages
 from leanworker.protocol.frames import encode_frame
-from leanworker.protocol.plain import MAX_DEPTH, check_plain
 
 
 class AdmissionGate:
@@ -110,10 +109,12 @@ class AdmissionGate:
 
     @staticmethod
     def _encode(submit: Submit, request_id: int, max_frame_bytes: int) -> bytes:
-        check_plain(submit.request, "request", MAX_DEPTH - 1)
         message = messages.call(request_id, submit.command, submit.request, submit.streaming)
         try:
-            return encode_frame(message, max_frame_bytes)
+            return encode_frame(message, max_frame_bytes)  # checks plain data once, on the whole message
+        except NotPlainData as exc:  # name the caller's value, not the message around it
+            path = exc.path.replace("message['request']", "request", 1)
+            raise type(exc)(str(exc).replace(exc.path, path, 1), path=path) from None
         except ProtocolError as exc:  # too large for one frame
             raise UnencodableValue(f"request of {submit.command!r} does not fit in one frame: {exc}",
                                    path="request") from None

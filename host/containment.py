@@ -48,12 +48,26 @@ def join_cgroup() -> bool:
     path = cgroup()
     if path is None:
         return False
+    if _in_cgroup(path):
+        return True  # the parent moved us already; a second move would cost a cgroup migration (~10 ms) for nothing
     try:
         with open(os.path.join(path, "cgroup.procs"), "w", encoding="ascii") as procs:
             procs.write("0\n")
     except OSError:
         return False
     return True
+
+
+def _in_cgroup(path: str) -> bool:
+    try:
+        with open("/proc/self/cgroup", encoding="utf-8") as cgroups:
+            for line in cgroups:
+                if line.startswith("0::"):
+                    own = line[3:].strip()
+                    return own not in ("", "/") and path.rstrip("/").endswith(own)
+    except OSError:
+        pass
+    return False
 
 
 def start_guardian() -> int | None:

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import cbor2
 
 from leanworker.errors import NotPlainData, ProtocolError
-from leanworker.protocol.plain import MAX_DEPTH, check_plain
+from leanworker.protocol.plain import MAX_DEPTH, check_decoded, check_plain
 
 HEADER = struct.Struct(">I")
 HEADER_SIZE = HEADER.size
@@ -76,7 +76,7 @@ def decode_body(body: bytes) -> Message:
         if type(key) is not str:
             raise ProtocolError(f"top-level map keys must be text, got {type(key).__name__}")
     try:
-        check_plain(item, "message")
+        check_decoded(item)
     except NotPlainData as exc:
         raise ProtocolError(f"frame body is not plain data: {exc}") from None
     return item
