@@ -31,6 +31,7 @@ from typing import Any
 import pykka
 
 from leanworker.actors import lifecycle
+from leanworker.actors.affinity import SessionAffinity
 from leanworker.actors.config import PoolConfig, SessionKey
 from leanworker.actors.lease import Lease
 from leanworker.actors.memory import MemorySampler
@@ -59,7 +60,8 @@ class _Waiter:
     enqueued_at: float
     passed_over: int = 0
     bound: bool = False  # a worker is starting for it
-    awaiting: bool = False  # capacity or memory is being freed for it
+    recheck_armed: bool = False  # a timer will look at the queue when it may evict
+    reserved: bool = False  # a worker stopped for it was reaped: that capacity is its own
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,11 @@ class Acquire:
 @dataclass(frozen=True)
 class Release:
     lease_id: int
+
+
+@dataclass(frozen=True)
+class Recheck:
+    """Look at the queue again (a waiter's patience for its own key's worker ran out)."""
 
 
 @dataclass(frozen=True)
@@ -109,9 +116,11 @@ class _Slot:
     generation: int = 0
     lease_id: int | None = None
     reserved_for: _Waiter | None = None
+    freed_for: _Waiter | None = None  # stopped to make room for this waiter
     last_used: float = field(default_factory=time.monotonic)
     rss: float | None = None
     sampled: bool = False
+    started_at: float = field(default_factory=time.monotonic)  # of its current generation, for the open time
 
 
 class _Totals:
@@ -157,11 +166,12 @@ class PoolActor(pykka.ThreadingActor):
         self.retired = _Totals()
         self.restarts: Counter[str] = Counter()
         self.sessions_opened = 0
+        self.affinity = SessionAffinity()
         self.closing: Future[None] | None = None
         self._lease_ids = itertools.count(1)
         self._handlers: dict[type, Callable[[Any], Any]] = {
             Acquire: self._on_acquire, Release: self._on_release, Abandon: self._on_abandon,
-            SlotEvent: self._on_slot_event, SlotStopped: self._on_slot_stopped,
+            SlotEvent: self._on_slot_event, SlotStopped: self._on_slot_stopped, Recheck: lambda _: self._admit(),
             TakePoolSnapshot: self._on_snapshot, ClosePool: self._on_close,
         }
 
@@ -218,6 +228,7 @@ class PoolActor(pykka.ThreadingActor):
         self._trace("lease_released", slot, message.lease_id)
         slot.lease_id = None
         slot.last_used = time.monotonic()
+        self.affinity.touch(slot.key, slot.last_used)
         if slot.state == "exhausted":
             self._stop_slot(slot, "exhausted")
         self._admit()
@@ -239,6 +250,8 @@ class PoolActor(pykka.ThreadingActor):
         if event == "ready":
             slot.generation = payload
             self.sessions_opened += 1
+            self.affinity.record_open(slot.key, time.monotonic() - slot.started_at)
+            self.affinity.touch(slot.key, time.monotonic())
             if slot.state == "starting":
                 slot.state = "ready"
             waiter, slot.reserved_for = slot.reserved_for, None
@@ -251,6 +264,7 @@ class PoolActor(pykka.ThreadingActor):
         elif event == "restart":
             reason, planned = payload
             self.restarts[reason] += 1
+            slot.started_at = time.monotonic()
             if slot.state == "ready":
                 slot.state = "starting"  # not grantable until the new generation is ready
             if not planned:
@@ -307,6 +321,8 @@ class PoolActor(pykka.ThreadingActor):
         slot = self.slots.pop(message.slot_id, None)
         if slot is None:
             return
+        if slot.freed_for is not None and slot.freed_for in self.waiters:
+            slot.freed_for.reserved = True  # the capacity it freed is that waiter's, whoever is ahead in the queue
         self.retired.add_slot(slot)
         try:
             slot.supervisor.stop(block=False)
@@ -330,25 +346,34 @@ class PoolActor(pykka.ThreadingActor):
     def _admit_one(self) -> bool:
         """Serve at most one waiter; True when something changed (so the queue is looked at again)."""
         earlier: list[_Waiter] = []
-        reserved = 0  # capacity promised to earlier waiters that are waiting for a worker to stop
+        now = time.monotonic()
         for waiter in self.waiters:
             if waiter.bound:
                 continue
             slot = self._idle_slot(waiter.key)
             if slot is not None:
-                if any(w.passed_over >= BYPASS_LIMIT for w in earlier):
+                # Only waiters that would evict count as passed over: one waiting for its own key's worker is not.
+                needy = [w for w in earlier if self._may_evict_for(w, now)]
+                if any(w.passed_over >= BYPASS_LIMIT for w in needy):
                     return False  # a starved waiter comes first: it will cycle this worker
-                for w in earlier:
+                for w in needy:
                     w.passed_over += 1
                 self.waiters.remove(waiter)
                 self._grant(slot, waiter)
                 return True
-            if self._use_capacity(waiter, reserved):
+            if self._use_capacity(waiter, now):
                 return True
-            if waiter.awaiting:
-                reserved += 1
             earlier.append(waiter)
         return False
+
+    def _awaiting(self, waiter: _Waiter) -> bool:
+        """Capacity is being freed for ``waiter``: a worker stopping for it, or one reaped for it."""
+        return waiter.reserved or any(s.freed_for is waiter for s in self.slots.values())
+
+    def _free_capacity(self, waiter: _Waiter) -> int:
+        """Processes ``waiter`` may start: capacity not in use and not reserved for another waiter."""
+        reserved = sum(1 for w in self.waiters if w.reserved and w is not waiter)
+        return self.config.max_workers - len(self.slots) - reserved
 
     @staticmethod
     def _grantable(slot: _Slot) -> bool:
@@ -364,16 +389,33 @@ class PoolActor(pykka.ThreadingActor):
                 return slot
         return None
 
-    def _use_capacity(self, waiter: _Waiter, reserved: int) -> bool:
-        free = self.config.max_workers - len(self.slots) - reserved
-        if free > 0:
+    def _may_evict_for(self, waiter: _Waiter, now: float) -> bool:
+        states = {s.state for s in self.slots.values() if s.key == waiter.key}
+        waited = self.affinity.waited(waiter.key, waiter.enqueued_at, now)
+        return self.affinity.may_evict_for(waiter.key, waited, bool(states & {"ready", "starting"}),
+                                           "starting" in states)
+
+    def _recheck_later(self, waiter: _Waiter, now: float) -> None:
+        """Look at the queue again when ``waiter`` may evict (once per waiter)."""
+        if waiter.recheck_armed:
+            return
+        delay = self.affinity.evictable_in(waiter.key, self.affinity.waited(waiter.key, waiter.enqueued_at, now))
+        if delay is not None:
+            waiter.recheck_armed = True
+            self.scheduler.call_later(delay + 0.001, lambda: self._tell_self(Recheck()))
+
+    def _use_capacity(self, waiter: _Waiter, now: float) -> bool:
+        if self._free_capacity(waiter) > 0:
             if not self._memory_allows(waiter.key):
                 return self._make_room_in_memory(waiter)
-            waiter.awaiting = False
+            waiter.reserved = False
             waiter.bound = True
             self._start_slot(waiter.key, waiter)
             return True
-        if waiter.awaiting:
+        if self._awaiting(waiter):
+            return False
+        if not self._may_evict_for(waiter, now):
+            self._recheck_later(waiter, now)  # its own key's worker will be free (or it waits long enough to evict)
             return False
         wanted_later = {w.key for w in self.waiters if w is not waiter and not w.bound}
         victims = [s for s in self._idle_slots() if s.key not in wanted_later or waiter.passed_over >= BYPASS_LIMIT]
@@ -381,8 +423,8 @@ class PoolActor(pykka.ThreadingActor):
             return False
         victim = min(victims, key=lambda s: s.last_used)
         self._trace("cycle_for_key", victim, key=_key_label(waiter.key))
+        victim.freed_for = waiter
         self._stop_slot(victim, "cycle_for_key")
-        waiter.awaiting = True
         return True
 
     def _idle_slots(self) -> list[_Slot]:
@@ -417,12 +459,11 @@ class PoolActor(pykka.ThreadingActor):
         idle = sorted(self._idle_slots(), key=lambda s: s.last_used)
         if idle:
             self._trace("evict_for_memory", idle[0])
+            idle[0].freed_for = waiter
             self._stop_slot(idle[0], "evicted_for_memory")
-            waiter.awaiting = True
             return True
         if any(s.state == "stopping" for s in self.slots.values()):
-            waiter.awaiting = True  # memory is already being freed; look again when it is
-            return False
+            return False  # memory is already being freed; look again when it is
         self.waiters.remove(waiter)
         total = sum(self._held_rss(s) for s in self.slots.values())
         self._trace("admission_refused", reason="memory_budget")
@@ -438,6 +479,7 @@ class PoolActor(pykka.ThreadingActor):
         lease_id = next(self._lease_ids)
         slot.lease_id = lease_id
         slot.last_used = time.monotonic()
+        self.affinity.touch(slot.key, slot.last_used)
         self.leases[lease_id] = slot.slot_id
         pool = self.actor_ref
 
