@@ -60,7 +60,6 @@ class _Waiter:
     enqueued_at: float
     passed_over: int = 0
     bound: bool = False  # a worker is starting for it
-    recheck_armed: bool = False  # a timer will look at the queue when it may evict
     reserved: bool = False  # a worker stopped for it was reaped: that capacity is its own
 
 
@@ -167,11 +166,12 @@ class PoolActor(pykka.ThreadingActor):
         self.restarts: Counter[str] = Counter()
         self.sessions_opened = 0
         self.affinity = SessionAffinity()
+        self._recheck_at: float | None = None  # when a timer will look at the queue again
         self.closing: Future[None] | None = None
         self._lease_ids = itertools.count(1)
         self._handlers: dict[type, Callable[[Any], Any]] = {
             Acquire: self._on_acquire, Release: self._on_release, Abandon: self._on_abandon,
-            SlotEvent: self._on_slot_event, SlotStopped: self._on_slot_stopped, Recheck: lambda _: self._admit(),
+            SlotEvent: self._on_slot_event, SlotStopped: self._on_slot_stopped, Recheck: self._on_recheck,
             TakePoolSnapshot: self._on_snapshot, ClosePool: self._on_close,
         }
 
@@ -396,13 +396,20 @@ class PoolActor(pykka.ThreadingActor):
                                            "starting" in states)
 
     def _recheck_later(self, waiter: _Waiter, now: float) -> None:
-        """Look at the queue again when ``waiter`` may evict (once per waiter)."""
-        if waiter.recheck_armed:
-            return
+        """Look at the queue again when ``waiter`` may evict (one timer for the earliest such moment)."""
+        if any(s.key == waiter.key and s.state == "starting" for s in self.slots.values()):
+            return  # its key's worker is starting: its "ready" looks at the queue again
         delay = self.affinity.evictable_in(waiter.key, self.affinity.waited(waiter.key, waiter.enqueued_at, now))
-        if delay is not None:
-            waiter.recheck_armed = True
-            self.scheduler.call_later(delay + 0.001, lambda: self._tell_self(Recheck()))
+        if delay is None:
+            return
+        due = now + delay + 0.001
+        if self._recheck_at is None or due < self._recheck_at:
+            self._recheck_at = due
+            self.scheduler.call_later(due - now, lambda: self._tell_self(Recheck()))
+
+    def _on_recheck(self, message: Recheck) -> None:
+        self._recheck_at = None
+        self._admit()
 
     def _use_capacity(self, waiter: _Waiter, now: float) -> bool:
         if self._free_capacity(waiter) > 0:
