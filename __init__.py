@@ -47,6 +47,12 @@ _EXPORTS: dict[str, str] = {
     "ImportPlan": "leanworker.planner.plan",
     "PlannedBatch": "leanworker.planner.plan",
     "WorkItem": "leanworker.planner.plan",
+    # running a plan
+    "PlanRun": "leanworker.actors.executor",
+    "BatchResult": "leanworker.actors.executor",
+    "RunSummary": "leanworker.actors.executor",
+    "RunProgress": "leanworker.actors.executor",
+    "ResumeMismatch": "leanworker.actors.journal",
     # errors
     "LeanWorkerError": "leanworker.errors",
     "StartupTimeout": "leanworker.errors",
@@ -94,6 +100,15 @@ if TYPE_CHECKING:  # explicit re-exports, so that type checkers see the lazy nam
         RestartPolicy as RestartPolicy,
         SessionKey as SessionKey,
         WorkerConfig as WorkerConfig,
+    )
+    from leanworker.actors.executor import (
+        BatchResult as BatchResult,
+        PlanRun as PlanRun,
+        RunProgress as RunProgress,
+        RunSummary as RunSummary,
+    )
+    from leanworker.actors.journal import (
+        ResumeMismatch as ResumeMismatch,
     )
     from leanworker.actors.lease import (
         Lease as Lease,

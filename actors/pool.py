@@ -22,7 +22,7 @@ import logging
 import os
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -33,6 +33,7 @@ import pykka
 from leanworker.actors import lifecycle
 from leanworker.actors.affinity import SessionAffinity
 from leanworker.actors.config import PoolConfig, SessionKey
+from leanworker.actors.executor import PlanRun, RequestSpec
 from leanworker.actors.lease import Lease
 from leanworker.actors.memory import MemorySampler
 from leanworker.actors.messages import Shutdown, tell_if_alive
@@ -42,6 +43,7 @@ from leanworker.actors.timers import Scheduler
 from leanworker.actors.tracing import Tracer
 from leanworker.actors.worker import RequestPort
 from leanworker.errors import LeanWorkerError, MemoryBudgetExceeded, PoolClosed, QueueTimeout, RestartLimitExceeded
+from leanworker.planner.plan import ImportPlan, PlannedBatch
 
 log = logging.getLogger("leanworker")
 
@@ -615,6 +617,19 @@ class WorkerPool:
                 tell_if_alive(self._actor, Abandon(waiter.waiter_id))
                 raise QueueTimeout(f"no worker for {key.capability} within {wait:g} s") from None
             return future.result()  # granted as we gave up: it is ours
+
+    def run(self, plan: ImportPlan | Iterable[PlannedBatch], command: str, request: RequestSpec = None, *,
+            retries: int = 1, output: str | None = None, resume: bool = False) -> PlanRun:
+        """Run every batch of ``plan`` with ``command`` on this pool; iterate the result (docs/semantics.md).
+
+        A batch's request is ``{"modules": [...]}``; a dict ``request`` is merged with it (the batch's modules win);
+        a callable ``request(batch)`` returns it. ``output=PATH`` writes committed rows exactly once (with
+        ``resume=True`` a rerun of the same plan skips what is committed).
+        """
+        lifecycle.check_owner(self._owner_pid, "pool")
+        if self._closed:
+            raise PoolClosed("the pool is shut down")
+        return PlanRun(self, plan, command, request, retries=retries, output=output, resume=resume)
 
     def snapshot(self) -> PoolSnapshot:
         lifecycle.check_owner(self._owner_pid, "pool")

@@ -1,0 +1,155 @@
+"""``pool.run``: a plan's batches on the pool, concurrent, session-affine, retried, bisected, exactly once
+(issue 9). Real workers of the mathlib-scale fixture, with faults injected by its ``fail`` request field."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+import leanworker as lw
+from conftest import FAST, MATHLIB
+
+IMPORT = (("import_ms", 100),)
+
+
+def plan(modules: list[str], batch: int, imports: tuple[str, ...] = ("Mathlib",),
+         mode: str = "shared") -> lw.ImportPlan:
+    planner = lw.ImportPlanner(MATHLIB, imports, max_batch_modules=batch, options=IMPORT, mode=mode)
+    return planner.plan([lw.WorkItem(m) for m in modules])
+
+
+def two_key_plan(per_key: int = 12, batch: int = 3) -> list[lw.PlannedBatch]:
+    left = plan([f"Left.M{i:02d}" for i in range(per_key)], batch, ("Left",)).batches
+    right = plan([f"Right.M{i:02d}" for i in range(per_key)], batch, ("Right",)).batches
+    return [*left, *right]
+
+
+def pool(workers: int = 2, request_timeout: float = 20.0) -> lw.WorkerPool:
+    worker = lw.WorkerConfig(startup_timeout=10, request_timeout=request_timeout, cancel_grace=0.5, kill_wait=3)
+    return lw.WorkerPool(lw.PoolConfig(max_workers=workers, worker=worker))
+
+
+def modules_of(results: list[lw.BatchResult]) -> list[str]:
+    return sorted(m for r in results for m in r.modules)
+
+
+def test_a_plan_runs_every_module_once_and_commits_its_rows() -> None:
+    the_plan = plan([f"Mathlib.A{i:02d}" for i in range(10)], 4)
+    with pool() as workers, workers.run(the_plan, "index") as run:
+        results = list(run)
+    assert modules_of(results) == sorted(m for b in the_plan.batches for m in b.modules)
+    assert all(r.committed and r.error is None and r.attempts == 1 for r in results)
+    assert sum(len(r.rows) for r in results) == run.summary.rows == 10 + 10 + (4 - 1) + (4 - 1) + (2 - 1)
+    declarations = [row.payload["module"] for r in results for row in r.rows if row.stream == "declarations"]
+    assert sorted(declarations) == modules_of(results)
+    summary = run.summary
+    assert summary is not None
+    assert (summary.batches_total, summary.batches_committed, summary.batches_failed) == (3, 3, 0)
+    assert summary.sessions_opened <= 2 and summary.retries == 0 and summary.quarantined == ()
+
+
+def test_a_dict_request_is_merged_and_a_callable_builds_it() -> None:
+    the_plan = plan(["Mathlib.X", "Mathlib.Y"], 1)
+    with pool(1) as workers:
+        results = list(workers.run(the_plan, "index", {"modules": ["ignored"], "row_delay_ms": 1}))
+        assert modules_of(results) == ["Mathlib.X", "Mathlib.Y"] and all(r.committed for r in results)
+        seen: list[tuple[str, ...]] = []
+
+        def build(batch: lw.PlannedBatch) -> dict[str, object]:
+            seen.append(batch.modules)
+            return {"modules": list(batch.modules)}
+
+        assert all(r.committed for r in workers.run(the_plan, "extract", build))
+        assert sorted(seen) == [("Mathlib.X",), ("Mathlib.Y",)]
+
+
+def test_batches_of_two_keys_run_at_the_same_time() -> None:
+    with pool() as workers:
+        results = list(workers.run(two_key_plan(per_key=4, batch=4), "index", {"row_delay_ms": 50}))
+    left, right = (next(r for r in results if r.batch.key.imports == (name,)) for name in ("Left", "Right"))
+    assert left.started_at < right.finished_at and right.started_at < left.finished_at, "the batches did not overlap"
+
+
+def test_a_shuffled_multi_key_plan_opens_few_sessions() -> None:
+    batches = [*two_key_plan(), *plan([f"Third.M{i}" for i in range(12)], 3, ("Third",)).batches]
+    random.Random(7).shuffle(batches)
+    with pool() as workers:
+        run = workers.run(batches, "index")
+        summary = run.wait()
+    assert summary.batches_committed == len(batches) == 12
+    assert summary.sessions_opened <= 3 + 2, summary
+
+
+def test_a_crash_is_retried_on_a_fresh_worker_and_then_succeeds(tmp_path: Path) -> None:
+    the_plan = plan(["Mathlib.A", "Mathlib.B", "Mathlib.C"], 3)
+    request = {"fail": {"Mathlib.B": "crash_once"}, "state_dir": str(tmp_path)}
+    with pool(1) as workers:
+        results = list(workers.run(the_plan, "index", request))
+        snapshot = workers.snapshot()
+    assert len(results) == 1 and results[0].committed and results[0].attempts == 2
+    assert results[0].modules == ("Mathlib.A", "Mathlib.B", "Mathlib.C")
+    assert snapshot.restarts.get("crash") == 1
+
+
+@pytest.mark.parametrize("fault", ["crash", "hang"])
+def test_a_poison_module_is_quarantined_and_every_other_module_commits_once(fault: str) -> None:
+    modules = [f"Mathlib.P{i}" for i in range(8)]
+    the_plan = plan(modules, 8)
+    with pool(2, request_timeout=2.0 if fault == "hang" else 20.0) as workers:
+        run = workers.run(the_plan, "index", {"fail": {"Mathlib.P5": fault}}, retries=1)
+        results = list(run)
+    failed = [r for r in results if not r.committed]
+    assert [r.modules for r in failed] == [("Mathlib.P5",)]
+    assert isinstance(failed[0].error, lw.WorkerCrashed if fault == "crash" else lw.RequestTimeout)
+    assert modules_of(results) == sorted(modules), "every module ends in exactly one result"
+    assert run.summary is not None and run.summary.quarantined == ("Mathlib.P5",)
+    committed = [row.payload["module"] for r in results if r.committed for row in r.rows
+                 if row.stream == "declarations"]
+    assert sorted(committed) == sorted(set(modules) - {"Mathlib.P5"})
+
+
+def test_a_command_error_is_the_capabilitys_answer_and_is_not_retried() -> None:
+    the_plan = plan(["Mathlib.A", "Mathlib.B"], 2)
+    with pool(1) as workers:
+        run = workers.run(the_plan, "index", {"fail": {"Mathlib.B": "error"}}, retries=3)
+        results = list(run)
+    assert len(results) == 1 and not results[0].committed and results[0].attempts == 1
+    assert isinstance(results[0].error, lw.CommandError) and results[0].error.code == "injected"
+    assert run.summary is not None and run.summary.retries == 0 and run.summary.quarantined == ()
+
+
+def test_cancelling_a_run_midway_leaves_no_worker_busy() -> None:
+    batches = two_key_plan(per_key=8, batch=2)
+    with pool() as workers:
+        with workers.run(batches, "index", {"row_delay_ms": 40}) as run:
+            first = next(run)
+            assert first.committed
+            run.cancel()
+            rest = list(run)
+        summary = run.summary
+        assert summary is not None and summary.cancelled and summary.batches_cancelled > 0
+        assert 1 + len(rest) + summary.batches_cancelled == len(batches)
+        snapshot = workers.snapshot()
+        assert snapshot.busy == 0 and snapshot.leases == 0
+
+
+def test_leaving_the_with_block_early_cancels_the_run() -> None:
+    with pool() as workers:
+        with workers.run(two_key_plan(per_key=6, batch=2), "index", {"row_delay_ms": 40}) as run:
+            next(run)
+        assert run.summary is not None and run.summary.cancelled
+        assert workers.snapshot().busy == 0
+
+
+def test_progress_reports_modules_rows_and_an_estimate() -> None:
+    with pool() as workers:
+        run = workers.run(two_key_plan(per_key=4, batch=2), "index")
+        assert run.progress.modules_total == 8
+        next(run)
+        progress = run.progress
+        assert progress.batches_done >= 1 and progress.modules_done >= 2 and progress.rows > 0
+        assert progress.eta_s is not None
+        run.wait()
+        assert run.progress.modules_done == 8 and run.progress.eta_s == 0.0
