@@ -1,4 +1,4 @@
-"""The ``leanworker`` command line: probe, discover, plan, doctor. Every command takes ``--json``."""
+"""The ``leanworker`` command line: probe, discover, plan, run, doctor, trace. Every command takes ``--json``."""
 
 from __future__ import annotations
 
@@ -261,6 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--trace", default=None,
                        help="also write the run's trace here (.jsonl: JSON lines; otherwise Chrome trace JSON)")
     probe.set_defaults(handler=run_probe)
+
+    from leanworker.cli_run import add_run_command
+
+    add_run_command(sub, add)
 
     trace = add("trace", "Work with trace files.")
     trace_sub = trace.add_subparsers(dest="trace_command", required=True)

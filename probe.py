@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -191,47 +190,32 @@ class Probe:
                                   rows_per_s=round(rows / max(end - ready, 1e-9)))
 
     def pool(self, plan: lw.ImportPlan) -> None:
+        """The normal path: the plan's batches through ``pool.run`` on two workers."""
         with self.stage("pool") as result:
             total = sum(expected_rows(len(b.modules)) for b in plan.batches)
-            counts: list[int] = []
-            pids: set[int] = set()
-            errors: list[str] = []
+            results: list[lw.BatchResult] = []
             with lw.WorkerPool(self.pool_config()) as pool:
-                leases = [pool.lease(batch.key) for batch in plan.batches[:2]]  # two warm workers, one key
                 started = time.perf_counter()
-
-                def run(lease: lw.Lease, batch: lw.PlannedBatch) -> None:
-                    try:
-                        count, stream = self._index(lease, batch.modules, "pool", 0, total)
-                        if not stream.committed:
-                            errors.append("a batch did not commit")
-                        counts.append(count)
-                        snap = lease.snapshot()
-                        if snap.pid is not None:
-                            pids.add(snap.pid)
-                    except Exception as exc:
-                        errors.append(f"{type(exc).__name__}: {exc}")
-
-                threads = [threading.Thread(target=run, args=(lease, batch))
-                           for lease, batch in zip(leases, plan.batches)]
-                for thread in threads:
-                    thread.start()
-                for thread in threads:
-                    thread.join()
+                with pool.run(plan, "index") as run:
+                    for batch_result in run:
+                        results.append(batch_result)
+                        self._tick("pool", sum(len(r.rows) for r in results), total)
                 elapsed = time.perf_counter() - started
-                for batch in plan.batches[2:]:
-                    with pool.lease(batch.key) as lease:
-                        count, _ = self._index(lease, batch.modules, "pool", sum(counts), total)
-                        counts.append(count)
-                for lease in leases:
-                    lease.release()
                 snapshot = pool.snapshot()
-            rows = sum(counts)
-            result.check(not errors, "; ".join(errors))
+            summary = run.summary
+            assert summary is not None
+            rows = sum(len(r.rows) for r in results)
+            overlapped = len(results) < 2 or any(
+                a.started_at < b.finished_at and b.started_at < a.finished_at
+                for i, a in enumerate(results) for b in results[i + 1:])
+            result.check(all(r.committed for r in results), "a batch did not commit: "
+                         + "; ".join(str(r.error) for r in results if not r.committed))
             result.check(rows == total, f"{rows} rows, expected {total}")
-            result.check(len(pids) == min(2, len(plan.batches)), f"{len(pids)} workers served the plan")
-            result.figures.update(rows=rows, expected_rows=total, workers_used=len(pids),
-                                  elapsed_s=round(elapsed, 4), rows_per_s=round(rows / max(elapsed, 1e-9)),
+            result.check(summary.sessions_opened <= len(plan.keys) + 1,
+                         f"{summary.sessions_opened} sessions opened for {len(plan.keys)} keys")
+            result.figures.update(rows=rows, expected_rows=total, batches=len(results), concurrent=overlapped,
+                                  sessions_opened=summary.sessions_opened, elapsed_s=round(elapsed, 4),
+                                  rows_per_s=round(rows / max(elapsed, 1e-9)),
                                   snapshot={"sessions_opened": snapshot.sessions_opened,
                                             "requests_ok": snapshot.requests_ok,
                                             "rows_delivered": snapshot.rows_delivered})

@@ -350,9 +350,11 @@ class PoolActor(pykka.ThreadingActor):
         earlier: list[_Waiter] = []
         now = time.monotonic()
         for waiter in self.waiters:
-            if waiter.bound:
-                continue
             slot = self._idle_slot(waiter.key)
+            if waiter.bound:
+                if slot is None:
+                    continue
+                self._unbind(waiter)  # a warm worker freed up first: take it, the starting one stays for later
             if slot is not None:
                 # Only waiters that would evict count as passed over: one waiting for its own key's worker is not.
                 needy = [w for w in earlier if self._may_evict_for(w, now)]
@@ -367,6 +369,12 @@ class PoolActor(pykka.ThreadingActor):
                 return True
             earlier.append(waiter)
         return False
+
+    def _unbind(self, waiter: _Waiter) -> None:
+        waiter.bound = False
+        for slot in self.slots.values():
+            if slot.reserved_for is waiter:
+                slot.reserved_for = None
 
     def _awaiting(self, waiter: _Waiter) -> bool:
         """Capacity is being freed for ``waiter``: a worker stopping for it, or one reaped for it."""

@@ -80,3 +80,25 @@ def test_discover_and_plan_help_state_the_exit_status() -> None:
     for command in ("discover", "plan"):
         code, text, _ = run(command, "--help")
         assert code == 0 and "Exit status 1" in " ".join(text.split())
+
+
+def test_run_executes_a_plan_and_exits_0_when_every_batch_committed(tmp_path: Path) -> None:
+    output = tmp_path / "rows.jsonl"
+    args = ("run", str(LAKE / "toml_multi"), "--capability", "leanworker.fixtures.mathlib_scale:capability",
+            "--command", "index", "--lib", "Beta", "--lib", "Gamma", "--max-batch-modules", "2", "--output",
+            str(output), "--json")
+    code, data, _ = run(*args)
+    assert code == 0 and data["status"] == "ok"
+    assert data["summary"]["batches_committed"] == 3 and data["summary"]["rows"] == len(output.read_text().splitlines())
+    code, data, _ = run(*args, "--resume")
+    assert code == 0 and data["summary"]["batches_skipped"] == 3 and data["summary"]["batches_committed"] == 0
+
+
+def test_run_exits_1_when_batches_fail_and_2_on_bad_usage() -> None:
+    code, data, _ = run("run", str(LAKE / "toml_multi"), "--capability", "leanworker.fixtures.mathlib_scale:capability",
+                        "--command", "no_such_command", "--json")
+    assert code == 1 and data["status"] == "failed" and data["failures"][0]["error"] == "CommandError"
+    code, _, stderr = run("run", str(LAKE / "toml_multi"), "--capability", "no-colon", "--command", "index")
+    assert code == 2 and stderr.startswith("leanworker run: --capability must be module:attribute")
+    code, _, stderr = run("run", str(LAKE / "toml_multi"), "--capability", "a:b", "--command", "x", "--resume")
+    assert code == 2 and "--resume needs --output" in stderr

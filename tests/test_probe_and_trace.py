@@ -34,7 +34,8 @@ def test_the_probe_passes_every_stage_on_the_fallback_workload(tmp_path: Path) -
     assert single["metadata"]["rows"] == 47 and single["metadata"]["modules"] == 16
     naive = report["stages"]["naive_vs_planned"]
     assert naive["ratio_naive_over_planned"] > 1 and naive["simulated_import_ms"] == 30
-    assert report["stages"]["pool"]["workers_used"] == 2
+    pool = report["stages"]["pool"]
+    assert pool["batches"] == 2 and pool["rows"] == 2 * (8 + 8 + 7) and pool["sessions_opened"] <= 2  # 2 batches of 8
     assert report["stages"]["cancellation"]["worker_stayed_warm"] is True
     assert report["stages"]["fatal_exit"]["raised"] == "WorkerCrashed"
     assert report["stages"]["cycle"]["replay_identical"] is True
