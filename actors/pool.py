@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
@@ -147,12 +148,18 @@ def _key_label(key: SessionKey) -> str:
     return f"{key.capability}|{','.join(key.imports)}"
 
 
+class _Shared:
+    """Hands the actor object to the facade, for the fast path (the actor object is built in the caller's thread)."""
+
+    actor: PoolActor
+
+
 class PoolActor(pykka.ThreadingActor):
     """Owns the worker slots, admission, the wait queue, the memory budget and snapshots."""
 
     use_daemon_thread = True
 
-    def __init__(self, config: PoolConfig, scheduler: Scheduler, sampler: MemorySampler) -> None:
+    def __init__(self, config: PoolConfig, scheduler: Scheduler, sampler: MemorySampler, shared: _Shared) -> None:
         super().__init__()
         self.config = config
         self.scheduler = scheduler
@@ -171,6 +178,10 @@ class PoolActor(pykka.ThreadingActor):
         self._recheck_at: float | None = None  # when a timer will look at the queue again
         self.closing: Future[None] | None = None
         self._lease_ids = itertools.count(1)
+        # Guards the admission state (slots, waiters, leases) between the actor and callers' fast paths. Held only
+        # for bookkeeping: nothing under it waits on a worker.
+        self.lock = threading.RLock()
+        shared.actor = self
         self._handlers: dict[type, Callable[[Any], Any]] = {
             Acquire: self._on_acquire, Release: self._on_release, Abandon: self._on_abandon,
             SlotEvent: self._on_slot_event, SlotStopped: self._on_slot_stopped, Recheck: self._on_recheck,
@@ -180,13 +191,57 @@ class PoolActor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         if self.tracer is not None:
             self.tracer.record("message", "pool", message=type(message).__name__)
-        if isinstance(message, TakePoolSnapshot):
-            return self._on_snapshot(message)
-        try:
-            return self._handlers[type(message)](message)
-        except Exception:  # in a tell, pykka would stop the actor: log the bug and keep admitting
-            log.exception("pool: handling %s failed", type(message).__name__)
-            return None
+        with self.lock:
+            if isinstance(message, TakePoolSnapshot):
+                return self._on_snapshot(message)
+            try:
+                return self._handlers[type(message)](message)
+            except Exception:  # in a tell, pykka would stop the actor: log the bug and keep admitting
+                log.exception("pool: handling %s failed", type(message).__name__)
+                return None
+
+    # -- the fast path: callers' threads, under the lock, only when nobody waits --------------------------------------
+
+    def try_grant_warm(self, key: SessionKey) -> Lease | None:
+        """Grant an idle warm worker of ``key`` in the caller's thread, if the queue is empty and one exists.
+
+        Everything else (starting, cycling, queueing, cool-downs) is the actor's: None sends the caller there.
+        """
+        with self.lock:
+            if self.closing is not None or self.cooldowns or any(not w.future.cancelled() for w in self.waiters):
+                return None
+            slot = self._idle_slot(key)
+            if slot is None:
+                return None
+            lease_id = self._take(slot)
+            self._trace("lease_granted", slot, lease_id, waited_s=0.0, fast=True)
+            return Lease(lease_id, slot.key, slot.port, slot.generation, self.release_lease)
+
+    def release_lease(self, lease_id: int) -> None:
+        """A lease's release, from any thread: in place when nobody waits and nothing is to decide, else by the actor."""
+        with self.lock:
+            slot_id = self.leases.get(lease_id)
+            slot = self.slots.get(slot_id) if slot_id is not None else None
+            if (slot is not None and slot.state == "ready" and self.closing is None
+                    and not any(not w.future.cancelled() for w in self.waiters)):
+                del self.leases[lease_id]
+                self._give_back(slot, lease_id)
+                return
+        self._tell_self(Release(lease_id))
+
+    def _take(self, slot: _Slot) -> int:
+        lease_id = next(self._lease_ids)
+        slot.lease_id = lease_id
+        slot.last_used = time.monotonic()
+        self.affinity.touch(slot.key, slot.last_used)
+        self.leases[lease_id] = slot.slot_id
+        return lease_id
+
+    def _give_back(self, slot: _Slot, lease_id: int) -> None:
+        self._trace("lease_released", slot, lease_id)
+        slot.lease_id = None
+        slot.last_used = time.monotonic()
+        self.affinity.touch(slot.key, slot.last_used)
 
     def _trace(self, kind: str, slot: _Slot | None = None, lease_id: int | None = None, **fields: Any) -> None:
         """Record on the pool's lane, or on ``slot``'s lane (its current generation) when one is given."""
@@ -227,10 +282,7 @@ class PoolActor(pykka.ThreadingActor):
         if slot is None:
             self._trace("lease_released", lease_id=message.lease_id)
             return
-        self._trace("lease_released", slot, message.lease_id)
-        slot.lease_id = None
-        slot.last_used = time.monotonic()
-        self.affinity.touch(slot.key, slot.last_used)
+        self._give_back(slot, message.lease_id)
         if slot.state == "exhausted":
             self._stop_slot(slot, "exhausted")
         self._admit()
@@ -493,18 +545,9 @@ class PoolActor(pykka.ThreadingActor):
     def _grant(self, slot: _Slot, waiter: _Waiter) -> bool:
         if not waiter.future.set_running_or_notify_cancel():
             return False  # the caller gave up: nobody would release this lease
-        lease_id = next(self._lease_ids)
-        slot.lease_id = lease_id
-        slot.last_used = time.monotonic()
-        self.affinity.touch(slot.key, slot.last_used)
-        self.leases[lease_id] = slot.slot_id
-        pool = self.actor_ref
-
-        def release(released_id: int) -> None:
-            tell_if_alive(pool, Release(released_id))
-
+        lease_id = self._take(slot)
         self._trace("lease_granted", slot, lease_id, waited_s=round(time.monotonic() - waiter.enqueued_at, 6))
-        waiter.future.set_result(Lease(lease_id, slot.key, slot.port, slot.generation, release))
+        waiter.future.set_result(Lease(lease_id, slot.key, slot.port, slot.generation, self.release_lease))
         return True
 
     def _start_slot(self, key: SessionKey, waiter: _Waiter | None) -> None:
@@ -600,7 +643,9 @@ class WorkerPool:
         self.config = config
         self._scheduler = Scheduler("leanworker-pool-timers")
         self._sampler = MemorySampler(config.memory_sample_interval, config.memory_metric)
-        self._actor = PoolActor.start(config, self._scheduler, self._sampler)
+        shared = _Shared()
+        self._actor = PoolActor.start(config, self._scheduler, self._sampler, shared)
+        self._state = shared.actor
         self._waiter_ids = itertools.count(1)
         self._closed = False
         self._owner_pid = os.getpid()
@@ -611,6 +656,9 @@ class WorkerPool:
         lifecycle.check_owner(self._owner_pid, "pool")
         if self._closed:
             raise PoolClosed("the pool is shut down")
+        warm = self._state.try_grant_warm(key)
+        if warm is not None:
+            return warm
         future: Future[Lease] = Future()
         waiter = _Waiter(next(self._waiter_ids), key, future, time.monotonic())
         wait = self.config.queue_wait_timeout if timeout is None else timeout
