@@ -377,3 +377,13 @@ def test_concurrent_cold_starts_reserve_memory_and_cannot_overrun_the_budget() -
         assert (pool.snapshot().total_rss_mib or 0) < 500
         for lease in leases:
             lease.release()
+
+
+def test_a_warm_lease_is_granted_in_the_callers_thread_when_nobody_waits(tracer: lw.Tracer) -> None:
+    with lw.WorkerPool(pool_config(max_workers=1, trace=tracer)) as pool:
+        for i in range(3):
+            with pool.lease(A) as lease:
+                assert lease.call("echo", i) == i
+        assert pool.snapshot().leases == 0 and pool.snapshot().idle == 1
+    grants = [event.fields.get("fast", False) for event in tracer.events() if event.kind == "lease_granted"]
+    assert grants == [False, True, True]  # the first starts a worker (the actor); the warm ones need no actor hop
