@@ -18,7 +18,7 @@ _EXPORTS: dict[str, str] = {
     "SessionKey": "leanworker.actors.config",
     # runtime
     "Worker": "leanworker.actors.worker",
-    "WorkerPool": "leanworker.actors.pool",
+    "WorkerPool": "leanworker.actors.workerpool",
     "Lease": "leanworker.actors.lease",
     "PoolSnapshot": "leanworker.actors.results",
     "RowStream": "leanworker.actors.stream",
@@ -113,7 +113,7 @@ if TYPE_CHECKING:  # explicit re-exports, so that type checkers see the lazy nam
     from leanworker.actors.lease import (
         Lease as Lease,
     )
-    from leanworker.actors.pool import (
+    from leanworker.actors.workerpool import (
         WorkerPool as WorkerPool,
     )
     from leanworker.actors.results import (

@@ -23,7 +23,6 @@ from leanworker.actors.journal import OutputJournal
 from leanworker.actors.lease import Lease
 from leanworker.actors.results import Row, StreamSummary
 from leanworker.errors import (
-    Cancelled,
     LeanWorkerError,
     MemoryLimitExceeded,
     ProtocolError,
@@ -34,7 +33,7 @@ from leanworker.errors import (
 from leanworker.planner.plan import ImportPlan, PlannedBatch
 
 if TYPE_CHECKING:
-    from leanworker.actors.pool import WorkerPool
+    from leanworker.actors.workerpool import WorkerPool
 
 RETRYABLE = (WorkerCrashed, RequestTimeout, MemoryLimitExceeded, ProtocolError)
 RequestSpec = dict[str, Any] | Callable[[PlannedBatch], Any] | None

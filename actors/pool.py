@@ -1,4 +1,5 @@
-"""``lw.WorkerPool`` and its PoolActor: worker slots, admission, the wait queue, the memory budget, snapshots.
+"""The PoolActor: worker slots, admission, the wait queue, the memory budget, snapshots (``lw.WorkerPool``, the
+public face, is in workerpool.py; the state and messages in pool_state.py; affinity in affinity.py).
 
 Admission (docs/semantics.md states the same policy):
 
@@ -19,32 +20,42 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
 
-from leanworker.actors import lifecycle
 from leanworker.actors.affinity import SessionAffinity
+from leanworker.actors.budget import MemoryBudget
 from leanworker.actors.config import PoolConfig, SessionKey
-from leanworker.actors.executor import PlanRun, RequestSpec
 from leanworker.actors.lease import Lease
 from leanworker.actors.memory import MemorySampler
 from leanworker.actors.messages import Shutdown, tell_if_alive
+from leanworker.actors.pool_state import (
+    Abandon,
+    Acquire,
+    ClosePool,
+    Recheck,
+    Release,
+    Slot,
+    SlotEvent,
+    SlotStopped,
+    TakePoolSnapshot,
+    Totals,
+    Waiter,
+    fail,
+    key_label,
+)
 from leanworker.actors.results import PoolSnapshot, ShutdownReport
 from leanworker.actors.supervisor import SupervisorActor
 from leanworker.actors.timers import Scheduler
 from leanworker.actors.tracing import Tracer
 from leanworker.actors.worker import RequestPort
-from leanworker.errors import LeanWorkerError, MemoryBudgetExceeded, PoolClosed, QueueTimeout, RestartLimitExceeded
-from leanworker.planner.plan import ImportPlan, PlannedBatch
+from leanworker.errors import LeanWorkerError, MemoryBudgetExceeded, PoolClosed, RestartLimitExceeded
 
 log = logging.getLogger("leanworker")
 
@@ -52,103 +63,7 @@ BYPASS_LIMIT = 4
 _slot_ids = itertools.count(1)  # unique in the process, so that every slot has its own timeline lane
 
 
-# -- messages --------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Waiter:
-    waiter_id: int
-    key: SessionKey
-    future: Future[Lease]
-    enqueued_at: float
-    passed_over: int = 0
-    bound: bool = False  # a worker is starting for it
-    reserved: bool = False  # a worker stopped for it was reaped: that capacity is its own
-
-
-@dataclass(frozen=True)
-class Acquire:
-    waiter: _Waiter
-
-
-@dataclass(frozen=True)
-class Release:
-    lease_id: int
-
-
-@dataclass(frozen=True)
-class Recheck:
-    """Look at the queue again (a waiter's patience for its own key's worker ran out)."""
-
-
-@dataclass(frozen=True)
-class Abandon:
-    waiter_id: int
-
-
-@dataclass(frozen=True)
-class SlotEvent:
-    slot_id: int
-    event: str
-    payload: Any
-
-
-@dataclass(frozen=True)
-class SlotStopped:
-    slot_id: int
-
-
-@dataclass(frozen=True)
-class TakePoolSnapshot:
-    pass
-
-
-@dataclass(frozen=True)
-class ClosePool:
-    reply: Future[None]
-
-
-@dataclass
-class _Slot:
-    slot_id: int
-    key: SessionKey
-    supervisor: pykka.ActorRef[Any]
-    port: RequestPort
-    state: str = "starting"  # starting, ready, stopping
-    generation: int = 0
-    lease_id: int | None = None
-    reserved_for: _Waiter | None = None
-    freed_for: _Waiter | None = None  # stopped to make room for this waiter
-    last_used: float = field(default_factory=time.monotonic)
-    rss: float | None = None
-    sampled: bool = False
-    started_at: float = field(default_factory=time.monotonic)  # of its current generation, for the open time
-
-
-class _Totals:
-    """Counters of slots that are gone, so that pool totals never go down."""
-
-    def __init__(self) -> None:
-        self.requests_ok = 0
-        self.requests_failed = 0
-        self.rows_delivered = 0
-        self.backpressure_waits = 0
-        self.stale_frames_dropped = 0
-
-    def add_slot(self, slot: _Slot) -> None:
-        gate = slot.port.gate
-        self.requests_ok += gate.requests_ok
-        self.requests_failed += gate.requests_failed
-        self.rows_delivered += gate.counters.rows_delivered
-        self.backpressure_waits += gate.counters.backpressure_waits
-        self.stale_frames_dropped += gate.counters.stale_frames_dropped
-
-
-def _key_label(key: SessionKey) -> str:
-    return f"{key.capability}|{','.join(key.imports)}"
-
-
-class _Shared:
+class Shared:
     """Hands the actor object to the facade, for the fast path (the actor object is built in the caller's thread)."""
 
     actor: PoolActor
@@ -159,19 +74,19 @@ class PoolActor(pykka.ThreadingActor):
 
     use_daemon_thread = True
 
-    def __init__(self, config: PoolConfig, scheduler: Scheduler, sampler: MemorySampler, shared: _Shared) -> None:
+    def __init__(self, config: PoolConfig, scheduler: Scheduler, sampler: MemorySampler, shared: Shared) -> None:
         super().__init__()
         self.config = config
         self.scheduler = scheduler
         self.sampler = sampler
         self.tracer: Tracer | None = config.trace
-        self.slots: dict[int, _Slot] = {}
-        self.waiters: deque[_Waiter] = deque()
+        self.slots: dict[int, Slot] = {}
+        self.waiters: deque[Waiter] = deque()
         self.leases: dict[int, int] = {}
         self.cooldowns: dict[SessionKey, tuple[float, LeanWorkerError]] = {}
-        self.key_rss: dict[SessionKey, float] = {}
+        self.budget = MemoryBudget(config.max_total_rss_mib, config.worker_rss_estimate_mib)
         self.key_restarts: dict[SessionKey, deque[float]] = {}
-        self.retired = _Totals()
+        self.retired = Totals()
         self.restarts: Counter[str] = Counter()
         self.sessions_opened = 0
         self.affinity = SessionAffinity()
@@ -229,7 +144,7 @@ class PoolActor(pykka.ThreadingActor):
                 return
         self._tell_self(Release(lease_id))
 
-    def _take(self, slot: _Slot) -> int:
+    def _take(self, slot: Slot) -> int:
         lease_id = next(self._lease_ids)
         slot.lease_id = lease_id
         slot.last_used = time.monotonic()
@@ -237,13 +152,13 @@ class PoolActor(pykka.ThreadingActor):
         self.leases[lease_id] = slot.slot_id
         return lease_id
 
-    def _give_back(self, slot: _Slot, lease_id: int) -> None:
+    def _give_back(self, slot: Slot, lease_id: int) -> None:
         self._trace("lease_released", slot, lease_id)
         slot.lease_id = None
         slot.last_used = time.monotonic()
         self.affinity.touch(slot.key, slot.last_used)
 
-    def _trace(self, kind: str, slot: _Slot | None = None, lease_id: int | None = None, **fields: Any) -> None:
+    def _trace(self, kind: str, slot: Slot | None = None, lease_id: int | None = None, **fields: Any) -> None:
         """Record on the pool's lane, or on ``slot``'s lane (its current generation) when one is given."""
         if self.tracer is not None:
             if slot is None:
@@ -260,7 +175,7 @@ class PoolActor(pykka.ThreadingActor):
     def _on_acquire(self, message: Acquire) -> None:
         waiter = message.waiter
         if self.closing is not None:
-            _fail(waiter, PoolClosed("the pool is shut down"))
+            fail(waiter, PoolClosed("the pool is shut down"))
             return
         cooldown = self.cooldowns.get(waiter.key)
         if cooldown is not None:
@@ -268,12 +183,12 @@ class PoolActor(pykka.ThreadingActor):
             remaining = until - time.monotonic()
             if remaining > 0:
                 self._trace("admission_refused", reason="cooldown")
-                _fail(waiter, RestartLimitExceeded(f"{error} (cool-down: try again in {remaining:.1f} s)",
+                fail(waiter, RestartLimitExceeded(f"{error} (cool-down: try again in {remaining:.1f} s)",
                                                    retry_after=remaining))
                 return
             del self.cooldowns[waiter.key]
         self.waiters.append(waiter)
-        self._trace("queued", waiter=waiter.waiter_id, key=_key_label(waiter.key), depth=len(self.waiters))
+        self._trace("queued", waiter=waiter.waiter_id, key=key_label(waiter.key), depth=len(self.waiters))
         self._admit()
 
     def _on_release(self, message: Release) -> None:
@@ -326,7 +241,7 @@ class PoolActor(pykka.ThreadingActor):
         elif event == "memory":
             slot.rss, slot.sampled = payload, True
             if payload is not None:
-                self.key_rss[slot.key] = max(self.key_rss.get(slot.key, 0.0), payload)
+                self.budget.observe(slot.key, payload)
         elif event in ("failed", "exhausted"):
             error: LeanWorkerError = payload
             if event == "exhausted":
@@ -335,7 +250,7 @@ class PoolActor(pykka.ThreadingActor):
             waiter, slot.reserved_for = slot.reserved_for, None
             if waiter is not None and waiter in self.waiters:
                 self.waiters.remove(waiter)
-                _fail(waiter, error)
+                fail(waiter, error)
             if slot.lease_id is None:
                 self._stop_slot(slot, event)
             else:
@@ -361,10 +276,10 @@ class PoolActor(pykka.ThreadingActor):
     def _cool_down(self, key: SessionKey, retry: float, error: LeanWorkerError) -> None:
         """Refuse ``key`` for ``retry`` seconds: fail its waiters, stop its idle workers."""
         self.cooldowns[key] = (time.monotonic() + retry, error)
-        self._trace("cooldown", key=_key_label(key), seconds=round(retry, 3))
+        self._trace("cooldown", key=key_label(key), seconds=round(retry, 3))
         for waiter in [w for w in self.waiters if w.key == key]:
             self.waiters.remove(waiter)
-            _fail(waiter, RestartLimitExceeded(f"{error}; try again in {retry:.1f} s", retry_after=retry))
+            fail(waiter, RestartLimitExceeded(f"{error}; try again in {retry:.1f} s", retry_after=retry))
         for slot in list(self.slots.values()):
             if slot.key == key and slot.lease_id is None:
                 self._stop_slot(slot, "cooldown")
@@ -399,7 +314,7 @@ class PoolActor(pykka.ThreadingActor):
 
     def _admit_one(self) -> bool:
         """Serve at most one waiter; True when something changed (so the queue is looked at again)."""
-        earlier: list[_Waiter] = []
+        earlier: list[Waiter] = []
         now = time.monotonic()
         for waiter in self.waiters:
             slot = self._idle_slot(waiter.key)
@@ -422,42 +337,42 @@ class PoolActor(pykka.ThreadingActor):
             earlier.append(waiter)
         return False
 
-    def _unbind(self, waiter: _Waiter) -> None:
+    def _unbind(self, waiter: Waiter) -> None:
         waiter.bound = False
         for slot in self.slots.values():
             if slot.reserved_for is waiter:
                 slot.reserved_for = None
 
-    def _awaiting(self, waiter: _Waiter) -> bool:
+    def _awaiting(self, waiter: Waiter) -> bool:
         """Capacity is being freed for ``waiter``: a worker stopping for it, or one reaped for it."""
         return waiter.reserved or any(s.freed_for is waiter for s in self.slots.values())
 
-    def _free_capacity(self, waiter: _Waiter) -> int:
+    def _free_capacity(self, waiter: Waiter) -> int:
         """Processes ``waiter`` may start: capacity not in use and not reserved for another waiter."""
         reserved = sum(1 for w in self.waiters if w.reserved and w is not waiter)
         return self.config.max_workers - len(self.slots) - reserved
 
     @staticmethod
-    def _grantable(slot: _Slot) -> bool:
+    def _grantable(slot: Slot) -> bool:
         # The gate can close before the pool hears why (a request budget spent, a cycle begun): a closed gate
         # means the generation is ending, so the slot waits for its next "ready".
         gate = slot.port.gate
         return (slot.state == "ready" and slot.lease_id is None and slot.reserved_for is None and gate.is_open
                 and gate.latest_generation == slot.generation)
 
-    def _idle_slot(self, key: SessionKey) -> _Slot | None:
+    def _idle_slot(self, key: SessionKey) -> Slot | None:
         for slot in self.slots.values():
             if slot.key == key and self._grantable(slot):
                 return slot
         return None
 
-    def _may_evict_for(self, waiter: _Waiter, now: float) -> bool:
+    def _may_evict_for(self, waiter: Waiter, now: float) -> bool:
         states = {s.state for s in self.slots.values() if s.key == waiter.key}
         waited = self.affinity.waited(waiter.key, waiter.enqueued_at, now)
         return self.affinity.may_evict_for(waiter.key, waited, bool(states & {"ready", "starting"}),
                                            "starting" in states)
 
-    def _recheck_later(self, waiter: _Waiter, now: float) -> None:
+    def _recheck_later(self, waiter: Waiter, now: float) -> None:
         """Look at the queue again when ``waiter`` may evict (one timer for the earliest such moment)."""
         if any(s.key == waiter.key and s.state == "starting" for s in self.slots.values()):
             return  # its key's worker is starting: its "ready" looks at the queue again
@@ -473,9 +388,9 @@ class PoolActor(pykka.ThreadingActor):
         self._recheck_at = None
         self._admit()
 
-    def _use_capacity(self, waiter: _Waiter, now: float) -> bool:
+    def _use_capacity(self, waiter: Waiter, now: float) -> bool:
         if self._free_capacity(waiter) > 0:
-            if not self._memory_allows(waiter.key):
+            if not self.budget.allows(waiter.key, self.slots.values()):
                 return self._make_room_in_memory(waiter)
             waiter.reserved = False
             waiter.bound = True
@@ -491,40 +406,15 @@ class PoolActor(pykka.ThreadingActor):
         if not victims:
             return False
         victim = min(victims, key=lambda s: s.last_used)
-        self._trace("cycle_for_key", victim, key=_key_label(waiter.key))
+        self._trace("cycle_for_key", victim, key=key_label(waiter.key))
         victim.freed_for = waiter
         self._stop_slot(victim, "cycle_for_key")
         return True
 
-    def _idle_slots(self) -> list[_Slot]:
+    def _idle_slots(self) -> list[Slot]:
         return [s for s in self.slots.values() if self._grantable(s)]
 
-    def _memory_allows(self, key: SessionKey) -> bool:
-        """Whether a new worker of ``key`` fits the budget, counting what starting workers have reserved."""
-        budget = self.config.max_total_rss_mib
-        if budget is None or not self.slots:
-            return True  # no budget, or nothing else alive: one worker may always start
-        total = 0.0
-        for slot in self.slots.values():
-            if slot.sampled and slot.rss is None:
-                return True  # sampling unavailable: no decision on missing data
-            total += self._held_rss(slot)
-        return total + self._expected_rss(key) <= budget
-
-    def _held_rss(self, slot: _Slot) -> float:
-        """A slot's memory: its last sample; while it starts (its session is being opened), at least the estimate."""
-        rss = slot.rss if slot.sampled and slot.rss is not None else 0.0
-        if slot.state == "starting":
-            return max(rss, self._expected_rss(slot.key))
-        return rss
-
-    def _expected_rss(self, key: SessionKey) -> float:
-        """What a worker of ``key`` will hold: the most seen for that key, else for any key, else the estimate."""
-        if key in self.key_rss:
-            return self.key_rss[key]
-        return max(self.key_rss.values(), default=float(self.config.worker_rss_estimate_mib))
-
-    def _make_room_in_memory(self, waiter: _Waiter) -> bool:
+    def _make_room_in_memory(self, waiter: Waiter) -> bool:
         idle = sorted(self._idle_slots(), key=lambda s: s.last_used)
         if idle:
             self._trace("evict_for_memory", idle[0])
@@ -534,15 +424,15 @@ class PoolActor(pykka.ThreadingActor):
         if any(s.state == "stopping" for s in self.slots.values()):
             return False  # memory is already being freed; look again when it is
         self.waiters.remove(waiter)
-        total = sum(self._held_rss(s) for s in self.slots.values())
+        total = self.budget.in_use(self.slots.values())
         self._trace("admission_refused", reason="memory_budget")
-        _fail(waiter, MemoryBudgetExceeded(
+        fail(waiter, MemoryBudgetExceeded(
             f"starting a worker for {waiter.key.capability} would pass the pool's memory budget of "
             f"{self.config.max_total_rss_mib} MiB ({total:.0f} MiB in use or reserved, about "
-            f"{self._expected_rss(waiter.key):.0f} MiB expected for this key; no idle worker to evict)"))
+            f"{self.budget.expected(waiter.key):.0f} MiB expected for this key; no idle worker to evict)"))
         return True
 
-    def _grant(self, slot: _Slot, waiter: _Waiter) -> bool:
+    def _grant(self, slot: Slot, waiter: Waiter) -> bool:
         if not waiter.future.set_running_or_notify_cancel():
             return False  # the caller gave up: nobody would release this lease
         lease_id = self._take(slot)
@@ -550,7 +440,7 @@ class PoolActor(pykka.ThreadingActor):
         waiter.future.set_result(Lease(lease_id, slot.key, slot.port, slot.generation, self.release_lease))
         return True
 
-    def _start_slot(self, key: SessionKey, waiter: _Waiter | None) -> None:
+    def _start_slot(self, key: SessionKey, waiter: Waiter | None) -> None:
         slot_id = next(_slot_ids)
         pool = self.actor_ref
 
@@ -560,12 +450,12 @@ class PoolActor(pykka.ThreadingActor):
         supervisor = SupervisorActor.start(key, self.config.worker, self.config.restart, self.tracer,
                                            self.scheduler, self.sampler, f"slot{slot_id}", listener, PoolClosed)
         gate = supervisor.proxy().gate.get()
-        slot = _Slot(slot_id, key, supervisor, RequestPort(supervisor, gate, self.config.worker),
+        slot = Slot(slot_id, key, supervisor, RequestPort(supervisor, gate, self.config.worker),
                      reserved_for=waiter)
         self.slots[slot_id] = slot
-        self._trace("slot_start", slot, key=_key_label(key))
+        self._trace("slot_start", slot, key=key_label(key))
 
-    def _stop_slot(self, slot: _Slot, reason: str) -> None:
+    def _stop_slot(self, slot: Slot, reason: str) -> None:
         if slot.state == "stopping":
             return
         slot.state = "stopping"
@@ -584,7 +474,7 @@ class PoolActor(pykka.ThreadingActor):
         idle = sum(1 for s in slots if s.lease_id is None and s.state == "ready")
         starting = sum(1 for s in slots if s.lease_id is None and s.state == "starting")
         stopping = sum(1 for s in slots if s.lease_id is None and s.state in ("stopping", "exhausted"))
-        totals = _Totals()
+        totals = Totals()
         for slot in slots:
             totals.add_slot(slot)
         live = [s for s in slots if s.state != "stopping"]
@@ -609,7 +499,7 @@ class PoolActor(pykka.ThreadingActor):
             backpressure_waits=self.retired.backpressure_waits + totals.backpressure_waits,
             stale_frames_dropped=self.retired.stale_frames_dropped + totals.stale_frames_dropped,
             sessions_opened=self.sessions_opened,
-            cooldowns={_key_label(k): round(until - now, 3) for k, (until, _) in self.cooldowns.items()
+            cooldowns={key_label(k): round(until - now, 3) for k, (until, _) in self.cooldowns.items()
                        if until > now},
         )
 
@@ -619,111 +509,9 @@ class PoolActor(pykka.ThreadingActor):
             return
         self.closing = message.reply
         while self.waiters:
-            _fail(self.waiters.popleft(), PoolClosed("the pool was shut down while this lease waited"))
+            fail(self.waiters.popleft(), PoolClosed("the pool was shut down while this lease waited"))
         if not self.slots:
             message.reply.set_result(None)
             return
         for slot in list(self.slots.values()):
             self._stop_slot(slot, "pool_shutdown")  # a slot already stopping reports SlotStopped on its own
-
-
-def _fail(waiter: _Waiter, error: LeanWorkerError) -> None:
-    if waiter.future.set_running_or_notify_cancel():
-        waiter.future.set_exception(error)
-
-
-class WorkerPool:
-    """A pool of supervised worker processes, leased by session key. A context manager.
-
-    ``pool.lease(key)`` grants a warm worker of that key, starts one, or cycles an idle worker of another key; it
-    waits in the admission queue at most ``timeout`` (default ``queue_wait_timeout``) and raises ``QueueTimeout``.
-    """
-
-    def __init__(self, config: PoolConfig = PoolConfig()) -> None:
-        self.config = config
-        self._scheduler = Scheduler("leanworker-pool-timers")
-        self._sampler = MemorySampler(config.memory_sample_interval, config.memory_metric)
-        shared = _Shared()
-        self._actor = PoolActor.start(config, self._scheduler, self._sampler, shared)
-        self._state = shared.actor
-        self._waiter_ids = itertools.count(1)
-        self._closed = False
-        self._owner_pid = os.getpid()
-        lifecycle.register(self)
-
-    def lease(self, key: SessionKey, timeout: float | None = None) -> Lease:
-        """Wait for a warm worker of ``key`` (see the class docstring) and return the lease."""
-        lifecycle.check_owner(self._owner_pid, "pool")
-        if self._closed:
-            raise PoolClosed("the pool is shut down")
-        warm = self._state.try_grant_warm(key)
-        if warm is not None:
-            return warm
-        future: Future[Lease] = Future()
-        waiter = _Waiter(next(self._waiter_ids), key, future, time.monotonic())
-        wait = self.config.queue_wait_timeout if timeout is None else timeout
-        try:
-            self._actor.tell(Acquire(waiter))
-        except pykka.ActorDeadError:
-            raise PoolClosed("the pool is shut down") from None
-        try:
-            return future.result(wait)
-        except FutureTimeout:
-            if future.cancel():
-                tell_if_alive(self._actor, Abandon(waiter.waiter_id))
-                raise QueueTimeout(f"no worker for {key.capability} within {wait:g} s") from None
-            return future.result()  # granted as we gave up: it is ours
-
-    def run(self, plan: ImportPlan | Iterable[PlannedBatch], command: str, request: RequestSpec = None, *,
-            retries: int = 1, output: str | None = None, resume: bool = False) -> PlanRun:
-        """Run every batch of ``plan`` with ``command`` on this pool; iterate the result (docs/semantics.md).
-
-        A batch's request is ``{"modules": [...]}``; a dict ``request`` is merged with it (the batch's modules win);
-        a callable ``request(batch)`` returns it. ``output=PATH`` writes committed rows exactly once (with
-        ``resume=True`` a rerun of the same plan skips what is committed).
-        """
-        lifecycle.check_owner(self._owner_pid, "pool")
-        if self._closed:
-            raise PoolClosed("the pool is shut down")
-        return PlanRun(self, plan, command, request, retries=retries, output=output, resume=resume)
-
-    def snapshot(self) -> PoolSnapshot:
-        lifecycle.check_owner(self._owner_pid, "pool")
-        try:
-            snapshot: Any = self._actor.ask(TakePoolSnapshot())
-        except pykka.ActorDeadError:
-            raise PoolClosed("the pool is shut down") from None
-        assert isinstance(snapshot, PoolSnapshot)
-        return snapshot
-
-    def shutdown(self, timeout: float | None = None) -> None:
-        """Stop admission, fail queued waiters with ``PoolClosed``, end requests in flight, reap every worker.
-
-        In the child of an ``os.fork()`` it does nothing: the workers belong to the parent.
-        """
-        if self._closed or os.getpid() != self._owner_pid:
-            return
-        self._closed = True
-        worker = self.config.worker
-        wait = timeout if timeout is not None else worker.shutdown_timeout + 2 * worker.kill_wait + 15.0
-        reply: Future[None] = Future()
-        try:
-            self._actor.tell(ClosePool(reply))
-            reply.result(wait)
-        except (pykka.ActorDeadError, FutureTimeout):
-            pass
-        finally:
-            try:
-                self._actor.stop(block=True, timeout=wait)
-            except (pykka.ActorDeadError, pykka.Timeout):
-                pass
-            self._scheduler.stop()
-            self._sampler.stop()
-            lifecycle.unregister(self)
-
-    def __enter__(self) -> WorkerPool:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.shutdown()
-
