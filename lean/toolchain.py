@@ -1,0 +1,68 @@
+"""Lean toolchain discovery: what a workspace asks for, and what this machine has."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class LeanToolchain:
+    """``requested``: the workspace's ``lean-toolchain`` line (None without one); ``lean``/``lake``: the programs
+    found (None when not found); ``version``: ``lean --version`` (None when lean was not found or did not answer)."""
+
+    requested: str | None
+    lean: str | None
+    lake: str | None
+    version: str | None
+
+    @property
+    def fingerprint(self) -> str:
+        """What the planner puts in ``SessionKey.toolchain``: the request and the version found."""
+        text = json.dumps({"requested": self.requested, "version": self.version}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def describe(self) -> str:
+        """One line a person can act on, saying plainly what was not found."""
+        parts = [f"requested {self.requested}" if self.requested else "no lean-toolchain file"]
+        parts.append(f"lean {self.version or self.lean}" if self.lean else "lean not found")
+        parts.append(f"lake {self.lake}" if self.lake else "lake not found")
+        return "; ".join(parts)
+
+
+def _search_dirs() -> list[str]:
+    dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d]
+    elan_home = os.environ.get("ELAN_HOME")
+    if elan_home:
+        dirs.append(os.path.join(elan_home, "bin"))
+    dirs.append(os.path.join(os.path.expanduser("~"), ".elan", "bin"))
+    return dirs
+
+
+def _find(program: str) -> str | None:
+    return shutil.which(program, path=os.pathsep.join(_search_dirs()))
+
+
+def find_toolchain(workspace: str | os.PathLike[str] | None = None) -> LeanToolchain:
+    """Read ``<workspace>/lean-toolchain``; look for ``lean`` and ``lake`` on PATH, in ``$ELAN_HOME/bin`` and in
+    ``~/.elan/bin``; run ``lean --version`` when lean is found."""
+    requested = None
+    if workspace is not None:
+        path = Path(workspace) / "lean-toolchain"
+        if path.is_file():
+            requested = path.read_text(encoding="utf-8").strip() or None
+    lean, lake = _find("lean"), _find("lake")
+    version = None
+    if lean is not None:
+        try:
+            done = subprocess.run([lean, "--version"], capture_output=True, text=True, timeout=30,
+                                  cwd=os.fspath(workspace) if workspace is not None else None)
+            version = done.stdout.strip() or None if done.returncode == 0 else None
+        except (OSError, subprocess.SubprocessError):
+            version = None
+    return LeanToolchain(requested, lean, lake, version)
