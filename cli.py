@@ -265,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     from leanworker.cli_run import add_run_command
 
     add_run_command(sub, add)
+    from leanworker.cli_check import add_check_command
+
+    add_check_command(sub, add)
 
     trace = add("trace", "Work with trace files.")
     trace_sub = trace.add_subparsers(dest="trace_command", required=True)

@@ -29,6 +29,7 @@ class ImportHeader:
     prelude: bool = False
     is_module: bool = False
     problems: tuple[str, ...] = ()  # things that looked like a header but could not be read
+    end: int = 0  # offset in the text just after the header (after its last import's module name)
 
     @property
     def modules(self) -> tuple[str, ...]:
@@ -146,4 +147,4 @@ def parse_import_header(text: str) -> ImportHeader:
             problems.append(str(exc))
             continue
         imports.append(ImportDecl(name, public, meta, everything))
-    return ImportHeader(tuple(imports), prelude, is_module, tuple(problems))
+    return ImportHeader(tuple(imports), prelude, is_module, tuple(problems), start if imports else 0)

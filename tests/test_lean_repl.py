@@ -4,6 +4,7 @@ behind (issue 10)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -162,3 +163,31 @@ def lw_lean():  # type: ignore[no-untyped-def]
     import leanworker.lean
 
     return leanworker.lean
+
+
+def test_leanworker_check_end_to_end_with_two_import_headers(tmp_path: Path, sim_log: Path) -> None:
+    items = tmp_path / "items.jsonl"
+    items.write_text("\n".join(json.dumps(item) for item in [
+        {"id": "a", "code": "import Mathlib\ntheorem a : True := trivial"},
+        {"id": "b", "code": "import Mathlib\n\ntheorem b : True := sorry"},
+        {"id": 3, "code": "import Std\ndef c := ERROR"},
+        {"id": "e", "code": "import Std\nHANG"},
+    ]) + "\n")
+    output = tmp_path / "results.jsonl"
+    done = subprocess.run([sys.executable, "-m", "leanworker", "check", str(items), "--repl", SIM, "--timeout",
+                           "1", "--output", str(output)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    results = {r["id"]: r for r in map(json.loads, output.read_text().splitlines())}
+    assert {k: r["status"] for k, r in results.items()} == {"a": "ok", "b": "sorry", 3: "error", "e": "timeout"}
+    assert results["b"]["sorries"][0]["pos"] == {"line": 3, "column": 20}, "positions point into the code as given"
+    assert results[3]["messages"][0]["pos"] == {"line": 2, "column": 9}
+    assert sorted(sim_log.read_text().splitlines()) == ["import Mathlib", "import Std"]  # one warm REPL per header
+    assert set(results["a"]) >= {"id", "status", "messages", "sorries", "elapsed_s"}
+
+
+def test_leanworker_check_refuses_a_bad_items_file_with_exit_2(tmp_path: Path) -> None:
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"id": 1, "code": "x"}\nnot json\n')
+    done = subprocess.run([sys.executable, "-m", "leanworker", "check", str(items)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2 and done.stderr.startswith(f"leanworker check: {items}:2: not JSON")
