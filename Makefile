@@ -30,6 +30,9 @@ bench: $(STAMP)
 	$(PY) -m bench.worker_runtime
 	$(PY) -m bench.pool
 	$(PY) -m bench.planner
+	$(PY) -m bench.plan_run
+	$(PY) -m bench.lean_check
+	$(PY) -m bench.fuzz_dispatch
 
 clean:
 	rm -rf $(VENV) build *.egg-info

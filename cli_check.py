@@ -57,6 +57,7 @@ def run_check(args: argparse.Namespace) -> int:
                 "timeout": args.timeout}
 
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+    bar = _CheckBar(len(items)) if not args.json and sys.stderr.isatty() else None
     by_status: dict[str, int] = {}
     unchecked: list[dict[str, Any]] = []
     try:
@@ -74,7 +75,11 @@ def run_check(args: argparse.Namespace) -> int:
                         by_status[status] = by_status.get(status, 0) + 1
                         if not (args.json and out is sys.stdout):
                             out.write(json.dumps(checked_row, ensure_ascii=False) + "\n")
+                    if bar is not None:
+                        bar.update(sum(by_status.values()) + len(unchecked), by_status)
     finally:
+        if bar is not None:
+            bar.close()
         if out is not sys.stdout:
             out.close()
     checked = sum(by_status.values())
@@ -96,3 +101,25 @@ def lw_toolchain(workspace: str | None) -> str | None:
     from leanworker.lean import find_toolchain
 
     return find_toolchain(workspace).fingerprint
+
+
+class _CheckBar:
+    """Items done of all, rate, ETA and counts by status, on stderr (a terminal only)."""
+
+    def __init__(self, total: int) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("check"), BarColumn(), TextColumn("{task.completed}/{task.total} items"),
+                                 TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                                 TextColumn("{task.fields[statuses]}"))
+        self.task = self.progress.add_task("check", total=max(total, 1), rate="", statuses="")
+        self.progress.start()
+
+    def update(self, done: int, by_status: dict[str, int]) -> None:
+        task = self.progress.tasks[0]
+        rate = f"{done / task.elapsed:.0f} items/s" if task.elapsed else ""
+        statuses = " ".join(f"{k} {v}" for k, v in sorted(by_status.items()))
+        self.progress.update(self.task, completed=done, rate=rate, statuses=statuses)
+
+    def close(self) -> None:
+        self.progress.stop()
