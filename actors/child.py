@@ -36,7 +36,7 @@ from leanworker.actors.messages import (
     Stop,
     tell_if_alive,
 )
-from leanworker.actors.pipe import PipeWriter, StderrTail
+from leanworker.actors.pipe import PipeWriter, StderrTail, drain_into
 from leanworker.actors.results import ShutdownReport
 from leanworker.actors.tracing import Tracer
 from leanworker.errors import LeanWorkerError, ProtocolError, WorkerCrashed
@@ -178,15 +178,7 @@ class ChildActor(pykka.ThreadingActor):
 
     def _drain_stderr(self) -> None:
         assert self.process is not None and self.process.stderr is not None
-        fd = self.process.stderr.fileno()
-        while True:
-            try:
-                data = os.read(fd, 65536)
-            except OSError:
-                return
-            if not data:
-                return
-            self.stderr_tail.append(data)
+        drain_into(self.process.stderr.fileno(), self.stderr_tail)
 
     def _await_exit(self) -> None:
         """Wait for the worker to exit without reaping it, end its group (grandchildren), then reap and report."""

@@ -107,6 +107,18 @@ class PipeWriter:
                     self._backlog.popleft()
 
 
+def drain_into(fd: int, tail: StderrTail) -> None:
+    """Read ``fd`` until end of file into ``tail`` (a pipe nobody drains would block its writer)."""
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            return
+        if not data:
+            return
+        tail.append(data)
+
+
 class StderrTail:
     """The last ``limit`` bytes a worker wrote to stderr."""
 

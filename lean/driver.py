@@ -12,14 +12,13 @@ at spawn.
 from __future__ import annotations
 
 import json
-import os
 import queue
 import shutil
 import subprocess
 import threading
 from typing import Any
 
-from leanworker.actors.pipe import StderrTail
+from leanworker.actors.pipe import StderrTail, drain_into
 
 _EOF = object()
 
@@ -74,15 +73,7 @@ class ReplProcess:
 
     def _read_stderr(self) -> None:
         assert self.process.stderr is not None
-        fd = self.process.stderr.fileno()
-        while True:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            self.stderr_tail.append(chunk)
+        drain_into(self.process.stderr.fileno(), self.stderr_tail)
 
     def request(self, body: dict[str, Any], timeout: float | None) -> dict[str, Any]:
         """Send ``body``; return the response object. Raises :class:`ReplTimeout` or :class:`ReplCrashed`."""

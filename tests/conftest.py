@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -41,6 +42,15 @@ def pid_gone(pid: int) -> bool:
         return process.status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
+
+
+def close_parent(parent: "subprocess.Popen[str]") -> None:
+    """Kill a parent process a test started (if still running), reap it, close its stdout."""
+    if parent.poll() is None:
+        parent.kill()
+        parent.wait(10)
+    if parent.stdout is not None:
+        parent.stdout.close()
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 import leanworker as lw
-from conftest import FAST, FAULTS, pid_gone, wait_for
+from conftest import FAST, FAULTS, close_parent, pid_gone, wait_for
 from leanworker.actors.containment import cgroup_base
 
 needs_cgroup = pytest.mark.skipif(cgroup_base() is None, reason="no writable cgroup v2 with cgroup.kill here")
@@ -37,14 +37,6 @@ def run_parent(script: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], stdout=subprocess.PIPE, text=True)
 
 
-def close(parent: subprocess.Popen[str]) -> None:
-    if parent.poll() is None:
-        parent.kill()
-        parent.wait(10)
-    if parent.stdout is not None:
-        parent.stdout.close()
-
-
 def test_a_worker_holding_the_gil_in_a_long_c_call_dies_with_its_sigkilled_parent() -> None:
     parent = run_parent("""
         import time
@@ -61,7 +53,7 @@ def test_a_worker_holding_the_gil_in_a_long_c_call_dies_with_its_sigkilled_paren
         assert wait_for(lambda: worker.cpu_times().user > 0.5, timeout=20), "the worker never started spinning"
         kill_parent_and_expect_no_survivor(parent, [p.pid for p in descendants(parent.pid)])
     finally:
-        close(parent)
+        close_parent(parent)
 
 
 def test_a_worker_holding_the_gil_in_its_session_open_dies_with_its_sigkilled_parent() -> None:
@@ -83,7 +75,7 @@ def test_a_worker_holding_the_gil_in_its_session_open_dies_with_its_sigkilled_pa
         assert wait_for(lambda: spinning_worker() is not None, timeout=30), "no worker spun in its session open"
         kill_parent_and_expect_no_survivor(parent, [p.pid for p in descendants(parent.pid)])
     finally:
-        close(parent)
+        close_parent(parent)
 
 
 def test_a_worker_has_a_guardian_that_kills_its_group_when_it_dies(faults_worker: lw.Worker) -> None:
@@ -138,7 +130,7 @@ def test_a_descendant_that_left_the_process_group_dies_with_a_sigkilled_parent()
         escapee = int(parent.stdout.readline())
         kill_parent_and_expect_no_survivor(parent, [escapee, *[p.pid for p in descendants(parent.pid)]])
     finally:
-        close(parent)
+        close_parent(parent)
 
 
 def test_doctor_says_what_is_contained() -> None:

@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 import leanworker as lw
-from conftest import FAST, pid_gone, wait_for
+from conftest import FAST, close_parent, pid_gone, wait_for
 
 SIM = f"{sys.executable} -m leanworker.fixtures.repl_sim"
 REPL = "leanworker.lean:repl"
@@ -142,11 +142,7 @@ def test_the_repl_is_gone_after_the_parent_is_sigkilled(tmp_path: Path) -> None:
         parent.wait(10)
         assert wait_for(lambda: pid_gone(repl) and pid_gone(worker_pid), timeout=10)
     finally:
-        if parent.poll() is None:
-            parent.kill()
-            parent.wait(10)
-        if parent.stdout is not None:
-            parent.stdout.close()
+        close_parent(parent)
 
 
 def test_find_toolchain_says_plainly_what_was_not_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

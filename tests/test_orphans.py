@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import pid_gone, wait_for
+from conftest import close_parent, pid_gone, wait_for
 
 PARENT = textwrap.dedent("""
     import sys, time
@@ -32,11 +32,7 @@ def test_the_worker_and_its_grandchild_die_when_the_parent_is_sigkilled() -> Non
         assert wait_for(lambda: pid_gone(worker_pid), timeout=5), "worker outlived its SIGKILLed parent"
         assert wait_for(lambda: pid_gone(grandchild_pid), timeout=5), "grandchild outlived the worker's group"
     finally:
-        if parent.poll() is None:
-            parent.kill()
-            parent.wait(10)
-        if parent.stdout is not None:
-            parent.stdout.close()
+        close_parent(parent)
 
 
 EXIT_WITH_LIVE_POOL = textwrap.dedent("""

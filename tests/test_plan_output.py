@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import leanworker as lw
-from conftest import MATHLIB
+from conftest import MATHLIB, close_parent
 
 MODULES = [f"Mathlib.Out.M{i:02d}" for i in range(24)]
 
@@ -46,11 +46,7 @@ def run_parent(output: Path, mode: str, kill_after: int | None) -> list[str]:
                 break
         parent.wait(60)
     finally:
-        if parent.poll() is None:
-            parent.kill()
-            parent.wait(10)
-        if parent.stdout is not None:
-            parent.stdout.close()
+        close_parent(parent)
     return lines
 
 
