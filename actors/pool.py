@@ -32,6 +32,7 @@ import pykka
 from leanworker.actors.affinity import SessionAffinity
 from leanworker.actors.budget import MemoryBudget
 from leanworker.actors.config import PoolConfig, SessionKey
+from leanworker.actors.intensity import RestartIntensity
 from leanworker.actors.lease import Lease
 from leanworker.actors.memory import MemorySampler
 from leanworker.actors.messages import Shutdown, tell_if_alive
@@ -85,7 +86,7 @@ class PoolActor(pykka.ThreadingActor):
         self.leases: dict[int, int] = {}
         self.cooldowns: dict[SessionKey, tuple[float, LeanWorkerError]] = {}
         self.budget = MemoryBudget(config.max_total_rss_mib, config.worker_rss_estimate_mib)
-        self.key_restarts: dict[SessionKey, deque[float]] = {}
+        self.key_restarts: dict[SessionKey, RestartIntensity] = {}
         self.retired = Totals()
         self.restarts: Counter[str] = Counter()
         self.sessions_opened = 0
@@ -260,17 +261,15 @@ class PoolActor(pykka.ThreadingActor):
     def _count_key_restart(self, key: SessionKey) -> None:
         """Restart intensity per key, across all its workers: past the limit, the key cools down."""
         policy = self.config.restart
-        now = time.monotonic()
-        times = self.key_restarts.setdefault(key, deque())
-        times.append(now)
-        while times and times[0] < now - policy.restart_window:
-            times.popleft()
-        if len(times) > policy.max_restarts:
-            retry = times[0] + policy.restart_window - now
-            error = RestartLimitExceeded(f"workers of {key.capability} restarted {len(times)} times in "
+        intensity = self.key_restarts.get(key)
+        if intensity is None:
+            intensity = self.key_restarts[key] = RestartIntensity(policy.max_restarts, policy.restart_window)
+        retry = intensity.record(time.monotonic())
+        if retry is not None:
+            error = RestartLimitExceeded(f"workers of {key.capability} restarted {intensity.count} times in "
                                          f"{policy.restart_window:g} s (limit {policy.max_restarts})",
                                          retry_after=retry)
-            times.clear()
+            intensity.clear()
             self._cool_down(key, retry, error)
 
     def _cool_down(self, key: SessionKey, retry: float, error: LeanWorkerError) -> None:

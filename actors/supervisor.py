@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from collections.abc import Callable
@@ -36,6 +36,7 @@ from leanworker.actors.channel import (
 from leanworker.actors.child import ChildActor
 from leanworker.actors.pipe import PipeWriter
 from leanworker.actors.gate import AdmissionGate
+from leanworker.actors.intensity import RestartIntensity
 from leanworker.actors.config import RestartPolicy, SessionKey, WorkerConfig
 from leanworker.actors.memory import MemorySampler, sample_tree_mib
 from leanworker.actors.messages import (
@@ -136,7 +137,7 @@ class SupervisorActor(pykka.ThreadingActor):
         self._cancel_sent: int | None = None  # the request id a cancel frame was last sent for
         self.pending: _Pending | None = None
         self.ready_waiters: list[Future[int]] = []
-        self.restart_times: deque[float] = deque()
+        self.intensity = RestartIntensity(policy.max_restarts, policy.restart_window)
         self.restarts: Counter[str] = Counter()
         self.sessions_opened = 0
         self.ever_ready = False
@@ -369,20 +370,16 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _restart_allowed(self) -> bool:
         now = time.monotonic()
-        window = self.policy.restart_window
-        times = self.restart_times
-        times.append(now)
-        while times and times[0] < now - window:
-            times.popleft()
-        if len(times) <= self.policy.max_restarts:
+        retry = self.intensity.record(now)
+        if retry is None:
             return True
+        count, window = self.intensity.count, self.policy.restart_window
         self.state = "exhausted"
-        self.exhausted_until = times[0] + window
-        retry = self.exhausted_until - now
+        self.exhausted_until = now + retry
         self.failure = RestartLimitExceeded(
-            f"worker {self.name} restarted {len(times)} times in {window:g} s (limit {self.policy.max_restarts});"
+            f"worker {self.name} restarted {count} times in {window:g} s (limit {self.policy.max_restarts});"
             f" it may be tried again in {retry:.1f} s", retry_after=retry)
-        self._trace("exhausted", restarts=len(times))
+        self._trace("exhausted", restarts=count)
         self._fail_waiters(self.failure)
         self._notify("exhausted", self.failure)
         return False
@@ -417,7 +414,7 @@ class SupervisorActor(pykka.ThreadingActor):
             if time.monotonic() < self.exhausted_until:
                 assert self.failure is not None
                 raise self.failure
-            self.restart_times.clear()
+            self.intensity.clear()
             self._spawn()
         channel = self.gate.try_admit(message)
         if channel is not None:

@@ -72,3 +72,12 @@ def test_memory_under_the_ceilings_changes_nothing() -> None:
         stream = worker.stream("balloon", {"mib": 20, "hold_s": 0.8})
         assert stream.collect() == [] and stream.committed
         assert worker.snapshot().restarts == {} and worker.snapshot().rss_mib is not None
+
+
+def test_restart_intensity_counts_restarts_in_a_sliding_window() -> None:
+    from leanworker.actors.intensity import RestartIntensity
+
+    intensity = RestartIntensity(max_restarts=2, window=10.0)
+    assert intensity.record(0.0) is None and intensity.record(1.0) is None
+    assert intensity.record(2.0) == 8.0  # a third in 10 s: try again when the first leaves the window
+    assert intensity.record(11.5) is None  # 0.0 and 1.0 left it; 2.0 and 11.5 remain
