@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -141,6 +142,7 @@ class Probe:
         self.cycle(plan)
         self.slow_sink()
         self.memory()
+        self.lean_repl()
         passed = all(r.passed for r in self.results)
         report: dict[str, Any] = {
             "status": "passed" if passed else "failed",
@@ -367,6 +369,23 @@ class Probe:
                                   parent_rss_start_mib=round(self.parent_rss_start, 1),
                                   parent_rss_end_mib=round(self._parent_rss(), 1))
             # Sampling may be unavailable on some systems: that is reported, and is not a failure.
+
+    def lean_repl(self) -> None:
+        """The Lean layer's ``check`` on the REPL SIMULATOR (no Lean here): every status, a hang costing one item."""
+        with self.stage("lean_repl") as result:
+            simulator = f"{sys.executable} -m leanworker.fixtures.repl_sim"
+            key = lw.SessionKey("leanworker.lean:repl", imports=("Mathlib",), options=(("repl", simulator),))
+            codes = ["theorem a : True := trivial", "theorem b : True := sorry", "def c := ERROR", "HANG",
+                     "theorem e : True := trivial"]
+            with lw.Worker(key, trace=self.tracer) as worker:
+                stream = worker.stream("check", {"items": [{"id": i, "code": c} for i, c in enumerate(codes)],
+                                                 "timeout": 0.5})
+                statuses = [row.payload["status"] for row in stream]
+                meta = stream.summary.metadata if stream.summary else {}
+            expected = ["ok", "sorry", "error", "timeout", "ok"]
+            result.check(statuses == expected, f"statuses {statuses}, expected {expected}")
+            result.figures.update(simulated=True, statuses=statuses, repl_restarts=meta.get("repl_restarts"),
+                                  headers_imported=meta.get("headers_imported"))
 
 
 def run_probe(options: ProbeOptions) -> dict[str, Any]:
