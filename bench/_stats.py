@@ -19,11 +19,19 @@ def timings(function: Callable[[], object], repeat: int, warmup: int = 50) -> li
     return out
 
 
+class NothingMeasured(RuntimeError):
+    """A benchmark row that has no sample: reported as an error, never as a figure."""
+
+
 def median_us(samples: list[float]) -> float:
+    if not samples:
+        raise NothingMeasured("no samples: nothing was measured")
     return statistics.median(samples) * 1e6
 
 
 def p90_us(samples: list[float]) -> float:
+    if not samples:
+        raise NothingMeasured("no samples: nothing was measured")
     return sorted(samples)[int(len(samples) * 0.9)] * 1e6
 
 

@@ -304,7 +304,6 @@ ORPHAN_PARENT = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     kind = sys.argv[1]
     from bench import _peer_tasks as tasks
-from bench import _stats
     if kind == "leanworker":
         import leanworker as lw
         pool = lw.WorkerPool(lw.PoolConfig(max_workers=2))
@@ -343,6 +342,8 @@ def orphans_after_parent_sigkill() -> dict[str, Any]:
             assert parent.stdout is not None
             line = parent.stdout.readline()
             pids = [int(p) for p in line.split()]
+            if not pids:  # the parent died before it reported any worker: nothing was measured
+                raise RuntimeError("no worker pid was reported: nothing measured")
             os.kill(parent.pid, signal.SIGKILL)
             parent.wait(10)
             time.sleep(5)
