@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 MATHLIB = "leanworker.fixtures.mathlib_scale:capability"
 
@@ -205,21 +205,69 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def run_trace_render(args: argparse.Namespace) -> int:
-    from leanworker.actors.tracing import read_trace
+    from leanworker.actors.tracing import NotATrace, read_trace
     from leanworker.timeline import render_timeline
 
-    events = read_trace(args.trace_file)
+    try:
+        events = read_trace(args.trace_file)
+    except OSError as exc:
+        print(f"leanworker trace render: cannot read {args.trace_file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except NotATrace as exc:
+        print(f"leanworker trace render: {exc}", file=sys.stderr)
+        return 2
     Path(args.output).write_text(render_timeline(events, f"leanworker trace: {args.trace_file}"), encoding="utf-8")
     if args.json:
         emit_json({"status": "ok", "events": len(events), "output": args.output})
     else:
-        print(f"{len(events)} events rendered to {args.output}")
+        print(f"{len(events)} events rendered to {Path(args.output).resolve()}")
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad usage is one line on stderr and exit status 2 (never a usage dump, never a traceback)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
+def _capability(text: str) -> str:
+    module, sep, attribute = text.partition(":")
+    if not sep or not module or not attribute:
+        raise argparse.ArgumentTypeError(f"must be module:attribute (for example my_tool:capability), got {text!r}")
+    return text
+
+
+def _existing_file(text: str) -> str:
+    if not Path(text).is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {text}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="leanworker", description="Run Lean work on a supervised worker pool.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="leanworker", description="Run Lean work on a supervised worker pool.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         child = sub.add_parser(name, help=help_text, description=help_text)
@@ -227,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
         return child
 
     doctor = add("doctor", "Start a worker, open a session and print its doctor report.")
-    doctor.add_argument("--capability", default=MATHLIB, help="module:attribute of the capability to check")
+    doctor.add_argument("--capability", default=MATHLIB, type=_capability,
+                        help="module:attribute of the capability to check")
     doctor.set_defaults(handler=run_doctor)
 
     discover = add("discover", "Find a Lake project's libraries and modules, by Lake's rules. Exit status 1 when "
@@ -246,17 +295,17 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--mode", choices=["shared", "per_header"], default="shared",
                       help="shared: one session on the base imports; per_header: each module's own imports")
     plan.add_argument("--base-import", action="append", default=[], help="a module every session imports")
-    plan.add_argument("--max-batch-modules", type=int, default=None)
-    plan.add_argument("--capability", default=MATHLIB)
+    plan.add_argument("--max-batch-modules", type=_positive_int, default=None)
+    plan.add_argument("--capability", default=MATHLIB, type=_capability)
     plan.set_defaults(handler=run_plan)
 
     probe = add("probe", "The mathlib-scale run along the normal path (planner, pool, leases, live rows), stage by "
                          "stage, on the fixture capability (a simulation). Exit status 0 only if every stage passed.")
     probe.add_argument("--lake-root", default=None,
                        help="a Lake project whose Mathlib library gives the modules (or LEANWORKER_MATHLIB_ROOT)")
-    probe.add_argument("--modules-file", default=None, help="a file of module names, one a line")
-    probe.add_argument("--limit", type=int, default=128, help="at most this many modules (default 128)")
-    probe.add_argument("--import-ms", type=int, default=200,
+    probe.add_argument("--modules-file", default=None, type=_existing_file, help="a file of module names, one a line")
+    probe.add_argument("--limit", type=_positive_int, default=128, help="at most this many modules (default 128)")
+    probe.add_argument("--import-ms", type=_non_negative_int, default=200,
                        help="the simulated import time of a session open, in ms (default 200)")
     probe.add_argument("--trace", default=None,
                        help="also write the run's trace here (.jsonl: JSON lines; otherwise Chrome trace JSON)")
@@ -270,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_check_command(sub, add)
 
     trace = add("trace", "Work with trace files.")
-    trace_sub = trace.add_subparsers(dest="trace_command", required=True)
+    trace_sub = trace.add_subparsers(dest="trace_command", required=True, parser_class=_Parser)
     render = trace_sub.add_parser("render", help="render a trace as a self-contained HTML/SVG timeline")
     render.add_argument("trace_file")
     render.add_argument("-o", "--output", default="timeline.html")

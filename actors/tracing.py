@@ -151,26 +151,38 @@ def write_trace(events: list[TraceEvent], path: str | os.PathLike[str]) -> None:
         write_chrome(events, path)
 
 
+class NotATrace(ValueError):
+    """A file is not a leanworker trace (JSON lines or Chrome trace JSON written by this module)."""
+
+
 def read_trace(path: str | os.PathLike[str]) -> list[TraceEvent]:
-    """Read a trace written by :func:`write_jsonl` or :func:`write_chrome` back into events."""
+    """Read a trace written by :func:`write_jsonl` or :func:`write_chrome` back into events.
+
+    Raises ``OSError`` when the file cannot be read and :class:`NotATrace` when it is not a leanworker trace.
+    """
     text = open(path, encoding="utf-8").read()
     stripped = text.lstrip()
     events: list[TraceEvent] = []
-    if stripped.startswith("{") and '"traceEvents"' in stripped[:200]:
-        for item in json.loads(text)["traceEvents"]:
-            if item.get("ph") != "i":
-                continue
-            args = dict(item.get("args", {}))
-            actor = args.pop("actor", "?")
-            generation = args.pop("generation", None)
-            request_id = args.pop("request_id", None)
-            lease_id = args.pop("lease_id", None)
-            events.append(TraceEvent(item["ts"] / 1e6, item["name"], actor, generation, request_id, lease_id,
-                                     args))
-        return events
-    for line in text.splitlines():
-        if line.strip():
-            item = json.loads(line)
-            events.append(TraceEvent(item["t"], item["kind"], item["actor"], item.get("generation"),
-                                     item.get("request_id"), item.get("lease_id"), item.get("fields", {})))
+    try:
+        if stripped.startswith("{") and '"traceEvents"' in stripped[:200]:
+            for item in json.loads(text)["traceEvents"]:
+                if item.get("ph") != "i":
+                    continue
+                args = dict(item.get("args", {}))
+                actor = args.pop("actor", "?")
+                generation = args.pop("generation", None)
+                request_id = args.pop("request_id", None)
+                lease_id = args.pop("lease_id", None)
+                events.append(TraceEvent(item["ts"] / 1e6, item["name"], actor, generation, request_id, lease_id,
+                                         args))
+            return events
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                item = json.loads(line)
+                events.append(TraceEvent(item["t"], item["kind"], item["actor"], item.get("generation"),
+                                         item.get("request_id"), item.get("lease_id"), item.get("fields", {})))
+    except ValueError as exc:
+        raise NotATrace(f"{os.fspath(path)} is not JSON: {exc}") from None
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise NotATrace(f"{os.fspath(path)} is JSON but not a leanworker trace (missing {exc})") from None
     return events

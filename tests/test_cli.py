@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import leanworker.fixtures
 
 LAKE = Path(leanworker.fixtures.__file__).parent / "lake"
@@ -102,3 +104,36 @@ def test_run_exits_1_when_batches_fail_and_2_on_bad_usage() -> None:
     assert code == 2 and stderr.startswith("leanworker run: --capability must be module:attribute")
     code, _, stderr = run("run", str(LAKE / "toml_multi"), "--capability", "a:b", "--command", "x", "--resume")
     assert code == 2 and "--resume needs --output" in stderr
+
+
+@pytest.mark.parametrize(("args", "first_line"), [
+    (("probe", "--limit", "0"), "leanworker probe: error: argument --limit: must be >= 1, got 0"),
+    (("probe", "--limit", "-1"), "leanworker probe: error: argument --limit: must be >= 1, got -1"),
+    (("probe", "--import-ms", "-5"), "leanworker probe: error: argument --import-ms: must be >= 0, got -5"),
+    (("probe", "--modules-file", "/nonexistent/modules.txt"),
+     "leanworker probe: error: argument --modules-file: no such file: /nonexistent/modules.txt"),
+    (("plan", ".", "--max-batch-modules", "0"),
+     "leanworker plan: error: argument --max-batch-modules: must be >= 1, got 0"),
+    (("doctor", "--capability", "nocolon"),
+     "leanworker doctor: error: argument --capability: must be module:attribute (for example my_tool:capability), "
+     "got 'nocolon'"),
+    (("trace", "render", "/nonexistent/trace.json"),
+     "leanworker trace render: cannot read /nonexistent/trace.json: No such file or directory"),
+])
+def test_bad_command_line_input_is_one_line_on_stderr_and_exit_2(args: tuple[str, ...], first_line: str) -> None:
+    code, _, stderr = run(*args)
+    assert code == 2 and stderr.splitlines() == [first_line], stderr
+
+
+def test_trace_render_refuses_files_that_are_not_traces_and_says_where_it_wrote(tmp_path: Path) -> None:
+    (tmp_path / "text.json").write_text("not json\n")
+    (tmp_path / "other.json").write_text('{"a": 1}\n')
+    code, _, stderr = run("trace", "render", str(tmp_path / "text.json"))
+    assert code == 2 and stderr.startswith(f"leanworker trace render: {tmp_path / 'text.json'} is not JSON")
+    code, _, stderr = run("trace", "render", str(tmp_path / "other.json"))
+    assert code == 2 and "is JSON but not a leanworker trace" in stderr and len(stderr.splitlines()) == 1
+    trace = tmp_path / "ok.jsonl"
+    trace.write_text('{"t": 0.0, "kind": "spawn", "actor": "w/child.1"}\n')
+    done = subprocess.run([sys.executable, "-m", "leanworker", "trace", "render", str(trace)], capture_output=True,
+                          text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 0 and str(tmp_path / "timeline.html") in done.stdout
