@@ -38,10 +38,19 @@ def _status(args: argparse.Namespace, text: str) -> Iterator[None]:
 def run_doctor(args: argparse.Namespace) -> int:
     import leanworker as lw
 
-    with _status(args, "starting a worker and opening its session..."), lw.Worker(lw.SessionKey(args.capability)) \
-            as worker:
-        meta = worker.metadata()
-        report = worker.doctor()
+    try:
+        with _status(args, "starting a worker and opening its session..."), \
+                lw.Worker(lw.SessionKey(args.capability)) as worker:
+            meta = worker.metadata()
+            report = worker.doctor()
+    except lw.LeanWorkerError as exc:  # the session could not open: that is the doctor's finding, not a crash
+        failed = {"name": "session_open", "status": "error", "message": f"{type(exc).__name__}: {exc}"}
+        if args.json:
+            emit_json({"status": "error", "capability": args.capability, "checks": [failed]})
+        else:
+            print(f"{args.capability}: the worker could not open its session")
+            print(f"  [{'error':7}] session_open: {failed['message']}")
+        return 1
     if args.json:
         emit_json({"status": "ok" if report.ok else "error", "capability": meta.name, "version": meta.version,
                    "host": meta.host, "python": meta.python,

@@ -72,12 +72,21 @@ class RestartLimitExceeded(LeanWorkerError):
 
 
 class CommandError(LeanWorkerError):
-    """The capability's command raised or reported an error; the worker stays usable."""
+    """The capability's command raised or reported an error; the worker stays usable.
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
+    ``traceback`` is the worker-side traceback when the capability raised (code ``exception``), else None; its last
+    lines end the message too.
+    """
+
+    def __init__(self, code: str, message: str, *, traceback: str | None = None) -> None:
+        tail = ""
+        if traceback:
+            lines = [line for line in traceback.rstrip().splitlines() if line.strip()]
+            tail = "\nworker traceback (last lines):\n" + "\n".join(lines[-6:])
+        super().__init__(f"{code}: {message}{tail}")
         self.code = code
         self.message = message
+        self.traceback = traceback
 
 
 class WorkerBusy(LeanWorkerError):

@@ -70,7 +70,7 @@ class RequestChannel:
 
     __slots__ = ("request_id", "generation", "command", "streaming", "capacity", "capacity_bytes", "counters",
                  "_cond", "_items", "_buffered", "_buffered_bytes", "_event_count", "_event_bytes", "_progress",
-                 "_terminal", "_abandoned", "received", "_next_seq", "timers", "events_dropped")
+                 "_terminal", "_abandoned", "received", "_next_seq", "timers", "events_dropped", "timeout")
 
     def __init__(self, request_id: int, generation: int, command: str, streaming: bool, capacity: int,
                  counters: Counters, capacity_bytes: int = DEFAULT_BUFFER_BYTES) -> None:
@@ -94,6 +94,7 @@ class RequestChannel:
         self._next_seq: dict[str, int] = {}
         self.timers: list[Any] = []  # deadline and cancel-grace timer handles of this request
         self.events_dropped = 0
+        self.timeout: float | None = None  # the request's deadline in seconds, for messages
 
     # -- producer side (a reader thread, or the supervisor for terminals) -------------------------------------------
 

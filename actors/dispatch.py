@@ -35,8 +35,10 @@ def terminal_from_done(message: dict[str, Any], received: dict[str, int], stream
     if outcome == messages.OUTCOME_CANCELLED:
         return Terminal(CANCELLED, error=Cancelled("request cancelled"), counts=counts, elapsed=elapsed)
     error_info = message["error"]
-    return Terminal(ERROR, error=CommandError(error_info["code"], error_info["message"]), counts=counts,
-                    elapsed=elapsed)
+    trace = error_info.get("traceback")
+    command_error = CommandError(error_info["code"], error_info["message"],
+                                 traceback=trace if isinstance(trace, str) else None)
+    return Terminal(ERROR, error=command_error, counts=counts, elapsed=elapsed)
 
 
 class FrameDispatcher:

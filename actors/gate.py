@@ -99,6 +99,7 @@ class AdmissionGate:
                 self.inflight = channel
                 pipe.write_frame(frame)
                 timeout = submit.timeout if submit.timeout is not None else self.request_timeout
+                channel.timeout = timeout
                 if timeout is not None:
                     channel.timers.append(self.scheduler.call_later(
                         timeout, lambda: tell_if_alive(self.supervisor, Deadline(generation, request_id, "request"))))

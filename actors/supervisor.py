@@ -487,13 +487,17 @@ class SupervisorActor(pykka.ThreadingActor):
                 step = "session open" if gen.phase == "opening" else "configure"
                 self._startup_failed(gen, StartupTimeout(f"{step} did not finish in time"))
             return
+        inflight = self.gate.inflight
+        command = inflight.command if inflight is not None and inflight.request_id == message.request_id else "?"
+        label = f"{command!r} (request {self.name}/{gen.number}/{message.request_id})"
         if message.kind == "request":
-            error: LeanWorkerError = RequestTimeout(f"request {message.request_id} timed out; the worker was killed")
+            limit = inflight.timeout if inflight is not None and inflight.timeout is not None else 0.0
+            error: LeanWorkerError = RequestTimeout(f"{label} did not finish within {limit:g} s; the worker was "
+                                                    "killed")
             if self._fail_inflight(Terminal(TIMEOUT, error=error), message.request_id):
                 self._end_generation(gen, "timeout", planned=False, kill=True)
         elif message.kind == "cancel":
-            error = Cancelled(f"request {message.request_id} ignored cancel for {self.config.cancel_grace:g} s;"
-                              " the worker was killed")
+            error = Cancelled(f"{label} ignored cancel for {self.config.cancel_grace:g} s; the worker was killed")
             if self._fail_inflight(Terminal(CANCELLED, error=error), message.request_id):
                 self._end_generation(gen, "cancel", planned=False, kill=True)
 

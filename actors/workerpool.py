@@ -42,6 +42,7 @@ class WorkerPool:
         self._state = shared.actor
         self._waiter_ids = itertools.count(1)
         self._closed = False
+        self._final: PoolSnapshot | None = None
         self._owner_pid = os.getpid()
         lifecycle.register(self)
 
@@ -82,7 +83,10 @@ class WorkerPool:
         return PlanRun(self, plan, command, request, retries=retries, output=output, resume=resume)
 
     def snapshot(self) -> PoolSnapshot:
+        """A consistent view of the pool; after ``shutdown()``, the figures it ended with."""
         lifecycle.check_owner(self._owner_pid, "pool")
+        if self._final is not None:
+            return self._final
         try:
             snapshot: Any = self._actor.ask(TakePoolSnapshot())
         except pykka.ActorDeadError:
@@ -107,6 +111,11 @@ class WorkerPool:
         except (pykka.ActorDeadError, FutureTimeout):
             pass
         finally:
+            try:
+                final = self._actor.ask(TakePoolSnapshot(), timeout=wait)
+                self._final = final if isinstance(final, PoolSnapshot) else None
+            except (pykka.ActorDeadError, pykka.Timeout, FutureTimeout):
+                pass
             try:
                 self._actor.stop(block=True, timeout=wait)
             except (pykka.ActorDeadError, pykka.Timeout):

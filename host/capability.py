@@ -142,7 +142,10 @@ def load_capability(reference: str) -> Capability:
         module = importlib.import_module(module_name)
     except Exception as exc:
         raise CapabilityLoadError(f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
-    value = getattr(module, attribute, None)
+    if not hasattr(module, attribute):
+        raise CapabilityLoadError(f"module {module_name!r} has no attribute {attribute!r} (looked in "
+                                  f"{getattr(module, '__file__', None) or module_name})")
+    value = getattr(module, attribute)
     if not isinstance(value, Capability):
         raise CapabilityLoadError(f"{reference!r} is {type(value).__name__}, not a leanworker.host.Capability")
     return value

@@ -279,8 +279,9 @@ class Host:
         except CommandError as exc:  # BadOutput too: bad_row, bad_diagnostic, bad_progress
             self._finish_error(request_id, exc.code, exc.message, started)
         except Exception as exc:
-            traceback.print_exc(file=sys.stderr)
-            self._finish_error(request_id, "exception", f"{type(exc).__name__}: {exc}", started)
+            text = traceback.format_exc()
+            print(text, file=sys.stderr, end="")
+            self._finish_error(request_id, "exception", f"{type(exc).__name__}: {exc}", started, text)
         finally:
             with self._current_lock:
                 self._current = None
@@ -297,9 +298,12 @@ class Host:
             raise CommandError("unknown_command", f"{self.capability.name!r} has no command {command!r}")
         return info.function
 
-    def _finish_error(self, request_id: int, code: object, text: object, started: float) -> None:
+    def _finish_error(self, request_id: int, code: object, text: object, started: float,
+                      trace: str | None = None) -> None:
         self.writer.discard_pending()
         error = {"code": _wire_text(code, 256), "message": _wire_text(text, ERROR_TEXT_LIMIT)}
+        if trace is not None:
+            error["traceback"] = _wire_text(trace, ERROR_TEXT_LIMIT)
         self.writer.send(messages.done(request_id, messages.OUTCOME_ERROR, error=error,
                                        counts=self.writer.counts(), elapsed=time.perf_counter() - started))
 

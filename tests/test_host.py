@@ -128,7 +128,8 @@ def test_a_capability_exception_becomes_a_command_error_and_the_worker_stays_usa
     host.send(m.call(2, "raise", {"message": "boom"}, True))
     done = host.until_done(2)[-1]
     assert done["outcome"] == "error"
-    assert done["error"] == {"code": "exception", "message": "RuntimeError: boom"}
+    assert {k: done["error"][k] for k in ("code", "message")} == {"code": "exception", "message": "RuntimeError: boom"}
+    assert "Traceback (most recent call last)" in done["error"]["traceback"]  # the worker-side traceback
     host.send(m.call(3, "echo", 1, False))
     assert host.until_done(3)[-1]["result"] == 1
 
