@@ -8,6 +8,8 @@ supervisor how the process ended.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import logging
 import os
 import signal
@@ -45,6 +47,34 @@ from leanworker.protocol.frames import FrameReader
 
 log = logging.getLogger("leanworker")
 
+SYS_PATH_ENV = "LEANWORKER_SYS_PATH"
+
+
+@functools.lru_cache(maxsize=64)
+def capability_search_path(reference: str) -> str:
+    """Where this (parent) process finds the capability's top-level module, for the worker's ``sys.path``.
+
+    The worker runs in the session's workspace, so a module the parent imports from its script's directory or its
+    working directory would not be found there. Empty when the module is not found here (the worker's own error
+    then says where it looked).
+    """
+    top = reference.partition(":")[0].split(".")[0]
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return ""
+    if spec is None:
+        return ""
+    locations = list(spec.submodule_search_locations or []) or ([spec.origin] if spec.origin else [])
+    entries = []
+    for location in locations:
+        if not os.path.isabs(location):
+            continue
+        parent = os.path.dirname(location)
+        entries.append(os.path.dirname(parent) if spec.submodule_search_locations else parent)
+    return os.pathsep.join(dict.fromkeys(entries))
+
+
 class ChildActor(pykka.ThreadingActor):
     """One worker process: spawn, read, drain, kill, reap."""
 
@@ -80,6 +110,9 @@ class ChildActor(pykka.ThreadingActor):
             env.update(self.config.env)
         env["LEANWORKER_PARENT_PID"] = str(os.getpid())
         env.pop(CGROUP_ENV, None)
+        search = capability_search_path(self.key.capability)
+        if search:
+            env[SYS_PATH_ENV] = search
         if self.config.containment != "group":
             self.cgroup = new_cgroup()
             if self.cgroup is None and self.config.containment == "cgroup":

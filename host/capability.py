@@ -141,7 +141,15 @@ def load_capability(reference: str) -> Capability:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
-        raise CapabilityLoadError(f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
+        import os
+        import sys
+
+        looked = [entry or os.getcwd() for entry in sys.path]
+        raise CapabilityLoadError(
+            f"cannot import {module_name!r}: {type(exc).__name__}: {exc}. The worker (working directory "
+            f"{os.getcwd()}) looked in: {', '.join(looked[:8])}{' ...' if len(looked) > 8 else ''}. Make the "
+            "module importable where the parent runs (leanworker passes that directory on), install it into the "
+            "environment, or set PYTHONPATH") from None
     if not hasattr(module, attribute):
         raise CapabilityLoadError(f"module {module_name!r} has no attribute {attribute!r} (looked in "
                                   f"{getattr(module, '__file__', None) or module_name})")

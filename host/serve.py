@@ -348,6 +348,14 @@ def _wire_text(value: object, limit: int) -> str:
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
+def extend_sys_path() -> None:
+    """Put the directories the parent found the capability's module in (``LEANWORKER_SYS_PATH``) on ``sys.path``,
+    after the worker's own entries: the worker runs in the session's workspace, not where the parent was started."""
+    for entry in os.environ.get("LEANWORKER_SYS_PATH", "").split(os.pathsep):
+        if entry and entry not in sys.path:
+            sys.path.append(entry)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m leanworker.host``: speak the protocol on the original stdin/stdout."""
     # Keep the protocol pipe to ourselves: fd 1 becomes stderr, so print() and subprocesses cannot corrupt it,
@@ -358,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
+    extend_sys_path()
     join_cgroup()
     start_guardian()  # before any thread exists
     signal.signal(signal.SIGTERM, lambda signum, frame: end_process_group(128 + signum))

@@ -1,0 +1,55 @@
+"""The worker finds the user's capability module wherever the parent found it, whatever the working directories
+(issue 12, item 1); when it cannot, the error says where it looked and what to set."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+TOOL = textwrap.dedent("""
+    from leanworker.host import Capability
+
+    capability = Capability("my-tool", version="1.0.0")
+
+    @capability.command("hello")
+    def hello(ctx, request):
+        return "hello from my_tool"
+""")
+
+PARENT = textwrap.dedent("""
+    import sys
+    import leanworker as lw
+
+    workspace = sys.argv[1]
+    with lw.Worker(lw.SessionKey("my_tool:capability", workspace=workspace)) as worker:
+        print(worker.call("hello"), flush=True)
+""")
+
+
+def test_a_capability_beside_the_script_is_found_from_any_directory(tmp_path: Path) -> None:
+    project, elsewhere, workspace = (tmp_path / name for name in ("project", "elsewhere", "workspace"))
+    for directory in (project, elsewhere, workspace):
+        directory.mkdir()
+    (project / "my_tool.py").write_text(TOOL)
+    (project / "parent.py").write_text(PARENT)
+    done = subprocess.run([sys.executable, str(project / "parent.py"), str(workspace)], cwd=elsewhere,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "hello from my_tool"
+
+
+def test_a_capability_nobody_can_import_says_where_the_worker_looked(tmp_path: Path) -> None:
+    script = textwrap.dedent("""
+        import leanworker as lw
+        try:
+            lw.Worker(lw.SessionKey("no_such_tool_anywhere:capability"))
+        except lw.CommandError as exc:
+            print(exc.code, "|", exc.message)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    code, message = done.stdout.split(" | ", 1)
+    assert code == "capability_load"
+    assert "cannot import 'no_such_tool_anywhere'" in message and "looked in:" in message
+    assert "PYTHONPATH" in message
