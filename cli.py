@@ -103,17 +103,22 @@ class _ProgressBars:
 
 
 def _print_probe(report: dict[str, Any]) -> None:
+    import shutil
+    import textwrap
+
     workload = report["workload"]
     print(f"leanworker probe: {workload['modules']} modules ({workload['source']}: {workload['origin']}), "
           f"{report['plan']['batches']} planned batches, simulated import {report['import_ms']} ms "
           f"(capability {report['capability']}, a simulation)")
+    width = max(60, shutil.get_terminal_size((120, 24)).columns - 28)  # the figures wrap; none is cut
     rows = []
     for name, stage in report["stages"].items():
         figures = {k: v for k, v in stage.items() if k not in ("status", "error", "snapshot", "note")}
-        text = ", ".join(f"{k}={v}" for k, v in figures.items())
-        rows.append([name, stage["status"], text if len(text) < 110 else text[:107] + "...",])
+        lines = textwrap.wrap(", ".join(f"{k}={v}" for k, v in figures.items()), width) or [""]
+        rows.append([name, stage["status"], lines[0]])
+        rows += [["", "", line] for line in lines[1:]]
         if stage.get("error"):
-            rows.append(["", "", f"error: {stage['error']}"])
+            rows += [["", "", line] for line in textwrap.wrap(f"error: {stage['error']}", width)]
     print(_table(["stage", "status", "figures"], rows))
     if "trace" in report:
         print(f"trace: {report['trace']['events']} events written to {report['trace']['path']}")

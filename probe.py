@@ -231,7 +231,7 @@ class Probe:
             naive_rows = 0
             naive_sessions = 0
             for index, module in enumerate(sample):
-                with lw.Worker(key) as worker:  # a fresh process and session per module
+                with lw.Worker(key, trace=self.tracer) as worker:  # a fresh process and session per module
                     naive_rows += len(worker.stream("index", {"modules": [module]}).collect())
                     naive_sessions += worker.snapshot().sessions_opened
                 self._tick("naive_vs_planned", index + 1, 2 * len(sample))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -42,6 +43,17 @@ def test_the_probe_passes_every_stage_on_the_fallback_workload(tmp_path: Path) -
     assert report["stages"]["cycle"]["replay_identical"] is True
     assert report["stages"]["slow_sink"]["backpressure_waits"] > 0
     assert report["trace"]["events"] > 100 and trace.is_file()
+    spawns = [event for event in read_trace(trace) if event.kind == "spawn"]
+    assert len(spawns) >= 16 + 2, "every stage that runs workers is traced (the 16 naive workers included)"
+
+
+def test_the_probe_table_wraps_its_figures_and_cuts_none(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "leanworker", "probe", "--import-ms", "20"], capture_output=True,
+                          text=True, timeout=110, env={**os.environ, "COLUMNS": "100"})
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    assert "..." not in text and "cancel_to_terminal_ms=" in text and "status: passed" in text
+    assert all(len(line.rstrip()) <= 130 for line in text.splitlines()[1:])
 
 
 def test_a_modules_file_is_a_workload(tmp_path: Path) -> None:
