@@ -46,6 +46,18 @@ def _frames(steps: list[dict[str, Any]]) -> bytes:
     return bytes(out)
 
 
+def classify(run: Any, steps: list[dict[str, Any]], streaming: bool) -> str:
+    """A case's outcome: what ``run`` returns, a typed error's name, or "UNTYPED" (printed with its input)."""
+    try:
+        return str(run())
+    except lw.LeanWorkerError as exc:
+        return type(exc).__name__
+    except Exception:
+        print("UNTYPED ESCAPE for", json.dumps(steps, default=repr), "streaming", streaming)
+        traceback.print_exc()
+        return "UNTYPED"
+
+
 def run_in_process(cases: int) -> Counter[str]:
     outcomes: Counter[str] = Counter()
     scheduler = Scheduler("fuzz-timers")
@@ -69,17 +81,13 @@ def run_in_process(cases: int) -> Counter[str]:
             os.close(write_fd)
             write_fd = -1
             reader = FrameReader(read_fd)
-            try:
+
+            def dispatch_all() -> str:
                 while (message := reader.read()) is not None:
                     dispatcher.dispatch(message, reader.last_size)
-                outcome = channel.terminal.outcome if channel.terminal is not None else "no_done"
-            except lw.LeanWorkerError as exc:
-                outcome = type(exc).__name__
-            except Exception:
-                print("UNTYPED ESCAPE for", json.dumps(steps, default=repr), "streaming", streaming)
-                traceback.print_exc()
-                outcome = "UNTYPED"
-            outcomes[outcome] += 1
+                return channel.terminal.outcome if channel.terminal is not None else "no_done"
+
+            outcomes[classify(dispatch_all, steps, streaming)] += 1
         finally:
             os.close(read_fd)
             if write_fd >= 0:
@@ -104,19 +112,15 @@ def run_with_workers(cases: int) -> Counter[str]:
         @given(steps=scripts(), streaming=st.booleans())
         def case(steps: list[dict[str, Any]], streaming: bool) -> None:
             request = {"script": json.dumps(steps)}
-            try:
+
+            def send() -> str:
                 if streaming:
                     worker.stream("fuzz", request).collect()
                 else:
                     worker.call("fuzz", request)
-                outcome = "ok"
-            except lw.LeanWorkerError as exc:
-                outcome = type(exc).__name__
-            except Exception:
-                print("UNTYPED ESCAPE for", json.dumps(steps, default=repr), "streaming", streaming)
-                traceback.print_exc()
-                outcome = "UNTYPED"
-            outcomes[outcome] += 1
+                return "ok"
+
+            outcomes[classify(send, steps, streaming)] += 1
             worker.wait_ready(30)
 
         case()
