@@ -76,6 +76,7 @@ _EXPORTS: dict[str, str] = {
     "UnencodableType": "leanworker.errors",
     "UnencodableValue": "leanworker.errors",
     "UsedAfterFork": "leanworker.errors",
+    "NodeLost": "leanworker.errors",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -156,6 +157,7 @@ if TYPE_CHECKING:  # explicit re-exports, so that type checkers see the lazy nam
         StartupTimeout as StartupTimeout,
         WorkerBusy as WorkerBusy,
         WorkerClosed as WorkerClosed,
+        NodeLost as NodeLost,
         NotPlainData as NotPlainData,
         UnencodableType as UnencodableType,
         UnencodableValue as UnencodableValue,

@@ -142,3 +142,13 @@ class UnencodableValue(NotPlainData, ValueError):
 
 class UsedAfterFork(LeanWorkerError):
     """A pool or worker created before ``os.fork()`` was used in the forked child; create a new one there."""
+
+
+class NodeLost(LeanWorkerError):
+    """A Ray node or its agent was lost while it ran a batch (``leanworker.scaleout``); the batch's rows from that
+    attempt were dropped, and the run retries it elsewhere. ``node_id`` names the node, ``reason`` what Ray said."""
+
+    def __init__(self, message: str, *, node_id: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.node_id = node_id
+        self.reason = reason

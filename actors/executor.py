@@ -1,9 +1,9 @@
 """``pool.run(plan, command)``: the planner's batches run on the pool, concurrently, session-affine, retried,
 bisected, and committed exactly once. docs/semantics.md, Running a plan, states the rules.
 
-The executor sits above the pool and takes leases like any caller (admission stays in the pool). ``max_workers``
-runner threads each hold at most one lease; a runner keeps its warm lease for the next batch of the same key, and a
-runner that needs a new key takes one no other runner is on, biggest batch first (:class:`_Schedule`).
+The executor sits above the pool and takes leases like any caller (admission stays in the pool). It runs
+``concurrency`` runner threads, each with one place (places.py: a lease on a local pool, or a slot of a Ray node
+agent); which batch a free runner takes is the schedule's (schedule.py).
 """
 
 from __future__ import annotations
@@ -13,29 +13,17 @@ import hashlib
 import queue
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from leanworker.actors.config import SessionKey
 from leanworker.actors.journal import OutputJournal
-from leanworker.actors.lease import Lease
+from leanworker.actors.places import RETRYABLE, Place, PlaceGone, Requeue, RunBackend
 from leanworker.actors.results import Row, StreamSummary
-from leanworker.errors import (
-    LeanWorkerError,
-    MemoryLimitExceeded,
-    ProtocolError,
-    RequestTimeout,
-    StaleLease,
-    WorkerCrashed,
-)
+from leanworker.actors.schedule import Schedule, Task
+from leanworker.errors import LeanWorkerError, NodeLost
 from leanworker.planner.plan import ImportPlan, PlannedBatch
 
-if TYPE_CHECKING:
-    from leanworker.actors.workerpool import WorkerPool
-
-RETRYABLE = (WorkerCrashed, RequestTimeout, MemoryLimitExceeded, ProtocolError)
 RequestSpec = dict[str, Any] | Callable[[PlannedBatch], Any] | None
 
 
@@ -87,73 +75,6 @@ class RunProgress:
     eta_s: float | None
 
 
-@dataclass
-class _Task:
-    batch: PlannedBatch
-    modules: tuple[str, ...]
-    attempts: int = 0  # failed attempts of this module set so far
-
-
-class _Schedule:
-    """Pending tasks by key, biggest first; which keys runners are on; when the run is over."""
-
-    def __init__(self, tasks: Iterable[_Task]) -> None:
-        self._cond = threading.Condition()
-        self._pending: dict[SessionKey, list[_Task]] = {}
-        self._running: Counter[SessionKey] = Counter()
-        self._cancelled = False
-        for task in tasks:
-            self._pending.setdefault(task.batch.key, []).append(task)
-        for tasks_of_key in self._pending.values():
-            tasks_of_key.sort(key=lambda t: len(t.modules))  # biggest last: pop() takes it
-
-    def take(self, warm_key: SessionKey | None) -> _Task | None:
-        """The next task: of ``warm_key`` if any, else of a key no runner is on, biggest first. None: all done."""
-        with self._cond:
-            while True:
-                if self._cancelled:
-                    return None
-                key = self._choose(warm_key)
-                if key is not None:
-                    task = self._pending[key].pop()
-                    if not self._pending[key]:
-                        del self._pending[key]
-                    self._running[key] += 1
-                    return task
-                if not self._running:
-                    return None
-                self._cond.wait()
-
-    def _choose(self, warm_key: SessionKey | None) -> SessionKey | None:
-        if not self._pending:
-            return None
-        if warm_key in self._pending:
-            return warm_key
-        free = [k for k in self._pending if not self._running[k]]
-        candidates = free or list(self._pending)
-        return max(candidates, key=lambda k: (len(self._pending[k][-1].modules), sum(
-            len(t.modules) for t in self._pending[k])))
-
-    def finished(self, task: _Task, *, requeue: Iterable[_Task] = ()) -> None:
-        with self._cond:
-            self._running[task.batch.key] -= 1
-            if self._running[task.batch.key] <= 0:
-                del self._running[task.batch.key]
-            for again in requeue:
-                tasks = self._pending.setdefault(again.batch.key, [])
-                tasks.append(again)
-                tasks.sort(key=lambda t: len(t.modules))
-            self._cond.notify_all()
-
-    def cancel(self) -> list[_Task]:
-        with self._cond:
-            self._cancelled = True
-            left = [task for tasks in self._pending.values() for task in tasks]
-            self._pending.clear()
-            self._cond.notify_all()
-            return left
-
-
 _END = object()
 
 
@@ -164,12 +85,12 @@ class PlanRun:
     ``with`` block) cancels what still runs; ``progress`` tells where it stands; ``summary`` exists after the end.
     """
 
-    def __init__(self, pool: WorkerPool, plan: ImportPlan | Iterable[PlannedBatch], command: str,
+    def __init__(self, backend: RunBackend, plan: ImportPlan | Iterable[PlannedBatch], command: str,
                  request: RequestSpec = None, *, retries: int = 1, output: str | None = None,
-                 resume: bool = False) -> None:
+                 resume: bool = False, affinity: bool = True) -> None:
         if retries < 0:
             raise ValueError("retries must be >= 0")
-        self._pool = pool
+        self._backend = backend
         self._command = command
         self._request = request
         self._retries = retries
@@ -184,105 +105,89 @@ class PlanRun:
         self._committed = self._failed = self._rows = self._retry_count = self._cancelled_tasks = 0
         self._quarantined: list[str] = []
         self._errors: list[BaseException] = []
-        self._streams: dict[int, Any] = {}
+        self._places: dict[int, Place] = {}
         self._cancelled = threading.Event()
-        self._schedule = _Schedule(tasks)
-        self._results: queue.Queue[Any] = queue.Queue(maxsize=2 * pool.config.max_workers)
+        self._schedule = Schedule(tasks, affinity=affinity)
+        self._results: queue.Queue[Any] = queue.Queue(maxsize=2 * max(1, backend.concurrency))
         self._summary: RunSummary | None = None
         self._started = time.monotonic()
-        self._sessions_before = pool.snapshot().sessions_opened
-        worker = pool.config.worker
-        self._lease_timeout = pool.config.queue_wait_timeout + worker.startup_timeout + (
-            worker.request_timeout or 3600.0)
-        runners = max(1, min(pool.config.max_workers, len(tasks)))
+        runners = max(1, min(backend.concurrency, len(tasks)))
         self._live_runners = runners
-        self._threads = [threading.Thread(target=self._runner, name=f"leanworker-run-{i}", daemon=True)
+        self._threads = [threading.Thread(target=self._runner, args=(i,), name=f"leanworker-run-{i}", daemon=True)
                          for i in range(runners)]
         for thread in self._threads:
             thread.start()
 
-    def _tasks(self) -> tuple[list[_Task], int, int]:
+    def _tasks(self) -> tuple[list[Task], int, int]:
         """Tasks for what is not committed yet; modules and batches skipped because an earlier run committed them."""
         committed = self._journal.committed if self._journal is not None else {}
-        tasks: list[_Task] = []
+        tasks: list[Task] = []
         skipped_modules = skipped_batches = 0
-        for batch in self.batches:
+        for order, batch in enumerate(self.batches):
             done = committed.get(batch.fingerprint, set())
             left = tuple(m for m in batch.modules if m not in done)
             skipped_modules += len(batch.modules) - len(left)
             if left:
-                tasks.append(_Task(batch, left))
+                tasks.append(Task(batch, left, order=order))
             else:
                 skipped_batches += 1
         return tasks, skipped_modules, skipped_batches
 
     # -- the runners ---------------------------------------------------------------------------------------------
 
-    def _runner(self) -> None:
-        lease: Lease | None = None
+    def _runner(self, index: int) -> None:
+        place: Place | None = None
         try:
+            place = self._backend.place(index)
+            self._places[index] = place
             while True:
-                task = self._schedule.take(lease.key if lease is not None and lease.valid else None)
+                task = self._schedule.take(place.warm_key)
                 if task is None:
                     return
-                if lease is not None and (lease.key != task.batch.key or not lease.valid):
-                    lease.release()
-                    lease = None
-                if lease is None:
-                    try:
-                        lease = self._pool.lease(task.batch.key, timeout=self._lease_timeout)
-                    except LeanWorkerError as exc:
-                        self._finish(task, self._failed_result(task, exc, time.monotonic()))
-                        continue
-                if not self._attempt(lease, task):
-                    lease.release()  # its worker was killed or replaced: the next attempt gets a fresh one
-                    lease = None
+                self._attempt(place, task)
+        except PlaceGone:
+            pass  # its node is gone: the other runners go on (the last one fails what nobody can run)
         except BaseException as exc:  # a bug: end the run with it rather than hang
             self._errors.append(exc)
             self.cancel()
         finally:
-            if lease is not None:
-                lease.release()
+            self._places.pop(index, None)
+            if place is not None:
+                place.close()
             with self._lock:
                 self._live_runners -= 1
                 last = self._live_runners == 0
             if last:
                 self._finish_run()
 
-    def _attempt(self, lease: Lease, task: _Task) -> bool:
-        """Run ``task`` once on ``lease``; False when the lease is no longer usable."""
+    def _attempt(self, place: Place, task: Task) -> None:
+        """Run ``task`` once on ``place`` and settle it: commit, fail, retry or bisect."""
         started = time.monotonic()
-        ident = threading.get_ident()
         try:
-            with lease.stream(self._command, self._request_for(task)) as stream:
-                self._streams[ident] = stream
-                if self._cancelled.is_set():
-                    stream.cancel()
-                rows = tuple(stream)
-                summary = stream.summary
-        except StaleLease:  # the worker was replaced between two batches: not this batch's failure
+            rows, summary = place.attempt(task.batch.key, self._command, self._request_for(task), self._cancelled)
+        except Requeue:  # not this batch's failure: run it again without counting an attempt
             self._schedule.finished(task, requeue=[task])
-            return False
+            return
+        except PlaceGone:
+            self._schedule.finished(task, requeue=[task])
+            raise
         except RETRYABLE as exc:
             self._retry_or_split(task, exc, started)
-            return False
+            return
         except LeanWorkerError as exc:  # the capability's answer (CommandError), or the pool's
             self._finish(task, self._failed_result(task, exc, started))
-            return lease.valid
-        finally:
-            self._streams.pop(ident, None)
+            return
         if self._cancelled.is_set() and summary is None:
             self._schedule.finished(task)
             with self._lock:
                 self._cancelled_tasks += 1
-            return lease.valid
+            return
         if self._journal is not None:
             self._journal.commit(task.batch.fingerprint, task.modules, rows)
         self._finish(task, BatchResult(task.batch, task.modules, True, rows, summary, None, task.attempts + 1,
                                        started, time.monotonic()))
-        return True
 
-    def _request_for(self, task: _Task) -> Any:
+    def _request_for(self, task: Task) -> Any:
         request = self._request
         if callable(request):
             return request(dataclasses.replace(task.batch, modules=task.modules))
@@ -290,7 +195,7 @@ class PlanRun:
         body["modules"] = list(task.modules)
         return body
 
-    def _retry_or_split(self, task: _Task, error: LeanWorkerError, started: float) -> None:
+    def _retry_or_split(self, task: Task, error: LeanWorkerError, started: float) -> None:
         if self._cancelled.is_set():
             self._schedule.finished(task)
             with self._lock:
@@ -300,10 +205,11 @@ class PlanRun:
         if attempts <= self._retries:
             with self._lock:
                 self._retry_count += 1
-            self._schedule.finished(task, requeue=[_Task(task.batch, task.modules, attempts)])
+            self._schedule.finished(task, requeue=[Task(task.batch, task.modules, attempts, task.order)])
         elif len(task.modules) > 1:
             half = len(task.modules) // 2
-            parts = [_Task(task.batch, task.modules[:half]), _Task(task.batch, task.modules[half:])]
+            parts = [Task(task.batch, task.modules[:half], order=task.order),
+                     Task(task.batch, task.modules[half:], order=task.order)]
             self._schedule.finished(task, requeue=parts)
         else:
             failed = BatchResult(task.batch, task.modules, False, (), None, error, attempts, started,
@@ -312,11 +218,11 @@ class PlanRun:
                 self._quarantined.extend(task.modules)
             self._finish(task, failed)
 
-    def _failed_result(self, task: _Task, error: LeanWorkerError, started: float) -> BatchResult:
+    def _failed_result(self, task: Task, error: LeanWorkerError, started: float) -> BatchResult:
         return BatchResult(task.batch, task.modules, False, (), None, error, task.attempts + 1, started,
                            time.monotonic())
 
-    def _finish(self, task: _Task, result: BatchResult) -> None:
+    def _finish(self, task: Task, result: BatchResult) -> None:
         with self._lock:
             self._done_modules += len(result.modules)
             if result.committed:
@@ -337,22 +243,27 @@ class PlanRun:
                     return  # nobody reads a cancelled run's results
 
     def _finish_run(self) -> None:
+        lost = NodeLost("no node is left to run this batch: every runner's node was lost")
+        for task in self._schedule.abandon():  # only when every place is gone with work left
+            now = time.monotonic()
+            self._finish_unrun(task, BatchResult(task.batch, task.modules, False, (), None, lost,
+                                                 task.attempts, now, now))
         if self._journal is not None:
             self._journal.close()
         with self._lock:
             self._summary = RunSummary(
                 batches_total=len(self.batches), batches_committed=self._committed, batches_failed=self._failed,
                 batches_skipped=self._skipped, rows=self._rows,
-                sessions_opened=self._sessions_opened(), retries=self._retry_count,
+                sessions_opened=self._backend.sessions_opened(), retries=self._retry_count,
                 quarantined=tuple(self._quarantined), elapsed=time.monotonic() - self._started,
                 batches_cancelled=self._cancelled_tasks, cancelled=self._cancelled.is_set())
         self._put(_END)
 
-    def _sessions_opened(self) -> int:
-        try:
-            return self._pool.snapshot().sessions_opened - self._sessions_before
-        except LeanWorkerError:
-            return 0
+    def _finish_unrun(self, task: Task, result: BatchResult) -> None:
+        with self._lock:
+            self._done_modules += len(result.modules)
+            self._failed += 1
+        self._put(result)
 
     # -- the caller's side -----------------------------------------------------------------------------------------
 
@@ -375,8 +286,8 @@ class PlanRun:
         left = self._schedule.cancel()
         with self._lock:
             self._cancelled_tasks += len(left)
-        for stream in list(self._streams.values()):
-            stream.cancel()
+        for place in list(self._places.values()):
+            place.cancel()
 
     def wait(self) -> RunSummary:
         """Drive the run to its end, dropping results not read yet, and return the summary."""
@@ -402,7 +313,7 @@ class PlanRun:
         remaining = self._modules_total - modules_done
         eta = elapsed / run_done * remaining if run_done and remaining else (0.0 if not remaining else None)
         return RunProgress(done, len(self.batches), modules_done, self._modules_total, rows,
-                           self._sessions_opened(), failures, elapsed, eta)
+                           self._backend.sessions_opened(), failures, elapsed, eta)
 
     def __enter__(self) -> PlanRun:
         return self

@@ -16,6 +16,7 @@ from leanworker.actors import lifecycle
 from leanworker.actors.config import PoolConfig, SessionKey
 from leanworker.actors.executor import PlanRun, RequestSpec
 from leanworker.actors.lease import Lease
+from leanworker.actors.places import LocalBackend
 from leanworker.actors.memory import MemorySampler
 from leanworker.actors.messages import tell_if_alive
 from leanworker.actors.pool import PoolActor, Shared
@@ -80,7 +81,7 @@ class WorkerPool:
         lifecycle.check_owner(self._owner_pid, "pool")
         if self._closed:
             raise PoolClosed("the pool is shut down")
-        return PlanRun(self, plan, command, request, retries=retries, output=output, resume=resume)
+        return PlanRun(LocalBackend(self), plan, command, request, retries=retries, output=output, resume=resume)
 
     def snapshot(self) -> PoolSnapshot:
         """A consistent view of the pool; after ``shutdown()``, the figures it ended with."""
