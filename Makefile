@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# setuptools says "editable installation" as a warning, for information only: keep the install quiet.
-	PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install --quiet -e '.[test,cli]'
+	PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install --quiet -e '.[test,cli,ray]'
 	touch $(STAMP)
 
 probe: $(STAMP)
@@ -26,7 +26,7 @@ typecheck: $(STAMP)
 
 # Benchmarks, by hand (never part of `make test`): figures and ratios against peers, saved under bench/results/.
 bench: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[test,cli,bench]'
+	$(PY) -m pip install --quiet -e '.[test,cli,ray,bench]'
 	$(PY) -m bench.peers
 	$(PY) -m bench.worker_runtime
 	$(PY) -m bench.pool

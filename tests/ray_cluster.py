@@ -1,0 +1,75 @@
+"""A two-node local Ray cluster for the scale-out tests, started once per test session.
+
+Kept apart from the machine: a short temp dir (Ray's socket paths are limited to 107 bytes), a small object store
+per node, no dashboard, no usage stats, no auto-connect, token auth off (so nothing is written under the home
+directory), and each node told its own CPU and memory. It is shut down with its own handle, never ``ray stop``
+(which would end every Ray process of the user).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+
+RAY_ENV = {
+    "RAY_ENABLE_AUTO_CONNECT": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_DEDUP_LOGS": "0",
+}
+NODE_MEMORY = 2 * 1024**3
+OBJECT_STORE = 80 * 1024**2
+
+
+@dataclass
+class LocalCluster:
+    cluster: Any
+    temp_dir: str
+
+    @property
+    def address(self) -> str:
+        return str(self.cluster.address)
+
+    def processes(self) -> list[psutil.Process]:
+        """Every process of this cluster still running (its command lines name the temp dir)."""
+        found = []
+        for process in psutil.process_iter(["cmdline"]):
+            try:
+                if any(self.temp_dir in part for part in process.info["cmdline"] or ()):
+                    found.append(process)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return found
+
+
+@contextmanager
+def local_cluster(nodes: int = 2) -> Iterator[LocalCluster]:
+    """Start ``nodes`` Ray nodes on this machine, connect this process, and tear it all down afterwards."""
+    os.environ.update(RAY_ENV)
+    temp_dir = tempfile.mkdtemp(prefix="lwray", dir="/tmp")
+    os.environ["RAY_TMPDIR"] = temp_dir
+    ray_dir = os.path.join(temp_dir, "ray")
+    os.makedirs(ray_dir)
+    import ray
+    from ray.cluster_utils import Cluster
+
+    node = {"num_cpus": 1, "object_store_memory": OBJECT_STORE, "memory": NODE_MEMORY}
+    cluster = Cluster(initialize_head=True, head_node_args={
+        **node, "include_dashboard": False, "temp_dir": ray_dir})
+    try:
+        for _ in range(nodes - 1):
+            cluster.add_node(**node)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
+        yield LocalCluster(cluster, temp_dir)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)

@@ -1,0 +1,183 @@
+"""``leanworker.scaleout``: a plan on a two-node local Ray cluster gives what ``pool.run`` gives, with affinity,
+backpressure, faults mapped to our types, a lost agent retried and replaced, and nothing left running (issue 11).
+
+Real Ray nodes (``ray.cluster_utils.Cluster``) and real worker processes inside real agent actors; faults are a
+real ``ray.kill`` and the mathlib-scale fixture's ``fail`` field."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+import leanworker as lw
+from conftest import MATHLIB, wait_for
+
+ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'leanworker[ray]' (make test does)")
+
+from leanworker.scaleout import NotConnected, RayRunner  # noqa: E402
+from leanworker.scaleout.runner import start_attempt  # noqa: E402
+from ray_cluster import LocalCluster, local_cluster  # noqa: E402
+
+pytestmark = pytest.mark.timeout(180)
+
+WORKER = lw.WorkerConfig(startup_timeout=20, request_timeout=30, cancel_grace=0.5, kill_wait=3)
+IMPORT = (("import_ms", 50),)
+
+
+def hosts() -> list[psutil.Process]:
+    """Every leanworker worker process on the machine (agents' workers are not children of the test process)."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            if "leanworker.host" in " ".join(process.info["cmdline"] or ()):
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalCluster]:
+    with local_cluster(nodes=2) as started:
+        yield started
+    assert wait_for(lambda: not started.processes(), timeout=30), \
+        f"Ray processes left running: {[p.info['cmdline'][:2] for p in started.processes()]}"
+    assert wait_for(lambda: not hosts(), timeout=30), "worker processes left running after the cluster stopped"
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes() -> Iterator[None]:
+    """Ray keeps its own worker processes between tests: here the check is that no leanworker worker survives."""
+    yield
+    assert wait_for(lambda: not hosts(), timeout=30), f"workers left running: {[p.pid for p in hosts()]}"
+
+
+def runner(**options: Any) -> RayRunner:
+    workers = options.pop("max_workers", 1)
+    return RayRunner(lw.PoolConfig(max_workers=workers, worker=WORKER), **options)
+
+
+def plan(modules: list[str], batch: int, imports: tuple[str, ...] = ("Mathlib",)) -> lw.ImportPlan:
+    planner = lw.ImportPlanner(MATHLIB, imports, max_batch_modules=batch, options=IMPORT)
+    return planner.plan([lw.WorkItem(m) for m in modules])
+
+
+def committed(results: list[lw.BatchResult]) -> list[tuple[tuple[str, ...], tuple[lw.Row, ...]]]:
+    return sorted((r.modules, r.rows) for r in results if r.committed)
+
+
+def test_a_plan_on_two_nodes_commits_the_same_rows_as_a_local_pool(cluster: LocalCluster) -> None:
+    the_plan = plan([f"Mathlib.A{i:02d}" for i in range(14)], 3)
+    with lw.WorkerPool(lw.PoolConfig(max_workers=2, worker=WORKER)) as pool:
+        local = list(pool.run(the_plan, "index"))
+    with runner(chunk_rows=2) as on_ray, on_ray.run(the_plan, "index") as run:
+        remote = list(run)
+        nodes = on_ray.snapshot()
+    assert committed(remote) == committed(local) and len(remote) == len(the_plan.batches)
+    summary = run.summary
+    assert summary is not None and summary.batches_committed == len(the_plan.batches) and summary.retries == 0
+    assert summary.rows == sum(len(r.rows) for r in local)
+    assert len(nodes) == 2 and all(s.requests_ok > 0 for s in nodes.values()), "both nodes should have run batches"
+    assert summary.sessions_opened == sum(s.sessions_opened for s in nodes.values())
+
+
+def test_affinity_opens_fewer_sessions_than_round_robin_on_a_shuffled_plan(cluster: LocalCluster) -> None:
+    batches = [b for name in ("Left", "Right", "Third")
+               for b in plan([f"{name}.M{i:02d}" for i in range(12)], 2, (name,)).batches]
+    random.Random(11).shuffle(batches)
+    opened = {}
+    for affinity in (True, False):
+        with runner(affinity=affinity) as on_ray:
+            summary = on_ray.run(batches, "index").wait()
+        assert summary.batches_committed == len(batches)
+        opened[affinity] = summary.sessions_opened
+    assert opened[True] <= 3 + 2, opened  # each key once, plus at most one move per node
+    assert opened[True] < opened[False], opened
+
+
+def test_an_agent_killed_mid_batch_is_retried_replaced_and_its_rows_written_once(
+        cluster: LocalCluster, tmp_path: Path) -> None:
+    the_plan = plan([f"Mathlib.K{i:02d}" for i in range(8)], 4)
+    output = tmp_path / "rows.jsonl"
+    with runner(chunk_rows=1) as on_ray:
+        first = on_ray.fleet.slots[0]
+        with on_ray.run(the_plan, "index", {"row_delay_ms": 150}, output=str(output)) as run:
+            assert wait_for(lambda: ray.get(first.handle.in_flight.remote())[1] >= 2, timeout=60), \
+                "the batch never started on the first agent"
+            ray.kill(first.handle, no_restart=True)
+            results = list(run)
+        assert on_ray.fleet.slots[0].generation == 2 and not on_ray.fleet.slots[0].gone, "agent not replaced"
+        assert len(on_ray.snapshot()) == 2
+    summary = run.summary
+    assert summary is not None and summary.retries >= 1 and summary.batches_committed == len(the_plan.batches)
+    assert all(r.committed for r in results) and max(r.attempts for r in results) == 2
+    written = [json.loads(line) for line in output.read_text().splitlines()]
+    keys = [(w["batch"], w["stream"], w["seq"]) for w in written]
+    assert len(keys) == len(set(keys)) == summary.rows, "a row is missing or written twice"
+    with lw.WorkerPool(lw.PoolConfig(max_workers=2, worker=WORKER)) as pool:
+        expected = sum(len(r.rows) for r in pool.run(the_plan, "index"))
+    assert summary.rows == expected
+
+
+def test_a_worker_killed_inside_an_agent_is_worker_crashed_on_the_driver(cluster: LocalCluster) -> None:
+    the_plan = plan(["Mathlib.Fine", "Mathlib.Poison"], 1)
+    with runner() as on_ray:
+        results = list(on_ray.run(the_plan, "index", {"fail": {"Mathlib.Poison": "crash"}}, retries=0))
+    failed = [r for r in results if not r.committed]
+    assert [r.modules for r in failed] == [("Mathlib.Poison",)]
+    assert isinstance(failed[0].error, lw.WorkerCrashed), repr(failed[0].error)
+    assert failed[0].error.signal == 9 and failed[0].rows == ()
+    assert [r.modules for r in results if r.committed] == [("Mathlib.Fine",)]
+
+
+def test_a_capability_error_arrives_as_command_error_with_its_fields(cluster: LocalCluster) -> None:
+    with runner() as on_ray:
+        results = list(on_ray.run(plan(["Mathlib.X"], 1), "no_such_command"))
+    assert len(results) == 1 and not results[0].committed
+    error = results[0].error
+    assert isinstance(error, lw.CommandError) and error.code == "unknown_command", repr(error)
+
+
+def test_backpressure_keeps_the_agent_a_few_chunks_ahead_of_a_slow_reader(cluster: LocalCluster) -> None:
+    with runner(chunk_rows=1, backpressure=2) as on_ray:
+        agent = on_ray.fleet.slots[0].handle
+        key = plan(["Mathlib.B"], 1).batches[0].key
+        request = {"modules": [f"Mathlib.B{i:03d}" for i in range(300)]}
+        stream = start_attempt(agent, "bp-1", key, "index", request, 60.0, 2)
+        first = ray.get(next(stream))
+        assert first[0] == "rows"
+        assert wait_for(lambda: ray.get(agent.chunks_sent.remote("bp-1")) >= 2, timeout=30)
+        time.sleep(1.0)  # time for an unbounded producer to run hundreds of chunks ahead
+        ahead = ray.get(agent.chunks_sent.remote("bp-1"))
+        assert ahead <= 1 + 2 + 1, f"the agent ran {ahead} chunks ahead of a reader that took 1"
+        rest = [ray.get(ref) for ref in stream]
+    rows = 1 + sum(len(item[1]) for item in rest if item[0] == "rows")
+    assert rest[-1][0] == "done" and rows == rest[-1][1].total_rows > ahead
+
+
+def test_a_runner_without_a_ray_connection_says_how_to_connect() -> None:
+    code = ("import leanworker.scaleout as s\n"
+            "try:\n    s.RayRunner()\nexcept s.NotConnected as e:\n    print('refused:', e)\n")
+    env = {**os.environ, "RAY_ENABLE_AUTO_CONNECT": "0", "RAY_ADDRESS": ""}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.stdout.startswith("refused: RayRunner needs a Ray connection: call ray.init("), done.stderr
+    assert issubclass(NotConnected, lw.LeanWorkerError)
+
+
+def test_importing_leanworker_never_imports_ray() -> None:
+    code = ("import sys, leanworker as lw\n"
+            "lw.WorkerPool, lw.PlanRun, lw.NodeLost, lw.ImportPlanner\n"
+            "import leanworker.cli, leanworker.cli_run\n"
+            "print('ray' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr
