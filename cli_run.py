@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -23,6 +26,10 @@ def add_run_command(sub: Any, add: Any) -> None:
     run.add_argument("--retries", type=int, default=1, help="retries of a batch on a fresh worker (default 1)")
     run.add_argument("--output", default=None, help="write committed rows here as JSON lines, exactly once")
     run.add_argument("--resume", action="store_true", help="skip what an earlier run committed to --output")
+    run.add_argument("--ray", metavar="ADDRESS", default=None,
+                     help="run on a Ray cluster (needs leanworker[ray]): its address, 'auto' for one started with "
+                          "`ray start` on this machine, or 'local' for a one-machine cluster started for this run; "
+                          "--workers is then per node (docs/distributed.md)")
     run.set_defaults(handler=run_plan_command)
 
 
@@ -41,12 +48,17 @@ def run_plan_command(args: argparse.Namespace) -> int:
         return _usage_error("--workers and --max-batch-modules must be >= 1, --retries >= 0")
     if args.resume and args.output is None:
         return _usage_error("--resume needs --output")
+    if args.ray is not None:
+        try:
+            import leanworker.scaleout  # noqa: F401
+        except ImportError:
+            return _usage_error("--ray needs Ray: pip install 'leanworker[ray]'")
     with _status(args, f"discovering and planning {args.path}..."):
         project = lw.discover_lake_project(args.path, libs=args.lib or None)
         planner = lw.ImportPlanner(args.capability, tuple(args.base_import), args.max_batch_modules, mode=args.mode)
         plan = planner.plan(project)
     bar = None if args.json or not sys.stderr.isatty() else _RunBar(plan.module_count)
-    with lw.WorkerPool(lw.PoolConfig(max_workers=args.workers)) as pool:
+    with _runner(args, lw.PoolConfig(max_workers=args.workers)) as pool:
         with pool.run(plan, args.command, retries=args.retries, output=args.output, resume=args.resume) as run:
             failures: list[dict[str, Any]] = []
             for result in run:
@@ -76,6 +88,28 @@ def run_plan_command(args: argparse.Namespace) -> int:
         if args.output:
             print(f"committed rows: {args.output}")
     return 0 if ok else 1
+
+
+@contextlib.contextmanager
+def _runner(args: argparse.Namespace, config: Any) -> Iterator[Any]:
+    """A local pool, or with ``--ray`` a RayRunner on that cluster (connected for this run only)."""
+    import leanworker as lw
+
+    if args.ray is None:
+        with lw.WorkerPool(config) as pool:
+            yield pool
+        return
+    import ray
+
+    from leanworker.scaleout import RayRunner
+
+    ray.init(address=None if args.ray == "local" else args.ray, logging_level=logging.ERROR, log_to_driver=False,
+             include_dashboard=False if args.ray == "local" else None)
+    try:
+        with RayRunner(config) as runner:
+            yield runner
+    finally:
+        ray.shutdown()  # disconnects; a cluster we did not start goes on running
 
 
 class _RunBar:

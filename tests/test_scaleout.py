@@ -181,3 +181,22 @@ def test_importing_leanworker_never_imports_ray() -> None:
             "print('ray' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_leanworker_run_with_ray_gives_the_summary_of_a_local_run(cluster: LocalCluster, tmp_path: Path) -> None:
+    import leanworker.fixtures
+
+    project = Path(leanworker.fixtures.__file__).parent / "lake" / "toml_multi"
+    base = [sys.executable, "-m", "leanworker", "run", str(project), "--capability", MATHLIB, "--command", "index",
+            "--lib", "Beta", "--lib", "Gamma", "--max-batch-modules", "2", "--json"]
+    outputs = {}
+    for where in ("local", "ray"):
+        output = tmp_path / f"{where}.jsonl"
+        extra = ["--ray", cluster.address] if where == "ray" else []
+        done = subprocess.run([*base, *extra, "--output", str(output)], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        summary = json.loads(done.stdout)["summary"]
+        assert summary["batches_committed"] == 3 and summary["rows"] == len(output.read_text().splitlines())
+        outputs[where] = sorted((r["module_set"], r["stream"], r["seq"], json.dumps(r["payload"], sort_keys=True))
+                                for r in map(json.loads, output.read_text().splitlines()))
+    assert outputs["ray"] == outputs["local"]
