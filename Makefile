@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) -m bench.plan_run
 	$(PY) -m bench.lean_check
 	$(PY) -m bench.fuzz_dispatch
+	$(PY) -m bench.scaleout
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -26,7 +26,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'lean
 
 from leanworker.scaleout import NotConnected, RayRunner  # noqa: E402
 from leanworker.scaleout.runner import start_attempt  # noqa: E402
-from ray_cluster import LocalCluster, local_cluster  # noqa: E402
+from leanworker.scaleout.local_cluster import LocalCluster, local_cluster  # noqa: E402
 
 pytestmark = pytest.mark.timeout(180)
 

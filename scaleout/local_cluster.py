@@ -1,4 +1,5 @@
-"""A two-node local Ray cluster for the scale-out tests, started once per test session.
+"""A local multi-node Ray cluster on this machine, for tests, benchmarks and trying things out: real Ray nodes
+(``ray.cluster_utils.Cluster``), one machine.
 
 Kept apart from the machine: a short temp dir (Ray's socket paths are limited to 107 bytes), a small object store
 per node, no dashboard, no usage stats, no auto-connect, token auth off (so nothing is written under the home
@@ -8,6 +9,7 @@ directory), and each node told its own CPU and memory. It is shut down with its 
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -30,11 +32,14 @@ OBJECT_STORE = 80 * 1024**2
 
 @dataclass
 class LocalCluster:
+    """A started cluster: its address, and the processes still running from it."""
+
     cluster: Any
     temp_dir: str
 
     @property
     def address(self) -> str:
+        """The address a driver passes to ``ray.init`` (or ``leanworker run --ray``)."""
         return str(self.cluster.address)
 
     def processes(self) -> list[psutil.Process]:
@@ -50,8 +55,12 @@ class LocalCluster:
 
 
 @contextmanager
-def local_cluster(nodes: int = 2) -> Iterator[LocalCluster]:
-    """Start ``nodes`` Ray nodes on this machine, connect this process, and tear it all down afterwards."""
+def local_cluster(nodes: int = 2, cpus_per_node: int = 1) -> Iterator[LocalCluster]:
+    """Start ``nodes`` Ray nodes on this machine, connect this process, and tear it all down afterwards.
+
+    It sets Ray's environment variables in this process (``RAY_ENV``, ``RAY_TMPDIR``) so that the nodes and this
+    driver agree on them; they stay set afterwards.
+    """
     os.environ.update(RAY_ENV)
     temp_dir = tempfile.mkdtemp(prefix="lwray", dir="/tmp")
     os.environ["RAY_TMPDIR"] = temp_dir
@@ -60,16 +69,17 @@ def local_cluster(nodes: int = 2) -> Iterator[LocalCluster]:
     import ray
     from ray.cluster_utils import Cluster
 
-    node = {"num_cpus": 1, "object_store_memory": OBJECT_STORE, "memory": NODE_MEMORY}
+    node: dict[str, Any] = {"num_cpus": cpus_per_node, "object_store_memory": OBJECT_STORE, "memory": NODE_MEMORY}
     cluster = Cluster(initialize_head=True, head_node_args={
         **node, "include_dashboard": False, "temp_dir": ray_dir})
     try:
         for _ in range(nodes - 1):
             cluster.add_node(**node)
         cluster.wait_for_nodes()
-        ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
+        ray.init(address=cluster.address, logging_level=logging.ERROR, log_to_driver=False)
         yield LocalCluster(cluster, temp_dir)
     finally:
         ray.shutdown()
-        cluster.shutdown()
+        cluster_shutdown: Any = cluster.shutdown  # untyped in Ray
+        cluster_shutdown()
         shutil.rmtree(temp_dir, ignore_errors=True)
