@@ -35,13 +35,18 @@ IMPORT = (("import_ms", 50),)
 
 
 def hosts() -> list[psutil.Process]:
-    """Every leanworker worker process on the machine (agents' workers are not children of the test process)."""
+    """The leanworker worker processes of this test session: agents' workers are not children of the test
+    process (and an orphan is nobody's), so they are found by the Ray temp dir in their environment."""
+    mine = os.environ.get("RAY_TMPDIR")
+    if mine is None:
+        return []
     found = []
     for process in psutil.process_iter(["cmdline"]):
         try:
-            if "leanworker.host" in " ".join(process.info["cmdline"] or ()):
+            if "leanworker.host" in " ".join(process.info["cmdline"] or ()) and \
+                    process.environ().get("RAY_TMPDIR") == mine:
                 found.append(process)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
     return found
 
@@ -200,3 +205,56 @@ def test_leanworker_run_with_ray_gives_the_summary_of_a_local_run(cluster: Local
         outputs[where] = sorted((r["module_set"], r["stream"], r["seq"], json.dumps(r["payload"], sort_keys=True))
                                 for r in map(json.loads, output.read_text().splitlines()))
     assert outputs["ray"] == outputs["local"]
+
+
+DRIVER = """
+import sys, ray, leanworker as lw
+from leanworker.scaleout import RayRunner
+ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
+plan = lw.ImportPlanner(sys.argv[2], ("Mathlib",), max_batch_modules=4).plan(
+    [lw.WorkItem(f"Mathlib.D{i:02d}") for i in range(16)])
+with RayRunner(lw.PoolConfig(max_workers=1)) as runner:
+    with runner.run(plan, "index", {"row_delay_ms": 200}) as run:
+        print("running", flush=True)
+        for result in run:
+            print("result", flush=True)
+"""
+
+
+def test_a_driver_killed_mid_run_leaves_no_worker_behind(cluster: LocalCluster) -> None:
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER, cluster.address, MATHLIB], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert driver.stdout is not None and driver.stdout.readline().strip() == "running"
+        assert wait_for(lambda: len(hosts()) == 2, timeout=60), "the agents' workers never started"
+        driver.kill()
+        driver.wait(30)
+        assert wait_for(lambda: not hosts(), timeout=60), f"workers outlived their driver: {hosts()}"
+    finally:
+        driver.kill()
+        driver.wait(30)
+        if driver.stdout is not None:
+            driver.stdout.close()
+
+
+def test_a_node_lost_mid_batch_is_node_lost_and_the_batch_commits_on_the_others(cluster: LocalCluster) -> None:
+    extra = cluster.cluster.add_node(num_cpus=1, object_store_memory=80 * 1024**2)
+    cluster.cluster.wait_for_nodes()
+    the_plan = plan([f"Mathlib.N{i:02d}" for i in range(12)], 2)
+    try:
+        with runner(chunk_rows=1) as on_ray:
+            index = next(i for i, s in enumerate(on_ray.fleet.slots) if s.node_id == extra.node_id)
+            lost = on_ray.fleet.slots[index]
+            with on_ray.run(the_plan, "index", {"row_delay_ms": 150}) as run:
+                assert wait_for(lambda: ray.get(lost.handle.in_flight.remote())[1] >= 2, timeout=60)
+                cluster.cluster.remove_node(extra)
+                extra = None
+                results = list(run)
+            assert lost.gone and len(on_ray.snapshot()) == 2
+    finally:
+        if extra is not None:
+            cluster.cluster.remove_node(extra)
+    summary = run.summary
+    assert summary is not None and summary.retries >= 1
+    assert all(r.committed for r in results) and summary.batches_committed == len(the_plan.batches)
+    assert sorted(m for r in results for m in r.modules) == sorted(m for b in the_plan.batches for m in b.modules)
