@@ -43,13 +43,17 @@ class LocalCluster:
         return str(self.cluster.address)
 
     def processes(self) -> list[psutil.Process]:
-        """Every process of this cluster still running (its command lines name the temp dir)."""
+        """Every process of this cluster still running: its command line names the temp dir (Ray's services), or
+        its environment does (Ray's workers, which rename themselves ``ray::...``, and what they started)."""
         found = []
         for process in psutil.process_iter(["cmdline"]):
             try:
-                if any(self.temp_dir in part for part in process.info["cmdline"] or ()):
+                if process.pid == os.getpid():
+                    continue
+                if any(self.temp_dir in part for part in process.info["cmdline"] or ()) or \
+                        process.environ().get("RAY_TMPDIR") == self.temp_dir:
                     found.append(process)
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
         return found
 
