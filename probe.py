@@ -109,11 +109,15 @@ class Probe:
         result = StageResult(name)
         started = time.perf_counter()
         self._tick(name, 0, 1)
+        if self.tracer is not None:  # the timeline's stage bands and lane labels
+            self.tracer.record("stage_start", "probe", name=name)
         try:
             yield result
         except Exception as exc:  # a stage that raises has failed; the probe goes on
             result.passed = False
             result.error = f"{type(exc).__name__}: {exc}"
+        if self.tracer is not None:
+            self.tracer.record("stage_end", "probe", name=name)
         wall = time.perf_counter() - started
         result.figures.setdefault("elapsed_s", round(wall, 3))
         result.check(wall <= bound_s, f"took {wall:.1f} s, over its bound of {bound_s:g} s (something stalled)")

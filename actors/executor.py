@@ -21,6 +21,7 @@ from leanworker.actors.journal import OutputJournal
 from leanworker.actors.places import RETRYABLE, Place, PlaceGone, Requeue, RunBackend
 from leanworker.actors.results import Row, StreamSummary
 from leanworker.actors.schedule import Schedule, Task
+from leanworker.actors.tracing import Tracer
 from leanworker.errors import LeanWorkerError, NodeLost
 from leanworker.planner.plan import ImportPlan, PlannedBatch
 
@@ -87,7 +88,7 @@ class PlanRun:
 
     def __init__(self, backend: RunBackend, plan: ImportPlan | Iterable[PlannedBatch], command: str,
                  request: RequestSpec = None, *, retries: int = 1, output: str | None = None,
-                 resume: bool = False, affinity: bool = True) -> None:
+                 resume: bool = False, affinity: bool = True, tracer: Tracer | None = None) -> None:
         if retries < 0:
             raise ValueError("retries must be >= 0")
         self._backend = backend
@@ -111,6 +112,10 @@ class PlanRun:
         self._results: queue.Queue[Any] = queue.Queue(maxsize=2 * max(1, backend.concurrency))
         self._summary: RunSummary | None = None
         self._started = time.monotonic()
+        self._tracer = tracer
+        self._name = f"run {fingerprint[:8]}"
+        if tracer is not None:  # the timeline's stage bands and lane labels
+            tracer.record("stage_start", "run", name=self._name)
         runners = max(1, min(backend.concurrency, len(tasks)))
         self._live_runners = runners
         self._threads = [threading.Thread(target=self._runner, args=(i,), name=f"leanworker-run-{i}", daemon=True)
@@ -257,6 +262,8 @@ class PlanRun:
                 sessions_opened=self._backend.sessions_opened(), retries=self._retry_count,
                 quarantined=tuple(self._quarantined), elapsed=time.monotonic() - self._started,
                 batches_cancelled=self._cancelled_tasks, cancelled=self._cancelled.is_set())
+        if self._tracer is not None:
+            self._tracer.record("stage_end", "run", name=self._name)
         self._put(_END)
 
     def _finish_unrun(self, task: Task, result: BatchResult) -> None:

@@ -81,7 +81,8 @@ class WorkerPool:
         lifecycle.check_owner(self._owner_pid, "pool")
         if self._closed:
             raise PoolClosed("the pool is shut down")
-        return PlanRun(LocalBackend(self), plan, command, request, retries=retries, output=output, resume=resume)
+        return PlanRun(LocalBackend(self), plan, command, request, retries=retries, output=output, resume=resume,
+                       tracer=self.config.trace)
 
     def snapshot(self) -> PoolSnapshot:
         """A consistent view of the pool; after ``shutdown()``, the figures it ended with."""

@@ -45,6 +45,8 @@ def test_the_probe_passes_every_stage_on_the_fallback_workload(tmp_path: Path) -
     assert report["trace"]["events"] > 100 and trace.is_file()
     spawns = [event for event in read_trace(trace) if event.kind == "spawn"]
     assert len(spawns) >= 16 + 2, "every stage that runs workers is traced (the 16 naive workers included)"
+    page = render_timeline(read_trace(trace))
+    assert all(f"class='stage-name'>{stage}<" in page for stage in STAGES), "a band for every stage"
 
 
 def test_the_probe_table_wraps_its_figures_and_cuts_none(tmp_path: Path) -> None:
