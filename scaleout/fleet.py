@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
+import ray.exceptions
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from leanworker.actors.config import PoolConfig
@@ -27,6 +28,9 @@ def alive_nodes() -> list[str]:
 
 
 AGENT_READY_TIMEOUT_S = 120.0
+# What Ray raises when an agent, its process or its node is gone.
+AGENT_GONE = (ray.exceptions.RayActorError, ray.exceptions.NodeDiedError, ray.exceptions.ObjectLostError,
+              ray.exceptions.OwnerDiedError, ray.exceptions.WorkerCrashedError, ray.exceptions.LocalRayletDiedError)
 AGENT_SHUTDOWN_TIMEOUT_S = 60.0
 
 # No task retries, no restarts: a lost agent is our business (Ray's replay of a generator mixes attempts).
@@ -53,6 +57,7 @@ class Fleet:
         self.pool = dataclasses.replace(pool, trace=None)  # a tracer lives in the driver; it does not travel
         self._chunk_rows = chunk_rows
         self._lock = threading.Lock()
+        self.final: dict[str, PoolSnapshot] | None = None
         self.slots = [AgentSlot(node_id, self._create(node_id), 1) for node_id in alive_nodes()
                       for _ in range(agents_per_node)]
         self._wait_ready(self.slots)
@@ -110,10 +115,19 @@ class Fleet:
             return sum(slot.sessions_before + slot.sessions_reported for slot in self.slots)
 
     def snapshot(self) -> dict[str, PoolSnapshot]:
-        """Each alive agent's pool snapshot, by node id (agents of one node: ``node_id#i``)."""
+        """Each agent's pool snapshot, by node id (agents of one node: ``node_id#i``); an agent that cannot answer
+        (lost, not yet replaced) is left out. After ``shutdown``: the figures each pool ended with."""
+        if self.final is not None:
+            return dict(self.final)
         live = [(i, slot) for i, slot in enumerate(self.slots) if not slot.gone]
-        figures = ray.get([slot.handle.snapshot.remote() for _, slot in live], timeout=AGENT_READY_TIMEOUT_S)
-        return {self.name(i): snap for (i, _), snap in zip(live, figures)}
+        refs = [slot.handle.snapshot.remote() for _, slot in live]
+        figures: dict[str, PoolSnapshot] = {}
+        for (i, _), ref in zip(live, refs):
+            try:
+                figures[self.name(i)] = ray.get(ref, timeout=AGENT_READY_TIMEOUT_S)
+            except AGENT_GONE:
+                continue
+        return figures
 
     def name(self, index: int) -> str:
         node_id = self.slots[index].node_id
@@ -121,13 +135,20 @@ class Fleet:
         return node_id if len(same_node) == 1 else f"{node_id}#{same_node.index(index)}"
 
     def shutdown(self) -> None:
-        """Shut every agent's pool down (workers reaped), then end the agents."""
-        live = [slot for slot in self.slots if not slot.gone]
-        refs = [slot.handle.shutdown.remote() for slot in live]
+        """Shut every agent's pool down (workers reaped), keep their final figures, then end the agents."""
+        live = [(i, slot) for i, slot in enumerate(self.slots) if not slot.gone]
+        refs = [slot.handle.shutdown.remote() for _, slot in live]
+        final: dict[str, PoolSnapshot] = {}
         try:
             ray.wait(refs, num_returns=len(refs), timeout=AGENT_SHUTDOWN_TIMEOUT_S)
+            for (i, _), ref in zip(live, refs):
+                try:
+                    final[self.name(i)] = ray.get(ref, timeout=0)
+                except (*AGENT_GONE, ray.exceptions.GetTimeoutError):
+                    continue
         finally:
-            for slot in live:
+            self.final = final
+            for _, slot in live:
                 try:
                     ray.kill(slot.handle, no_restart=True)
                 except Exception:  # already gone

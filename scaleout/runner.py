@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import ray
-import ray.exceptions
 
 from leanworker.actors.config import PoolConfig, SessionKey
 from leanworker.actors.executor import PlanRun, RequestSpec
@@ -22,11 +21,8 @@ from leanworker.actors.places import Attempt, Place, PlaceGone
 from leanworker.actors.results import PoolSnapshot, Row, StreamSummary
 from leanworker.errors import LeanWorkerError, NodeLost, ProtocolError
 from leanworker.planner.plan import ImportPlan, PlannedBatch
-from leanworker.scaleout.fleet import Fleet
+from leanworker.scaleout.fleet import AGENT_GONE, Fleet
 
-# What Ray raises on the driver when the agent, its process or its node is gone.
-AGENT_LOST = (ray.exceptions.RayActorError, ray.exceptions.NodeDiedError, ray.exceptions.ObjectLostError,
-              ray.exceptions.OwnerDiedError, ray.exceptions.WorkerCrashedError, ray.exceptions.LocalRayletDiedError)
 
 
 class NotConnected(LeanWorkerError, RuntimeError):
@@ -81,7 +77,7 @@ class AgentPlace:
                 self._warm = key
                 return tuple(row for chunk in chunks for row in chunk), summary
             raise ProtocolError("the agent's stream ended without a terminal item")
-        except AGENT_LOST as exc:
+        except AGENT_GONE as exc:
             node_id = self._fleet.slots[self._agent_index].node_id
             self._fleet.lost(self._agent_index, generation)
             raise NodeLost(f"the agent on node {node_id[:12]} was lost mid-batch ({type(exc).__name__}); "
@@ -161,7 +157,7 @@ class RayRunner:
                        affinity=self.affinity)
 
     def snapshot(self) -> dict[str, PoolSnapshot]:
-        """Each node agent's pool snapshot, by node id."""
+        """Each node agent's pool snapshot, by node id; after ``close()``, the figures each pool ended with."""
         return self.fleet.snapshot()
 
     def close(self) -> None:

@@ -88,6 +88,8 @@ def test_a_plan_on_two_nodes_commits_the_same_rows_as_a_local_pool(cluster: Loca
     with runner(chunk_rows=2) as on_ray, on_ray.run(the_plan, "index") as run:
         remote = list(run)
         nodes = on_ray.snapshot()
+    final = on_ray.snapshot()  # after close: the figures each node's pool ended with
+    assert set(final) == set(nodes) and all(s.workers == 0 and s.requests_ok > 0 for s in final.values())
     assert committed(remote) == committed(local) and len(remote) == len(the_plan.batches)
     summary = run.summary
     assert summary is not None and summary.batches_committed == len(the_plan.batches) and summary.retries == 0
