@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import ray
@@ -48,6 +48,7 @@ class AgentSlot:
     gone: bool = False  # its node is dead: never replaced
     sessions_reported: int = 0  # its pool's sessions_opened, as last reported
     sessions_before: int = 0  # sessions of earlier generations on this slot
+    replacing: threading.Lock = field(default_factory=threading.Lock)  # held while the agent is replaced
 
 
 class Fleet:
@@ -76,24 +77,25 @@ class Fleet:
     def handle(self, index: int) -> tuple[Any, int]:
         """The live agent of slot ``index`` and its generation; PlaceGone when its node is dead."""
         slot = self.slots[index]
-        if slot.gone:
-            raise PlaceGone(slot.node_id)
-        return slot.handle, slot.generation
+        with slot.replacing:  # a runner of an agent being replaced waits for the new one
+            if slot.gone:
+                raise PlaceGone(slot.node_id)
+            return slot.handle, slot.generation
 
     def lost(self, index: int, generation: int) -> None:
         """Agent ``generation`` of slot ``index`` was lost: replace it if its node is alive, else retire the slot."""
-        with self._lock:
-            slot = self.slots[index]
+        slot = self.slots[index]
+        with slot.replacing:  # not the fleet's lock: progress and the other agents go on meanwhile
             if slot.generation != generation or slot.gone:
                 return  # another runner of this agent replaced it already
             try:
                 ray.kill(slot.handle, no_restart=True)
             except Exception:  # already dead: nothing to kill
                 pass
-            alive = set(alive_nodes())
-            slot.sessions_before += slot.sessions_reported
-            slot.sessions_reported = 0
-            if slot.node_id not in alive:
+            with self._lock:
+                slot.sessions_before += slot.sessions_reported
+                slot.sessions_reported = 0
+            if slot.node_id not in set(alive_nodes()):
                 slot.gone = True
                 return
             slot.handle = self._create(slot.node_id)

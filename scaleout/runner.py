@@ -51,7 +51,7 @@ class AgentPlace:
 
     @property
     def warm_key(self) -> SessionKey | None:
-        return self._warm if self._runner.affinity else None
+        return self._warm
 
     def attempt(self, key: SessionKey, command: str, request: Any, cancelled: threading.Event) -> Attempt:
         handle, generation = self._fleet.handle(self._agent_index)
