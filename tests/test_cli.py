@@ -137,3 +137,19 @@ def test_trace_render_refuses_files_that_are_not_traces_and_says_where_it_wrote(
     done = subprocess.run([sys.executable, "-m", "leanworker", "trace", "render", str(trace)], capture_output=True,
                           text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 0 and str(tmp_path / "timeline.html") in done.stdout
+
+
+def test_run_with_ray_but_without_the_extra_says_how_to_install_it() -> None:
+    code = ("import sys\nsys.modules['ray'] = None  # as if the ray extra were not installed\n"
+            "from leanworker.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    done = subprocess.run([sys.executable, "-c", code, "run", str(LAKE / "toml_multi"), "--capability", "a:b",
+                           "--command", "index", "--ray", "auto"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[0] == "leanworker run: --ray needs Ray: pip install 'leanworker[ray]'"
+
+
+def test_importing_scaleout_without_ray_names_the_extra() -> None:
+    code = ("import sys\nsys.modules['ray'] = None\n"
+            "try:\n    import leanworker.scaleout\nexcept ImportError as e:\n    print(e)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "leanworker.scaleout needs Ray: pip install 'leanworker[ray]'", done.stderr
