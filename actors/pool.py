@@ -1,5 +1,6 @@
-"""The PoolActor: worker slots, admission, the wait queue, the memory budget, snapshots (``lw.WorkerPool``, the
-public face, is in workerpool.py; the state and messages in pool_state.py; affinity in affinity.py).
+"""The PoolActor: worker slots, admission, the wait queue, the memory budget (``lw.WorkerPool``, the public face,
+is in workerpool.py; the state and messages in pool_state.py; what slots report, per-key cool-downs and the
+snapshot in pool_events.py; affinity in affinity.py).
 
 Admission (docs/semantics.md states the same policy):
 
@@ -36,6 +37,7 @@ from leanworker.actors.intensity import RestartIntensity
 from leanworker.actors.lease import Lease
 from leanworker.actors.memory import MemorySampler
 from leanworker.actors.messages import Shutdown, tell_if_alive
+from leanworker.actors.pool_events import on_slot_event, on_slot_stopped, pool_snapshot
 from leanworker.actors.pool_state import (
     Abandon,
     Acquire,
@@ -51,7 +53,7 @@ from leanworker.actors.pool_state import (
     fail,
     key_label,
 )
-from leanworker.actors.results import PoolSnapshot, ShutdownReport
+from leanworker.actors.results import ShutdownReport
 from leanworker.actors.supervisor import SupervisorActor
 from leanworker.actors.timers import Scheduler
 from leanworker.actors.tracing import Tracer
@@ -100,8 +102,8 @@ class PoolActor(pykka.ThreadingActor):
         shared.actor = self
         self._handlers: dict[type, Callable[[Any], Any]] = {
             Acquire: self._on_acquire, Release: self._on_release, Abandon: self._on_abandon,
-            SlotEvent: self._on_slot_event, SlotStopped: self._on_slot_stopped, Recheck: self._on_recheck,
-            TakePoolSnapshot: self._on_snapshot, ClosePool: self._on_close,
+            SlotEvent: lambda m: on_slot_event(self, m), SlotStopped: lambda m: on_slot_stopped(self, m),
+            Recheck: self._on_recheck, ClosePool: self._on_close,
         }
 
     def on_receive(self, message: Any) -> Any:
@@ -109,7 +111,7 @@ class PoolActor(pykka.ThreadingActor):
             self.tracer.record("message", "pool", message=type(message).__name__)
         with self.lock:
             if isinstance(message, TakePoolSnapshot):
-                return self._on_snapshot(message)
+                return pool_snapshot(self)
             try:
                 return self._handlers[type(message)](message)
             except Exception:  # in a tell, pykka would stop the actor: log the bug and keep admitting
@@ -208,98 +210,6 @@ class PoolActor(pykka.ThreadingActor):
         for slot in self.slots.values():
             if slot.reserved_for is not None and slot.reserved_for.waiter_id == message.waiter_id:
                 slot.reserved_for = None
-        self._admit()
-
-    # -- events from slots -----------------------------------------------------------------------------------------
-
-    def _on_slot_event(self, message: SlotEvent) -> None:
-        slot = self.slots.get(message.slot_id)
-        if slot is None:
-            return
-        event, payload = message.event, message.payload
-        if event == "ready":
-            slot.generation = payload
-            self.sessions_opened += 1
-            self.affinity.record_open(slot.key, time.monotonic() - slot.started_at)
-            self.affinity.touch(slot.key, time.monotonic())
-            if slot.state == "starting":
-                slot.state = "ready"
-            waiter, slot.reserved_for = slot.reserved_for, None
-            if waiter is not None:
-                waiter.bound = False
-                if slot.lease_id is None and self._grantable(slot) and waiter in self.waiters:
-                    self.waiters.remove(waiter)
-                    self._grant(slot, waiter)  # False if it gave up: the worker is simply idle
-            self._admit()
-        elif event == "restart":
-            reason, planned = payload
-            self.restarts[reason] += 1
-            slot.started_at = time.monotonic()
-            if slot.state == "ready":
-                slot.state = "starting"  # not grantable until the new generation is ready
-            if not planned:
-                self._count_key_restart(slot.key)
-        elif event == "memory":
-            slot.rss, slot.sampled = payload, True
-            if payload is not None:
-                self.budget.observe(slot.key, payload)
-        elif event in ("failed", "exhausted"):
-            error: LeanWorkerError = payload
-            if event == "exhausted":
-                retry = getattr(error, "retry_after", None) or self.config.restart.restart_window
-                self._cool_down(slot.key, retry, error)
-            waiter, slot.reserved_for = slot.reserved_for, None
-            if waiter is not None and waiter in self.waiters:
-                self.waiters.remove(waiter)
-                fail(waiter, error)
-            if slot.lease_id is None:
-                self._stop_slot(slot, event)
-            else:
-                slot.state = "exhausted"  # stopped when its holder releases it
-            self._admit()
-
-    def _count_key_restart(self, key: SessionKey) -> None:
-        """Restart intensity per key, across all its workers: past the limit, the key cools down."""
-        policy = self.config.restart
-        intensity = self.key_restarts.get(key)
-        if intensity is None:
-            intensity = self.key_restarts[key] = RestartIntensity(policy.max_restarts, policy.restart_window)
-        retry = intensity.record(time.monotonic())
-        if retry is not None:
-            error = RestartLimitExceeded(f"workers of {key.capability} restarted {intensity.count} times in "
-                                         f"{policy.restart_window:g} s (limit {policy.max_restarts})",
-                                         retry_after=retry)
-            intensity.clear()
-            self._cool_down(key, retry, error)
-
-    def _cool_down(self, key: SessionKey, retry: float, error: LeanWorkerError) -> None:
-        """Refuse ``key`` for ``retry`` seconds: fail its waiters, stop its idle workers."""
-        self.cooldowns[key] = (time.monotonic() + retry, error)
-        self._trace("cooldown", key=key_label(key), seconds=round(retry, 3))
-        for waiter in [w for w in self.waiters if w.key == key]:
-            self.waiters.remove(waiter)
-            fail(waiter, RestartLimitExceeded(f"{error}; try again in {retry:.1f} s", retry_after=retry))
-        for slot in list(self.slots.values()):
-            if slot.key == key and slot.lease_id is None:
-                self._stop_slot(slot, "cooldown")
-            elif slot.key == key:
-                slot.state = "exhausted"  # stopped when its holder releases it
-
-    def _on_slot_stopped(self, message: SlotStopped) -> None:
-        slot = self.slots.pop(message.slot_id, None)
-        if slot is None:
-            return
-        if slot.freed_for is not None and slot.freed_for in self.waiters:
-            slot.freed_for.reserved = True  # the capacity it freed is that waiter's, whoever is ahead in the queue
-        self.retired.add_slot(slot)
-        try:
-            slot.supervisor.stop(block=False)
-        except pykka.ActorDeadError:
-            pass
-        self._trace("slot_stopped", slot)
-        if self.closing is not None and not self.slots:
-            self.closing.set_result(None)
-            return
         self._admit()
 
     # -- admission ---------------------------------------------------------------------------------------------------
@@ -465,42 +375,7 @@ class PoolActor(pykka.ThreadingActor):
         if not tell_if_alive(slot.supervisor, Shutdown(reply)):
             self._tell_self(SlotStopped(slot_id))
 
-    # -- snapshots and shutdown --------------------------------------------------------------------------------------
-
-    def _on_snapshot(self, message: TakePoolSnapshot) -> PoolSnapshot:
-        slots = list(self.slots.values())
-        busy = sum(1 for s in slots if s.lease_id is not None)
-        idle = sum(1 for s in slots if s.lease_id is None and s.state == "ready")
-        starting = sum(1 for s in slots if s.lease_id is None and s.state == "starting")
-        stopping = sum(1 for s in slots if s.lease_id is None and s.state in ("stopping", "exhausted"))
-        totals = Totals()
-        for slot in slots:
-            totals.add_slot(slot)
-        live = [s for s in slots if s.state != "stopping"]
-        rss_values = [s.rss for s in live]
-        available = all(s.sampled and s.rss is not None for s in live)
-        now = time.monotonic()
-        return PoolSnapshot(
-            max_workers=self.config.max_workers,
-            workers=idle + busy,
-            idle=idle,
-            busy=busy,
-            leases=len(self.leases),
-            starting=starting,
-            stopping=stopping,
-            queue_depth=sum(1 for w in self.waiters if not w.future.cancelled()),
-            requests_ok=self.retired.requests_ok + totals.requests_ok,
-            requests_failed=self.retired.requests_failed + totals.requests_failed,
-            rows_delivered=self.retired.rows_delivered + totals.rows_delivered,
-            restarts=dict(self.restarts),
-            worker_rss_mib=[round(v, 1) for v in rss_values if v is not None] if available else None,
-            total_rss_mib=round(sum(v for v in rss_values if v is not None), 1) if available else None,
-            backpressure_waits=self.retired.backpressure_waits + totals.backpressure_waits,
-            stale_frames_dropped=self.retired.stale_frames_dropped + totals.stale_frames_dropped,
-            sessions_opened=self.sessions_opened,
-            cooldowns={key_label(k): round(until - now, 3) for k, (until, _) in self.cooldowns.items()
-                       if until > now},
-        )
+    # -- shutdown ------------------------------------------------------------------------------------------------
 
     def _on_close(self, message: ClosePool) -> None:
         if self.closing is not None:
