@@ -30,10 +30,9 @@ from leanworker.planner.lakefile import (
     LakeDiagnostic,
     LakefileConfig,
     LibConfig,
-    read_lean_lakefile,
     read_toml_lakefile,
-    target_name,
 )
+from leanworker.planner.lakefile_lean import read_lean_lakefile, target_name
 from leanworker.planner.names import join_components, split_module_name
 
 LAKEFILES = ("lakefile.lean", "lakefile.toml")  # in Lake's order of preference

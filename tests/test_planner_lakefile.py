@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from leanworker.planner.lakefile import Glob, read_lean_lakefile, read_toml_lakefile, strip_comments
+from leanworker.planner.lakefile import Glob, read_toml_lakefile
+from leanworker.planner.lakefile_lean import read_lean_lakefile, strip_comments
 
 
 @pytest.mark.parametrize("header, expected", [
