@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
-from leanworker.actors.config import SessionKey
+from leanworker.actors.config import PoolConfig, SessionKey
 from leanworker.actors.lease import Lease
 from leanworker.actors.results import Row, StreamSummary
 from leanworker.actors.stream import RowStream
@@ -29,6 +29,12 @@ if TYPE_CHECKING:
 RETRYABLE = (WorkerCrashed, RequestTimeout, MemoryLimitExceeded, ProtocolError, NodeLost)
 
 Attempt = tuple[tuple[Row, ...], StreamSummary | None]
+
+
+def attempt_lease_timeout(config: PoolConfig) -> float:
+    """How long one attempt may wait for its lease: the queue, a worker start, and a request in flight before it."""
+    worker = config.worker
+    return config.queue_wait_timeout + worker.startup_timeout + (worker.request_timeout or 3600.0)
 
 
 class Requeue(Exception):
@@ -127,9 +133,7 @@ class LocalBackend:
     def __init__(self, pool: WorkerPool) -> None:
         self._pool = pool
         self._sessions_before = pool.snapshot().sessions_opened
-        worker = pool.config.worker
-        self._lease_timeout = pool.config.queue_wait_timeout + worker.startup_timeout + (
-            worker.request_timeout or 3600.0)
+        self._lease_timeout = attempt_lease_timeout(pool.config)
 
     @property
     def concurrency(self) -> int:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 
 def timings(function: Callable[[], object], repeat: int, warmup: int = 50) -> list[float]:
@@ -37,3 +39,12 @@ def p90_us(samples: list[float]) -> float:
 
 def ms(seconds: float) -> float:
     return round(seconds * 1000, 2)
+
+
+def print_report(report: dict[str, Any], as_json: bool, width: int = 12) -> None:
+    """The report as one JSON object, or a line per entry: its name, then its figures as JSON."""
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    for name, value in report.items():
+        print(f"{name:{width}} {json.dumps(value)}")

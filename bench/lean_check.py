@@ -10,13 +10,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 from typing import Any
 
 import leanworker as lw
+from bench._stats import print_report
 from leanworker.lean.items import plan_items, split_item
 
 SIM = f"{sys.executable} -m leanworker.fixtures.repl_sim"
@@ -59,11 +59,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     report = {"simulated": True, "overhead": overhead(1000), "throughput": throughput(1000, 2)}
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        for name, value in report.items():
-            print(f"{name:12} {json.dumps(value)}")
+    print_report(report, args.json)
 
 
 if __name__ == "__main__":

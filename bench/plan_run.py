@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import threading
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import leanworker as lw
+from bench._stats import print_report
 
 MATHLIB = "leanworker.fixtures.mathlib_scale:capability"
 THROUGHPUT = "leanworker.fixtures.throughput:capability"
@@ -115,11 +115,7 @@ def main() -> None:
                     entry["one_lease_in_turn"]["seconds"] / entry["pool_run_2_workers"]["seconds"], 2)
                 entry["speedup_pool_run_vs_fresh_worker"] = round(
                     entry["fresh_worker_per_batch"]["seconds"] / entry["pool_run_2_workers"]["seconds"], 2)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        for name, value in report.items():
-            print(f"{name:12} {json.dumps(value)}")
+    print_report(report, args.json)
 
 
 if __name__ == "__main__":

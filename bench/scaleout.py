@@ -16,7 +16,6 @@ which cannot be measured here. The capability is the mathlib-scale fixture, a SI
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import leanworker as lw
+from bench._stats import print_report
 from bench.plan_run import MATHLIB, mathlib_plan
 
 IMPORT = (("import_ms", 200),)
@@ -119,11 +119,7 @@ def main() -> None:
     base = report["local_pool_2"]["seconds"]
     report["ratio_two_nodes_vs_local"] = round(report["ray_two_nodes_2x1"]["seconds"] / base, 2)
     report["ratio_in_process_vs_local"] = round(report["ray_in_process_1x2"]["seconds"] / base, 2)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        for name, value in report.items():
-            print(f"{name:38} {json.dumps(value)}")
+    print_report(report, args.json, width=38)
 
 
 if __name__ == "__main__":

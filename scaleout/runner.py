@@ -17,7 +17,7 @@ import ray
 
 from leanworker.actors.config import PoolConfig, SessionKey
 from leanworker.actors.executor import PlanRun, RequestSpec
-from leanworker.actors.places import Attempt, Place, PlaceGone
+from leanworker.actors.places import Attempt, Place, PlaceGone, attempt_lease_timeout
 from leanworker.actors.results import PoolSnapshot, Row, StreamSummary
 from leanworker.errors import LeanWorkerError, NodeLost, ProtocolError
 from leanworker.planner.plan import ImportPlan, PlannedBatch
@@ -102,9 +102,7 @@ class _RayBackend:
     def __init__(self, runner: RayRunner) -> None:
         self._runner = runner
         self._before = runner.fleet.sessions_opened()
-        worker = runner.pool.worker
-        self._lease_timeout = runner.pool.queue_wait_timeout + worker.startup_timeout + (
-            worker.request_timeout or 3600.0)
+        self._lease_timeout = attempt_lease_timeout(runner.pool)
 
     @property
     def concurrency(self) -> int:
