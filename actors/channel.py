@@ -51,7 +51,8 @@ class Terminal:
 class Counters:
     """Per-slot counters updated from several threads."""
 
-    __slots__ = ("_lock", "rows_delivered", "backpressure_waits", "stale_frames_dropped", "events_dropped")
+    __slots__ = ("_lock", "rows_delivered", "backpressure_waits", "stale_frames_dropped", "events_dropped",
+                 "answers_read_by_caller")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -59,6 +60,7 @@ class Counters:
         self.backpressure_waits = 0
         self.stale_frames_dropped = 0
         self.events_dropped = 0
+        self.answers_read_by_caller = 0
 
     def add(self, name: str, amount: int = 1) -> None:
         with self._lock:
@@ -224,11 +226,12 @@ class RequestChannel:
 class Router:
     """Maps request ids of one generation to their channels. Frames for unknown ids are stale: counted, dropped."""
 
-    __slots__ = ("generation", "counters", "_channels", "_lock", "closed")
+    __slots__ = ("generation", "counters", "_channels", "_lock", "closed", "reads")
 
     def __init__(self, generation: int, counters: Counters) -> None:
         self.generation = generation
         self.counters = counters
+        self.reads: Any = None  # the generation's ReadSide, once its hello is in (a caller may read its answer)
         self._channels: dict[int, RequestChannel] = {}
         self._lock = threading.Lock()
         self.closed = False

@@ -38,6 +38,7 @@ from leanworker.actors.messages import (
     Stop,
     tell_if_alive,
 )
+from leanworker.actors.readside import ReadSide
 from leanworker.actors.pipe import PipeWriter, StderrTail, drain_into
 from leanworker.actors.results import ShutdownReport
 from leanworker.actors.tracing import Tracer
@@ -48,6 +49,7 @@ from leanworker.protocol.frames import FrameReader
 log = logging.getLogger("leanworker")
 
 SYS_PATH_ENV = "LEANWORKER_SYS_PATH"
+SPIN_ENV = "LEANWORKER_SPIN_WAIT"  # read by the host (host/serve.py)
 
 
 @functools.lru_cache(maxsize=64)
@@ -101,6 +103,7 @@ class ChildActor(pykka.ThreadingActor):
         self._kill_sent = False
         self.pipe: PipeWriter | None = None
         self.cgroup: Path | None = None
+        self.reads: ReadSide | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
 
@@ -109,6 +112,7 @@ class ChildActor(pykka.ThreadingActor):
         if self.config.env:
             env.update(self.config.env)
         env["LEANWORKER_PARENT_PID"] = str(os.getpid())
+        env[SPIN_ENV] = repr(self.config.spin_wait)
         env.pop(CGROUP_ENV, None)
         search = capability_search_path(self.key.capability)
         if search:
@@ -189,8 +193,10 @@ class ChildActor(pykka.ThreadingActor):
                 self._tell(HelloReceived(self.generation, hello))
                 dispatcher = FrameDispatcher(self.router, self.gate, self.tracer, self.name, self.generation,
                                              self._on_done)
-                while (message := reader.read()) is not None:
-                    dispatcher.dispatch(message, reader.last_size)
+                self.reads = ReadSide(reader, dispatcher.dispatch, self._violation, self.router.counters,
+                                      self.config.spin_wait)
+                self.router.reads = self.reads
+                self.reads.run()
         except LeanWorkerError as exc:
             self._violation(exc)
         except OSError:
@@ -241,6 +247,8 @@ class ChildActor(pykka.ThreadingActor):
             self.pipe.close()
         if self.cgroup is not None:  # descendants that left the group (setsid) end here
             kill_cgroup(self.cgroup)
+        if self.reads is not None:
+            self.reads.close()  # waits for a caller reading its own answer to let go of the fd
         lifecycle.unregister_pipe_fds(*self._pipe_fds())
         for stream in (process.stdin, process.stdout, process.stderr):
             if stream is not None:

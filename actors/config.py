@@ -62,9 +62,12 @@ class WorkerConfig:
     env: Mapping[str, str] | None = None
     buffer_bytes: int = 64 * 1024 * 1024
     containment: str = "auto"
+    spin_wait: float = 50e-6
 
     def __post_init__(self) -> None:
         check_frame_cap(self.max_frame_bytes)
+        if not 0 <= self.spin_wait <= 0.01:
+            raise ValueError("WorkerConfig.spin_wait must be in [0, 0.01] seconds")
         if self.buffer_rows < 1:
             raise ValueError("WorkerConfig.buffer_rows must be >= 1")
         if self.buffer_bytes < 64 * 1024:

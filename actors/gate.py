@@ -120,6 +120,13 @@ class AdmissionGate:
             raise UnencodableValue(f"request of {submit.command!r} does not fit in one frame: {exc}",
                                    path="request") from None
 
+    def reads_for(self, channel: RequestChannel) -> Any:
+        """The read side a caller may use to read ``channel``'s answer itself, or None."""
+        router = self.router
+        if channel.streaming or router is None or router.generation != channel.generation:
+            return None
+        return router.reads
+
     # -- the reader's and the supervisor's side -------------------------------------------------------------------
 
     def release(self, channel: RequestChannel, outcome: str) -> bool:

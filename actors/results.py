@@ -95,6 +95,7 @@ class WorkerSnapshot:
     backpressure_waits: int = 0
     sessions_opened: int = 0
     events_dropped: int = 0  # diagnostics (and progress past coalescing) dropped by full request buffers
+    answers_read_by_caller: int = 0  # call answers the calling thread read from the pipe itself (readside.py)
 
 
 @dataclass(frozen=True)

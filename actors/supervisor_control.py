@@ -50,6 +50,7 @@ class ControlHandlers(SupervisorBase):
             backpressure_waits=self.counters.backpressure_waits,
             sessions_opened=self.sessions_opened,
             events_dropped=self.counters.events_dropped,
+            answers_read_by_caller=self.counters.answers_read_by_caller,
         )
 
     def _on_shutdown(self, message: Shutdown) -> None:

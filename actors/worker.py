@@ -97,8 +97,10 @@ class RequestPort:
         """Admit a non-streaming call; its terminal is awaited with :meth:`finish_call`."""
         return self._admit(Submit(command, request, False, timeout, expect_generation))
 
-    @staticmethod
-    def finish_call(channel: RequestChannel) -> Any:
+    def finish_call(self, channel: RequestChannel) -> Any:
+        reads = self.gate.reads_for(channel)
+        if reads is not None:
+            reads.serve(channel)  # read the answer in this thread (actors/readside.py)
         terminal = channel.wait_terminal(None)  # the supervisor's deadline guarantees a terminal
         assert terminal is not None
         if terminal.outcome != OK:

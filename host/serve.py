@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import signal
@@ -31,6 +32,7 @@ HOST_VERSION = "leanworker-host/0.1.0"
 METADATA_COMMAND = "leanworker.metadata"
 DOCTOR_COMMAND = "leanworker.doctor"
 EOF_GRACE = 0.5
+SPIN_ENV = "LEANWORKER_SPIN_WAIT"
 WATCH_INTERVAL = 0.002
 ERROR_TEXT_LIMIT = 16 * 1024
 
@@ -107,6 +109,8 @@ class Host:
         self.reader = FrameReader(in_fd)
         self.writer = ProtocolWriter(out_fd)
         self.read_lock = threading.Lock()
+        os.set_blocking(in_fd, False)  # reads spin, then sleep in poll() (FrameReader.read_waiting)
+        self.spin_wait = spin_wait_from_env()
         self._stash: deque[Message | None] = deque()
         self.capability: Capability | None = None
         self.session: Any = None
@@ -129,7 +133,7 @@ class Host:
             if self._stash:
                 return self._stash.popleft()
             while True:
-                message = self.reader.read()
+                message = self.reader.read_waiting(self.spin_wait)
                 if message is None:
                     return None
                 if self._route(message):
@@ -346,6 +350,15 @@ def _wire_text(value: object, limit: int) -> str:
     if len(text) > limit:
         text = text[: limit - 40] + f"... ({len(text) - limit + 40} characters cut)"
     return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def spin_wait_from_env() -> float:
+    """How long the idle host spins for its next frame before it sleeps (``WorkerConfig.spin_wait``, in seconds)."""
+    try:
+        value = float(os.environ.get(SPIN_ENV, "0"))
+    except ValueError:
+        return 0.0
+    return min(value, 0.01) if math.isfinite(value) and value > 0 else 0.0
 
 
 def extend_sys_path() -> None:

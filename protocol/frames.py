@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import os
+import select
 import struct
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any, NoReturn
 
@@ -189,8 +191,6 @@ class FrameReader:
 
     def poll(self) -> list[Message] | None:
         """Without blocking: every message already readable (maybe none); ``None`` at end of stream."""
-        import select
-
         out, self._pending = [m for m, _ in reversed(self._pending)], []
         while select.select([self.fd], [], [], 0)[0]:
             data = os.read(self.fd, self.chunk_size)
@@ -199,6 +199,41 @@ class FrameReader:
                 return out or None
             out += self._decoder.feed(data)
         return out
+
+    def read_available(self) -> list[tuple[Message, int]] | None:
+        """From a non-blocking fd: the messages (with frame sizes) decoded but not yet read, else those that one
+        read completes, maybe none; ``None`` at end of stream."""
+        if self._pending:
+            out, self._pending = self._pending[::-1], []
+            return out
+        try:
+            data = os.read(self.fd, self.chunk_size)
+        except BlockingIOError:
+            return []
+        if not data:
+            self._decoder.close()
+            return None
+        return self._decoder.feed_sized(data)
+
+    def read_waiting(self, spin_wait: float = 0.0) -> Message | None:
+        """From a non-blocking fd: the next message, or ``None`` at end of stream. Spins on reads for
+        ``spin_wait`` seconds, yielding the CPU between them, before it sleeps in ``poll()``."""
+        if not self._pending:
+            spin_until = time.perf_counter() + spin_wait
+            poller = None
+            while not (batch := self.read_available()):
+                if batch is None:
+                    return None
+                if time.perf_counter() < spin_until:
+                    os.sched_yield()  # the writer may be queued on this CPU (pipe wakeups favour the waker's)
+                    continue
+                if poller is None:
+                    poller = select.poll()
+                    poller.register(self.fd, select.POLLIN)
+                poller.poll()
+            self._pending = batch[::-1]
+        message, self.last_size = self._pending.pop()
+        return message
 
     def read(self) -> Message | None:
         """Return the next message, or ``None`` on a clean end of stream between frames."""
