@@ -28,8 +28,9 @@ class SessionAffinity:
         self._activity: dict[Hashable, float] = {}
 
     def touch(self, key: Hashable, now: float) -> None:
-        """A worker of ``key`` was granted, released or became ready at ``now``."""
-        self._activity[key] = now
+        """A worker of ``key`` was granted, released or became ready at ``now`` (an earlier time changes nothing)."""
+        if now > self._activity.get(key, now - 1.0):
+            self._activity[key] = now
 
     def waited(self, key: Hashable, enqueued_at: float, now: float) -> float:
         """How long a waiter of ``key`` has waited with no sign of life from its key's workers."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -48,7 +47,6 @@ class Lease:
         self._released = False
         self._stream: RowStream | None = None
         self._call: RequestChannel | None = None  # a call() in flight
-        self._finalizer = weakref.finalize(self, _released_by_gc, release, lease_id, key, port.owner_pid)
 
     @property
     def valid(self) -> bool:
@@ -127,7 +125,6 @@ class Lease:
             self._released = True
             stream, self._stream = self._stream, None
             call, self._call = self._call, None
-        self._finalizer.detach()
         if os.getpid() != self._port.owner_pid:
             return
         if stream is not None and not stream.done:
@@ -136,6 +133,12 @@ class Lease:
             self._port.cancel(call.request_id)
             call.wait_terminal(self._port.settle_timeout())
         self._release(self.lease_id)
+
+    def __del__(self) -> None:
+        # Cheaper than weakref.finalize on the warm path (a lease per request); runs at most once per object.
+        if not getattr(self, "_released", True):
+            self._released = True
+            _released_by_gc(self._release, self.lease_id, self.key, self._port.owner_pid)
 
     def __enter__(self) -> Lease:
         return self

@@ -126,7 +126,7 @@ class PoolActor(pykka.ThreadingActor):
         Everything else (starting, cycling, queueing, cool-downs) is the actor's: None sends the caller there.
         """
         with self.lock:
-            if self.closing is not None or self.cooldowns or any(not w.future.cancelled() for w in self.waiters):
+            if self.closing is not None or self.cooldowns or self._anyone_waits():
                 return None
             slot = self._idle_slot(key)
             if slot is None:
@@ -140,18 +140,19 @@ class PoolActor(pykka.ThreadingActor):
         with self.lock:
             slot_id = self.leases.get(lease_id)
             slot = self.slots.get(slot_id) if slot_id is not None else None
-            if (slot is not None and slot.state == "ready" and self.closing is None
-                    and not any(not w.future.cancelled() for w in self.waiters)):
+            if slot is not None and slot.state == "ready" and self.closing is None and not self._anyone_waits():
                 del self.leases[lease_id]
                 self._give_back(slot, lease_id)
                 return
         self._tell_self(Release(lease_id))
 
+    def _anyone_waits(self) -> bool:
+        return bool(self.waiters) and any(not w.future.cancelled() for w in self.waiters)
+
     def _take(self, slot: Slot) -> int:
         lease_id = next(self._lease_ids)
         slot.lease_id = lease_id
-        slot.last_used = time.monotonic()
-        self.affinity.touch(slot.key, slot.last_used)
+        slot.last_used = time.monotonic()  # also the key's activity (see _waited)
         self.leases[lease_id] = slot.slot_id
         return lease_id
 
@@ -159,7 +160,6 @@ class PoolActor(pykka.ThreadingActor):
         self._trace("lease_released", slot, lease_id)
         slot.lease_id = None
         slot.last_used = time.monotonic()
-        self.affinity.touch(slot.key, slot.last_used)
 
     def _trace(self, kind: str, slot: Slot | None = None, lease_id: int | None = None, **fields: Any) -> None:
         """Record on the pool's lane, or on ``slot``'s lane (its current generation) when one is given."""
@@ -271,21 +271,29 @@ class PoolActor(pykka.ThreadingActor):
 
     def _idle_slot(self, key: SessionKey) -> Slot | None:
         for slot in self.slots.values():
-            if slot.key == key and self._grantable(slot):
+            if (slot.key is key or slot.key == key) and self._grantable(slot):
                 return slot
         return None
 
     def _may_evict_for(self, waiter: Waiter, now: float) -> bool:
         states = {s.state for s in self.slots.values() if s.key == waiter.key}
-        waited = self.affinity.waited(waiter.key, waiter.enqueued_at, now)
+        waited = self._waited(waiter, now)
         return self.affinity.may_evict_for(waiter.key, waited, bool(states & {"ready", "starting"}),
                                            "starting" in states)
+
+    def _waited(self, waiter: Waiter, now: float) -> float:
+        """How long ``waiter`` has waited with no sign of life from its key's workers (affinity.py). A grant or a
+        release is recorded only as the slot's ``last_used`` (the warm path stays short), so it is folded in here."""
+        for slot in self.slots.values():
+            if slot.key == waiter.key:
+                self.affinity.touch(waiter.key, slot.last_used)
+        return self.affinity.waited(waiter.key, waiter.enqueued_at, now)
 
     def _recheck_later(self, waiter: Waiter, now: float) -> None:
         """Look at the queue again when ``waiter`` may evict (one timer for the earliest such moment)."""
         if any(s.key == waiter.key and s.state == "starting" for s in self.slots.values()):
             return  # its key's worker is starting: its "ready" looks at the queue again
-        delay = self.affinity.evictable_in(waiter.key, self.affinity.waited(waiter.key, waiter.enqueued_at, now))
+        delay = self.affinity.evictable_in(waiter.key, self._waited(waiter, now))
         if delay is None:
             return
         due = now + delay + 0.001

@@ -101,30 +101,40 @@ class ReadSide:
         spin_until = time.perf_counter() + self.spin_wait
         poller: select.poll | None = None
         answered = False  # the terminal came from a frame this thread dispatched
+        reading = False  # from a read that may take bytes off the pipe to the end of their dispatch
         try:
             while channel.terminal is None:
+                reading = True
                 batch = reader.read_available()
                 if batch is None:
                     return  # end of input: the reader thread reaps and reports
+                for message, size in batch:
+                    dispatch(message, size)
+                reading = False
                 answered = bool(batch)
                 if batch:
-                    for message, size in batch:
-                        dispatch(message, size)
-                elif time.perf_counter() < spin_until:
+                    continue
+                if time.perf_counter() < spin_until:
                     os.sched_yield()
-                else:
-                    if poller is None:
-                        poller = select.poll()
-                        poller.register(self.fd, select.POLLIN)
-                    poller.poll(SLEEP_SLICE_MS)
+                    continue
+                if poller is None:
+                    poller = select.poll()
+                    poller.register(self.fd, select.POLLIN)
+                poller.poll(SLEEP_SLICE_MS)
             if answered:
                 self.counters.add("answers_read_by_caller")
         except LeanWorkerError as exc:
             self._violated(exc)
         except OSError:
             return  # the reader thread meets it too, and ends the generation
-        except Exception as exc:  # nothing a worker sends may escape untyped (the reader thread does the same)
-            self._violated(ProtocolError(f"worker output could not be handled: {type(exc).__name__}: {exc}"))
+        except BaseException as exc:
+            # A signal handler's exception (KeyboardInterrupt too) can strike this thread anywhere. While it
+            # sleeps, nothing is lost: the reader thread reads on. Mid-read, bytes may be lost with the exception,
+            # so the byte stream cannot be trusted: the worker is replaced. The exception is the caller's.
+            if reading:
+                self._violated(ProtocolError(f"reading the answer was interrupted by {type(exc).__name__}: {exc}; "
+                                             "the byte stream may be cut, so the worker is replaced"))
+            raise
 
     def _violated(self, error: LeanWorkerError) -> None:
         self.ended = True

@@ -25,7 +25,7 @@ def _noop(x: int) -> int:
     return x
 
 
-def lease_round_trip(repeat: int, rounds: int = 6) -> dict[str, float | None]:
+def lease_round_trip(repeat: int, rounds: int = 30) -> dict[str, float | None]:
     ours: list[float] = []
     bare: list[float] = []
     ppe: list[float] = []
@@ -44,11 +44,11 @@ def lease_round_trip(repeat: int, rounds: int = 6) -> dict[str, float | None]:
         peer_pebble = pebble.ProcessPool(2) if pebble is not None else None
         try:
             for _ in range(rounds):
-                ours += timings(lambda: lease_call(pool), repeat // rounds)
-                bare += timings(lambda: worker.call("echo", 1), repeat // rounds)
-                ppe += timings(lambda: executor.submit(_noop, 1).result(), repeat // rounds)
+                ours += timings(lambda: lease_call(pool), repeat // rounds, warmup=10)
+                bare += timings(lambda: worker.call("echo", 1), repeat // rounds, warmup=10)
+                ppe += timings(lambda: executor.submit(_noop, 1).result(), repeat // rounds, warmup=10)
                 if peer_pebble is not None:
-                    peb += timings(lambda: peer_pebble.schedule(_noop, (1,)).result(), repeat // rounds)
+                    peb += timings(lambda: peer_pebble.schedule(_noop, (1,)).result(), repeat // rounds, warmup=10)
         finally:
             if peer_pebble is not None:
                 peer_pebble.close()

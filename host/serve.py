@@ -11,7 +11,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from leanworker.errors import CommandError, NotPlainData, ProtocolError
@@ -38,30 +38,48 @@ ERROR_TEXT_LIMIT = 16 * 1024
 
 
 class _RequestContext:
-    """The ``ctx`` a command receives (see :class:`leanworker.host.Context`)."""
+    """The ``ctx`` a command receives (see :class:`leanworker.host.Context`).
 
-    __slots__ = ("session", "request_id", "_cancel", "_writer", "_streaming")
+    Cancellation is cooperative: a command sees it only through its ctx. So the watchdog, which reads the parent's
+    frames (a ``cancel`` among them) while a command runs, is woken at the command's first use of its ctx, not at
+    every call: a command that never looks answers without a thread handoff on the worker's side.
+    """
 
-    def __init__(self, session: Any, request_id: int, writer: ProtocolWriter, streaming: bool) -> None:
+    __slots__ = ("session", "request_id", "_cancel", "_writer", "_streaming", "_watch", "_watched")
+
+    def __init__(self, session: Any, request_id: int, writer: ProtocolWriter, streaming: bool,
+                 watch: Callable[[], None]) -> None:
         self.session = session
         self.request_id = request_id
         self._cancel = threading.Event()
         self._writer = writer
         self._streaming = streaming
+        self._watch = watch
+        self._watched = False
+
+    def _watching(self) -> None:
+        if not self._watched:
+            self._watched = True
+            self._watch()
 
     @property
     def cancelled(self) -> bool:
+        self._watching()
         return self._cancel.is_set()
 
     def check_cancelled(self) -> None:
+        self._watching()
         if self._cancel.is_set():
             raise RequestCancelled()
 
     def sleep(self, seconds: float) -> None:
+        self._watching()
         if self._cancel.wait(seconds):
             raise RequestCancelled()
 
     def row(self, stream: str, payload: Any) -> None:
+        if not self._watched:
+            self._watching()
         if self._cancel.is_set():
             raise RequestCancelled()
         if self._streaming:
@@ -74,10 +92,12 @@ class _RequestContext:
             self.row(stream, payload)
 
     def diagnostic(self, severity: str, code: str, message: str, data: Any = None) -> None:
+        self._watching()
         frame = messages.diag(self.request_id, severity, code, message, data)
         _send_checked(self._writer, frame, "bad_diagnostic")
 
     def progress(self, phase: str, current: float, total: float | None = None) -> None:
+        self._watching()
         frame = messages.progress(self.request_id, phase, current, total)
         _send_checked(self._writer, frame, "bad_progress")
 
@@ -98,8 +118,10 @@ def _send_checked(writer: ProtocolWriter, frame: Message, code: str) -> None:
 class Host:
     """One worker process's state: the writer, the capability, the session and the request in flight.
 
-    The main thread reads parent frames itself while idle (no thread handoff per request). While a command runs,
-    a watchdog thread reads instead, every ``WATCH_INTERVAL``: ``cancel`` sets the command's flag (seen at its next
+    The main thread reads parent frames itself while idle (no thread handoff per request): it spins on
+    non-blocking reads for ``spin_wait`` seconds (``WorkerConfig.spin_wait``, passed in ``LEANWORKER_SPIN_WAIT``),
+    then sleeps in ``poll()``. While a command runs that has used its ctx (the only way it can see a cancel), a
+    watchdog thread reads instead, every ``WATCH_INTERVAL``: ``cancel`` sets the command's flag (seen at its next
     row or ``check_cancelled``), ``ping`` is answered at once, ``stop`` cancels, and end of input ends the process
     group. Both threads read through one ``FrameReader`` under ``read_lock``; frames the watchdog reads that are
     for the main loop wait in ``_stash``, in order.
@@ -174,7 +196,12 @@ class Host:
                         self._stash.append(message)
 
     def _busy(self) -> bool:
-        return self._current is not None
+        return self._current is not None and self._current._watched
+
+    def _wake_watchdog(self) -> None:
+        """The running command used its ctx: from now on the watchdog reads the parent's frames."""
+        with self._running:
+            self._running.notify()
 
     def _cancel(self, request_id: int | None) -> None:
         with self._current_lock:
@@ -257,7 +284,7 @@ class Host:
     def _call(self, message: Message, started: float) -> None:
         request_id = message["id"]
         command = message["command"]
-        ctx = _RequestContext(self.session, request_id, self.writer, message["stream"])
+        ctx = _RequestContext(self.session, request_id, self.writer, message["stream"], self._wake_watchdog)
         self.writer.begin(request_id)
         with self._current_lock:
             self._current = ctx
@@ -265,7 +292,6 @@ class Host:
             if request_id in self._early_cancels:
                 self._early_cancels.discard(request_id)
                 ctx._cancel.set()
-            self._running.notify()
         try:
             function = self._resolve(command)
             result = function(ctx, message["request"])
