@@ -9,12 +9,12 @@ unreleased returns it too, with a ``ResourceWarning``.
 
 from __future__ import annotations
 
-import os
 import threading
 import warnings
 from collections.abc import Callable
 from typing import Any
 
+from leanworker.actors import lifecycle
 from leanworker.actors.channel import RequestChannel
 from leanworker.actors.config import SessionKey
 from leanworker.actors.results import CapabilityMetadata, Diagnostic, DoctorReport, Progress, WorkerSnapshot
@@ -26,7 +26,7 @@ ReleaseFunction = Callable[[int], None]
 
 
 def _released_by_gc(release: ReleaseFunction, lease_id: int, key: SessionKey, owner_pid: int) -> None:
-    if os.getpid() != owner_pid:
+    if lifecycle.current_pid() != owner_pid:
         return  # a forked child's copy: the worker belongs to the parent
     warnings.warn(f"lease {lease_id} on {key.capability} was garbage-collected without release(); its capacity "
                   "was returned", ResourceWarning, stacklevel=2)
@@ -80,9 +80,8 @@ class Lease:
         except WorkerClosed as exc:
             raise self._closed(exc) from None
         finally:
-            with self._lock:
-                if self._call is channel:
-                    self._call = None
+            if self._call is channel:  # no lock: release() takes the field under it, and either order is safe
+                self._call = None
 
     def stream(self, command: str, request: Any = None, timeout: float | None = None,
                on_diagnostic: Callable[[Diagnostic], None] | None = None,
@@ -125,7 +124,7 @@ class Lease:
             self._released = True
             stream, self._stream = self._stream, None
             call, self._call = self._call, None
-        if os.getpid() != self._port.owner_pid:
+        if lifecycle.current_pid() != self._port.owner_pid:
             return
         if stream is not None and not stream.done:
             stream.close()

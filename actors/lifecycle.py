@@ -23,6 +23,12 @@ class _Closable(Protocol):
 _live: dict[int, _Closable] = {}
 _lock = threading.Lock()
 _pipe_fds: set[int] = set()
+_pid = os.getpid()  # this process's pid, renewed after a fork (a cheap check on every warm lease)
+
+
+def current_pid() -> int:
+    """``os.getpid()`` without the system call: kept current by the fork handler below."""
+    return _pid
 
 
 def register(owner: _Closable) -> None:
@@ -48,13 +54,14 @@ def unregister_pipe_fds(*fds: int) -> None:
 
 def check_owner(pid: int, what: str) -> None:
     """Raise :class:`UsedAfterFork` unless this is the process that created ``what`` (whose pid was ``pid``)."""
-    if os.getpid() != pid:
+    if _pid != pid:
         raise UsedAfterFork(f"this {what} was created in process {pid}, before os.fork(); its workers belong to "
                             f"that process. Create a new one in process {os.getpid()}.")
 
 
 def _after_fork_in_child() -> None:
-    global _lock
+    global _lock, _pid
+    _pid = os.getpid()
     _lock = threading.Lock()  # another thread may have held the old one at the fork
     _live.clear()
     if _pipe_fds:

@@ -132,7 +132,8 @@ class PoolActor(pykka.ThreadingActor):
             if slot is None:
                 return None
             lease_id = self._take(slot)
-            self._trace("lease_granted", slot, lease_id, waited_s=0.0, fast=True)
+            if self.tracer is not None:
+                self._trace("lease_granted", slot, lease_id, waited_s=0.0, fast=True)
             return Lease(lease_id, slot.key, slot.port, slot.generation, self.release_lease)
 
     def release_lease(self, lease_id: int) -> None:
@@ -157,7 +158,8 @@ class PoolActor(pykka.ThreadingActor):
         return lease_id
 
     def _give_back(self, slot: Slot, lease_id: int) -> None:
-        self._trace("lease_released", slot, lease_id)
+        if self.tracer is not None:
+            self._trace("lease_released", slot, lease_id)
         slot.lease_id = None
         slot.last_used = time.monotonic()
 
