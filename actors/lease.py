@@ -36,6 +36,9 @@ def _released_by_gc(release: ReleaseFunction, lease_id: int, key: SessionKey, ow
 class Lease:
     """The right to run commands on one warm worker; a context manager. Use ``pool.lease(key)``."""
 
+    __slots__ = ("lease_id", "key", "generation", "_port", "_release", "_lock", "_released", "_stream", "_call",
+                 "__weakref__")
+
     def __init__(self, lease_id: int, key: SessionKey, port: RequestPort, generation: int,
                  release: ReleaseFunction) -> None:
         self.lease_id = lease_id

@@ -127,12 +127,17 @@ class ReadSide:
             self._violated(exc)
         except OSError:
             return  # the reader thread meets it too, and ends the generation
+        except Exception as exc:
+            if not reading:
+                raise  # not from a frame (a signal handler's, say): the caller's, and nothing was lost
+            error = ProtocolError(f"worker output could not be handled: {type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            self._violated(error)  # as in the reader thread: the request ends typed, with outcome protocol
         except BaseException as exc:
-            # A signal handler's exception (KeyboardInterrupt too) can strike this thread anywhere. While it
-            # sleeps, nothing is lost: the reader thread reads on. Mid-read, bytes may be lost with the exception,
-            # so the byte stream cannot be trusted: the worker is replaced. The exception is the caller's.
+            # KeyboardInterrupt and the like can strike this thread anywhere. While it sleeps nothing is lost: the
+            # reader thread reads on. Mid-read, bytes may have been lost with it: the stream cannot be trusted.
             if reading:
-                self._violated(ProtocolError(f"reading the answer was interrupted by {type(exc).__name__}: {exc}; "
+                self._violated(ProtocolError(f"reading the answer was interrupted by {type(exc).__name__}; "
                                              "the byte stream may be cut, so the worker is replaced"))
             raise
 

@@ -1,7 +1,8 @@
 """Pool benchmarks: ``python -m bench.pool [--json]`` (peers come from the ``bench`` extra).
 
-- warm lease acquire + trivial call + release, against a bare ``lw.Worker`` call (the lease's own cost) and against
-  ``ProcessPoolExecutor(2)`` and ``pebble.ProcessPool(2)`` submit/result, in interleaved rounds of the same run;
+- warm lease acquire + trivial call + release, against a bare ``lw.Worker`` call (the lease's own cost), a bare call
+  that never spins (``WorkerConfig(spin_wait=0)``: both ends sleep at once), and ``ProcessPoolExecutor(2)`` and
+  ``pebble.ProcessPool(2)`` submit/result, in interleaved rounds of the same run;
 - two workers on two keys streaming together versus one worker streaming alone (rows/s and the ratio).
 """
 
@@ -28,6 +29,7 @@ def _noop(x: int) -> int:
 def lease_round_trip(repeat: int, rounds: int = 30) -> dict[str, float | None]:
     ours: list[float] = []
     bare: list[float] = []
+    no_spin: list[float] = []
     ppe: list[float] = []
     peb: list[float] = []
     try:
@@ -40,12 +42,13 @@ def lease_round_trip(repeat: int, rounds: int = 30) -> dict[str, float | None]:
             lease.call("echo", 1)
 
     with lw.WorkerPool(lw.PoolConfig(max_workers=2)) as pool, ProcessPoolExecutor(2) as executor, \
-            lw.Worker(KEY_B) as worker:
+            lw.Worker(KEY_B) as worker, lw.Worker(KEY_B, lw.WorkerConfig(spin_wait=0.0)) as sleeper:
         peer_pebble = pebble.ProcessPool(2) if pebble is not None else None
         try:
             for _ in range(rounds):
                 ours += timings(lambda: lease_call(pool), repeat // rounds, warmup=10)
                 bare += timings(lambda: worker.call("echo", 1), repeat // rounds, warmup=10)
+                no_spin += timings(lambda: sleeper.call("echo", 1), repeat // rounds, warmup=10)
                 ppe += timings(lambda: executor.submit(_noop, 1).result(), repeat // rounds, warmup=10)
                 if peer_pebble is not None:
                     peb += timings(lambda: peer_pebble.schedule(_noop, (1,)).result(), repeat // rounds, warmup=10)
@@ -58,6 +61,7 @@ def lease_round_trip(repeat: int, rounds: int = 30) -> dict[str, float | None]:
         "leanworker_p90_us": round(p90_us(ours), 1),
         "bare_worker_call_median_us": round(median_us(bare), 1),
         "lease_overhead_ratio_vs_bare_worker": round(median_us(ours) / median_us(bare), 2),
+        "bare_worker_call_spin_wait_0_median_us": round(median_us(no_spin), 1),
         "process_pool_executor_2_median_us": round(median_us(ppe), 1),
         "ratio_vs_process_pool_executor": round(median_us(ppe) / median_us(ours), 2),
         "pebble_process_pool_2_median_us": round(median_us(peb), 1) if peb else None,
