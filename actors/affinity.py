@@ -15,7 +15,7 @@ queue order, or evicts after the bound (docs/semantics.md, Admission).
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 
 MIN_PATIENCE = 0.05  # seconds: below this, waiting is noise and evicting is cheap anyway
 
@@ -28,13 +28,13 @@ class SessionAffinity:
         self._activity: dict[Hashable, float] = {}
 
     def touch(self, key: Hashable, now: float) -> None:
-        """A worker of ``key`` was granted, released or became ready at ``now`` (an earlier time changes nothing)."""
-        if now > self._activity.get(key, now - 1.0):
-            self._activity[key] = now
+        """A worker of ``key`` became ready at ``now``."""
+        self._activity[key] = now
 
-    def waited(self, key: Hashable, enqueued_at: float, now: float) -> float:
-        """How long a waiter of ``key`` has waited with no sign of life from its key's workers."""
-        return now - max(enqueued_at, self._activity.get(key, enqueued_at))
+    def waited(self, key: Hashable, enqueued_at: float, now: float, last_used: Iterable[float] = ()) -> float:
+        """How long a waiter of ``key`` has waited with no sign of life from its key's workers (``last_used``: when
+        each was last granted or released; the pool's warm path records only that)."""
+        return now - max(enqueued_at, self._activity.get(key, enqueued_at), *last_used)
 
     def record_open(self, key: Hashable, seconds: float) -> None:
         """A worker of ``key`` became ready ``seconds`` after it was started."""

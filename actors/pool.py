@@ -153,7 +153,7 @@ class PoolActor(pykka.ThreadingActor):
     def _take(self, slot: Slot) -> int:
         lease_id = next(self._lease_ids)
         slot.lease_id = lease_id
-        slot.last_used = time.monotonic()  # also the key's activity (see _waited)
+        slot.last_used = time.monotonic()  # the key's activity too (_waited)
         self.leases[lease_id] = slot.slot_id
         return lease_id
 
@@ -284,12 +284,8 @@ class PoolActor(pykka.ThreadingActor):
                                            "starting" in states)
 
     def _waited(self, waiter: Waiter, now: float) -> float:
-        """How long ``waiter`` has waited with no sign of life from its key's workers (affinity.py). A grant or a
-        release is recorded only as the slot's ``last_used`` (the warm path stays short), so it is folded in here."""
-        for slot in self.slots.values():
-            if slot.key == waiter.key:
-                self.affinity.touch(waiter.key, slot.last_used)
-        return self.affinity.waited(waiter.key, waiter.enqueued_at, now)
+        used = [s.last_used for s in self.slots.values() if s.key == waiter.key]
+        return self.affinity.waited(waiter.key, waiter.enqueued_at, now, used)
 
     def _recheck_later(self, waiter: Waiter, now: float) -> None:
         """Look at the queue again when ``waiter`` may evict (one timer for the earliest such moment)."""
