@@ -13,9 +13,12 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from leanworker.errors import LeanWorkerError, ProtocolError
+
+if TYPE_CHECKING:
+    from leanworker.actors.readside import ReadSide
 
 # Terminal outcomes (DESIGN.md rule 1).
 OK = "ok"
@@ -231,7 +234,7 @@ class Router:
     def __init__(self, generation: int, counters: Counters) -> None:
         self.generation = generation
         self.counters = counters
-        self.reads: Any = None  # the generation's ReadSide, once its hello is in (a caller may read its answer)
+        self.reads: ReadSide | None = None  # set once the hello is in: a caller may read its own answer
         self._channels: dict[int, RequestChannel] = {}
         self._lock = threading.Lock()
         self.closed = False

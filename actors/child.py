@@ -38,8 +38,8 @@ from leanworker.actors.messages import (
     Stop,
     tell_if_alive,
 )
-from leanworker.actors.readside import ReadSide
 from leanworker.actors.pipe import PipeWriter, StderrTail, drain_into
+from leanworker.actors.readside import ReadSide
 from leanworker.actors.results import ShutdownReport
 from leanworker.actors.tracing import Tracer
 from leanworker.errors import LeanWorkerError, ProtocolError, WorkerCrashed

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
@@ -24,6 +24,9 @@ from leanworker.actors.tracing import Tracer
 from leanworker.errors import NotPlainData, ProtocolError, UnencodableValue
 from leanworker.protocol import messages
 from leanworker.protocol.frames import encode_frame
+
+if TYPE_CHECKING:
+    from leanworker.actors.readside import ReadSide
 
 
 class AdmissionGate:
@@ -120,7 +123,7 @@ class AdmissionGate:
             raise UnencodableValue(f"request of {submit.command!r} does not fit in one frame: {exc}",
                                    path="request") from None
 
-    def reads_for(self, channel: RequestChannel) -> Any:
+    def reads_for(self, channel: RequestChannel) -> ReadSide | None:
         """The read side a caller may use to read ``channel``'s answer itself, or None."""
         router = self.router
         if channel.streaming or router is None or router.generation != channel.generation:
