@@ -23,7 +23,7 @@ import pykka
 
 from leanworker.actors import lifecycle
 from leanworker.actors.channel import Router, Terminal
-from leanworker.actors.config import SessionKey, WorkerConfig
+from leanworker.actors.config import SPIN_ENV, SessionKey, WorkerConfig
 from leanworker.actors.containment import CGROUP_ENV, add_to_cgroup, kill_cgroup, new_cgroup, remove_cgroup
 from leanworker.actors.dispatch import FrameDispatcher
 from leanworker.actors.gate import AdmissionGate
@@ -49,7 +49,6 @@ from leanworker.protocol.frames import FrameReader
 log = logging.getLogger("leanworker")
 
 SYS_PATH_ENV = "LEANWORKER_SYS_PATH"
-SPIN_ENV = "LEANWORKER_SPIN_WAIT"  # read by the host (host/serve.py)
 
 
 @functools.lru_cache(maxsize=64)

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from leanworker.actors.tracing import Tracer
 
 OptionValue = str | int | float | bool | None
+SPIN_ENV = "LEANWORKER_SPIN_WAIT"  # WorkerConfig.spin_wait, passed to the worker (read by host/serve.py)
 
 
 @dataclass(frozen=True)

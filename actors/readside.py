@@ -18,12 +18,11 @@ from __future__ import annotations
 import os
 import select
 import threading
-import time
 from collections.abc import Callable
 
 from leanworker.actors.channel import Counters, RequestChannel
 from leanworker.errors import LeanWorkerError, ProtocolError
-from leanworker.protocol.frames import FrameReader, Message
+from leanworker.protocol.frames import FrameReader, Message, SpinWait
 
 Dispatch = Callable[[Message, int], None]
 Violation = Callable[[LeanWorkerError], None]
@@ -98,8 +97,7 @@ class ReadSide:
 
     def _serve_locked(self, channel: RequestChannel) -> None:
         reader, dispatch = self.reader, self.dispatch
-        spin_until = time.perf_counter() + self.spin_wait
-        poller: select.poll | None = None
+        waiter = SpinWait(self.fd, self.spin_wait)
         answered = False  # the terminal came from a frame this thread dispatched
         reading = False  # from a read that may take bytes off the pipe to the end of their dispatch
         try:
@@ -112,15 +110,8 @@ class ReadSide:
                     dispatch(message, size)
                 reading = False
                 answered = bool(batch)
-                if batch:
-                    continue
-                if time.perf_counter() < spin_until:
-                    os.sched_yield()
-                    continue
-                if poller is None:
-                    poller = select.poll()
-                    poller.register(self.fd, select.POLLIN)
-                poller.poll(SLEEP_SLICE_MS)
+                if not batch:
+                    waiter.wait(SLEEP_SLICE_MS)
             if answered:
                 self.counters.add("answers_read_by_caller")
         except LeanWorkerError as exc:

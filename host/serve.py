@@ -13,6 +13,7 @@ import traceback
 from collections import deque
 from typing import Any
 
+from leanworker.actors.config import SPIN_ENV
 from leanworker.errors import CommandError, NotPlainData, ProtocolError
 from leanworker.host.capability import (
     Capability,
@@ -32,7 +33,6 @@ HOST_VERSION = "leanworker-host/0.1.0"
 METADATA_COMMAND = "leanworker.metadata"
 DOCTOR_COMMAND = "leanworker.doctor"
 EOF_GRACE = 0.5
-SPIN_ENV = "LEANWORKER_SPIN_WAIT"
 WATCH_INTERVAL = 0.002
 ERROR_TEXT_LIMIT = 16 * 1024
 

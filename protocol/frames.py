@@ -166,6 +166,27 @@ class FrameDecoder:
             raise ProtocolError(f"stream ended inside a frame ({len(self._buffer)} bytes of it received)")
 
 
+class SpinWait:
+    """Waits for ``fd`` to be readable: yields the CPU until ``spin_wait`` seconds have passed (the writer may be
+    queued on this CPU: pipe wakeups favour the waker's), then sleeps in ``poll()``. One per wait."""
+
+    __slots__ = ("fd", "until", "_poller")
+
+    def __init__(self, fd: int, spin_wait: float) -> None:
+        self.fd = fd
+        self.until = time.perf_counter() + spin_wait
+        self._poller: select.poll | None = None
+
+    def wait(self, timeout_ms: int | None = None) -> None:
+        if time.perf_counter() < self.until:
+            os.sched_yield()
+            return
+        if self._poller is None:
+            self._poller = select.poll()
+            self._poller.register(self.fd, select.POLLIN)
+        self._poller.poll(timeout_ms)
+
+
 class FrameReader:
     """Reads messages from a file descriptor, in large chunks, through a :class:`FrameDecoder`.
 
@@ -219,18 +240,11 @@ class FrameReader:
         """From a non-blocking fd: the next message, or ``None`` at end of stream. Spins on reads for
         ``spin_wait`` seconds, yielding the CPU between them, before it sleeps in ``poll()``."""
         if not self._pending:
-            spin_until = time.perf_counter() + spin_wait
-            poller = None
+            waiter = SpinWait(self.fd, spin_wait)
             while not (batch := self.read_available()):
                 if batch is None:
                     return None
-                if time.perf_counter() < spin_until:
-                    os.sched_yield()  # the writer may be queued on this CPU (pipe wakeups favour the waker's)
-                    continue
-                if poller is None:
-                    poller = select.poll()
-                    poller.register(self.fd, select.POLLIN)
-                poller.poll()
+                waiter.wait()
             self._pending = batch[::-1]
         message, self.last_size = self._pending.pop()
         return message
