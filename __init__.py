@@ -12,28 +12,28 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     # configuration
-    "RestartPolicy": "leanworker.actors.config",
-    "WorkerConfig": "leanworker.actors.config",
-    "PoolConfig": "leanworker.actors.config",
-    "SessionKey": "leanworker.actors.config",
+    "RestartPolicy": "leanworker.actors.core.config",
+    "WorkerConfig": "leanworker.actors.core.config",
+    "PoolConfig": "leanworker.actors.core.config",
+    "SessionKey": "leanworker.actors.core.config",
     # runtime
-    "Worker": "leanworker.actors.worker",
-    "WorkerPool": "leanworker.actors.workerpool",
-    "Lease": "leanworker.actors.lease",
-    "PoolSnapshot": "leanworker.actors.results",
-    "RowStream": "leanworker.actors.stream",
-    "Tracer": "leanworker.actors.tracing",
-    "TraceEvent": "leanworker.actors.tracing",
+    "Worker": "leanworker.actors.slot",
+    "WorkerPool": "leanworker.actors.pool",
+    "Lease": "leanworker.actors.pool",
+    "PoolSnapshot": "leanworker.actors.core.results",
+    "RowStream": "leanworker.actors.slot",
+    "Tracer": "leanworker.actors.core.tracing",
+    "TraceEvent": "leanworker.actors.core.tracing",
     # results
-    "Row": "leanworker.actors.results",
-    "StreamSummary": "leanworker.actors.results",
-    "Diagnostic": "leanworker.actors.results",
-    "Progress": "leanworker.actors.results",
-    "ShutdownReport": "leanworker.actors.results",
-    "CapabilityMetadata": "leanworker.actors.results",
-    "DoctorCheck": "leanworker.actors.results",
-    "DoctorReport": "leanworker.actors.results",
-    "WorkerSnapshot": "leanworker.actors.results",
+    "Row": "leanworker.actors.core.results",
+    "StreamSummary": "leanworker.actors.core.results",
+    "Diagnostic": "leanworker.actors.core.results",
+    "Progress": "leanworker.actors.core.results",
+    "ShutdownReport": "leanworker.actors.core.results",
+    "CapabilityMetadata": "leanworker.actors.core.results",
+    "DoctorCheck": "leanworker.actors.core.results",
+    "DoctorReport": "leanworker.actors.core.results",
+    "WorkerSnapshot": "leanworker.actors.core.results",
     # planning
     "discover_lake_project": "leanworker.planner.discovery",
     "LakeProject": "leanworker.planner.discovery",
@@ -48,11 +48,11 @@ _EXPORTS: dict[str, str] = {
     "PlannedBatch": "leanworker.planner.plan",
     "WorkItem": "leanworker.planner.plan",
     # running a plan
-    "PlanRun": "leanworker.actors.executor",
-    "BatchResult": "leanworker.actors.executor",
-    "RunSummary": "leanworker.actors.executor",
-    "RunProgress": "leanworker.actors.executor",
-    "ResumeMismatch": "leanworker.actors.journal",
+    "PlanRun": "leanworker.actors.run",
+    "BatchResult": "leanworker.actors.run",
+    "RunSummary": "leanworker.actors.run",
+    "RunProgress": "leanworker.actors.run",
+    "ResumeMismatch": "leanworker.actors.run",
     # errors
     "LeanWorkerError": "leanworker.errors",
     "StartupTimeout": "leanworker.errors",
@@ -96,28 +96,28 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # explicit re-exports, so that type checkers see the lazy names
-    from leanworker.actors.config import (
+    from leanworker.actors.core.config import (
         PoolConfig as PoolConfig,
         RestartPolicy as RestartPolicy,
         SessionKey as SessionKey,
         WorkerConfig as WorkerConfig,
     )
-    from leanworker.actors.executor import (
+    from leanworker.actors.run import (
         BatchResult as BatchResult,
         PlanRun as PlanRun,
         RunProgress as RunProgress,
         RunSummary as RunSummary,
     )
-    from leanworker.actors.journal import (
+    from leanworker.actors.run import (
         ResumeMismatch as ResumeMismatch,
     )
-    from leanworker.actors.lease import (
+    from leanworker.actors.pool import (
         Lease as Lease,
     )
-    from leanworker.actors.workerpool import (
+    from leanworker.actors.pool import (
         WorkerPool as WorkerPool,
     )
-    from leanworker.actors.results import (
+    from leanworker.actors.core.results import (
         CapabilityMetadata as CapabilityMetadata,
         Diagnostic as Diagnostic,
         DoctorCheck as DoctorCheck,
@@ -129,14 +129,14 @@ if TYPE_CHECKING:  # explicit re-exports, so that type checkers see the lazy nam
         StreamSummary as StreamSummary,
         WorkerSnapshot as WorkerSnapshot,
     )
-    from leanworker.actors.stream import (
+    from leanworker.actors.slot import (
         RowStream as RowStream,
     )
-    from leanworker.actors.tracing import (
+    from leanworker.actors.core.tracing import (
         TraceEvent as TraceEvent,
         Tracer as Tracer,
     )
-    from leanworker.actors.worker import (
+    from leanworker.actors.slot import (
         Worker as Worker,
     )
     from leanworker.errors import (

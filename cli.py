@@ -219,7 +219,7 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def run_trace_render(args: argparse.Namespace) -> int:
-    from leanworker.actors.tracing import NotATrace, read_trace
+    from leanworker.actors.core.tracing import NotATrace, read_trace
     from leanworker.timeline import render_timeline
 
     try:

@@ -160,7 +160,7 @@ class Probe:
             "stages": {r.name: r.as_json() for r in self.results},
         }
         if self.tracer is not None and self.options.trace:
-            from leanworker.actors.tracing import write_trace
+            from leanworker.actors.core.tracing import write_trace
 
             events = self.tracer.events()
             write_trace(events, self.options.trace)

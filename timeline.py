@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 import math
 
-from leanworker.actors.tracing import TraceEvent
+from leanworker.actors.core.tracing import TraceEvent
 from leanworker.timeline_model import FAULTS, Model, build_model, short_key
 
 OUTCOME_COLOURS = {"ok": "#2e7d32", "error": "#ef6c00", "cancelled": "#757575", "timeout": "#c62828",

@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from leanworker.actors.tracing import TraceEvent, lane_of, slot_of
+from leanworker.actors.core.tracing import TraceEvent, lane_of, slot_of
 
 # Outcomes a person opens a timeline to find: drawn with a marker above the lane.
 FAULTS = ("error", "timeout", "crashed", "memory", "protocol", "cancelled")

@@ -5,7 +5,7 @@
 - A *guardian*, a ``/bin/sh`` forked at start-up (before any thread exists) with its own parent-death signal
   (SIGHUP) set to fire when the worker dies, then kills the worker's cgroup (if any) and process group: the
   grandchildren go too, however the worker died. It holds no pipe of the worker and costs about 1 MiB.
-- With ``LEANWORKER_CGROUP`` set (actors/containment.py), the worker joins that cgroup first, so descendants that
+- With ``LEANWORKER_CGROUP`` set (actors/core/containment.py), the worker joins that cgroup first, so descendants that
   leave the process group (``setsid``) are still killed, by ``cgroup.kill``.
 """
 
@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 
-from leanworker.actors.containment import CGROUP_ENV
+from leanworker.actors.core.env import CGROUP_ENV, PARENT_PID_ENV
 
 PR_SET_PDEATHSIG = 1
 SH = "/bin/sh"
@@ -96,7 +96,7 @@ def set_parent_death_signal() -> bool:
     """Ask the kernel to SIGKILL this process when its parent (thread) dies. True where it is set."""
     if not _prctl_pdeathsig(signal.SIGKILL):
         return False
-    expected = os.environ.get("LEANWORKER_PARENT_PID")
+    expected = os.environ.get(PARENT_PID_ENV)
     if expected is not None and os.getppid() != int(expected):
         end_process_group(0)  # the parent died before prctl took effect
     return True

@@ -13,7 +13,7 @@ import traceback
 from collections import deque
 from typing import Any
 
-from leanworker.actors.config import SPIN_ENV
+from leanworker.actors.core.env import SPIN_ENV, SYS_PATH_ENV
 from leanworker.errors import CommandError, NotPlainData, ProtocolError
 from leanworker.host.capability import (
     Capability,
@@ -312,7 +312,7 @@ def spin_wait_from_env() -> float:
 def extend_sys_path() -> None:
     """Put the directories the parent found the capability's module in (``LEANWORKER_SYS_PATH``) on ``sys.path``,
     after the worker's own entries: the worker runs in the session's workspace, not where the parent was started."""
-    for entry in os.environ.get("LEANWORKER_SYS_PATH", "").split(os.pathsep):
+    for entry in os.environ.get(SYS_PATH_ENV, "").split(os.pathsep):
         if entry and entry not in sys.path:
             sys.path.append(entry)
 

@@ -18,7 +18,7 @@ import subprocess
 import threading
 from typing import Any
 
-from leanworker.actors.pipe import StderrTail, drain_into
+from leanworker.actors.core.stderr import StderrTail, drain_into
 
 _EOF = object()
 

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from leanworker.actors.config import SessionKey
+from leanworker.actors.core.config import SessionKey
 from leanworker.planner import parse_import_header
 from leanworker.planner.plan import PlannedBatch
 

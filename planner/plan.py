@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from leanworker.actors.config import OptionValue, SessionKey
+from leanworker.actors.core.config import OptionValue, SessionKey
 from leanworker.planner.discovery import LakeProject, ModuleDescriptor
 from leanworker.planner.names import split_module_name, validate_module_name
 

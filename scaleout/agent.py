@@ -14,10 +14,10 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from leanworker.actors.config import PoolConfig, SessionKey
-from leanworker.actors.results import PoolSnapshot, Row
-from leanworker.actors.stream import RowStream
-from leanworker.actors.workerpool import WorkerPool
+from leanworker.actors.core.config import PoolConfig, SessionKey
+from leanworker.actors.core.results import PoolSnapshot, Row
+from leanworker.actors.pool import WorkerPool
+from leanworker.actors.slot import RowStream
 from leanworker.errors import LeanWorkerError
 
 AgentItem = tuple[Any, ...]

@@ -14,9 +14,9 @@ import ray
 import ray.exceptions
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from leanworker.actors.config import PoolConfig
-from leanworker.actors.places import PlaceGone
-from leanworker.actors.results import PoolSnapshot
+from leanworker.actors.core.config import PoolConfig
+from leanworker.actors.core.results import PoolSnapshot
+from leanworker.actors.run import PlaceGone
 from leanworker.scaleout.agent import NodeAgent
 
 _ray_nodes: Callable[[], list[dict[str, Any]]] = ray.nodes  # untyped in Ray

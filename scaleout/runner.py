@@ -15,14 +15,12 @@ from typing import Any
 
 import ray
 
-from leanworker.actors.config import PoolConfig, SessionKey
-from leanworker.actors.executor import PlanRun, RequestSpec
-from leanworker.actors.places import Attempt, Place, PlaceGone, attempt_lease_timeout
-from leanworker.actors.results import PoolSnapshot, Row, StreamSummary
+from leanworker.actors.core.config import PoolConfig, SessionKey
+from leanworker.actors.core.results import PoolSnapshot, Row, StreamSummary
+from leanworker.actors.run import Attempt, Place, PlaceGone, PlanRun, RequestSpec, attempt_lease_timeout
 from leanworker.errors import LeanWorkerError, NodeLost, ProtocolError
 from leanworker.planner.plan import ImportPlan, PlannedBatch
 from leanworker.scaleout.fleet import AGENT_GONE, Fleet
-
 
 
 class NotConnected(LeanWorkerError, RuntimeError):

@@ -1,4 +1,4 @@
-"""A call's answer is read by the calling thread itself (actors/readside.py), and every fault it can meet there
+"""A call's answer is read by the calling thread itself (actors/slot/readside.py), and every fault it can meet there
 ends the call with one typed outcome, reported once, with the pipe handed back to the reader thread.
 """
 

@@ -14,7 +14,7 @@ import pytest
 
 import leanworker as lw
 from conftest import FAST, FAULTS, close_parent, pid_gone, wait_for
-from leanworker.actors.containment import cgroup_base
+from leanworker.actors.core.containment import cgroup_base
 
 needs_cgroup = pytest.mark.skipif(cgroup_base() is None, reason="no writable cgroup v2 with cgroup.kill here")
 

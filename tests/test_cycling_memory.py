@@ -75,7 +75,7 @@ def test_memory_under_the_ceilings_changes_nothing() -> None:
 
 
 def test_restart_intensity_counts_restarts_in_a_sliding_window() -> None:
-    from leanworker.actors.intensity import RestartIntensity
+    from leanworker.actors.slot.intensity import RestartIntensity
 
     intensity = RestartIntensity(max_restarts=2, window=10.0)
     assert intensity.record(0.0) is None and intensity.record(1.0) is None

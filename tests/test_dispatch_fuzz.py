@@ -54,7 +54,7 @@ def test_whatever_a_worker_sends_the_request_ends_typed_and_the_worker_serves_ag
                     assert attempt == 1, "a fresh generation failed too"
 
         run()
-        # Calls read their answers in the calling thread (actors/readside.py): the fuzz covers that path too.
+        # Calls read their answers in the calling thread (actors/slot/readside.py): the fuzz covers that path too.
         assert worker.snapshot().answers_read_by_caller > 0
     assert sum(outcomes.values()) == EXAMPLES
     assert outcomes.get("ProtocolError", 0) > 0, outcomes  # the mutations do reach the validator

@@ -8,7 +8,7 @@ import pickle
 import pytest
 
 import leanworker as lw
-import leanworker.actors.journal  # noqa: F401  (ResumeMismatch)
+import leanworker.actors.run.journal  # noqa: F401  (ResumeMismatch)
 import leanworker.host.capability  # noqa: F401  (CapabilityLoadError)
 
 

@@ -13,7 +13,7 @@ import pytest
 
 import leanworker as lw
 from conftest import FAST, FAULTS
-from leanworker.actors.tracing import read_trace, to_chrome, write_chrome, write_jsonl
+from leanworker.actors.core.tracing import read_trace, to_chrome, write_chrome, write_jsonl
 from leanworker.timeline import render_timeline
 
 STAGES = {"single_worker", "pool", "naive_vs_planned", "cancellation", "fatal_exit", "cycle", "slow_sink", "rss",

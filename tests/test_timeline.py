@@ -13,7 +13,7 @@ import pytest
 
 import leanworker as lw
 from conftest import FAULTS, MATHLIB
-from leanworker.actors.tracing import TraceEvent
+from leanworker.actors.core.tracing import TraceEvent
 from leanworker.timeline import MIN_BAR, VIEW_WIDTH, render_timeline
 from leanworker.timeline_model import build_model, short_key
 

@@ -1,0 +1,99 @@
+"""Running a plan on a local pool: each runner's place holds at most one lease, kept warm for the next batch of
+the same key (the run wing's executor owns retries, bisection, commits and results)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Protocol
+
+from leanworker.actors.core.config import PoolConfig, SessionKey
+from leanworker.actors.core.results import PoolSnapshot
+from leanworker.actors.pool.lease import Lease
+from leanworker.actors.run import RETRYABLE, Attempt, Place, Requeue, attempt_lease_timeout
+from leanworker.actors.slot import RowStream
+from leanworker.errors import LeanWorkerError, StaleLease
+
+
+class LeaseSource(Protocol):
+    """What a local run needs of its pool (``WorkerPool`` is one)."""
+
+    @property
+    def config(self) -> PoolConfig: ...
+
+    def lease(self, key: SessionKey, timeout: float | None = None) -> Lease: ...
+
+    def snapshot(self) -> PoolSnapshot: ...
+
+
+class LeasePlace:
+    """A place on a local pool: keeps its warm lease for the next batch of the same key."""
+
+    def __init__(self, pool: LeaseSource, lease_timeout: float) -> None:
+        self._pool = pool
+        self._lease_timeout = lease_timeout
+        self._lease: Lease | None = None
+        self._stream: RowStream | None = None
+
+    @property
+    def warm_key(self) -> SessionKey | None:
+        lease = self._lease
+        return lease.key if lease is not None and lease.valid else None
+
+    def attempt(self, key: SessionKey, command: str, request: Any, cancelled: threading.Event) -> Attempt:
+        lease = self._lease
+        if lease is not None and (lease.key != key or not lease.valid):
+            self.close()
+        if self._lease is None:
+            self._lease = self._pool.lease(key, timeout=self._lease_timeout)
+        lease = self._lease
+        try:
+            with lease.stream(command, request) as stream:
+                self._stream = stream
+                if cancelled.is_set():
+                    stream.cancel()
+                rows = tuple(stream)
+                return rows, stream.summary
+        except StaleLease:
+            self.close()
+            raise Requeue() from None
+        except RETRYABLE:  # the retry must get a fresh worker
+            self.close()
+            raise
+        except LeanWorkerError:
+            if not lease.valid:  # its worker was killed or replaced: the next attempt gets a fresh one
+                self.close()
+            raise
+        finally:
+            self._stream = None
+
+    def cancel(self) -> None:
+        stream = self._stream
+        if stream is not None:
+            stream.cancel()
+
+    def close(self) -> None:
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
+
+
+class LocalBackend:
+    """Runs a plan on one local pool (a :class:`~leanworker.WorkerPool`): ``max_workers`` places."""
+
+    def __init__(self, pool: LeaseSource) -> None:
+        self._pool = pool
+        self._sessions_before = pool.snapshot().sessions_opened
+        self._lease_timeout = attempt_lease_timeout(pool.config)
+
+    @property
+    def concurrency(self) -> int:
+        return self._pool.config.max_workers
+
+    def place(self, index: int) -> Place:
+        return LeasePlace(self._pool, self._lease_timeout)
+
+    def sessions_opened(self) -> int:
+        try:
+            return self._pool.snapshot().sessions_opened - self._sessions_before
+        except LeanWorkerError:
+            return 0

@@ -1,0 +1,133 @@
+"""``lw.WorkerPool``: the public face of the pool. Admission and every decision are the pool actor's (actor.py)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Iterable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+import pykka
+
+from leanworker.actors.core import lifecycle
+from leanworker.actors.core.config import PoolConfig, SessionKey
+from leanworker.actors.core.mailbox import tell_if_alive
+from leanworker.actors.core.results import PoolSnapshot
+from leanworker.actors.core.timers import Scheduler
+from leanworker.actors.pool.actor import PoolActor, Shared
+from leanworker.actors.pool.lease import Lease
+from leanworker.actors.pool.local_run import LocalBackend
+from leanworker.actors.pool.state import Abandon, Acquire, ClosePool, TakePoolSnapshot, Waiter
+from leanworker.actors.run import PlanRun, RequestSpec
+from leanworker.actors.slot import MemorySampler
+from leanworker.errors import PoolClosed, QueueTimeout
+from leanworker.planner.plan import ImportPlan, PlannedBatch
+
+
+class WorkerPool:
+    """A pool of supervised worker processes, leased by session key. A context manager.
+
+    ``pool.lease(key)`` grants a warm worker of that key, starts one, or cycles an idle worker of another key; it
+    waits in the admission queue at most ``timeout`` (default ``queue_wait_timeout``) and raises ``QueueTimeout``.
+    """
+
+    def __init__(self, config: PoolConfig = PoolConfig()) -> None:
+        self.config = config
+        self._scheduler = Scheduler("leanworker-pool-timers")
+        self._sampler = MemorySampler(config.memory_sample_interval, config.memory_metric)
+        shared = Shared()
+        self._actor = PoolActor.start(config, self._scheduler, self._sampler, shared)
+        self._state = shared.actor
+        self._waiter_ids = itertools.count(1)
+        self._closed = False
+        self._final: PoolSnapshot | None = None
+        self._owner_pid = os.getpid()
+        lifecycle.register(self)
+
+    def lease(self, key: SessionKey, timeout: float | None = None) -> Lease:
+        """Wait for a warm worker of ``key`` (see the class docstring) and return the lease."""
+        lifecycle.check_owner(self._owner_pid, "pool")
+        if self._closed:
+            raise PoolClosed("the pool is shut down")
+        warm = self._state.try_grant_warm(key)
+        if warm is not None:
+            return warm
+        future: Future[Lease] = Future()
+        waiter = Waiter(next(self._waiter_ids), key, future, time.monotonic())
+        wait = self.config.queue_wait_timeout if timeout is None else timeout
+        try:
+            self._actor.tell(Acquire(waiter))
+        except pykka.ActorDeadError:
+            raise PoolClosed("the pool is shut down") from None
+        try:
+            return future.result(wait)
+        except FutureTimeout:
+            if future.cancel():
+                tell_if_alive(self._actor, Abandon(waiter.waiter_id))
+                raise QueueTimeout(f"no worker for {key.capability} within {wait:g} s") from None
+            return future.result()  # granted as we gave up: it is ours
+
+    def run(self, plan: ImportPlan | Iterable[PlannedBatch], command: str, request: RequestSpec = None, *,
+            retries: int = 1, output: str | None = None, resume: bool = False) -> PlanRun:
+        """Run every batch of ``plan`` with ``command`` on this pool; iterate the result (docs/semantics.md).
+
+        A batch's request is ``{"modules": [...]}``; a dict ``request`` is merged with it (the batch's modules win);
+        a callable ``request(batch)`` returns it. ``output=PATH`` writes committed rows exactly once (with
+        ``resume=True`` a rerun of the same plan skips what is committed).
+        """
+        lifecycle.check_owner(self._owner_pid, "pool")
+        if self._closed:
+            raise PoolClosed("the pool is shut down")
+        return PlanRun(LocalBackend(self), plan, command, request, retries=retries, output=output, resume=resume,
+                       tracer=self.config.trace)
+
+    def snapshot(self) -> PoolSnapshot:
+        """A consistent view of the pool; after ``shutdown()``, the figures it ended with."""
+        lifecycle.check_owner(self._owner_pid, "pool")
+        if self._final is not None:
+            return self._final
+        try:
+            snapshot: Any = self._actor.ask(TakePoolSnapshot())
+        except pykka.ActorDeadError:
+            raise PoolClosed("the pool is shut down") from None
+        assert isinstance(snapshot, PoolSnapshot)
+        return snapshot
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Stop admission, fail queued waiters with ``PoolClosed``, end requests in flight, reap every worker.
+
+        In the child of an ``os.fork()`` it does nothing: the workers belong to the parent.
+        """
+        if self._closed or os.getpid() != self._owner_pid:
+            return
+        self._closed = True
+        worker = self.config.worker
+        wait = timeout if timeout is not None else worker.shutdown_timeout + 2 * worker.kill_wait + 15.0
+        reply: Future[None] = Future()
+        try:
+            self._actor.tell(ClosePool(reply))
+            reply.result(wait)
+        except (pykka.ActorDeadError, FutureTimeout):
+            pass
+        finally:
+            try:
+                final = self._actor.ask(TakePoolSnapshot(), timeout=wait)
+                self._final = final if isinstance(final, PoolSnapshot) else None
+            except (pykka.ActorDeadError, pykka.Timeout, FutureTimeout):
+                pass
+            try:
+                self._actor.stop(block=True, timeout=wait)
+            except (pykka.ActorDeadError, pykka.Timeout):
+                pass
+            self._scheduler.stop()
+            self._sampler.stop()
+            lifecycle.unregister(self)
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.shutdown()

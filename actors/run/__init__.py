@@ -1,0 +1,21 @@
+"""The run: a plan's batches executed on places (local leases, or Ray node agents), retried, bisected and
+committed exactly once (the executor, the place protocol, the schedule, the output journal).
+
+What other wings use is named here; every other module of the run is internal to it. The run imports no other
+wing but the core: the pool and ``leanworker.scaleout`` each bring their own places.
+"""
+
+from leanworker.actors.run.executor import BatchResult, PlanRun, RequestSpec, RunProgress, RunSummary
+from leanworker.actors.run.journal import ResumeMismatch
+from leanworker.actors.run.places import (
+    RETRYABLE,
+    Attempt,
+    Place,
+    PlaceGone,
+    Requeue,
+    RunBackend,
+    attempt_lease_timeout,
+)
+
+__all__ = ["RETRYABLE", "Attempt", "BatchResult", "Place", "PlaceGone", "PlanRun", "RequestSpec", "Requeue",
+           "ResumeMismatch", "RunBackend", "RunProgress", "RunSummary", "attempt_lease_timeout"]

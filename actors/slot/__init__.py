@@ -1,0 +1,16 @@
+"""The slot: one supervised worker (the child actor, the supervisor actor, the admission gate, the read side, the
+request channel, the pipe writer, the caller's ``RowStream`` and ``Worker``).
+
+What other wings use is named here; every other module of the slot is internal to it.
+"""
+
+from leanworker.actors.slot.channel import RequestChannel
+from leanworker.actors.slot.intensity import RestartIntensity
+from leanworker.actors.slot.memory import MemorySampler
+from leanworker.actors.slot.messages import Shutdown
+from leanworker.actors.slot.stream import RowStream
+from leanworker.actors.slot.supervisor import SupervisorActor
+from leanworker.actors.slot.worker import RequestPort, Worker
+
+__all__ = ["MemorySampler", "RequestChannel", "RequestPort", "RestartIntensity", "RowStream", "Shutdown",
+           "SupervisorActor", "Worker"]

@@ -1,0 +1,262 @@
+"""The data plane of one request: a bounded buffer between a worker's reader thread and the caller's thread.
+
+Rows never pass through actor mailboxes. The reader thread puts decoded frames here; when ``capacity`` rows or
+``capacity_bytes`` bytes (of frames) are buffered it blocks, the pipe fills and the worker blocks: backpressure end
+to end, parent memory bounded in bytes. Diagnostics and progress never block the worker and are bounded too: past
+``EVENT_LIMIT`` unread events or ``EVENT_BUFFER_BYTES`` bytes, progress is coalesced to the latest value per phase
+and diagnostics are dropped and counted. A channel takes exactly one terminal: :meth:`RequestChannel.finish` is first-wins, so a ``done`` racing a
+timeout cannot give two outcomes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from leanworker.errors import LeanWorkerError, ProtocolError
+
+if TYPE_CHECKING:
+    from leanworker.actors.slot.readside import ReadSide
+
+# Terminal outcomes (DESIGN.md rule 1).
+OK = "ok"
+ERROR = "error"
+TIMEOUT = "timeout"
+CANCELLED = "cancelled"
+CRASHED = "crashed"
+MEMORY = "memory"
+PROTOCOL = "protocol"
+SHUTDOWN = "shutdown"
+
+EVENT_LIMIT = 1024
+EVENT_BUFFER_BYTES = 4 * 1024 * 1024
+DEFAULT_BUFFER_BYTES = 64 * 1024 * 1024
+
+ROWS = "rows"
+DIAG = "diag"
+PROGRESS = "progress"
+END = "end"
+
+
+@dataclass(frozen=True)
+class Terminal:
+    """How a request ended. ``error`` is set for every outcome but ``ok``."""
+
+    outcome: str
+    result: Any = None
+    error: LeanWorkerError | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    elapsed: float = 0.0
+
+
+class Counters:
+    """Per-slot counters updated from several threads."""
+
+    __slots__ = ("_lock", "rows_delivered", "backpressure_waits", "stale_frames_dropped", "events_dropped",
+                 "answers_read_by_caller")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.rows_delivered = 0
+        self.backpressure_waits = 0
+        self.stale_frames_dropped = 0
+        self.events_dropped = 0
+        self.answers_read_by_caller = 0
+
+    def add(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + amount)
+
+
+class RequestChannel:
+    """One request's buffer of rows, diagnostics and progress, ending in one :class:`Terminal`."""
+
+    __slots__ = ("request_id", "generation", "command", "streaming", "capacity", "capacity_bytes", "counters",
+                 "_cond", "_items", "_buffered", "_buffered_bytes", "_event_count", "_event_bytes", "_progress",
+                 "_terminal", "_abandoned", "received", "_next_seq", "timers", "events_dropped", "timeout")
+
+    def __init__(self, request_id: int, generation: int, command: str, streaming: bool, capacity: int,
+                 counters: Counters, capacity_bytes: int = DEFAULT_BUFFER_BYTES) -> None:
+        self.request_id = request_id
+        self.generation = generation
+        self.command = command
+        self.streaming = streaming
+        self.capacity = capacity
+        self.capacity_bytes = capacity_bytes
+        self.counters = counters
+        self._cond = threading.Condition(threading.Lock())
+        self._items: deque[tuple[Any, ...]] = deque()
+        self._buffered = 0
+        self._buffered_bytes = 0
+        self._event_count = 0
+        self._event_bytes = 0
+        self._progress: dict[str, list[Any]] = {}  # phase -> [Progress, frame size] of its newest unread event
+        self._terminal: Terminal | None = None
+        self._abandoned = False
+        self.received: dict[str, int] = {}
+        self._next_seq: dict[str, int] = {}
+        self.timers: list[Any] = []  # deadline and cancel-grace timer handles of this request
+        self.events_dropped = 0
+        self.timeout: float | None = None  # the request's deadline in seconds, for messages
+
+    # -- producer side (a reader thread, or the supervisor for terminals) -------------------------------------------
+
+    def _full(self) -> bool:
+        return self._buffered >= self.capacity or self._buffered_bytes >= self.capacity_bytes
+
+    def put_rows(self, stream: str, seq: int, payloads: list[Any], nbytes: int = 0) -> bool:
+        """Buffer a ``rows`` frame of ``nbytes`` bytes, waiting while the buffer is full. False if dropped.
+
+        The buffer takes a frame whenever it is below both bounds, so it holds at most ``capacity_bytes`` plus one
+        frame.
+        """
+        with self._cond:
+            if not self.streaming:
+                raise ProtocolError(f"rows on {stream!r} for request {self.request_id}, which asked for no rows")
+            expected = self._next_seq.get(stream, 0)
+            if seq != expected:
+                raise ProtocolError(f"rows on {stream!r} start at seq {seq}, expected {expected}: rows were lost")
+            self._next_seq[stream] = seq + len(payloads)
+            self.received[stream] = self.received.get(stream, 0) + len(payloads)
+            if self._full() and self._terminal is None and not self._abandoned:
+                self.counters.add("backpressure_waits")
+                while self._full() and self._terminal is None and not self._abandoned:
+                    self._cond.wait()
+            if self._terminal is not None or self._abandoned:
+                return False
+            self._items.append((ROWS, stream, seq, payloads, nbytes))
+            self._buffered += len(payloads)
+            self._buffered_bytes += nbytes
+            self._cond.notify_all()
+            return True
+
+    def put_event(self, kind: str, value: Any, nbytes: int = 0) -> bool:
+        """Buffer a diagnostic or progress event without ever blocking. False if it was not buffered.
+
+        Past the event bounds, a progress event replaces the latest unread value of its phase (coalesced), and any
+        other event is dropped and counted in ``events_dropped``.
+        """
+        with self._cond:
+            if self._terminal is not None or self._abandoned:
+                return False
+            if self._event_count >= EVENT_LIMIT or self._event_bytes + nbytes > EVENT_BUFFER_BYTES:
+                cell = self._progress.get(value.phase) if kind is PROGRESS else None
+                if cell is not None and self._event_bytes - cell[1] + nbytes <= EVENT_BUFFER_BYTES:
+                    self._event_bytes += nbytes - cell[1]
+                    cell[0], cell[1] = value, nbytes
+                else:
+                    self.events_dropped += 1
+                    self.counters.add("events_dropped")
+                return True
+            self._event_count += 1
+            self._event_bytes += nbytes
+            if kind is PROGRESS:
+                cell = [value, nbytes]
+                self._progress[value.phase] = cell
+                self._items.append((PROGRESS, cell))
+            else:
+                self._items.append((kind, value, nbytes))
+            self._cond.notify_all()
+            return True
+
+    def finish(self, terminal: Terminal) -> bool:
+        """Set the terminal if none is set yet. Returns whether this call decided the outcome."""
+        with self._cond:
+            if self._terminal is not None:
+                return False
+            self._terminal = terminal
+            self._cond.notify_all()
+            return True
+
+    def cancel_timers(self) -> None:
+        for timer in self.timers:
+            timer.cancel()
+
+    @property
+    def terminal(self) -> Terminal | None:
+        return self._terminal
+
+    # -- consumer side (the caller's thread) ------------------------------------------------------------------------
+
+    def get(self) -> tuple[Any, ...]:
+        """Next item: ``(ROWS, stream, seq, payloads, nbytes)``, ``(DIAG, d)``, ``(PROGRESS, p)`` or ``(END, t)``.
+
+        Items buffered before the terminal are delivered first, so a successful stream loses nothing.
+        """
+        with self._cond:
+            while True:
+                if self._items:
+                    item = self._items.popleft()
+                    kind = item[0]
+                    if kind is ROWS:
+                        was_full = self._full()
+                        self._buffered -= len(item[3])
+                        self._buffered_bytes -= item[4]
+                        self.counters.add("rows_delivered", len(item[3]))
+                        if was_full and not self._full():
+                            self._cond.notify_all()
+                        return item
+                    self._event_count -= 1
+                    if kind is PROGRESS:
+                        progress, nbytes = item[1]
+                        if self._progress.get(progress.phase) is item[1]:
+                            del self._progress[progress.phase]
+                        self._event_bytes -= nbytes
+                        return (PROGRESS, progress)
+                    self._event_bytes -= item[2]
+                    return (kind, item[1])
+                if self._terminal is not None:
+                    return (END, self._terminal)
+                self._cond.wait()
+
+    def abandon(self) -> None:
+        """The caller stops reading: drop buffered and future rows, unblock the reader."""
+        with self._cond:
+            self._abandoned = True
+            self._items.clear()
+            self._progress.clear()
+            self._buffered = self._buffered_bytes = self._event_count = self._event_bytes = 0
+            self._cond.notify_all()
+
+    def wait_terminal(self, timeout: float | None) -> Terminal | None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._terminal is not None, timeout)
+            return self._terminal
+
+
+class Router:
+    """Maps request ids of one generation to their channels. Frames for unknown ids are stale: counted, dropped."""
+
+    __slots__ = ("generation", "counters", "_channels", "_lock", "closed", "reads")
+
+    def __init__(self, generation: int, counters: Counters) -> None:
+        self.generation = generation
+        self.counters = counters
+        self.reads: ReadSide | None = None  # set once the hello is in: a caller may read its own answer
+        self._channels: dict[int, RequestChannel] = {}
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def register(self, channel: RequestChannel) -> None:
+        with self._lock:
+            self._channels[channel.request_id] = channel
+
+    def get(self, request_id: int) -> RequestChannel | None:
+        return self._channels.get(request_id)
+
+    def pop(self, request_id: int) -> RequestChannel | None:
+        with self._lock:
+            return self._channels.pop(request_id, None)
+
+    def close(self) -> list[RequestChannel]:
+        """End the generation: every later frame is stale. Returns channels still open."""
+        with self._lock:
+            self.closed = True
+            channels = list(self._channels.values())
+            self._channels.clear()
+            return channels
+
+    def stale(self, count: int = 1) -> None:
+        self.counters.add("stale_frames_dropped", count)

@@ -1,0 +1,96 @@
+"""Routing a worker's frames after its hello: each one validated, then delivered to its request's channel.
+
+The reader thread of a generation runs :meth:`FrameDispatcher.dispatch` for every frame. Every message is checked
+against docs/protocol.md first (every field, and the kinds allowed after the handshake); anything wrong raises
+:class:`ProtocolError`, which ends the request in flight with outcome ``protocol`` and the generation with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from leanworker.actors.core.results import Diagnostic, Progress
+from leanworker.actors.core.tracing import Tracer
+from leanworker.actors.slot.channel import CANCELLED, DIAG, ERROR, OK, PROGRESS, PROTOCOL, Router, Terminal
+from leanworker.actors.slot.gate import AdmissionGate
+from leanworker.errors import Cancelled, CommandError, ProtocolError
+from leanworker.protocol import messages
+
+HANDSHAKE_KINDS = frozenset({"configure", "open"})
+
+DoneListener = Callable[[int, Terminal], None]
+
+
+def terminal_from_done(message: dict[str, Any], received: dict[str, int], streaming: bool) -> Terminal:
+    """Turn a validated ``done`` into a Terminal, checking that no streamed row was lost."""
+    counts: dict[str, int] = message["counts"]
+    elapsed = float(message["elapsed"])
+    outcome = message["outcome"]
+    if outcome == messages.OUTCOME_OK:
+        if streaming and {k: v for k, v in counts.items() if v} != {k: v for k, v in received.items() if v}:
+            error = ProtocolError(f"done reports rows {counts} but {received} arrived: rows were lost")
+            return Terminal(PROTOCOL, error=error, counts=received, elapsed=elapsed)
+        return Terminal(OK, result=message.get("result"), counts=counts, elapsed=elapsed)
+    if outcome == messages.OUTCOME_CANCELLED:
+        return Terminal(CANCELLED, error=Cancelled("request cancelled"), counts=counts, elapsed=elapsed)
+    error_info = message["error"]
+    trace = error_info.get("traceback")
+    command_error = CommandError(error_info["code"], error_info["message"],
+                                 traceback=trace if isinstance(trace, str) else None)
+    return Terminal(ERROR, error=command_error, counts=counts, elapsed=elapsed)
+
+
+class FrameDispatcher:
+    """Delivers one generation's frames (after hello) to the channels of its requests."""
+
+    __slots__ = ("router", "gate", "tracer", "name", "generation", "on_done")
+
+    def __init__(self, router: Router, gate: AdmissionGate, tracer: Tracer | None, name: str, generation: int,
+                 on_done: DoneListener) -> None:
+        self.router = router
+        self.gate = gate
+        self.tracer = tracer
+        self.name = name
+        self.generation = generation
+        self.on_done = on_done  # the supervisor hears of a done that needs a decision
+
+    def dispatch(self, message: dict[str, Any], nbytes: int) -> None:
+        """Handle one frame of ``nbytes`` bytes; raise :class:`ProtocolError` if it breaks the protocol."""
+        kind = messages.validate_from_worker(message)
+        if kind == "hello":
+            raise ProtocolError("a second hello in the middle of a session")
+        router = self.router
+        request_id = message["id"]
+        if kind == "rows":
+            channel = router.get(request_id)
+            payloads = message["payloads"]
+            if self.tracer is not None:
+                self.tracer.record("rows", self.name, self.generation, request_id, stream=message["stream"],
+                                   count=len(payloads))
+            if channel is None or not channel.put_rows(message["stream"], message["seq"], payloads, nbytes):
+                router.stale()
+        elif kind == "diag" or kind == "progress":
+            channel = router.get(request_id)
+            if kind == "diag":
+                event: Any = Diagnostic(message["severity"], message["code"], message["message"],
+                                        message.get("data"))
+            else:
+                event = Progress(message["phase"], message["current"], message["total"])
+            if channel is None or not channel.put_event(DIAG if kind == "diag" else PROGRESS, event, nbytes):
+                router.stale()
+        elif kind == "done":
+            channel = router.pop(request_id)
+            if channel is None:
+                router.stale()
+                return
+            terminal = terminal_from_done(message, channel.received, channel.streaming)
+            if self.tracer is not None:
+                self.tracer.record("done", self.name, self.generation, request_id, outcome=terminal.outcome)
+            # Free the slot (and tell the supervisor, when it has something to decide) before the caller can see
+            # the terminal, so that the caller's next request finds the slot idle.
+            if self.gate.release(channel, terminal.outcome) or channel.command in HANDSHAKE_KINDS:
+                self.on_done(request_id, terminal)
+            if not channel.finish(terminal):
+                router.stale()
+        # pong and bye need no routing: the exit (or the next request) tells the rest.

@@ -1,0 +1,134 @@
+"""Messages between the parent-side actors. Plain frozen dataclasses; actors dispatch on their type."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pykka
+
+from leanworker.errors import LeanWorkerError
+
+if TYPE_CHECKING:
+    from leanworker.actors.core.results import ShutdownReport
+    from leanworker.actors.slot.channel import Terminal
+    from leanworker.actors.slot.pipe import PipeWriter
+
+
+# Child -> supervisor
+
+
+@dataclass(frozen=True)
+class Spawned:
+    generation: int
+    pid: int
+    pipe: PipeWriter
+
+
+@dataclass(frozen=True)
+class SpawnFailed:
+    generation: int
+    error: LeanWorkerError
+
+
+@dataclass(frozen=True)
+class HelloReceived:
+    generation: int
+    hello: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FrameViolation:
+    generation: int
+    error: LeanWorkerError
+
+
+@dataclass(frozen=True)
+class RequestDone:
+    generation: int
+    request_id: int
+    terminal: Terminal
+
+
+@dataclass(frozen=True)
+class Exited:
+    generation: int
+    exit_code: int | None
+    signal: int | None
+    stderr_tail: str
+
+
+# Supervisor -> child
+
+
+@dataclass(frozen=True)
+class Kill:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Run the shutdown ladder; resolve ``reply`` with a ShutdownReport."""
+
+    reply: Future[ShutdownReport]
+    graceful: bool = True
+
+
+# Timers and samplers -> supervisor
+
+
+@dataclass(frozen=True)
+class Deadline:
+    generation: int
+    request_id: int
+    kind: str  # startup, request, cancel
+
+
+@dataclass(frozen=True)
+class IdleCheck:
+    generation: int
+    served: int
+
+
+@dataclass(frozen=True)
+class MemorySample:
+    generation: int
+    rss_mib: float | None
+
+
+# Callers -> supervisor
+
+
+@dataclass(frozen=True)
+class Submit:
+    command: str
+    request: Any
+    streaming: bool
+    timeout: float | None
+    expect_generation: int | None = None
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    request_id: int
+
+
+@dataclass(frozen=True)
+class AwaitReady:
+    pass
+
+
+@dataclass(frozen=True)
+class Cycle:
+    reason: str = "cycle"
+
+
+@dataclass(frozen=True)
+class TakeSnapshot:
+    pass
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    reply: Future[ShutdownReport]

@@ -1,0 +1,230 @@
+"""``lw.Worker``: one supervised worker process serving one session key."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+import pykka
+
+from leanworker.actors.core import lifecycle
+from leanworker.actors.core.config import RestartPolicy, SessionKey, WorkerConfig
+from leanworker.actors.core.mailbox import tell_if_alive
+from leanworker.actors.core.results import (
+    CapabilityMetadata,
+    Diagnostic,
+    DoctorCheck,
+    DoctorReport,
+    Progress,
+    ShutdownReport,
+    WorkerSnapshot,
+)
+from leanworker.actors.core.timers import Scheduler
+from leanworker.actors.core.tracing import Tracer
+from leanworker.actors.slot.channel import OK, RequestChannel
+from leanworker.actors.slot.gate import AdmissionGate
+from leanworker.actors.slot.memory import MemorySampler
+from leanworker.actors.slot.messages import (
+    AwaitReady,
+    CancelRequest,
+    Cycle,
+    Shutdown,
+    Submit,
+    TakeSnapshot,
+)
+from leanworker.actors.slot.stream import RowStream
+from leanworker.actors.slot.supervisor import SupervisorActor
+from leanworker.errors import LeanWorkerError, StartupTimeout, WorkerClosed
+
+_names = itertools.count(1)
+
+METADATA_COMMAND = "leanworker.metadata"
+DOCTOR_COMMAND = "leanworker.doctor"
+
+
+class RequestPort:
+    """Sends requests to one supervisor and wraps the answers. Shared by :class:`Worker` and pool leases."""
+
+    def __init__(self, supervisor: pykka.ActorRef[Any], gate: AdmissionGate, config: WorkerConfig) -> None:
+        self.supervisor = supervisor
+        self.gate = gate
+        self.config = config
+        self.owner_pid = os.getpid()
+
+    def _ask(self, message: Any, timeout: float | None = None) -> Any:
+        lifecycle.check_owner(self.owner_pid, "worker")
+        try:
+            return self.supervisor.ask(message, timeout=timeout)
+        except pykka.ActorDeadError:
+            raise WorkerClosed("the worker is shut down") from None
+
+    def wait_timeout(self) -> float:
+        """An upper bound for anything the supervisor promises to settle (startup, open, kill and reap)."""
+        config = self.config
+        return config.startup_timeout + (config.request_timeout or 3600.0) + config.kill_wait * 2 + 10.0
+
+    def _admit(self, submit: Submit) -> RequestChannel:
+        """Through the open gate if possible, else through the supervisor (which may queue until ready)."""
+        lifecycle.check_owner(self.owner_pid, "worker")
+        answer = self.gate.try_admit(submit) or self._ask(submit)
+        if isinstance(answer, Future):
+            try:
+                answer = answer.result(self.wait_timeout())
+            except FutureTimeout:
+                raise LeanWorkerError("the worker did not become ready in time") from None
+        channel: RequestChannel = answer
+        return channel
+
+    def stream(self, command: str, request: Any = None, timeout: float | None = None, *, streaming: bool = True,
+               on_diagnostic: Callable[[Diagnostic], None] | None = None,
+               on_progress: Callable[[Progress], None] | None = None,
+               expect_generation: int | None = None) -> RowStream:
+        answer = self._admit(Submit(command, request, streaming, timeout, expect_generation))
+        supervisor = self.supervisor
+        request_id = answer.request_id
+
+        def cancel() -> None:
+            tell_if_alive(supervisor, CancelRequest(request_id))
+
+        return RowStream(answer, cancel, self.settle_timeout(), on_diagnostic, on_progress)
+
+    def admit_call(self, command: str, request: Any = None, timeout: float | None = None,
+                   expect_generation: int | None = None) -> RequestChannel:
+        """Admit a non-streaming call; its terminal is awaited with :meth:`finish_call`."""
+        return self._admit(Submit(command, request, False, timeout, expect_generation))
+
+    def finish_call(self, channel: RequestChannel) -> Any:
+        reads = self.gate.reads_for(channel)
+        if reads is not None:
+            reads.serve(channel)  # read the answer in this thread (actors/slot/readside.py)
+        terminal = channel.wait_terminal(None)  # the supervisor's deadline guarantees a terminal
+        assert terminal is not None
+        if terminal.outcome != OK:
+            assert terminal.error is not None
+            raise terminal.error
+        return terminal.result
+
+    def call(self, command: str, request: Any = None, timeout: float | None = None,
+             expect_generation: int | None = None) -> Any:
+        return self.finish_call(self.admit_call(command, request, timeout, expect_generation))
+
+    def cancel(self, request_id: int) -> None:
+        tell_if_alive(self.supervisor, CancelRequest(request_id))
+
+    def settle_timeout(self) -> float:
+        """How long a cancelled request may take to end (its grace, then a kill and a reap)."""
+        return self.config.cancel_grace + self.config.kill_wait * 2 + 5.0
+
+    def metadata(self, expect_generation: int | None = None) -> CapabilityMetadata:
+        data = self.call(METADATA_COMMAND, expect_generation=expect_generation)
+        return CapabilityMetadata(data["name"], data["version"], tuple(data["commands"]), data["protocol"],
+                                  data["host"], data["python"], data["lean"])
+
+    def doctor(self, expect_generation: int | None = None) -> DoctorReport:
+        data = self.call(DOCTOR_COMMAND, expect_generation=expect_generation)
+        return DoctorReport(tuple(DoctorCheck(c["name"], c["status"], c["message"]) for c in data["checks"]))
+
+    def snapshot(self) -> WorkerSnapshot:
+        snapshot: WorkerSnapshot = self._ask(TakeSnapshot())
+        return snapshot
+
+
+class Worker:
+    """One supervised worker process with its session open. A context manager.
+
+    ``Worker(key)`` starts the process, waits for its ``hello`` and opens the session; it raises the typed error
+    when that fails (``StartupTimeout``, ``HandshakeError``, ``CommandError`` from the session open,
+    ``WorkerCrashed``). After a crash, timeout or forced cancel the worker is replaced automatically (restart
+    intensity permitting); requests are one at a time (a second concurrent one gets ``WorkerBusy``).
+    """
+
+    def __init__(self, key: SessionKey, config: WorkerConfig = WorkerConfig(),
+                 restart: RestartPolicy = RestartPolicy(), trace: Tracer | None = None) -> None:
+        self.key = key
+        self.config = config
+        self.restart = restart
+        self.trace = trace
+        self._scheduler = Scheduler()
+        self._sampler = MemorySampler() if restart.watches_memory else None
+        self._closed: ShutdownReport | None = None
+        self._supervisor = SupervisorActor.start(key, config, restart, trace, self._scheduler, self._sampler,
+                                                 f"worker{next(_names)}")
+        gate = self._supervisor.proxy().gate.get()
+        self._port = RequestPort(self._supervisor, gate, config)
+        lifecycle.register(self)
+        try:
+            wait = self._port.wait_timeout()
+            try:
+                self._port._ask(AwaitReady()).result(wait)
+            except FutureTimeout:
+                raise StartupTimeout(f"the worker was not ready within {wait:g} s") from None
+        except BaseException:
+            self.shutdown()
+            raise
+
+    def call(self, command: str, request: Any = None, timeout: float | None = None) -> Any:
+        """Run one command and return its terminal result. Rows it emits are counted, not sent: use stream()."""
+        return self._port.call(command, request, timeout)
+
+    def stream(self, command: str, request: Any = None, timeout: float | None = None,
+               on_diagnostic: Callable[[Diagnostic], None] | None = None,
+               on_progress: Callable[[Progress], None] | None = None) -> RowStream:
+        """Run one command and stream its rows live (see :class:`RowStream`)."""
+        return self._port.stream(command, request, timeout, on_diagnostic=on_diagnostic, on_progress=on_progress)
+
+    def metadata(self) -> CapabilityMetadata:
+        return self._port.metadata()
+
+    def doctor(self) -> DoctorReport:
+        return self._port.doctor()
+
+    def snapshot(self) -> WorkerSnapshot:
+        return self._port.snapshot()
+
+    def cycle(self, reason: str = "cycle") -> None:
+        """Replace the worker process with a fresh one once it is idle (a planned restart)."""
+        self._port._ask(Cycle(reason))
+
+    def wait_ready(self, timeout: float | None = None) -> int:
+        """Wait until a generation is ready (after a restart or cycle); return its number."""
+        ready: Future[int] = self._port._ask(AwaitReady())
+        return ready.result(timeout if timeout is not None else self._port.wait_timeout())
+
+    def shutdown(self, timeout: float | None = None) -> ShutdownReport:
+        """Stop the worker (stop, SIGTERM, SIGKILL: whichever ends it) and reap it. Idempotent.
+
+        In the child of an ``os.fork()`` it does nothing: the worker belongs to the parent.
+        """
+        if self._closed is not None:
+            return self._closed
+        if os.getpid() != self._port.owner_pid:
+            return ShutdownReport("already_exited", 0, None, None, 0.0)
+        reply: Future[ShutdownReport] = Future()
+        config = self.config
+        wait = timeout if timeout is not None else config.shutdown_timeout + 2 * config.kill_wait + 10.0
+        try:
+            self._supervisor.tell(Shutdown(reply))
+            report = reply.result(wait)
+        except pykka.ActorDeadError:
+            report = ShutdownReport("already_exited", 0, None, None, 0.0)
+        finally:
+            try:
+                self._supervisor.stop(block=True, timeout=wait)
+            except (pykka.ActorDeadError, pykka.Timeout):
+                pass
+            self._scheduler.stop()
+            if self._sampler is not None:
+                self._sampler.stop()
+            lifecycle.unregister(self)
+        self._closed = report
+        return report
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.shutdown()

@@ -1,0 +1,197 @@
+"""The layout rules of docs/architecture.md, checked on the source: imports point down, wings are entered through
+their faces, and the worker side loads no runtime wing.
+
+Every import counts: at module level, under ``TYPE_CHECKING`` and inside functions.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path
+
+import leanworker
+
+ROOT = Path(leanworker.__file__).resolve().parent
+SKIP_DIRS = {"tests", "bench", "build", "docs", "fixtures", ".venv", ".ci"}
+WINGS = ("core", "slot", "pool", "run")
+LOWER_LAYERS = ("protocol", "host", "planner", "lean")
+
+# Cycles that exist today and are being taken apart (docs/architecture.md); this list only shrinks.
+KNOWN_CYCLES: set[frozenset[str]] = {
+    frozenset({"leanworker.actors.slot.channel", "leanworker.actors.slot.readside"}),
+    frozenset({"leanworker.actors.pool.actor", "leanworker.actors.pool.events"}),
+    frozenset({"leanworker.cli", "leanworker.cli_run", "leanworker.cli_check"}),
+}
+
+
+def module_name(path: Path) -> str:
+    parts = ["leanworker", *path.relative_to(ROOT).with_suffix("").parts]
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def package_files() -> Iterator[Path]:
+    for path in sorted(ROOT.rglob("*.py")):
+        relative = path.relative_to(ROOT)
+        if relative.parts[0] in SKIP_DIRS or relative.parts[0].startswith("."):
+            continue
+        yield path
+
+
+def imported_modules(tree: ast.AST, name: str, is_package: bool, known: set[str]) -> set[str]:
+    """Every leanworker module ``name`` imports, wherever the import stands."""
+    found: set[str] = set()
+    package = name if is_package else name.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            # "from pkg import mod" imports the module pkg.mod when it is one
+            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names]
+        else:
+            continue
+        found.update(t for t in targets if t == "leanworker" or t.startswith("leanworker."))
+    found.discard(name)
+    return found
+
+
+@lru_cache(maxsize=1)
+def import_graph() -> dict[str, set[str]]:
+    files = {module_name(path): path for path in package_files()}
+    known = set(files)
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        graph[name] = {target for target in imported_modules(tree, name, path.name == "__init__.py", known)
+                       if target in known}
+    return graph
+
+
+def strongly_connected(graph: dict[str, set[str]]) -> list[set[str]]:
+    """Tarjan's algorithm, iteratively; components of more than one module (a module never imports itself)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[set[str]] = []
+    counter = 0
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            advanced = False
+            for child in children:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                    advanced = True
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.add(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    components.append(component)
+    return components
+
+
+def wing_of(name: str) -> str | None:
+    parts = name.split(".")
+    if len(parts) >= 3 and parts[1] == "actors" and parts[2] in WINGS:
+        return parts[2]
+    return None
+
+
+def edges() -> Iterator[tuple[str, str]]:
+    for source, targets in import_graph().items():
+        for target in sorted(targets):
+            yield source, target
+
+
+def test_the_graph_sees_the_package() -> None:
+    graph = import_graph()
+    assert "leanworker.actors.slot.supervisor" in graph
+    assert "leanworker.actors.core.config" in graph["leanworker.actors.slot.supervisor"]
+    assert "leanworker.host.serve" in graph
+
+
+def test_no_import_cycles_counting_type_checking_and_function_level_imports() -> None:
+    cycles = [frozenset(component) for component in strongly_connected(import_graph())]
+    new = [sorted(cycle) for cycle in cycles if cycle not in KNOWN_CYCLES]
+    assert not new, f"import cycles: {new}"
+    gone = [sorted(cycle) for cycle in KNOWN_CYCLES if cycle not in cycles]
+    assert not gone, f"these cycles are gone: take them off KNOWN_CYCLES: {gone}"
+
+
+def test_protocol_host_planner_and_lean_import_no_runtime_wing() -> None:
+    bad = [(source, target) for source, target in edges()
+           if (source + ".").split(".")[1] in LOWER_LAYERS and target.startswith("leanworker.actors")
+           and not (target.startswith("leanworker.actors.core.") or target in ("leanworker.actors",
+                                                                                   "leanworker.actors.core"))]
+    assert not bad, f"a lower layer imports the runtime: {bad}"
+
+
+def test_the_core_imports_no_wing_and_the_run_imports_only_the_core() -> None:
+    bad = []
+    for source, target in edges():
+        source_wing, target_wing = wing_of(source), wing_of(target)
+        if source_wing == "core" and target_wing not in (None, "core"):
+            bad.append((source, target))
+        if source_wing == "run" and target_wing not in (None, "core", "run"):
+            bad.append((source, target))
+        if source_wing == "slot" and target_wing in ("pool", "run"):
+            bad.append((source, target))
+    assert not bad, f"imports against the wings' order (core < slot, run < pool): {bad}"
+
+
+def test_another_wing_is_imported_through_its_face() -> None:
+    bad = []
+    for source, target in edges():
+        target_wing = wing_of(target)
+        if target_wing in (None, "core") or wing_of(source) == target_wing:
+            continue
+        if target != f"leanworker.actors.{target_wing}":
+            bad.append((source, target))
+    assert not bad, f"imports of a wing's internal module from outside it: {bad}"
+
+
+def test_the_worker_host_loads_no_runtime_wing() -> None:
+    code = ("import sys, leanworker.host.serve, leanworker.lean.capability; "
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('leanworker.actors'))))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            timeout=30).stdout.split()
+    assert loaded, "the probe saw no module of leanworker.actors at all: it measures nothing"
+    assert all(m == "leanworker.actors" or m.startswith("leanworker.actors.core") for m in loaded), loaded
+    assert "pykka" not in subprocess.run(
+        [sys.executable, "-c", "import sys, leanworker.host.serve; print(' '.join(sys.modules))"],
+        capture_output=True, text=True, check=True, timeout=30).stdout.split()
