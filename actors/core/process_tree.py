@@ -1,21 +1,173 @@
-"""A process and its descendants, as one tree: its memory (psutil) and signals to its whole process group.
+"""A process and everything it started, as one thing to spawn, measure and kill (Linux).
 
-A sample is the sum over the process and all its descendants of RSS (``memory_info``, ~17 us a process) or PSS
-(``memory_full_info``, ~2.7 ms a process; shared pages counted once). Where a value cannot be read the sample is
-``None``: "unavailable". Used by the runtime for worker processes and by ``lean/`` for the processes a worker starts.
+The runtime uses it for worker processes and ``lean/`` for the Lean processes a worker starts, so both mean the
+same by "the whole tree":
+
+- **spawn** (:func:`spawn_group`): the process leads a new process group (``setpgid``, no ``preexec_fn``), so a
+  single ``killpg`` reaches it and every descendant that stays in the group.
+- **measure** (:func:`sample_tree_mib`): RSS or PSS summed over the process and its descendants (by parent pid).
+- **kill** (:func:`kill_tree`): the leader's group; every descendant found by parent pid, even one that left the
+  group (``lean --server`` starts each ``lean --worker`` in a session of its own); every other group of the
+  leader's session when the leader leads one (a worker's Lean processes lead their own groups in the worker's
+  session, and stay findable there after the worker died and they were re-parented); and, for SIGKILL, a cgroup's
+  ``cgroup.kill``. For SIGKILL the tree is first frozen (SIGSTOP) and re-read until nothing new appears, so a
+  process that forks while it is being killed leaves no child behind.
+- **reap** (:func:`reap`): wait for the leader, bounded.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any, NamedTuple
 
-import psutil
+from leanworker.actors.core.containment import kill_cgroup
 
 MIB = 1024 * 1024
+_FREEZE_ROUNDS = 4
+
+
+class ProcStat(NamedTuple):
+    """Who a process is related to: its parent, process group and session."""
+
+    pid: int
+    ppid: int
+    pgid: int
+    sid: int
+
+
+def spawn_group(argv: Sequence[str], *, stdin: int | IO[Any] | None = None, stdout: int | IO[Any] | None = None,
+                stderr: int | IO[Any] | None = None, cwd: str | None = None,
+                env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start ``argv`` as the leader of a new process group in our session. Raises ``OSError`` if it cannot start."""
+    return subprocess.Popen(list(argv), stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd,
+                            env=dict(env) if env is not None else None, close_fds=True, process_group=0, bufsize=0)
+
+
+def proc_table() -> list[ProcStat]:
+    """Every process of the machine with its parent, group and session (from ``/proc/*/stat``)."""
+    table = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as stat:
+                line = stat.read()
+        except OSError:
+            continue  # it just ended
+        fields = line[line.rfind(b")") + 2:].split()  # the name may hold spaces and parentheses
+        if len(fields) >= 4:
+            table.append(ProcStat(int(name), int(fields[1]), int(fields[2]), int(fields[3])))
+    return table
+
+
+def descendants_in(table: Iterable[ProcStat], pid: int) -> list[ProcStat]:
+    """The descendants of ``pid`` in ``table`` (by parent pid), nearest first."""
+    children: dict[int, list[ProcStat]] = {}
+    for entry in table:
+        children.setdefault(entry.ppid, []).append(entry)
+    found: list[ProcStat] = []
+    frontier = [pid]
+    seen = {pid}
+    while frontier:
+        parent = frontier.pop(0)
+        for child in children.get(parent, ()):
+            if child.pid not in seen:
+                seen.add(child.pid)
+                found.append(child)
+                frontier.append(child.pid)
+    return found
+
+
+def tree_members(pid: int, table: Sequence[ProcStat] | None = None) -> tuple[set[int], set[int]]:
+    """``(groups, pids)`` to signal for the tree of ``pid``: its own group and, when it leads a session, every group
+    of that session; and each descendant (by parent pid) that is in none of those groups."""
+    if table is None:
+        table = proc_table()
+    groups = {pid}
+    if _session_of(pid) == pid:
+        groups.update(entry.pgid for entry in table if entry.sid == pid and entry.pgid > 1)
+    pids = {entry.pid for entry in descendants_in(table, pid) if entry.pgid not in groups}
+    return groups, pids
+
+
+def _alone(pid: int, groups: set[int], pids: set[int], table: Sequence[ProcStat]) -> bool:
+    """Whether the tree is ``pid`` alone (nothing to freeze)."""
+    return not pids and not any(entry.pgid in groups and entry.pid != pid for entry in table)
+
+
+def _session_of(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
+
+
+def _signal_all(groups: Iterable[int], pids: Iterable[int], sig: int, last_group: int | None = None) -> None:
+    """Signal ``groups`` then ``pids``; ``last_group`` (our own, when we kill our own tree) goes last of all."""
+    for group in sorted(groups, key=lambda g: g == last_group):
+        if group == last_group:
+            continue
+        signal_group(group, sig)
+    for pid in pids:
+        _send(os.kill, pid, sig)
+    if last_group is not None and last_group in groups:
+        signal_group(last_group, sig)
+
+
+def _send(how: Any, target: int, sig: int) -> None:
+    try:
+        how(target, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def signal_group(pgid: int, sig: int) -> bool:
+    """Send ``sig`` to the process group ``pgid`` alone. False when the group is gone or not ours to signal."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def kill_tree(pid: int, sig: int = signal.SIGKILL, *, cgroup: Path | None = None) -> None:
+    """Send ``sig`` to the whole tree of ``pid`` (see the module's docstring). ``pid`` must lead its process group.
+
+    Safe on a leader that already exited (its group, session and cgroup are still reached; descendants that were
+    re-parented are found through the session). Calling it on our own pid kills our tree, us last."""
+    own = os.getpgrp() if pid == os.getpid() else None
+    if sig == signal.SIGKILL:
+        if cgroup is not None:
+            kill_cgroup(cgroup)
+        table = proc_table()
+        groups, pids = tree_members(pid, table)
+        if own is None and not _alone(pid, groups, pids, table):  # freeze, then read the tree again until it stops growing: no fork escapes the kill
+            for _ in range(_FREEZE_ROUNDS):
+                _signal_all(groups, pids, signal.SIGSTOP)
+                more_groups, more_pids = tree_members(pid)
+                if more_groups <= groups and more_pids <= pids:
+                    break
+                groups |= more_groups
+                pids |= more_pids
+        _signal_all(groups, pids, signal.SIGKILL, last_group=own)
+        return
+    groups, pids = tree_members(pid)
+    _signal_all(groups, pids, sig, last_group=own)
 
 
 def sample_tree_mib(pid: int, metric: str = "rss") -> float | None:
-    """Memory of ``pid`` and its descendants in MiB, or None when it cannot be read."""
+    """Memory of ``pid`` and its descendants in MiB (``"rss"``, or ``"pss"``: shared pages counted once), or None
+    when it cannot be read."""
+    import psutil  # here, not at the top: a worker host that only kills trees starts without it (~12 ms)
+
     try:
         root = psutil.Process(pid)
         processes = [root, *root.children(recursive=True)]
@@ -29,19 +181,15 @@ def sample_tree_mib(pid: int, metric: str = "rss") -> float | None:
             else:
                 total += process.memory_info().rss
         except psutil.NoSuchProcess:
-            continue  # a grandchild that just ended
+            continue  # a descendant that just ended
         except (psutil.Error, OSError, AttributeError):
             return None
     return total / MIB
 
 
-def signal_group(pgid: int, sig: int) -> bool:
-    """Send ``sig`` to the process group ``pgid`` (a process started with ``start_new_session=True`` leads one).
-
-    False when the group is gone or not ours to signal.
-    """
+def reap(process: subprocess.Popen[bytes], timeout: float) -> int | None:
+    """Wait at most ``timeout`` seconds for ``process`` to end; its return code (minus the signal), else None."""
     try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None

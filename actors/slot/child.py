@@ -26,7 +26,7 @@ from leanworker.actors.core.config import SessionKey, WorkerConfig
 from leanworker.actors.core.containment import add_to_cgroup, kill_cgroup, new_cgroup, remove_cgroup
 from leanworker.actors.core.env import CGROUP_ENV, PARENT_PID_ENV, SPIN_ENV, SYS_PATH_ENV
 from leanworker.actors.core.mailbox import tell_if_alive
-from leanworker.actors.core.process_tree import signal_group
+from leanworker.actors.core.process_tree import kill_tree
 from leanworker.actors.core.results import ShutdownReport
 from leanworker.actors.core.stderr import StderrTail, drain_into
 from leanworker.actors.core.tracing import Tracer
@@ -275,9 +275,7 @@ class ChildActor(pykka.ThreadingActor):
         if not quiet:
             self._kill_sent = True
             self._trace("kill", signal=int(sig), reason=reason)
-        if sig == signal.SIGKILL and self.cgroup is not None:
-            kill_cgroup(self.cgroup)
-        signal_group(process.pid, sig)
+        kill_tree(process.pid, sig, cgroup=self.cgroup)
 
     def _shutdown_ladder(self, graceful: bool) -> ShutdownReport:
         """Ask (stop), wait; SIGTERM the group, wait; SIGKILL the group; reap. Report which step ended it."""
