@@ -155,7 +155,7 @@ def test_the_queue_is_first_come_first_served() -> None:
 
 
 def test_a_warm_match_may_bypass_the_head_but_only_a_bounded_number_of_times() -> None:
-    from leanworker.actors.pool.actor import BYPASS_LIMIT
+    from leanworker.actors.pool.admission import BYPASS_LIMIT
 
     with lw.WorkerPool(pool_config(max_workers=2)) as pool:
         a_holder, b_holder = pool.lease(A), pool.lease(B)

@@ -17,10 +17,16 @@ from leanworker.actors.core.config import PoolConfig, SessionKey
 from leanworker.actors.core.mailbox import tell_if_alive
 from leanworker.actors.core.results import PoolSnapshot
 from leanworker.actors.core.timers import Scheduler
-from leanworker.actors.pool.actor import PoolActor, Shared
+from leanworker.actors.pool.actor import PoolActor
+from leanworker.actors.pool.admission import Admission
+from leanworker.actors.pool.affinity import SessionAffinity
+from leanworker.actors.pool.book import PoolBook
+from leanworker.actors.pool.budget import MemoryBudget
+from leanworker.actors.pool.cooldowns import KeyCooldowns
 from leanworker.actors.pool.lease import Lease
 from leanworker.actors.pool.local_run import LocalBackend
-from leanworker.actors.pool.state import Abandon, Acquire, ClosePool, TakePoolSnapshot, Waiter
+from leanworker.actors.pool.messages import Abandon, Acquire, ClosePool, Release, TakePoolSnapshot
+from leanworker.actors.pool.records import Waiter
 from leanworker.actors.run import PlanRun, RequestSpec
 from leanworker.actors.slot import MemorySampler
 from leanworker.errors import PoolClosed, QueueTimeout
@@ -38,9 +44,12 @@ class WorkerPool:
         self.config = config
         self._scheduler = Scheduler("leanworker-pool-timers")
         self._sampler = MemorySampler(config.memory_sample_interval, config.memory_metric)
-        shared = Shared()
-        self._actor = PoolActor.start(config, self._scheduler, self._sampler, shared)
-        self._state = shared.actor
+        admission = Admission(config.max_workers, MemoryBudget(config.max_total_rss_mib,
+                                                               config.worker_rss_estimate_mib), SessionAffinity())
+        self._book = PoolBook(admission, KeyCooldowns(config.restart), config.trace)
+        self._actor = PoolActor.start(config, self._scheduler, self._sampler, self._book)
+        actor = self._actor
+        self._book.attach(lambda lease_id: tell_if_alive(actor, Release(lease_id)))
         self._waiter_ids = itertools.count(1)
         self._closed = False
         self._final: PoolSnapshot | None = None
@@ -52,7 +61,7 @@ class WorkerPool:
         lifecycle.check_owner(self._owner_pid, "pool")
         if self._closed:
             raise PoolClosed("the pool is shut down")
-        warm = self._state.try_grant_warm(key)
+        warm = self._book.try_grant_warm(key)
         if warm is not None:
             return warm
         future: Future[Lease] = Future()
