@@ -1,7 +1,7 @@
 """The dispatch fuzz at volume: mutated worker messages into the parent's dispatch path, counting untyped escapes.
 
 ``python -m bench.fuzz_dispatch`` (default: 100,000 cases in-process) writes each case's frames into a real pipe
-and runs the parent's own reader and dispatcher on it (``FrameReader`` -> ``FrameDispatcher`` -> router, admission
+and runs the parent's own reader and dispatcher on it (``FrameReader`` -> ``FrameDispatcher`` -> connection, admission
 gate, request channel), exactly as a generation's reader thread does; only the worker process is left out, so
 100,000 cases take minutes instead of an hour. ``--workers`` runs the cases through real worker programs
 (``leanworker.fixtures.scripted_worker``, the path ``tests/test_dispatch_fuzz.py`` samples in ``make test``):
@@ -18,6 +18,7 @@ import sys
 import time
 import traceback
 from collections import Counter
+from types import SimpleNamespace
 from typing import Any
 
 import cbor2
@@ -25,7 +26,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import leanworker as lw
-from leanworker.actors.slot.channel import Counters, RequestChannel, Router, Terminal
+from leanworker.actors.slot.channel import Counters, RequestChannel
+from leanworker.actors.slot.connection import Connection
 from leanworker.actors.slot.dispatch import FrameDispatcher
 from leanworker.actors.slot.gate import AdmissionGate
 from leanworker.actors.core.timers import Scheduler
@@ -62,19 +64,21 @@ def run_in_process(cases: int) -> Counter[str]:
     outcomes: Counter[str] = Counter()
     scheduler = Scheduler("fuzz-timers")
     counters = Counters()
-    gate = AdmissionGate(None, counters, scheduler, 4096, None, None, "fuzz", False)  # type: ignore[arg-type]
+    told: list[Any] = []  # what the gate tells its supervisor (a done that needs a decision)
+    supervisor = SimpleNamespace(tell=told.append)
+    gate = AdmissionGate(supervisor, counters, scheduler, 4096, None, None, "fuzz", False)  # type: ignore[arg-type]
 
     @settings(max_examples=cases, deadline=None, database=None, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck))
     @given(steps=scripts(), streaming=st.booleans())
     def case(steps: list[dict[str, Any]], streaming: bool) -> None:
         data = _frames(steps)
-        router = Router(1, counters)
+        connection = Connection(1, counters)
         channel = RequestChannel(REQUEST_ID, 1, "fuzz", streaming, 4096, counters)
-        router.register(channel)
-        gate.inflight = channel
-        done: list[Terminal] = []
-        dispatcher = FrameDispatcher(router, gate, None, "fuzz", 1, lambda _id, terminal: done.append(terminal))
+        connection.register(channel)
+        gate.state.open(1, None)
+        gate.inflight, gate.state.inflight = channel, REQUEST_ID
+        dispatcher = FrameDispatcher(connection, gate, None, "fuzz")
         read_fd, write_fd = os.pipe()
         try:
             os.write(write_fd, data)  # each case is far below the 64 KiB a pipe holds
@@ -92,7 +96,7 @@ def run_in_process(cases: int) -> Counter[str]:
             os.close(read_fd)
             if write_fd >= 0:
                 os.close(write_fd)
-            gate.inflight = None
+            gate.inflight = gate.state.inflight = None
 
     try:
         case()

@@ -22,7 +22,6 @@ LOWER_LAYERS = ("protocol", "host", "planner", "lean")
 
 # Cycles that exist today and are being taken apart (docs/architecture.md); this list only shrinks.
 KNOWN_CYCLES: set[frozenset[str]] = {
-    frozenset({"leanworker.actors.slot.channel", "leanworker.actors.slot.readside"}),
     frozenset({"leanworker.cli", "leanworker.cli_run", "leanworker.cli_check"}),
 }
 

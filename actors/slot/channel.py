@@ -13,14 +13,11 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from leanworker.errors import LeanWorkerError, ProtocolError
 
-if TYPE_CHECKING:
-    from leanworker.actors.slot.readside import ReadSide
-
-# Terminal outcomes (DESIGN.md rule 1).
+# Terminal outcomes (docs/semantics.md, Requests and outcomes).
 OK = "ok"
 ERROR = "error"
 TIMEOUT = "timeout"
@@ -224,39 +221,3 @@ class RequestChannel:
         with self._cond:
             self._cond.wait_for(lambda: self._terminal is not None, timeout)
             return self._terminal
-
-
-class Router:
-    """Maps request ids of one generation to their channels. Frames for unknown ids are stale: counted, dropped."""
-
-    __slots__ = ("generation", "counters", "_channels", "_lock", "closed", "reads")
-
-    def __init__(self, generation: int, counters: Counters) -> None:
-        self.generation = generation
-        self.counters = counters
-        self.reads: ReadSide | None = None  # set once the hello is in: a caller may read its own answer
-        self._channels: dict[int, RequestChannel] = {}
-        self._lock = threading.Lock()
-        self.closed = False
-
-    def register(self, channel: RequestChannel) -> None:
-        with self._lock:
-            self._channels[channel.request_id] = channel
-
-    def get(self, request_id: int) -> RequestChannel | None:
-        return self._channels.get(request_id)
-
-    def pop(self, request_id: int) -> RequestChannel | None:
-        with self._lock:
-            return self._channels.pop(request_id, None)
-
-    def close(self) -> list[RequestChannel]:
-        """End the generation: every later frame is stale. Returns channels still open."""
-        with self._lock:
-            self.closed = True
-            channels = list(self._channels.values())
-            self._channels.clear()
-            return channels
-
-    def stale(self, count: int = 1) -> None:
-        self.counters.add("stale_frames_dropped", count)

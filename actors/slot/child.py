@@ -30,7 +30,7 @@ from leanworker.actors.core.process_tree import kill_tree
 from leanworker.actors.core.results import ShutdownReport
 from leanworker.actors.core.stderr import StderrTail, drain_into
 from leanworker.actors.core.tracing import Tracer
-from leanworker.actors.slot.channel import Router, Terminal
+from leanworker.actors.slot.connection import Connection
 from leanworker.actors.slot.dispatch import FrameDispatcher
 from leanworker.actors.slot.gate import AdmissionGate
 from leanworker.actors.slot.messages import (
@@ -38,7 +38,6 @@ from leanworker.actors.slot.messages import (
     FrameViolation,
     HelloReceived,
     Kill,
-    RequestDone,
     Spawned,
     SpawnFailed,
     Stop,
@@ -83,13 +82,13 @@ class ChildActor(pykka.ThreadingActor):
     use_daemon_thread = True
 
     def __init__(self, supervisor: pykka.ActorRef[Any], generation: int, key: SessionKey, config: WorkerConfig,
-                 router: Router, gate: AdmissionGate, tracer: Tracer | None, slot: str) -> None:
+                 connection: Connection, gate: AdmissionGate, tracer: Tracer | None, slot: str) -> None:
         super().__init__()
         self.supervisor = supervisor
         self.generation = generation
         self.key = key
         self.config = config
-        self.router = router
+        self.connection = connection
         self.gate = gate
         self.tracer = tracer
         self.name = f"{slot}/child.{generation}"
@@ -137,9 +136,9 @@ class ChildActor(pykka.ThreadingActor):
             add_to_cgroup(self.cgroup, self.process.pid)  # the host joins too; this covers other worker programs
         assert self.process.stdin and self.process.stdout and self.process.stderr
         lifecycle.register_pipe_fds(*self._pipe_fds())
-        self.pipe = pipe = PipeWriter(self.process.stdin.fileno(), self.config.max_frame_bytes)
+        self.pipe = self.connection.pipe = PipeWriter(self.process.stdin.fileno(), self.config.max_frame_bytes)
         self._trace("spawn", pid=self.process.pid, argv=self.key.argv())
-        self._tell(Spawned(self.generation, self.process.pid, pipe))
+        self._tell(Spawned(self.generation, self.process.pid))
         self._stderr_thread = threading.Thread(target=self._drain_stderr, name=f"{self.name}-stderr", daemon=True)
         self._stderr_thread.start()
         threading.Thread(target=self._read, name=f"{self.name}-reader", daemon=True).start()
@@ -191,11 +190,10 @@ class ChildActor(pykka.ThreadingActor):
                 hello = messages.check_hello(first)
                 self._trace("hello", pid=hello.get("pid"), host=hello.get("host"))
                 self._tell(HelloReceived(self.generation, hello))
-                dispatcher = FrameDispatcher(self.router, self.gate, self.tracer, self.name, self.generation,
-                                             self._on_done)
-                self.reads = ReadSide(reader, dispatcher.dispatch, self._violation, self.router.counters,
+                dispatcher = FrameDispatcher(self.connection, self.gate, self.tracer, self.name)
+                self.reads = ReadSide(reader, dispatcher.dispatch, self._violation, self.connection.counters,
                                       self.config.spin_wait)
-                self.router.reads = self.reads
+                self.connection.reads = self.reads
                 self.reads.run()
         except LeanWorkerError as exc:
             self._violation(exc)
@@ -206,9 +204,6 @@ class ChildActor(pykka.ThreadingActor):
             self._violation(ProtocolError(f"worker output could not be handled: {type(exc).__name__}: {exc}"))
         finally:
             self._await_exit()
-
-    def _on_done(self, request_id: int, terminal: Terminal) -> None:
-        self._tell(RequestDone(self.generation, request_id, terminal))
 
     def _violation(self, error: LeanWorkerError) -> None:
         self._trace("protocol_error", error=str(error))

@@ -7,19 +7,15 @@ against docs/protocol.md first (every field, and the kinds allowed after the han
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from leanworker.actors.core.results import Diagnostic, Progress
 from leanworker.actors.core.tracing import Tracer
-from leanworker.actors.slot.channel import CANCELLED, DIAG, ERROR, OK, PROGRESS, PROTOCOL, Router, Terminal
+from leanworker.actors.slot.channel import CANCELLED, DIAG, ERROR, OK, PROGRESS, PROTOCOL, Terminal
+from leanworker.actors.slot.connection import Connection
 from leanworker.actors.slot.gate import AdmissionGate
 from leanworker.errors import Cancelled, CommandError, ProtocolError
 from leanworker.protocol import messages
-
-HANDSHAKE_KINDS = frozenset({"configure", "open"})
-
-DoneListener = Callable[[int, Terminal], None]
 
 
 def terminal_from_done(message: dict[str, Any], received: dict[str, int], streaming: bool) -> Terminal:
@@ -44,53 +40,50 @@ def terminal_from_done(message: dict[str, Any], received: dict[str, int], stream
 class FrameDispatcher:
     """Delivers one generation's frames (after hello) to the channels of its requests."""
 
-    __slots__ = ("router", "gate", "tracer", "name", "generation", "on_done")
+    __slots__ = ("connection", "gate", "tracer", "name", "generation")
 
-    def __init__(self, router: Router, gate: AdmissionGate, tracer: Tracer | None, name: str, generation: int,
-                 on_done: DoneListener) -> None:
-        self.router = router
+    def __init__(self, connection: Connection, gate: AdmissionGate, tracer: Tracer | None, name: str) -> None:
+        self.connection = connection
         self.gate = gate
         self.tracer = tracer
         self.name = name
-        self.generation = generation
-        self.on_done = on_done  # the supervisor hears of a done that needs a decision
+        self.generation = connection.generation
 
     def dispatch(self, message: dict[str, Any], nbytes: int) -> None:
         """Handle one frame of ``nbytes`` bytes; raise :class:`ProtocolError` if it breaks the protocol."""
         kind = messages.validate_from_worker(message)
         if kind == "hello":
             raise ProtocolError("a second hello in the middle of a session")
-        router = self.router
+        connection = self.connection
         request_id = message["id"]
         if kind == "rows":
-            channel = router.get(request_id)
+            channel = connection.get(request_id)
             payloads = message["payloads"]
             if self.tracer is not None:
                 self.tracer.record("rows", self.name, self.generation, request_id, stream=message["stream"],
                                    count=len(payloads))
             if channel is None or not channel.put_rows(message["stream"], message["seq"], payloads, nbytes):
-                router.stale()
+                connection.stale()
         elif kind == "diag" or kind == "progress":
-            channel = router.get(request_id)
+            channel = connection.get(request_id)
             if kind == "diag":
                 event: Any = Diagnostic(message["severity"], message["code"], message["message"],
                                         message.get("data"))
             else:
                 event = Progress(message["phase"], message["current"], message["total"])
             if channel is None or not channel.put_event(DIAG if kind == "diag" else PROGRESS, event, nbytes):
-                router.stale()
+                connection.stale()
         elif kind == "done":
-            channel = router.pop(request_id)
+            channel = connection.pop(request_id)
             if channel is None:
-                router.stale()
+                connection.stale()
                 return
             terminal = terminal_from_done(message, channel.received, channel.streaming)
             if self.tracer is not None:
                 self.tracer.record("done", self.name, self.generation, request_id, outcome=terminal.outcome)
             # Free the slot (and tell the supervisor, when it has something to decide) before the caller can see
             # the terminal, so that the caller's next request finds the slot idle.
-            if self.gate.release(channel, terminal.outcome) or channel.command in HANDSHAKE_KINDS:
-                self.on_done(request_id, terminal)
+            self.gate.release(channel, terminal)
             if not channel.finish(terminal):
-                router.stale()
+                connection.stale()
         # pong and bye need no routing: the exit (or the next request) tells the rest.

@@ -2,36 +2,37 @@
 
 The supervisor owns the gate: it opens it for a ready generation, closes it before it kills, cycles or shuts down,
 and decides everything else. While the gate is open and no request is in flight, a caller admits its own request
-under the gate's lock: it registers the channel, arms the request deadline (a timer that tells the supervisor)
-and queues the ``call`` frame on the never-blocking pipe writer (the request is encoded before the lock). The reader thread releases the gate when the ``done`` arrives,
-before the caller can see the terminal, and leaves it closed when the generation's request budget
-(``max_requests``) is spent or a cycle is pending; it tells the supervisor only when the supervisor has something
-to decide. Everything the gate does is under its lock, and the supervisor takes the same lock for its decisions.
+under the gate's lock: it registers the channel, arms the request deadline (a timer that tells the supervisor) and
+queues the ``call`` frame on the never-blocking pipe writer (the request is encoded before the lock). The reader
+thread releases the gate when the ``done`` arrives, before the caller can see the terminal, and leaves it closed when
+the generation's request budget (``max_requests``) is spent or a cycle is pending; it tells the supervisor only when
+the supervisor has something to decide. The decisions are the pure :class:`GateState`'s (gate_state.py); the gate
+runs them under its lock, which it alone takes.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pykka
 
 from leanworker.actors.core.mailbox import tell_if_alive
 from leanworker.actors.core.timers import Scheduler
 from leanworker.actors.core.tracing import Tracer
-from leanworker.actors.slot.channel import DEFAULT_BUFFER_BYTES, OK, PROTOCOL, Counters, RequestChannel, Router
-from leanworker.actors.slot.messages import Deadline, Submit
+from leanworker.actors.slot.channel import DEFAULT_BUFFER_BYTES, Counters, RequestChannel, Terminal
+from leanworker.actors.slot.connection import Connection
+from leanworker.actors.slot.gate_state import GateState
+from leanworker.actors.slot.messages import Deadline, RequestDone, Submit
+from leanworker.actors.slot.readside import ReadSide
 from leanworker.errors import NotPlainData, ProtocolError, UnencodableValue
 from leanworker.protocol import messages
 from leanworker.protocol.frames import encode_frame
 
-if TYPE_CHECKING:
-    from leanworker.actors.slot.readside import ReadSide
-
 
 class AdmissionGate:
-    """Admission state shared by a supervisor (the owner), its callers and its reader threads."""
+    """Admission shared by a supervisor (the owner), its callers and its reader threads."""
 
     def __init__(self, supervisor: pykka.ActorRef[Any], counters: Counters, scheduler: Scheduler,
                  buffer_rows: int, request_timeout: float | None, tracer: Tracer | None, name: str,
@@ -45,34 +46,98 @@ class AdmissionGate:
         self.request_timeout = request_timeout
         self.tracer = tracer
         self.name = name
-        self.notify_every_done = notify_every_done or tracer is not None
+        self.state = GateState(notify_every_done or tracer is not None)
         self.ids = itertools.count(1)
-        self.last_id = 0  # the highest request id written to the current worker
-        self.generation: int | None = None  # None: closed
-        self.latest_generation = 0  # the newest generation started (set by the supervisor)
-        self.router: Router | None = None
-        self.pipe: Any = None
+        self.connection: Connection | None = None  # the open generation's
         self.inflight: RequestChannel | None = None
-        self.served = 0
-        self.budget: int | None = None
-        self.close_after_current = False
-        self.requests_ok = 0
-        self.requests_failed = 0
 
-    # -- the supervisor's side (call with the lock held) ----------------------------------------------------------
-
-    def open_locked(self, generation: int, router: Router, pipe: Any, budget: int | None) -> None:
-        self.generation, self.router, self.pipe = generation, router, pipe
-        self.served, self.budget, self.close_after_current = 0, budget, False
-
-    def close_locked(self) -> None:
-        self.generation = None
+    # -- what everyone may read without the lock -------------------------------------------------------------------
 
     @property
     def is_open(self) -> bool:
-        return self.generation is not None
+        return self.state.is_open
 
-    # -- the callers' side ----------------------------------------------------------------------------------------
+    @property
+    def latest_generation(self) -> int:
+        return self.state.latest_generation
+
+    @property
+    def served(self) -> int:
+        return self.state.served
+
+    @property
+    def requests_ok(self) -> int:
+        return self.state.requests_ok
+
+    @property
+    def requests_failed(self) -> int:
+        return self.state.requests_failed
+
+    # -- the supervisor's side -------------------------------------------------------------------------------------
+
+    def started(self, generation: int) -> None:
+        """A new generation is being started: leases of older ones are stale from now on."""
+        with self.lock:
+            self.state.latest_generation = generation
+
+    def open(self, connection: Connection, budget: int | None) -> None:
+        with self.lock:
+            self.connection = connection
+            self.state.open(connection.generation, budget)
+
+    def close(self) -> None:
+        with self.lock:
+            self.state.close()
+
+    def handshake_id(self) -> int:
+        """A request id for a handshake step (``configure``, ``open``), which the gate does not admit."""
+        request_id = next(self.ids)
+        with self.lock:
+            self.state.begin_handshake(request_id)
+        return request_id
+
+    def cycle_when_idle(self) -> bool:
+        """A cycle is wanted: True to cycle now (idle); else the gate closes after the request in flight."""
+        with self.lock:
+            return self.state.cycle_when_idle()
+
+    def idle_since(self, served: int) -> bool:
+        """Open and idle, with no request ended since ``served`` were."""
+        with self.lock:
+            return self.state.idle and self.state.served == served
+
+    def fail_inflight(self, terminal: Terminal, request_id: int | None = None) -> RequestChannel | None:
+        """End the request in flight with ``terminal`` unless its ``done`` won the race; the channel if this won."""
+        with self.lock:
+            channel = self.inflight
+            if channel is None or (request_id is not None and channel.request_id != request_id):
+                return None
+            if not channel.finish(terminal):
+                return None  # its done arrived first
+            self._failed_locked(channel)
+            return channel
+
+    def fail_at_exit(self, channels: list[RequestChannel], terminal: Terminal) -> list[RequestChannel]:
+        """The generation's process exited: close, and end ``channels`` with ``terminal``. Those this ended."""
+        ended = []
+        with self.lock:
+            self.state.close()
+            self.inflight = None
+            self.state.inflight = None
+            for channel in channels:
+                if channel.finish(terminal):
+                    self.state.fail(channel.request_id)
+                    channel.cancel_timers()
+                    ended.append(channel)
+        return ended
+
+    def _failed_locked(self, channel: RequestChannel) -> None:
+        if self.inflight is channel:
+            self.inflight = None
+        self.state.fail(channel.request_id)
+        channel.cancel_timers()
+
+    # -- the callers' side -----------------------------------------------------------------------------------------
 
     def try_admit(self, submit: Submit) -> RequestChannel | None:
         """Admit ``submit`` at once if the gate is open and idle; None means "ask the supervisor".
@@ -81,25 +146,23 @@ class AdmissionGate:
         :class:`NotPlainData` here, with nothing sent), and the frame is written without blocking (pipe.py), so the
         lock is never held across anything slow: the deadline, the cancel ladder and shutdown take it too.
         """
+        state = self.state
         while True:
-            pipe = self.pipe
-            if self.generation is None or self.inflight is not None or pipe is None:
+            connection = self.connection
+            if not state.admissible(submit.expect_generation) or connection is None or connection.pipe is None:
                 return None
+            pipe = connection.pipe
             request_id = next(self.ids)
             frame = self._encode(submit, request_id, pipe.max_frame_bytes)
             with self.lock:
-                generation = self.generation
-                if generation is None or self.inflight is not None or self.pipe is not pipe:
+                if not state.admissible(submit.expect_generation) or self.connection is not connection:
                     return None
-                if submit.expect_generation is not None and submit.expect_generation != generation:
-                    return None
-                if request_id <= self.last_id:
+                if not state.admit(request_id):
                     continue  # another caller took a later id first: ids must rise on the wire
-                self.last_id = request_id
+                generation = connection.generation
                 channel = RequestChannel(request_id, generation, submit.command, submit.streaming,
                                          self.buffer_rows, self.counters, self.buffer_bytes)
-                assert self.router is not None
-                self.router.register(channel)  # before writing: the answer can arrive before the write returns
+                connection.register(channel)  # before writing: the answer can arrive before the write returns
                 self.inflight = channel
                 pipe.write_frame(frame)
                 timeout = submit.timeout if submit.timeout is not None else self.request_timeout
@@ -126,36 +189,18 @@ class AdmissionGate:
 
     def reads_for(self, channel: RequestChannel) -> ReadSide | None:
         """The read side a caller may use to read ``channel``'s answer itself, or None."""
-        router = self.router
-        if channel.streaming or router is None or router.generation != channel.generation:
-            return None
-        return router.reads
+        connection = self.connection
+        return None if connection is None else connection.reads_for(channel)
 
-    # -- the reader's and the supervisor's side -------------------------------------------------------------------
+    # -- the reader's side -----------------------------------------------------------------------------------------
 
-    def release(self, channel: RequestChannel, outcome: str) -> bool:
-        """A ``done`` arrived for ``channel``: free the slot unless it must close. True: tell the supervisor."""
+    def release(self, channel: RequestChannel, terminal: Terminal) -> None:
+        """A ``done`` arrived for ``channel``: free the slot unless it must close, and tell the supervisor when it
+        has something to decide (the one way a ``done`` reaches it)."""
         with self.lock:
-            if self.inflight is not channel:
-                return False
-            self.inflight = None
-            channel.cancel_timers()
-            self.served += 1
-            if outcome == OK:
-                self.requests_ok += 1
-            else:
-                self.requests_failed += 1
-            if self.generation is None:
-                return True
-            if (self.budget is not None and self.served >= self.budget) or self.close_after_current \
-                    or outcome == PROTOCOL:
-                self.generation = None
-                return True
-            return self.notify_every_done
-
-    def fail_locked(self, channel: RequestChannel) -> None:
-        """The supervisor ended ``channel`` itself (timeout, kill, shutdown)."""
-        if self.inflight is channel:
-            self.inflight = None
-        channel.cancel_timers()
-        self.requests_failed += 1
+            ended, notify = self.state.done(channel.request_id, terminal.outcome)
+            if ended and self.inflight is channel:
+                self.inflight = None
+                channel.cancel_timers()
+        if notify:
+            tell_if_alive(self.supervisor, RequestDone(channel.generation, channel.request_id, terminal))

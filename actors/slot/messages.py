@@ -6,14 +6,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import pykka
-
 from leanworker.errors import LeanWorkerError
 
 if TYPE_CHECKING:
     from leanworker.actors.core.results import ShutdownReport
     from leanworker.actors.slot.channel import Terminal
-    from leanworker.actors.slot.pipe import PipeWriter
 
 
 # Child -> supervisor
@@ -23,7 +20,6 @@ if TYPE_CHECKING:
 class Spawned:
     generation: int
     pid: int
-    pipe: PipeWriter
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,8 @@ exhausted (restart intensity passed), closed. Idle and busy are "ready" with the
 holding a request: callers admit requests through the gate without a message round trip, and the supervisor
 hears of each one (``Started``) before its frame is written.
 
-This module holds the actor and the generations' life (spawn, handshake, exit, restart); the state and shared
-helpers are in supervisor_base.py, the request, deadline, cycling and memory handlers in supervisor_requests.py,
-readiness, snapshots and shutdown in supervisor_control.py.
+Its decisions are policies it consults: restart intensity (intensity.py), the gate's request state machine
+(gate.py), the memory ceilings (RestartPolicy); what it does is messaging and bookkeeping.
 """
 
 from __future__ import annotations
@@ -24,12 +23,27 @@ from typing import Any
 import pykka
 
 from leanworker.actors.core.config import RestartPolicy, SessionKey, WorkerConfig
-from leanworker.actors.core.results import ShutdownReport
-from leanworker.actors.core.timers import Scheduler
+from leanworker.actors.core.mailbox import tell_if_alive
+from leanworker.actors.core.process_tree import sample_tree_mib
+from leanworker.actors.core.results import ShutdownReport, WorkerSnapshot
+from leanworker.actors.core.timers import Scheduler, TimerHandle
 from leanworker.actors.core.tracing import Tracer
-from leanworker.actors.slot.channel import CRASHED, OK, PROTOCOL, Counters, RequestChannel, Router, Terminal
+from leanworker.actors.slot.channel import (
+    CANCELLED,
+    CRASHED,
+    MEMORY,
+    OK,
+    PROTOCOL,
+    SHUTDOWN,
+    TIMEOUT,
+    Counters,
+    RequestChannel,
+    Terminal,
+)
 from leanworker.actors.slot.child import ChildActor
+from leanworker.actors.slot.connection import Connection
 from leanworker.actors.slot.gate import AdmissionGate
+from leanworker.actors.slot.generation import Generation, Pending, SlotListener
 from leanworker.actors.slot.intensity import RestartIntensity
 from leanworker.actors.slot.memory import MemorySampler
 from leanworker.actors.slot.messages import (
@@ -41,6 +55,7 @@ from leanworker.actors.slot.messages import (
     FrameViolation,
     HelloReceived,
     IdleCheck,
+    Kill,
     MemorySample,
     RequestDone,
     Shutdown,
@@ -50,13 +65,16 @@ from leanworker.actors.slot.messages import (
     Submit,
     TakeSnapshot,
 )
-from leanworker.actors.slot.supervisor_base import Generation, Pending, SlotListener
-from leanworker.actors.slot.supervisor_control import ControlHandlers
-from leanworker.actors.slot.supervisor_requests import RequestHandlers
 from leanworker.errors import (
+    Cancelled,
+    HandshakeError,
     LeanWorkerError,
+    MemoryLimitExceeded,
+    RequestTimeout,
     RestartLimitExceeded,
     StaleLease,
+    StartupTimeout,
+    WorkerBusy,
     WorkerClosed,
     WorkerCrashed,
 )
@@ -68,7 +86,7 @@ HANDSHAKE_BUFFER = 16
 ASKED = frozenset({Submit, AwaitReady, TakeSnapshot, Cycle})  # messages sent with ask(): errors go to the caller
 
 
-class SupervisorActor(RequestHandlers, ControlHandlers, pykka.ThreadingActor):
+class SupervisorActor(pykka.ThreadingActor):
     """One supervised worker slot (see the module docstring)."""
 
     use_daemon_thread = True  # a forgotten worker must not keep the interpreter alive (atexit still reaps it)
@@ -149,11 +167,11 @@ class SupervisorActor(RequestHandlers, ControlHandlers, pykka.ThreadingActor):
     def _spawn(self) -> None:
         self.generation += 1
         number = self.generation
-        router = Router(number, self.counters)
-        child = ChildActor.start(self.actor_ref, number, self.key, self.config, router, self.gate, self.tracer,
+        connection = Connection(number, self.counters)
+        child = ChildActor.start(self.actor_ref, number, self.key, self.config, connection, self.gate, self.tracer,
                                  self.name)
-        self.gen = Generation(number, child, router, time.monotonic())
-        self.gate.latest_generation = number
+        self.gen = Generation(number, child, connection, time.monotonic())
+        self.gate.started(number)
         self.gen.timer = self._later(self.config.startup_timeout, Deadline(number, 0, "startup"))
         self.state = "starting"
         self._trace("generation_start")
@@ -162,7 +180,7 @@ class SupervisorActor(RequestHandlers, ControlHandlers, pykka.ThreadingActor):
         gen = self._current(message.generation)
         if gen is None:
             return
-        gen.pid, gen.pipe = message.pid, message.pipe
+        gen.pid = message.pid
         if self.sampler is not None:
             number = gen.number
             self.sampler.watch(self, message.pid, lambda rss: self._tell_self(MemorySample(number, rss)))
@@ -182,18 +200,17 @@ class SupervisorActor(RequestHandlers, ControlHandlers, pykka.ThreadingActor):
         self._handshake_step(gen, messages.configure(0, self.config.max_frame_bytes))
 
     def _handshake_step(self, gen: Generation, message: dict[str, Any]) -> None:
-        request_id = next(self.gate.ids)
-        self.gate.last_id = max(self.gate.last_id, request_id)
+        request_id = self.gate.handshake_id()
         message["id"] = request_id
         channel = RequestChannel(request_id, gen.number, message["type"], False, HANDSHAKE_BUFFER, self.counters)
-        gen.router.register(channel)
+        gen.connection.register(channel)
         gen.handshake = channel
         timeout = self.config.startup_timeout if message["type"] == "configure" else self.config.request_timeout
         if timeout is not None:
             gen.timer = self._later(timeout, Deadline(gen.number, request_id, "session"))
-        assert gen.pipe is not None
+        assert gen.connection.pipe is not None
         try:
-            gen.pipe.send(message)  # never blocks (pipe.py); a closed pipe means the exit report is on its way
+            gen.connection.pipe.send(message)  # never blocks (pipe.py); a closed pipe means the exit report is on its way
         except LeanWorkerError as exc:  # session options that are not plain data
             self._startup_failed(gen, exc)
 
@@ -215,8 +232,7 @@ class SupervisorActor(RequestHandlers, ControlHandlers, pykka.ThreadingActor):
         self.ever_ready = True
         self._trace("ready", startup_s=round(time.monotonic() - gen.started_at, 6))
         self.state = "ready"
-        with self.gate.lock:
-            self.gate.open_locked(gen.number, gen.router, gen.pipe, self.policy.max_requests)
+        self.gate.open(gen.connection, self.policy.max_requests)
         for waiter in self.ready_waiters:
             if not waiter.done():
                 waiter.set_result(gen.number)
@@ -245,9 +261,6 @@ class SupervisorActor(RequestHandlers, ControlHandlers, pykka.ThreadingActor):
             return
         gen.exited = True
         self._cancel_gen_timer(gen)
-        with self.gate.lock:
-            self.gate.close_locked()
-            self.gate.inflight = None
         if self.sampler is not None:
             self.sampler.unwatch(self)
         try:
@@ -256,11 +269,12 @@ class SupervisorActor(RequestHandlers, ControlHandlers, pykka.ThreadingActor):
             pass
         crash = WorkerCrashed(_describe_exit(message), exit_code=message.exit_code, signal=message.signal,
                               stderr_tail=message.stderr_tail)
-        for channel in gen.router.close():
-            if channel.finish(Terminal(CRASHED, error=crash)) and channel is not gen.handshake:
-                with self.gate.lock:
-                    self.gate.fail_locked(channel)
-                self._trace("request_failed", channel.request_id, outcome=CRASHED)
+        channels = gen.connection.close()
+        if gen.handshake in channels:
+            channels.remove(gen.handshake)
+            gen.handshake.finish(Terminal(CRASHED, error=crash))
+        for channel in self.gate.fail_at_exit(channels, Terminal(CRASHED, error=crash)):
+            self._trace("request_failed", channel.request_id, outcome=CRASHED)
         self._trace("exited", exit_code=message.exit_code, signal=message.signal, reason=gen.ending)
         if self.closing is not None:
             self.state = "closed"
@@ -321,6 +335,270 @@ class SupervisorActor(RequestHandlers, ControlHandlers, pykka.ThreadingActor):
             return
         self._arm_idle_check(gen)
 
+    # -- the slow admission path, cancel, deadlines, violations, cycling, memory --------------------------------
+
+    def _on_submit(self, message: Submit) -> RequestChannel | Future[RequestChannel]:
+        """The slow path, for requests the gate did not admit at once."""
+        if self.closing is not None or self.state == "closed":
+            raise self.closed_error(f"worker {self.name} is shut down")
+        if message.expect_generation is not None and message.expect_generation != self.generation:
+            raise StaleLease(f"generation {message.expect_generation} of {self.name} has ended")
+        if self.state == "failed":
+            assert self.failure is not None
+            raise self.failure
+        if self.state == "exhausted":
+            if time.monotonic() < self.exhausted_until:
+                assert self.failure is not None
+                raise self.failure
+            self.intensity.clear()
+            self._spawn()
+        channel = self.gate.try_admit(message)
+        if channel is not None:
+            return channel
+        if self.gate.inflight is not None or self.pending is not None:
+            raise WorkerBusy(f"worker {self.name} is running another request")
+        self.pending = Pending(message)
+        return self.pending.reply
+
+    def _on_cancel(self, message: CancelRequest) -> None:
+        gen = self.gen
+        channel = self.gate.inflight
+        pipe = gen.connection.pipe if gen is not None else None
+        if gen is None or pipe is None or channel is None or channel.request_id != message.request_id:
+            return
+        if self._cancel_sent == message.request_id:
+            return  # already asked
+        self._cancel_sent = message.request_id
+        self._trace("cancel", message.request_id)
+        pipe.send(messages.cancel(message.request_id))
+        channel.timers.append(self._later(self.config.cancel_grace,
+                                          Deadline(gen.number, message.request_id, "cancel")))
+
+    def _on_deadline(self, message: Deadline) -> None:
+        gen = self._current(message.generation)
+        if gen is None:
+            return
+        if message.kind == "startup":
+            if gen.phase == "spawning":
+                self._startup_failed(gen, StartupTimeout(
+                    f"worker did not say hello within {self.config.startup_timeout:g} s"))
+            return
+        if message.kind == "session":
+            if gen.handshake is not None and gen.handshake.request_id == message.request_id:
+                step = "session open" if gen.phase == "opening" else "configure"
+                self._startup_failed(gen, StartupTimeout(f"{step} did not finish in time"))
+            return
+        inflight = self.gate.inflight
+        command = inflight.command if inflight is not None and inflight.request_id == message.request_id else "?"
+        label = f"{command!r} (request {self.name}/{gen.number}/{message.request_id})"
+        if message.kind == "request":
+            limit = inflight.timeout if inflight is not None and inflight.timeout is not None else 0.0
+            error: LeanWorkerError = RequestTimeout(f"{label} did not finish within {limit:g} s; the worker was "
+                                                    "killed")
+            if self._fail_inflight(Terminal(TIMEOUT, error=error), message.request_id):
+                self._end_generation(gen, "timeout", planned=False, kill=True)
+        elif message.kind == "cancel":
+            error = Cancelled(f"{label} ignored cancel for {self.config.cancel_grace:g} s; the worker was killed")
+            if self._fail_inflight(Terminal(CANCELLED, error=error), message.request_id):
+                self._end_generation(gen, "cancel", planned=False, kill=True)
+
+    def _on_violation(self, message: FrameViolation) -> None:
+        gen = self._current(message.generation)
+        if gen is None:
+            return
+        if gen.phase == "spawning":
+            error = message.error if isinstance(message.error, HandshakeError) else HandshakeError(str(message.error))
+            self._startup_failed(gen, error)
+            return
+        if gen.phase in ("configuring", "opening"):  # the generation never became ready: a failed start-up
+            self._startup_failed(gen, message.error)
+            return
+        self._fail_inflight(Terminal(PROTOCOL, error=message.error))
+        self._end_generation(gen, "protocol", planned=False, kill=True)
+
+    def _cycle(self, gen: Generation, reason: str) -> None:
+        """Replace ``gen`` now if idle, else as soon as its request in flight ends."""
+        if self.gate.cycle_when_idle():
+            self._end_generation(gen, reason, planned=True, kill=False)
+        elif self.gate.inflight is not None:
+            self.cycle_pending = reason
+
+    def _on_idle_check(self, message: IdleCheck) -> None:
+        gen = self._current(message.generation)
+        if gen is None or gen.ending is not None:
+            return
+        if self.gate.idle_since(message.served):
+            self._end_generation(gen, "idle", planned=True, kill=False)
+
+    def _on_cycle(self, message: Cycle) -> None:
+        gen = self.gen
+        if gen is not None and not gen.exited and gen.ending is None and self.closing is None:
+            self._cycle(gen, message.reason)
+
+    def _on_memory(self, message: MemorySample) -> None:
+        gen = self._current(message.generation)
+        if gen is None:
+            return
+        self.last_rss = message.rss_mib
+        self._notify("memory", message.rss_mib)
+        if message.rss_mib is None or gen.ending is not None or gen.phase != "ready":
+            return  # unavailable (decide nothing), or already being replaced
+        rss = message.rss_mib
+        hard, soft = self.policy.rss_hard_limit_mib, self.policy.rss_soft_limit_mib
+        if hard is not None and rss > hard:
+            self._trace("memory_hard", rss_mib=round(rss, 1))
+            error = MemoryLimitExceeded(f"worker used {rss:.0f} MiB, over the hard limit of {hard} MiB",
+                                        rss_mib=rss, limit_mib=hard)
+            self._fail_inflight(Terminal(MEMORY, error=error))
+            self._end_generation(gen, "memory_hard", planned=False, kill=True)
+        elif soft is not None and rss > soft and self.cycle_pending is None:
+            self._trace("memory_soft", rss_mib=round(rss, 1))
+            self._cycle(gen, "memory_soft")
+
+    # -- readiness, snapshots, shutdown ------------------------------------------------------------------------
+
+    def _on_await_ready(self, message: AwaitReady) -> Future[int]:
+        future: Future[int] = Future()
+        if self.state == "ready" and self.gen is not None:
+            future.set_result(self.gen.number)
+        elif self.state in ("failed", "exhausted") and self.failure is not None:
+            future.set_exception(self.failure)
+        elif self.closing is not None:
+            future.set_exception(self.closed_error(f"worker {self.name} is shut down"))
+        else:
+            self.ready_waiters.append(future)
+        return future
+
+    def _on_snapshot(self, message: TakeSnapshot) -> WorkerSnapshot:
+        gen = self.gen
+        pid = gen.pid if gen is not None and not gen.exited else None
+        rss = self.last_rss if self.sampler is not None else (sample_tree_mib(pid) if pid else None)
+        state = self.state
+        if state == "ready":
+            state = "busy" if self.gate.inflight is not None else "idle"
+        return WorkerSnapshot(
+            state=state,
+            generation=self.generation,
+            pid=pid,
+            requests_ok=self.gate.requests_ok,
+            requests_failed=self.gate.requests_failed,
+            requests_this_generation=self.gate.served if gen is not None and gen.phase == "ready" else 0,
+            rows_delivered=self.counters.rows_delivered,
+            restarts=dict(self.restarts),
+            rss_mib=rss,
+            stale_frames_dropped=self.counters.stale_frames_dropped,
+            backpressure_waits=self.counters.backpressure_waits,
+            sessions_opened=self.sessions_opened,
+            events_dropped=self.counters.events_dropped,
+            answers_read_by_caller=self.counters.answers_read_by_caller,
+        )
+
+    def _on_shutdown(self, message: Shutdown) -> None:
+        if self.closing is not None:
+            self.closing.add_done_callback(lambda done: _copy_future(done, message.reply))
+            return
+        self.closing = message.reply
+        closed = self.closed_error(f"worker {self.name} was shut down")
+        self.gate.close()
+        self._fail_inflight(Terminal(SHUTDOWN, error=closed))
+        self._fail_waiters(closed)
+        gen = self.gen
+        self.state = "stopping"
+        if self.sampler is not None:
+            self.sampler.unwatch(self)
+        if gen is None or gen.exited:
+            number = gen.number if gen is not None else 0
+            message.reply.set_result(ShutdownReport("already_exited", number, None, None, 0.0))
+            self.state = "closed"
+            return
+        self._cancel_gen_timer(gen)
+        gen.ending = gen.ending or "shutdown"
+        if not self._tell_child(gen, Stop(message.reply, graceful=True)):
+            self._answer_at_exit = True
+
+    # -- helpers -----------------------------------------------------------------------------------------------
+
+    def _tell_self(self, message: Any) -> None:
+        tell_if_alive(self.actor_ref, message)
+
+    def _later(self, delay: float, message: Any) -> TimerHandle:
+        return self.scheduler.call_later(delay, lambda: self._tell_self(message))
+
+    def _trace(self, kind: str, request_id: int | None = None, **fields: Any) -> None:
+        if self.tracer is not None:
+            self.tracer.record(kind, self.name, self.generation, request_id, **fields)
+
+    def _notify(self, event: str, payload: Any) -> None:
+        if self.listener is not None:
+            try:
+                self.listener(event, payload)
+            except Exception:  # the listener (the pool) is gone
+                pass
+
+    def _current(self, generation: int) -> Generation | None:
+        gen = self.gen
+        return gen if gen is not None and gen.number == generation and not gen.exited else None
+
+    def _arm_idle_check(self, gen: Generation) -> None:
+        if self.policy.idle_cycle_after is not None:
+            self._later(self.policy.idle_cycle_after, IdleCheck(gen.number, self.gate.served))
+
+    def _startup_failed(self, gen: Generation, error: LeanWorkerError) -> None:
+        if gen.startup_error is None:
+            gen.startup_error = error
+        self._end_generation(gen, "startup", planned=False, kill=True)
+
+    def _end_generation(self, gen: Generation, reason: str, planned: bool, kill: bool) -> None:
+        """Begin ending ``gen``; the restart (or not) happens when its exit arrives."""
+        if gen.ending is not None:
+            return
+        self.gate.close()
+        gen.ending, gen.planned = reason, planned
+        gen.phase = "ending"
+        self._cancel_gen_timer(gen)
+        self.state = "stopping"
+        self._trace("generation_end", reason=reason, planned=planned)
+        if self.sampler is not None:
+            self.sampler.unwatch(self)
+        self._tell_child(gen, Kill(reason) if kill else Stop(Future(), graceful=True))
+
+    def _fail_waiters(self, error: LeanWorkerError) -> None:
+        for waiter in self.ready_waiters:
+            if not waiter.done():
+                waiter.set_exception(error)
+        self.ready_waiters.clear()
+        if self.pending is not None:
+            if not self.pending.reply.done():
+                self.pending.reply.set_exception(error)
+            self.pending = None
+
+    def _cancel_gen_timer(self, gen: Generation) -> None:
+        if gen.timer is not None:
+            gen.timer.cancel()
+            gen.timer = None
+
+    def _tell_child(self, gen: Generation, message: Kill | Stop) -> bool:
+        """The one way to reach a generation's child actor, which may have stopped already.
+
+        A child actor stops only once its process has exited (after its shutdown ladder, or on a failure that
+        killed the group), and its reader thread reports that exit in any case. So a message that cannot be
+        delivered needs no action now: a pending shutdown reply is answered when the exit is handled.
+        """
+        if tell_if_alive(gen.child, message):
+            return True
+        self._trace("child_gone", message=type(message).__name__)
+        return False
+
+    def _fail_inflight(self, terminal: Terminal, request_id: int | None = None) -> bool:
+        """End the request in flight with ``terminal`` unless its ``done`` won the race. True if this call won."""
+        channel = self.gate.fail_inflight(terminal, request_id)
+        if channel is None:
+            return False
+        if self.gen is not None:
+            self.gen.connection.pop(channel.request_id)
+        self._trace("request_failed", channel.request_id, outcome=terminal.outcome)
+        return True
+
 
 def _describe_exit(exited: Exited) -> str:
     if exited.signal is not None:
@@ -328,3 +606,11 @@ def _describe_exit(exited: Exited) -> str:
     if exited.exit_code is not None:
         return f"worker exited with code {exited.exit_code}"
     return "worker could not be started"
+
+
+def _copy_future(source: Future[ShutdownReport], target: Future[ShutdownReport]) -> None:
+    error = source.exception()
+    if error is not None:
+        target.set_exception(error)
+    else:
+        target.set_result(source.result())

@@ -1,0 +1,113 @@
+"""The request state machine of one slot's admission gate, as a pure policy (docs/semantics.md, Requests and
+outcomes; Generations and fencing). The gate (gate.py) runs it under its lock; tests drive it without processes.
+
+- **Admit**: a request is admitted only while a generation is open and no request is in flight, and only on the
+  generation its caller expects (a lease's); request ids rise on the wire.
+- **First terminal wins**: the request in flight ends once, by its ``done`` or by the supervisor (timeout, kill,
+  memory, shutdown); whichever comes second finds nothing in flight and is dropped.
+- **Generation fencing**: closing the gate (a generation ending) refuses every later admission until the next
+  generation opens; a ``done`` of a request no longer in flight changes nothing.
+- **Closing after a done**: when the generation's request budget (``max_requests``) is spent, a cycle is pending,
+  or the request ended in a protocol error, the gate closes itself as the request ends, and the supervisor hears.
+"""
+
+from __future__ import annotations
+
+PROTOCOL_OUTCOME = "protocol"
+OK_OUTCOME = "ok"
+
+
+class GateState:
+    """Which generation is open, which request is in flight, and the counts the slot reports."""
+
+    __slots__ = ("generation", "latest_generation", "inflight", "handshake", "last_id", "served", "budget",
+                 "close_after_current", "requests_ok", "requests_failed", "notify_every_done")
+
+    def __init__(self, notify_every_done: bool = False) -> None:
+        self.generation: int | None = None  # the open generation; None: closed
+        self.latest_generation = 0  # the newest generation started
+        self.inflight: int | None = None  # the request id in flight
+        self.handshake: int | None = None  # the request id of a handshake step in flight (configure, open)
+        self.last_id = 0  # the highest request id written to the current worker
+        self.served = 0  # requests ended on the open generation
+        self.budget: int | None = None  # requests the open generation may serve
+        self.close_after_current = False
+        self.requests_ok = 0
+        self.requests_failed = 0
+        self.notify_every_done = notify_every_done  # a policy (idle cycling, tracing) wants every done
+
+    @property
+    def is_open(self) -> bool:
+        return self.generation is not None
+
+    @property
+    def idle(self) -> bool:
+        """Open, with no request in flight."""
+        return self.generation is not None and self.inflight is None
+
+    def open(self, generation: int, budget: int | None) -> None:
+        """``generation`` is ready: admit requests on it."""
+        self.generation, self.served, self.budget, self.close_after_current = generation, 0, budget, False
+
+    def close(self) -> None:
+        """The open generation is ending: admit nothing until the next one opens."""
+        self.generation = None
+
+    def admissible(self, expect_generation: int | None) -> bool:
+        """Whether a request may be admitted now (on ``expect_generation``, when the caller names one)."""
+        generation = self.generation
+        return (generation is not None and self.inflight is None
+                and (expect_generation is None or expect_generation == generation))
+
+    def admit(self, request_id: int) -> bool:
+        """Put ``request_id`` in flight (call after :meth:`admissible`). False: a later id went out first, so this
+        one may not follow it on the wire (take a new id)."""
+        if request_id <= self.last_id:
+            return False
+        self.last_id = self.inflight = request_id
+        return True
+
+    def begin_handshake(self, request_id: int) -> None:
+        """A handshake step (``configure``, ``open``) goes out as ``request_id``, outside admission: its ``done``
+        goes to the supervisor, and later requests use higher ids."""
+        self.last_id = max(self.last_id, request_id)
+        self.handshake = request_id
+
+    def done(self, request_id: int, outcome: str) -> tuple[bool, bool]:
+        """The worker's ``done`` for ``request_id`` arrived. Returns (it ended the request in flight, the
+        supervisor must hear of it). A ``done`` that lost the race to the supervisor ends nothing."""
+        if request_id == self.handshake:
+            self.handshake = None
+            return True, True  # the supervisor runs the handshake
+        if self.inflight != request_id:
+            return False, False
+        self.inflight = None
+        self.served += 1
+        if outcome == OK_OUTCOME:
+            self.requests_ok += 1
+        else:
+            self.requests_failed += 1
+        if self.generation is None:
+            return True, True
+        if (self.budget is not None and self.served >= self.budget) or self.close_after_current \
+                or outcome == PROTOCOL_OUTCOME:
+            self.generation = None
+            return True, True
+        return True, self.notify_every_done
+
+    def fail(self, request_id: int) -> bool:
+        """The supervisor ended ``request_id`` itself (timeout, kill, memory, shutdown, exit). True if it was the
+        request in flight (the first terminal)."""
+        won = self.inflight == request_id
+        if won:
+            self.inflight = None
+        self.requests_failed += 1
+        return won
+
+    def cycle_when_idle(self) -> bool:
+        """A cycle is wanted: True if the gate is idle (cycle now); else it closes after the request in flight."""
+        if self.idle:
+            return True
+        if self.inflight is not None:
+            self.close_after_current = True
+        return False

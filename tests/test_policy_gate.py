@@ -1,0 +1,110 @@
+"""The request state machine of a slot's admission gate as a pure policy, without processes (docs/semantics.md,
+Requests and outcomes; Generations and fencing; Restarts, intensity and cycling). End-to-end tests over real worker
+processes: test_worker_outcomes.py, test_worker_faults.py, test_cycling_memory.py."""
+
+from __future__ import annotations
+
+from leanworker.actors.slot.gate_state import GateState
+from leanworker.actors.slot.intensity import RestartIntensity
+
+
+def open_gate(budget: int | None = None, notify_every_done: bool = False) -> GateState:
+    state = GateState(notify_every_done)
+    state.latest_generation = 1
+    state.open(1, budget)
+    return state
+
+
+def test_one_request_at_a_time_a_second_is_not_admitted_while_one_is_in_flight() -> None:
+    state = open_gate()
+    assert state.admissible(None) and state.admit(1)
+    assert not state.admissible(None)
+    assert state.done(1, "ok") == (True, False)
+    assert state.admissible(None)
+
+
+def test_request_ids_rise_on_the_wire() -> None:
+    state = open_gate()
+    assert state.admit(5)
+    state.done(5, "ok")
+    assert not state.admit(4), "an id below one already written must be replaced by a new one"
+    assert state.admit(6)
+
+
+def test_one_terminal_outcome_a_late_done_loses_the_race_to_a_timeout() -> None:
+    state = open_gate()
+    state.admit(1)
+    assert state.fail(1), "the timeout ends the request first"
+    assert state.done(1, "ok") == (False, False), "the late done ends nothing and tells nobody"
+    assert (state.requests_ok, state.requests_failed, state.served) == (0, 1, 0)
+
+
+def test_one_terminal_outcome_a_timeout_after_the_done_changes_nothing() -> None:
+    state = open_gate()
+    state.admit(1)
+    assert state.done(1, "ok")[0]
+    assert not state.fail(1), "the done came first: the timeout is not the request's terminal"
+    assert state.requests_ok == 1 and state.inflight is None
+
+
+def test_generation_fencing_a_closed_gate_admits_nothing_until_the_next_generation_opens() -> None:
+    state = open_gate()
+    state.close()
+    assert not state.admissible(None)
+    state.latest_generation = 2
+    state.open(2, None)
+    assert not state.admissible(1), "a lease of generation 1 is stale on generation 2"
+    assert state.admissible(2) and state.admissible(None)
+
+
+def test_generation_fencing_a_done_of_a_request_not_in_flight_is_dropped() -> None:
+    state = open_gate()
+    state.admit(3)
+    assert state.done(2, "ok") == (False, False)
+    assert state.inflight == 3
+
+
+def test_cycling_max_requests_closes_the_gate_as_the_last_request_ends_and_tells_the_supervisor() -> None:
+    state = open_gate(budget=2)
+    state.admit(1)
+    assert state.done(1, "ok") == (True, False)
+    state.admit(2)
+    assert state.done(2, "error") == (True, True)
+    assert not state.is_open
+
+
+def test_cycling_a_cycle_waits_for_the_request_in_flight() -> None:
+    state = open_gate()
+    assert state.cycle_when_idle(), "idle: cycle now"
+    state.admit(1)
+    assert not state.cycle_when_idle()
+    assert state.done(1, "ok") == (True, True) and not state.is_open
+
+
+def test_rows_lost_a_protocol_outcome_closes_the_gate() -> None:
+    state = open_gate()
+    state.admit(1)
+    assert state.done(1, "protocol") == (True, True)
+    assert not state.is_open
+
+
+def test_the_handshake_done_always_reaches_the_supervisor_and_counts_no_request() -> None:
+    state = GateState()
+    state.begin_handshake(1)
+    assert state.done(1, "ok") == (True, True)
+    assert state.requests_ok == 0 and state.last_id == 1
+    assert not state.admit(1)
+
+
+def test_every_done_reaches_the_supervisor_when_a_policy_watches() -> None:
+    state = open_gate(notify_every_done=True)
+    state.admit(1)
+    assert state.done(1, "ok") == (True, True)
+
+
+def test_restart_intensity_past_max_restarts_in_the_window_the_slot_is_exhausted_until_the_oldest_leaves() -> None:
+    intensity = RestartIntensity(max_restarts=2, window=10.0)
+    assert intensity.record(0.0) is None and intensity.record(4.0) is None
+    assert intensity.record(5.0) == 5.0, "three in the window: try again when the first (t=0) leaves it"
+    assert intensity.record(20.0) is None, "the window slid past the old restarts"
+    assert intensity.count == 1
