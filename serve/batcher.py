@@ -1,0 +1,130 @@
+"""Items of concurrent requests grouped onto warm REPLs: one :class:`Checker` call per (header, timeout) group, at
+most ``capacity`` calls at once, oldest item first.
+
+A request of one snippet costs one lease and one call round trip when it runs alone; under load, the items that
+arrived while every REPL was busy go together in the next call of their header, so the per-call cost is shared and
+the header is never sent again (the REPL imported it once). A call takes at most ``max_batch`` items, and no more
+than its share when several REPLs are free (:func:`batch_size`), so a burst is spread over every REPL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+from leanworker.serve.checker import Checker, Row, unchecked
+
+log = logging.getLogger("leanworker.serve")
+
+GroupKey = tuple[tuple[str, ...], float | None]  # (imports, timeout)
+
+
+def batch_size(waiting: int, free_calls: int, max_batch: int) -> int:
+    """How many of ``waiting`` items of one group the next call takes when ``free_calls`` calls may start."""
+    if waiting <= 0:
+        return 0
+    return max(1, min(max_batch, math.ceil(waiting / max(1, free_calls))))
+
+
+@dataclass
+class _Waiting:
+    seq: int
+    body: str
+    future: asyncio.Future[Row]
+
+
+@dataclass
+class _Group:
+    items: deque[_Waiting] = field(default_factory=deque)
+
+
+class Batcher:
+    """Submits items to a :class:`Checker`, grouped by header and timeout, ``checker.capacity`` calls at most."""
+
+    def __init__(self, checker: Checker, max_batch: int = 16) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be >= 1")
+        self.checker = checker
+        self.max_batch = max_batch
+        self._groups: dict[GroupKey, _Group] = {}
+        self._seq = itertools.count()
+        self._running: set[asyncio.Task[None]] = set()
+        self.calls = 0  # calls started (for figures and tests)
+
+    @property
+    def waiting(self) -> int:
+        """Items submitted and not yet handed to a call."""
+        return sum(len(group.items) for group in self._groups.values())
+
+    def submit(self, imports: tuple[str, ...], body: str, timeout: float | None) -> asyncio.Future[Row]:
+        """The item's row, when its call yields it. Cancel the future to withdraw an item not yet handed out."""
+        future: asyncio.Future[Row] = asyncio.get_running_loop().create_future()
+        self._groups.setdefault((imports, timeout), _Group()).items.append(_Waiting(next(self._seq), body, future))
+        self._dispatch()
+        return future
+
+    def _dispatch(self) -> None:
+        while len(self._running) < self.checker.capacity:
+            for group in self._groups.values():  # withdrawn items never reach a call
+                while group.items and group.items[0].future.done():
+                    group.items.popleft()
+            live = [(group.items[0].seq, key) for key, group in self._groups.items() if group.items]
+            if not live:
+                self._groups.clear()
+                return
+            _, key = min(live)
+            group = self._groups[key]
+            take = batch_size(len(group.items), self.checker.capacity - len(self._running), self.max_batch)
+            batch: list[_Waiting] = []
+            while group.items and len(batch) < take:
+                waiting = group.items.popleft()
+                if not waiting.future.done():
+                    batch.append(waiting)
+            if not group.items:
+                del self._groups[key]
+            if batch:
+                task = asyncio.get_running_loop().create_task(self._call(key, batch))
+                self._running.add(task)
+                task.add_done_callback(self._call_ended)
+
+    def _call_ended(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._dispatch()
+
+    async def _call(self, key: GroupKey, batch: list[_Waiting]) -> None:
+        imports, timeout = key
+        self.calls += 1
+        reason = "the checker ended the call without an answer for this item"
+        try:
+            rows = self.checker.check(imports, [w.body for w in batch], timeout)
+            try:
+                async for index, row in rows:
+                    if 0 <= index < len(batch) and not batch[index].future.done():
+                        batch[index].future.set_result(row)
+            finally:
+                await rows.aclose()
+        except asyncio.CancelledError:
+            reason = "the service is stopping"
+            raise
+        except Exception as exc:  # a bug below must cost these items a typed answer, never the service
+            log.exception("check call failed")
+            reason = f"internal error: {type(exc).__name__}: {exc}"
+        finally:
+            for waiting in batch:
+                if not waiting.future.done():
+                    waiting.future.set_result(unchecked(reason))
+
+    async def aclose(self) -> None:
+        """Answer what waits as unchecked and cancel the calls in flight."""
+        for group in self._groups.values():
+            for waiting in group.items:
+                if not waiting.future.done():
+                    waiting.future.set_result(unchecked("the service is stopping"))
+        self._groups.clear()
+        for task in list(self._running):
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)

@@ -1,0 +1,159 @@
+"""``leanworker serve`` (and ``python -m leanworker.serve``): options, the start line, and uvicorn.
+
+Exit status 0 after SIGTERM or Ctrl-C (uvicorn stops accepting and lets requests in flight finish for ``--grace``
+seconds, then the workers are stopped), 2 when it cannot start (a bad option, no REPL, a port in use, no API key
+on a non-loopback address without ``--insecure``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import shlex
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from leanworker.serve.config import ServeConfig, default_cache_path, is_loopback
+from leanworker.serve.keys import KEYS_ENV, KeyFileError, KeyRing, load_keys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    add("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one, named in the start line)")
+    add("--workspace", default=None, help="the Lean project the REPLs run in")
+    repl = parser.add_mutually_exclusive_group()
+    repl.add_argument("--repl", default=None, help="the REPL's command line (else LEANWORKER_REPL, the project's "
+                                                   "built REPL under lake env, or repl on PATH)")
+    repl.add_argument("--simulator", action="store_true", help="the bundled REPL SIMULATOR (not Lean; every "
+                                                               "answer says so)")
+    add("--workers", type=int, default=2, help="REPL workers (default 2)")
+    add("--timeout", type=float, default=60.0, help="seconds per item when a request names none (default 60)")
+    add("--max-timeout", type=float, default=300.0, help="the most seconds per item a request may ask (default 300)")
+    add("--api-key-file", default=None, help=f"API keys, one per line (or NAME:KEY); also ${KEYS_ENV}")
+    cache = parser.add_mutually_exclusive_group()
+    cache.add_argument("--cache", type=Path, default=None, help=f"the results cache (default {default_cache_path()})")
+    cache.add_argument("--no-cache", action="store_true", help="no results cache")
+    add("--cache-max-mib", type=int, default=256, help="the cache's size bound (default 256 MiB)")
+    add("--max-queue", type=int, default=100_000, help="items admitted and not yet answered (default 100000); "
+                                                       "past it, 429 with Retry-After")
+    add("--max-in-flight-per-key", type=int, default=None, help="items one API key may have in flight")
+    add("--max-body-mib", type=int, default=64, help="request body limit (default 64 MiB; over it, 413)")
+    add("--max-item-kib", type=int, default=1024, help="code size limit per item (default 1024 KiB)")
+    add("--insecure", action="store_true", help="listen on a non-loopback address without API keys")
+    add("--grace", type=float, default=10.0, help="seconds requests in flight may finish on SIGTERM (default 10)")
+    add("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+class StartError(Exception):
+    """The service cannot start; the message is the one line to print."""
+
+
+def config_from(args: argparse.Namespace) -> tuple[ServeConfig, KeyRing]:
+    try:
+        config = ServeConfig(
+            host=args.host, port=args.port, workspace=args.workspace,
+            repl=tuple(shlex.split(args.repl)) if args.repl else None, simulator=args.simulator,
+            workers=args.workers, timeout=args.timeout, max_timeout=args.max_timeout,
+            api_keys_file=args.api_key_file, cache=not args.no_cache,
+            cache_path=args.cache or default_cache_path(), cache_max_mib=args.cache_max_mib,
+            max_queue=args.max_queue, max_in_flight_per_key=args.max_in_flight_per_key,
+            max_body_mib=args.max_body_mib, max_item_bytes=args.max_item_kib * 1024, insecure=args.insecure,
+            grace=args.grace)
+        keys = KeyRing(load_keys(args.api_key_file))
+    except (ValueError, KeyFileError) as exc:
+        raise StartError(str(exc)) from None
+    if not keys and not is_loopback(config.host) and not config.insecure:
+        raise StartError(f"refusing to listen on {config.host} without API keys: give --api-key-file or "
+                         f"${KEYS_ENV}, or say --insecure")
+    return config, keys
+
+
+def repl_command(config: ServeConfig) -> tuple[str, ...]:
+    command = config.repl_command
+    if command is not None:
+        return command
+    from leanworker.errors import CommandError
+    from leanworker.lean.session import find_repl
+
+    try:
+        return tuple(find_repl(None, config.workspace))
+    except CommandError as exc:
+        raise StartError(exc.message) from None
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        raise StartError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    return sock
+
+
+def start_line(config: ServeConfig, url: str, keys: KeyRing, repl: tuple[str, ...]) -> str:
+    what = "REPL SIMULATOR (not Lean)" if config.simulated else f"REPL {shlex.join(repl)}"
+    keyed = f"API keys required ({len(keys)})" if keys else (
+        "no API keys (loopback only)" if is_loopback(config.host) else "no API keys (--insecure)")
+    cache = f"cache {config.cache_path}" if config.cache else "no cache"
+    return (f"leanworker serve: listening on {url} ; {what}, {config.workers} workers; {keyed}; {cache}; "
+            "sandbox: none (not wired yet)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="leanworker serve", description="A proof-checking service over warm Lean "
+                                     "REPLs: Kimina-compatible endpoints and a streaming native one (docs/serve.md).")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+    except ImportError:
+        print("leanworker serve: needs the serve extra: pip install 'leanworker[serve]'", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config, keys = config_from(args)
+        repl = repl_command(config)
+        sock = bind(config.host, config.port)
+    except StartError as exc:
+        print(f"leanworker serve: {exc}", file=sys.stderr)
+        return 2
+    from leanworker.lean import find_toolchain
+    from leanworker.serve._threaded_checker import TemporaryThreadedChecker
+    from leanworker.serve.app import create_app
+
+    host, port = sock.getsockname()[:2]
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    toolchain = find_toolchain(config.workspace).fingerprint if config.workspace else None
+    checker = TemporaryThreadedChecker(repl, workers=config.workers, workspace=config.workspace,
+                                       toolchain=toolchain, simulated=config.simulated,
+                                       import_timeout=config.max_timeout)
+
+    def ready() -> None:
+        print(start_line(config, url, keys, repl), flush=True)
+
+    app = create_app(config, checker, keys, on_ready=ready)
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, log_level=args.log_level, access_log=False,
+                                           lifespan="on", timeout_graceful_shutdown=math.ceil(config.grace)))
+    # uvicorn re-raises the signal that stopped it once it is done; a handler of ours makes that a no-op, so a
+    # drained service exits 0.
+    previous: dict[int, Any] = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sock.close()
+    return 0 if server.started else 2

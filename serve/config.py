@@ -1,0 +1,86 @@
+"""The service's settings (``leanworker serve``'s options), validated when built."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SIMULATOR_MODULE = "leanworker.fixtures.repl_sim"
+
+
+def simulator_command() -> tuple[str, ...]:
+    """The bundled REPL simulator, on the interpreter leanworker runs on."""
+    return (sys.executable, "-m", SIMULATOR_MODULE)
+
+
+def default_cache_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "leanworker" / "serve-results.sqlite3"
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Everything ``leanworker serve`` is told. Durations in seconds, sizes in bytes unless named ``_mib``."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workspace: str | None = None
+    repl: tuple[str, ...] | None = None  # the REPL's command line; None: found as docs/lean.md says
+    simulator: bool = False
+    workers: int = 2
+    timeout: float = 60.0  # per item, when a native request names none
+    max_timeout: float = 300.0  # the most any request may ask for
+    api_keys_file: str | None = None
+    cache: bool = True
+    cache_path: Path = field(default_factory=default_cache_path)
+    cache_max_mib: int = 256
+    max_queue: int = 100_000  # items admitted and not yet answered
+    max_queue_mib: int = 512  # bytes of code admitted and not yet answered
+    max_in_flight_per_key: int | None = None
+    max_body_mib: int = 64
+    max_item_bytes: int = 1 << 20
+    max_batch: int = 16
+    insecure: bool = False
+    grace: float = 10.0  # on SIGTERM: how long requests in flight may finish
+
+    def __post_init__(self) -> None:
+        if self.simulator and self.repl is not None:
+            raise ValueError("--repl and --simulator exclude each other")
+        for name in ("workers", "max_queue", "max_queue_mib", "max_body_mib", "max_item_bytes", "max_batch",
+                     "cache_max_mib"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+        if self.max_in_flight_per_key is not None and self.max_in_flight_per_key < 1:
+            raise ValueError("--max-in-flight-per-key must be >= 1")
+        if not 0 < self.timeout <= self.max_timeout:
+            raise ValueError("--timeout must be > 0 and at most --max-timeout")
+        if not 0 <= self.port <= 65535:
+            raise ValueError("--port must be in [0, 65535]")
+        if self.grace < 0:
+            raise ValueError("--grace must be >= 0")
+
+    @property
+    def repl_command(self) -> tuple[str, ...] | None:
+        return simulator_command() if self.simulator else self.repl
+
+    @property
+    def simulated(self) -> bool:
+        """True when the REPL is leanworker's simulator (whichever way it was named)."""
+        command = self.repl_command
+        return command is not None and SIMULATOR_MODULE in " ".join(command)
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.max_body_mib * 2**20

@@ -1,0 +1,101 @@
+"""The native endpoint's shapes: ``POST /v1/check`` takes items as a JSON list, or JSON lines when the content type
+is ``application/x-ndjson``, and answers one JSON line per item as it completes.
+
+An item is ``{"id": string or integer, "code": string}`` (other fields are ignored); ids are unique in a request.
+A result line is ``{"id", "status", "messages", "sorries", "elapsed_s"}`` with positions in the item's code as
+given, ``"error"`` when there is one, ``"cached": true`` for a cache hit and ``"simulated": true`` when the REPL is
+the simulator. ``status`` is one of ``leanworker check``'s (``ok``, ``sorry``, ``error``, ``timeout``,
+``crashed``) or ``unchecked`` (no verdict; ``error`` says why).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, StrictInt, StrictStr, TypeAdapter, ValidationError
+
+from leanworker.serve.checker import Row
+from leanworker.serve.refusals import RequestRefused, field_error, from_pydantic, invalid, json_invalid
+
+NDJSON = "application/x-ndjson"
+
+
+class NativeItem(BaseModel):
+    id: StrictStr | StrictInt
+    code: StrictStr
+
+
+_ITEMS = TypeAdapter(list[NativeItem])
+
+
+def parse_items(body: bytes, content_type: str) -> list[NativeItem]:
+    """The items of a request body; raises :class:`RequestRefused` (400 for bad JSON, 422 for a wrong shape)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise invalid([field_error("utf8", ["body", exc.start], "the body is not UTF-8")], 400) from None
+    if content_type.split(";")[0].strip().lower() == NDJSON:
+        values = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                values.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise invalid([field_error("json_invalid", ["body", f"line {number}", exc.pos],
+                                           "JSON decode error", {}, {"error": exc.msg})], 400) from None
+    else:
+        try:
+            parsed = json.loads(text) if text.strip() else None
+        except json.JSONDecodeError as exc:
+            raise json_invalid(exc, status=400) from None
+        if not isinstance(parsed, list):
+            raise invalid([field_error("list_type", ["body"], "a JSON list of {\"id\", \"code\"} items (or JSON "
+                                       f"lines with Content-Type: {NDJSON})", _brief(parsed))])
+        values = parsed
+    try:
+        items = _ITEMS.validate_python(values)
+    except ValidationError as exc:
+        raise from_pydantic(exc.errors(include_url=False)) from None
+    if not items:
+        raise invalid([field_error("too_short", ["body"], "no items", [])])
+    seen: set[tuple[type, Any]] = set()
+    for index, item in enumerate(items):
+        marker = (type(item.id), item.id)
+        if marker in seen:
+            raise invalid([field_error("duplicate_id", ["body", index, "id"],
+                                       f"duplicate id {item.id!r}: ids must be unique in a request", item.id)])
+        seen.add(marker)
+    return items
+
+
+def _brief(value: Any) -> Any:
+    return value if not isinstance(value, (dict, list, str)) or len(value) < 10 else type(value).__name__
+
+
+def parse_timeout(raw: str | None, default: float | None, maximum: float) -> float | None:
+    """The ``timeout`` query parameter (seconds, > 0), capped at ``maximum``; ``default`` when absent."""
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value != value or value == float("inf"):
+        raise RequestRefused(422, [field_error("greater_than", ["query", "timeout"],
+                                               "timeout must be a number of seconds > 0", raw, {"gt": 0})])
+    return min(value, maximum)
+
+
+def result_line(item_id: Any, row: Row, *, cached: bool, simulated: bool) -> bytes:
+    """One JSON line of results."""
+    line: dict[str, Any] = {"id": item_id, "status": row.get("status"), "messages": row.get("messages") or [],
+                            "sorries": row.get("sorries") or [], "elapsed_s": row.get("elapsed_s", 0.0)}
+    if "error" in row:
+        line["error"] = row["error"]
+    if cached:
+        line["cached"] = True
+    if simulated:
+        line["simulated"] = True
+    return (json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")

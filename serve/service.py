@@ -1,0 +1,117 @@
+"""The check service: a request's items in, their results out as they complete.
+
+Per item, in order: the size limit (an item over it is answered ``unchecked`` with the reason, the others run), the
+import header split off (lean/items.py: the REPL imports a header once and runs bodies on its env), the results
+cache, single flight (an identical item already in flight is not checked twice), then the batcher, which groups
+items of every request by header onto warm REPLs. Results leave with their positions moved back into the item's code
+as given. This module knows nothing of HTTP; the endpoints shape what it yields.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from leanworker.lean.items import CheckItem, shift_row, split_item
+from leanworker.planner import parse_import_header
+from leanworker.serve.batcher import Batcher
+from leanworker.serve.cache import ResultCache, cache_key
+from leanworker.serve.checker import Checker, Row, unchecked
+from leanworker.serve.flight import SingleFlight
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """How a request wants its items checked. ``verdict_options`` are request options that change an answer (they
+    are part of the cache key); ``use_cache`` False skips cache reads (``disable_cache``, ``--no-cache``)."""
+
+    timeout: float | None
+    use_cache: bool = True
+    verdict_options: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """The result of the request's item at ``position``: ``row`` with positions in the item's code as given."""
+
+    position: int
+    row: Row
+    cached: bool = False
+
+
+class CheckService:
+    """Checks items on a :class:`Checker`, with a results cache (optional) and single flight."""
+
+    def __init__(self, checker: Checker, *, cache: ResultCache | None = None, max_item_bytes: int = 2**20,
+                 max_batch: int = 16) -> None:
+        self.checker = checker
+        self.cache = cache
+        self.max_item_bytes = max_item_bytes
+        self.batcher = Batcher(checker, max_batch)
+        self.flight = SingleFlight()
+
+    async def aclose(self) -> None:
+        await self.batcher.aclose()
+
+    async def check(self, items: Sequence[tuple[Any, str]], options: CheckOptions) -> AsyncIterator[ItemResult]:
+        """Results of ``items`` (``(id, code)`` pairs), one per item, in the order they complete."""
+        done: asyncio.Queue[ItemResult] = asyncio.Queue()
+        joined: list[tuple[tuple[bytes, float | None], asyncio.Future[Row]]] = []
+        try:
+            for position, (item_id, code) in enumerate(items):
+                early = self._answer_now(position, item_id, code, options)
+                if isinstance(early, ItemResult):
+                    done.put_nowait(early)
+                    continue
+                item, key = early
+                flight_key = (key, options.timeout)
+                future = self.flight.join(flight_key, functools.partial(self._start, key, item, options.timeout))
+                joined.append((flight_key, future))
+                future.add_done_callback(functools.partial(_deliver, done, position, item))
+            for _ in range(len(items)):
+                yield await done.get()
+        finally:
+            for flight_key, future in joined:
+                self.flight.leave(flight_key, future)
+
+    def _answer_now(self, position: int, item_id: Any, code: str,
+                    options: CheckOptions) -> ItemResult | tuple[CheckItem, bytes]:
+        """The item's result when it needs no REPL (too large, a bad header, a cache hit, a zero timeout), else its
+        split and its cache key."""
+        size = len(code.encode("utf-8", "surrogatepass"))
+        if size > self.max_item_bytes:
+            return ItemResult(position, unchecked(f"the item's code is {size} bytes, over the limit of "
+                                                  f"{self.max_item_bytes} bytes per item"))
+        header = parse_import_header(code)
+        if header.problems:
+            return ItemResult(position, {"status": "error", "messages": [], "sorries": [], "elapsed_s": 0.0,
+                                         "error": "the import header is not valid: " + "; ".join(header.problems)})
+        item = split_item(item_id, code)
+        if options.timeout is not None and options.timeout <= 0:
+            return ItemResult(position, {"status": "timeout", "messages": [], "sorries": [], "elapsed_s": 0.0,
+                                         "error": "a timeout of 0 seconds: not run"})
+        key = cache_key(self.checker.identity, item.imports, item.body, options.verdict_options)
+        if self.cache is not None and options.use_cache:
+            row = self.cache.get(key)
+            if row is not None and (options.timeout is None or float(row.get("elapsed_s", 0)) <= options.timeout):
+                return ItemResult(position, shift_row(row, item), cached=True)
+        return item, key
+
+    def _start(self, key: bytes, item: CheckItem, timeout: float | None) -> asyncio.Future[Row]:
+        future = self.batcher.submit(item.imports, item.body, timeout)
+        if self.cache is not None:
+            future.add_done_callback(functools.partial(_store, self.cache, key))
+        return future
+
+
+def _store(cache: ResultCache, key: bytes, future: asyncio.Future[Row]) -> None:
+    if not future.cancelled():
+        cache.put(key, future.result())
+
+
+def _deliver(done: asyncio.Queue[ItemResult], position: int, item: CheckItem, future: asyncio.Future[Row]) -> None:
+    row = unchecked("withdrawn: every request that asked for it has gone") if future.cancelled() else future.result()
+    done.put_nowait(ItemResult(position, shift_row(row, item)))

@@ -1,0 +1,176 @@
+"""``python -m leanworker.serve --simulator`` as a user runs it: real worker processes, the REPL SIMULATOR, HTTP on a
+port it picks, SIGTERM at the end (exit 0, nothing left behind). With the Kimina peer set up beside the checkout
+(``python -m bench.serve`` does it), the real ``kimina_client`` is run against it too."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+httpx = pytest.importorskip("httpx")
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+KIMINA_PYTHON = Path(os.environ.get("LEANWORKER_KIMINA_PEER", CHECKOUT.parent / "kimina-peer")) / "venv/bin/python"
+
+
+class Service:
+    """A ``leanworker serve`` process and the URL its start line names."""
+
+    def __init__(self, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.stderr_path = tmp_path / f"serve-{os.getpid()}-{id(self)}.log"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "leanworker.serve", "--simulator", "--port", "0", "--log-level", "warning",
+             *args], stdout=subprocess.PIPE, stderr=self.stderr_path.open("wb"), text=True,
+            env={**os.environ, **(env or {})})
+        assert self.process.stdout is not None
+        line: list[str] = []
+        reader = threading.Thread(target=lambda: line.append(self.process.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(30)
+        assert line and "listening on http://" in line[0], f"no start line: {line} {self.stderr()}"
+        self.start_line = line[0]
+        self.url = next(w for w in line[0].split() if w.startswith("http://"))
+        self.client = httpx.Client(base_url=self.url, timeout=30)
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        """SIGTERM, then the exit status (the test fails on a hang)."""
+        self.client.close()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(30)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            assert self.process.stdout is not None
+            self.process.stdout.close()
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[Any]:
+    started: list[Service] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> Service:
+        started.append(Service(tmp_path, *args, env=env))
+        return started[-1]
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+def test_every_endpoint_over_real_workers_and_the_simulator(services: Any, tmp_path: Path) -> None:
+    imports_log = tmp_path / "imports.log"
+    service = services("--no-cache", "--workers", "1", env={"LEANWORKER_REPL_SIM_LOG": str(imports_log)})
+    assert "REPL SIMULATOR" in service.start_line and "no API keys (loopback only)" in service.start_line
+    assert service.client.get("/health").json() == {"status": "ok", "server": "leanworker",
+                                                    "version": service.client.get("/health").json()["version"],
+                                                    "simulated": True}
+    header = "import Mathlib\n"
+    for i in range(3):  # one header, three requests: the REPL imports it once
+        answer = service.client.post("/api/check", json={"snippets": [
+            {"id": f"t{i}", "code": f"{header}theorem t{i} : True := trivial"}]})
+        assert answer.json()["results"][0]["response"] == {}
+    assert imports_log.read_text().splitlines() == ["import Mathlib"]
+
+    answer = service.client.post("/api/check", json={"timeout": 1, "snippets": [
+        {"id": "sorry", "code": f"{header}theorem s : True := sorry"},
+        {"id": "error", "code": f"{header}theorem e : True := ERROR"},
+        {"id": "crash", "code": f"{header}theorem c : True := CRASH"},
+        {"id": "hang", "code": f"{header}theorem h : True := HANG"},
+        {"id": "after", "code": f"{header}theorem a : True := trivial"}]})
+    assert answer.status_code == 200
+    results = {r["id"]: r for r in answer.json()["results"]}
+    assert list(results) == ["sorry", "error", "crash", "hang", "after"]
+    assert results["sorry"]["response"]["sorries"][0]["pos"] == {"line": 1, "column": 20}
+    assert results["error"]["response"]["messages"][0]["data"] == "unknown identifier 'ERROR'"
+    assert results["crash"]["error"].startswith("Lean REPL crashed: the REPL exited with status 1")
+    assert results["hang"] == {"id": "hang", "time": 1.0, "error": "Lean REPL command timed out in 1.0 seconds"}
+    assert results["after"]["response"] == {}
+
+    verify = service.client.post("/verify", json={"codes": [{"custom_id": 7, "proof": f"{header}theorem v : True "
+                                                              ":= sorry"}], "timeout": 5}).json()
+    assert verify["results"][0]["custom_id"] == "7" and "time" in verify["results"][0]["response"]
+
+    lines = service.client.post("/v1/check?timeout=5", json=[{"id": 1, "code": f"{header}theorem n : True := "
+                                                                                "sorry"}]).text.splitlines()
+    native = json.loads(lines[0])
+    assert native["status"] == "sorry" and native["simulated"] is True and native["sorries"][0]["pos"]["line"] == 2
+
+    if KIMINA_PYTHON.exists():
+        _kimina_client_checks(service.url)
+    assert service.stop() == 0
+
+
+def _kimina_client_checks(url: str) -> None:
+    """The real kimina_client (Python 3.12, the bench peer's venv) against the service, unchanged."""
+    script = textwrap.dedent("""
+        import json, sys
+        from kimina_client import KiminaClient, Snippet
+        client = KiminaClient(api_url=sys.argv[1], n_retries=1)
+        assert client.health()["status"] == "ok"
+        codes = {"valid": "theorem a : True := trivial", "sorry": "theorem b : True := sorry",
+                 "lean_error": "theorem c : True := ERROR", "timeout_error": "theorem d : True := HANG"}
+        response = client.check([Snippet(id=k, code="import Mathlib\\n" + v) for k, v in codes.items()],
+                                timeout=1, show_progress=False)
+        print(json.dumps({r.id: r.analyze().status.value for r in response.results}))
+    """)
+    done = subprocess.run([str(KIMINA_PYTHON), "-c", script, url], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    verdicts = json.loads(done.stdout.strip().splitlines()[-1])
+    assert verdicts == {"valid": "valid", "sorry": "sorry", "lean_error": "lean_error",
+                        "timeout_error": "timeout_error"}
+
+
+def test_the_cache_survives_a_restart(services: Any, tmp_path: Path) -> None:
+    cache = tmp_path / "cache.sqlite3"
+    code = "import Mathlib\ntheorem c : True := sorry"
+    first = services("--cache", str(cache))
+    assert json.loads(first.client.post("/v1/check", json=[{"id": 1, "code": code}]).text).get("cached") is None
+    assert first.stop() == 0
+    second = services("--cache", str(cache))
+    again = json.loads(second.client.post("/v1/check", json=[{"id": 2, "code": code}]).text)
+    assert again["cached"] is True and again["status"] == "sorry" and again["id"] == 2
+    debug = second.client.post("/api/check", json={"debug": True, "snippets": [{"id": "k", "code": code}]})
+    assert debug.json()["results"][0]["diagnostics"] == {"status": "sorry", "cached": True, "simulated": True}
+
+
+def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(services: Any, tmp_path: Path) -> None:
+    imports_log = tmp_path / "imports.log"
+    service = services("--no-cache", "--grace", "20", env={"LEANWORKER_REPL_SIM_LOG": str(imports_log)})
+    answers: list[httpx.Response] = []
+    request = threading.Thread(target=lambda: answers.append(service.client.post("/api/check", json={
+        "snippets": [{"id": "slow", "code": "import Slow\ntheorem s : True := by SLOW1500"}]})))
+    request.start()
+    deadline = 30.0
+    while not (imports_log.exists() and "import Slow" in imports_log.read_text()) and deadline > 0:
+        request.join(0.02)
+        deadline -= 0.02
+    service.process.send_signal(signal.SIGTERM)  # the item is on its REPL now
+    request.join(30)
+    assert answers and answers[0].status_code == 200 and answers[0].json()["results"][0]["response"] == {}
+    assert service.process.wait(30) == 0
+
+
+def test_it_refuses_a_non_loopback_address_without_keys_and_a_bad_option_with_exit_2() -> None:
+    for args, says in ((["--host", "0.0.0.0"], "without API keys"), (["--timeout", "0"], "--timeout"),
+                       (["--workers", "0"], "--workers must be >= 1")):
+        done = subprocess.run([sys.executable, "-m", "leanworker.serve", "--simulator", *args],
+                              capture_output=True, text=True, timeout=60, env={**os.environ, "LEANWORKER_API_KEYS": ""})
+        assert done.returncode == 2 and says in done.stderr and done.stdout == ""

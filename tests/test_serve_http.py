@@ -1,0 +1,279 @@
+"""The service over HTTP (uvicorn on port 0, a real socket), in front of a scripted in-process Checker whose calls a
+test holds and releases: keys, limits, admission, shapes, streaming, cache hits, single flight, the access log.
+The same endpoints over real workers and the REPL simulator are in test_serve_end_to_end.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import AsyncGenerator, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("starlette")
+httpx = pytest.importorskip("httpx")
+uvicorn = pytest.importorskip("uvicorn")
+
+from leanworker.serve import ServeConfig, create_app  # noqa: E402
+from leanworker.serve.checker import Row  # noqa: E402
+from leanworker.serve.command import bind  # noqa: E402
+from leanworker.serve.keys import KeyRing, parse_keys  # noqa: E402
+
+
+class ScriptedChecker:
+    """Answers by words in the body (``sorry``, ``ERROR``, ``BOOM`` raises); a body with ``HOLD`` waits until the
+    test calls :meth:`release`. Records every body it was asked to check."""
+
+    capacity = 2
+    identity = "scripted"
+    simulated = True
+
+    def __init__(self) -> None:
+        self.bodies: list[str] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._held: asyncio.Event | None = None
+        self.holding = threading.Semaphore(0)  # one release per HOLD item that reached the checker
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._held = asyncio.Event()
+
+    async def aclose(self) -> None:
+        pass
+
+    def release(self) -> None:
+        assert self.loop is not None and self._held is not None
+        self.loop.call_soon_threadsafe(self._held.set)
+
+    async def check(self, imports: tuple[str, ...], bodies: Sequence[str],
+                    timeout: float | None) -> AsyncGenerator[tuple[int, Row], None]:
+        for index, body in enumerate(bodies):
+            self.bodies.append(body)
+            if "BOOM" in body:
+                raise RuntimeError("scripted failure")
+            if "HOLD" in body:
+                self.holding.release()
+                assert self._held is not None
+                await self._held.wait()
+            row: Row = {"status": "ok", "messages": [], "sorries": [], "elapsed_s": 0.001}
+            if "sorry" in body:
+                row.update(status="sorry", sorries=[{"pos": {"line": 1, "column": 0}, "goal": "⊢ True"}])
+            if "ERROR" in body:
+                row.update(status="error", messages=[{"severity": "error", "pos": {"line": 1, "column": 0},
+                                                      "data": "unknown identifier 'ERROR'"}])
+            yield index, row
+
+
+class Running:
+    """The app under uvicorn on a free port, in a thread of the test process."""
+
+    def __init__(self, config: ServeConfig, checker: ScriptedChecker, keys: KeyRing | None = None) -> None:
+        self.checker = checker
+        sock = bind("127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.app = create_app(config, checker, keys)
+        self.server = uvicorn.Server(uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline and self.thread.is_alive(), "the server did not start"
+            time.sleep(0.01)
+        self.client = httpx.Client(base_url=self.url, timeout=10)
+
+    def close(self) -> None:
+        self.client.close()
+        self.server.should_exit = True
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+
+    def wait_holding(self, count: int) -> None:
+        for _ in range(count):
+            assert self.checker.holding.acquire(timeout=10), "the held item never reached the checker"
+
+
+def base_config(tmp_path: Path, **changes: Any) -> ServeConfig:
+    return replace(ServeConfig(simulator=True, cache_path=tmp_path / "results.sqlite3", cache=False), **changes)
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Any]:
+    running: list[Running] = []
+
+    def start(keys: KeyRing | None = None, **changes: Any) -> Running:
+        server = Running(base_config(tmp_path, **changes), ScriptedChecker(), keys)
+        running.append(server)
+        return server
+
+    yield start
+    for server in running:
+        server.close()
+
+
+def snippets(*codes: str) -> dict[str, Any]:
+    return {"snippets": [{"id": f"s{i}", "code": code} for i, code in enumerate(codes)]}
+
+
+def test_keys_are_required_when_configured_in_any_of_three_headers_and_health_stays_open(serve: Any) -> None:
+    server = serve(KeyRing(parse_keys(["team:k-123"])))
+    body = snippets("theorem t : True := trivial")
+    missing = server.client.post("/api/check", json=body)
+    assert missing.status_code == 401 and missing.json() == {"detail": "Missing API key"}
+    wrong = server.client.post("/api/check", json=body, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and wrong.json() == {"detail": "Invalid API key"}
+    for headers in ({"Authorization": "Bearer k-123"}, {"Authorization": "k-123"}, {"X-API-Key": "k-123"}):
+        assert server.client.post("/api/check", json=body, headers=headers).status_code == 200
+    assert server.client.get("/health").json()["status"] == "ok"
+
+
+def test_bodies_over_the_limit_are_413_and_an_item_over_its_limit_gets_its_own_error(serve: Any) -> None:
+    server = serve(max_body_mib=1, max_item_bytes=1000)
+    huge = json.dumps(snippets("x" * (2 << 20))).encode()
+    assert server.client.post("/api/check", content=huge).status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        for start in range(0, len(huge), 65536):
+            yield huge[start:start + 65536]
+
+    assert server.client.post("/api/check", content=chunks()).status_code == 413
+    answer = server.client.post("/api/check", json=snippets("theorem t : True := trivial", "y" * 1001))
+    assert answer.status_code == 200
+    small, big = answer.json()["results"]
+    assert small == {"id": "s0", "time": 0.001, "response": {}}
+    assert "over the limit of 1000 bytes" in big["error"] and "response" not in big
+    assert server.checker.bodies == ["theorem t : True := trivial"]  # the big one never reached a REPL
+
+
+def test_malformed_requests_are_4xx_naming_the_field_and_never_reach_the_checker(serve: Any) -> None:
+    server = serve()
+    post = server.client.post
+    bad_json = post("/api/check", content=b"{bad json", headers={"Content-Type": "application/json"})
+    assert bad_json.status_code == 422 and bad_json.json()["detail"][0]["type"] == "json_invalid"
+    assert post("/api/check", content=b"").json()["detail"][0]["loc"] == ["body"]
+    duplicate = post("/api/check", json={"snippets": [{"id": "a", "code": "x"}, {"id": "a", "code": "y"}]})
+    assert duplicate.status_code == 422 and "unique ids" in duplicate.json()["detail"][0]["msg"]
+    no_content = post("/verify", json={"codes": [{"custom_id": 1}]})
+    assert no_content.status_code == 422 and no_content.json()["detail"][0]["loc"] == ["body", "codes", 0]
+    assert post("/verify", json={"codes": []}).json() == {"results": []}
+    assert post("/v1/check", content=b"[{").status_code == 400
+    wrong_field = post("/v1/check", json=[{"id": "a", "code": 1}])
+    assert wrong_field.status_code == 422 and wrong_field.json()["detail"][0]["loc"] == ["body", 0, "code"]
+    assert post("/v1/check?timeout=0", json=[{"id": "a", "code": "x"}]).status_code == 422
+    assert server.client.get("/api/check").json() == {"detail": "Method Not Allowed"}
+    assert server.client.get("/nowhere").status_code == 404
+    assert server.checker.bodies == []
+
+
+def test_a_full_queue_answers_429_with_retry_after_and_the_admitted_request_still_completes(serve: Any) -> None:
+    server = serve(max_queue=2)
+    results: list[httpx.Response] = []
+    first = threading.Thread(target=lambda: results.append(server.client.post(
+        "/api/check", json=snippets("HOLD a", "HOLD b"))))
+    first.start()
+    server.wait_holding(1)
+    refused = server.client.post("/api/check", json=snippets("theorem t : True := trivial"))
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert "queue is full" in refused.json()["detail"]
+    too_big = server.client.post("/api/check", json=snippets("a", "b", "c"))
+    assert too_big.status_code == 413  # could never fit: not worth retrying
+    server.checker.release()
+    first.join(10)
+    assert [r["id"] for r in results[0].json()["results"]] == ["s0", "s1"]
+    assert server.client.post("/api/check", json=snippets("theorem t : True := trivial")).status_code == 200
+
+
+def test_the_per_key_limit_holds_back_one_key_and_not_another(serve: Any) -> None:
+    server = serve(KeyRing(parse_keys(["a:key-a", "b:key-b"])), max_in_flight_per_key=1)
+    held = threading.Thread(target=lambda: server.client.post(
+        "/api/check", json=snippets("HOLD"), headers={"X-API-Key": "key-a"}))
+    held.start()
+    server.wait_holding(1)
+    again = server.client.post("/api/check", json=snippets("x"), headers={"X-API-Key": "key-a"})
+    assert again.status_code == 429 and "this key" in again.json()["detail"]
+    assert server.client.post("/api/check", json=snippets("x"), headers={"X-API-Key": "key-b"}).status_code == 200
+    server.checker.release()
+    held.join(10)
+
+
+def test_native_results_stream_as_they_complete_without_waiting_for_the_slowest(serve: Any) -> None:
+    server = serve()
+    items = [{"id": "slow", "code": "HOLD"}, {"id": 2, "code": "import Mathlib\ntheorem t : True := sorry"}]
+    with server.client.stream("POST", "/v1/check", json=items) as response:
+        assert response.headers["content-type"].startswith("application/x-ndjson")
+        lines = response.iter_lines()
+        first = json.loads(next(lines))  # arrives while "slow" is still held
+        assert first["id"] == 2 and first["status"] == "sorry" and first["simulated"] is True
+        assert first["sorries"][0]["pos"] == {"line": 2, "column": 0}  # in the item's code, past its header
+        server.checker.release()
+        second = json.loads(next(lines))
+        assert second["id"] == "slow" and second["status"] == "ok"
+
+
+def test_json_lines_in_when_the_content_type_says_so(serve: Any) -> None:
+    server = serve()
+    body = b'{"id": "a", "code": "theorem a : True := trivial"}\n{"id": "b", "code": "ERROR"}\n'
+    answer = server.client.post("/v1/check", content=body, headers={"Content-Type": "application/x-ndjson"})
+    statuses = {line["id"]: line["status"] for line in map(json.loads, answer.text.splitlines())}
+    assert statuses == {"a": "ok", "b": "error"}
+
+
+def test_a_checker_that_fails_costs_its_items_a_typed_answer_never_a_5xx(serve: Any) -> None:
+    server = serve()
+    answer = server.client.post("/api/check", json=snippets("BOOM"))
+    assert answer.status_code == 200
+    assert "internal error: RuntimeError: scripted failure" in answer.json()["results"][0]["error"]
+    assert server.client.post("/api/check", json=snippets("theorem t : True := trivial")).status_code == 200
+
+
+def test_a_cache_hit_is_marked_natively_and_in_kimina_diagnostics_only_under_debug(serve: Any) -> None:
+    server = serve(cache=True)
+    code = "import Mathlib\ntheorem t : True := sorry"
+    first = server.client.post("/v1/check", json=[{"id": "a", "code": code}]).json()
+    assert "cached" not in first
+    server.app.state.serve.cache.flush()  # the cache writes on its own thread: wait for it
+    again = server.client.post("/v1/check", json=[{"id": "b", "code": code}]).json()
+    assert again["cached"] is True and again["status"] == "sorry" and again["id"] == "b"
+    plain = server.client.post("/api/check", json={"snippets": [{"id": "k", "code": code}]}).json()["results"][0]
+    assert "diagnostics" not in plain and plain["response"]["sorries"]
+    debug = server.client.post("/api/check", json={"snippets": [{"id": "k", "code": code}], "debug": True}).json()
+    assert debug["results"][0]["diagnostics"]["cached"] is True
+    fresh = server.client.post("/verify", json={"codes": [{"custom_id": 1, "proof": code}], "disable_cache": True})
+    assert fresh.status_code == 200
+    assert server.checker.bodies.count("theorem t : True := sorry") == 2  # the first check and disable_cache
+
+
+def test_identical_items_in_flight_at_once_are_checked_once(serve: Any) -> None:
+    server = serve()
+    answers: list[httpx.Response] = []
+    threads = [threading.Thread(target=lambda: answers.append(server.client.post(
+        "/api/check", json=snippets("theorem same : True := HOLD")))) for _ in range(3)]
+    threads[0].start()
+    server.wait_holding(1)
+    for thread in threads[1:]:
+        thread.start()
+    time.sleep(0.3)  # let the two others arrive (they must join the flight, not start checks of their own)
+    server.checker.release()
+    for thread in threads:
+        thread.join(10)
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert server.checker.bodies.count("theorem same : True := HOLD") == 1
+
+
+def test_the_access_log_names_key_items_and_statuses_and_never_the_code(serve: Any,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    server = serve(KeyRing(parse_keys(["team:sekret-key-123"])))
+    with caplog.at_level(logging.INFO, logger="leanworker.serve.access"):
+        server.client.post("/api/check", json=snippets("theorem secret_proof : True := sorry", "ERROR"),
+                           headers={"X-API-Key": "sekret-key-123"})
+        server.client.post("/api/check", json=snippets("x"))
+    lines = [r.getMessage() for r in caplog.records if r.name == "leanworker.serve.access"]
+    assert len(lines) == 2
+    assert "key=team" in lines[0] and "items=2" in lines[0] and "error=1,sorry=1" in lines[0] and " 200 " in lines[0]
+    assert " 401 " in lines[1]
+    assert not any("secret_proof" in line or "sekret" in line for line in lines)

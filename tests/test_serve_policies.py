@@ -1,0 +1,358 @@
+"""The service's pure pieces, without HTTP and without processes: admission, keys, batching, single flight, the
+Kimina and native shapes, request validation, the cache key."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncGenerator, Sequence
+
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("pydantic")
+
+from leanworker.serve import kimina, native  # noqa: E402
+from leanworker.serve.admission import Admission, Refusal, Ticket  # noqa: E402
+from leanworker.serve.batcher import Batcher, batch_size  # noqa: E402
+from leanworker.serve.cache import cache_key, cacheable  # noqa: E402
+from leanworker.serve.checker import Row  # noqa: E402
+from leanworker.serve.flight import SingleFlight  # noqa: E402
+from leanworker.serve.keys import KeyRing, load_keys, parse_keys, presented_key  # noqa: E402
+from leanworker.serve.refusals import RequestRefused  # noqa: E402
+
+# -- admission -------------------------------------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_admission_admits_whole_requests_until_the_item_bound_then_refuses_with_429_and_retry_after() -> None:
+    admission = Admission(max_items=10, max_bytes=10_000)
+    first = admission.admit("k", 6, 60)
+    assert isinstance(first, Ticket) and admission.items == 6
+    refused = admission.admit("k", 5, 50)
+    assert isinstance(refused, Refusal) and refused.status == 429 and refused.retry_after is not None
+    assert refused.retry_after >= 1 and admission.items == 6  # refused whole: nothing of it was taken
+    assert isinstance(admission.admit("other", 4, 40), Ticket)
+
+
+def test_admission_gives_items_back_one_by_one_and_release_is_idempotent() -> None:
+    admission = Admission(max_items=4, max_bytes=1000)
+    ticket = admission.admit("k", 4, 40)
+    assert isinstance(ticket, Ticket)
+    admission.item_done(ticket, 10)
+    assert admission.items == 3 and admission.size == 30
+    assert isinstance(admission.admit("k", 1, 10), Ticket)
+    admission.release(ticket)
+    admission.release(ticket)
+    admission.item_done(ticket, 10)  # after release: nothing more to give back
+    assert admission.items == 1 and admission.size == 10 and admission.per_key == {"k": 1}
+
+
+def test_a_request_that_can_never_fit_is_413_not_429() -> None:
+    admission = Admission(max_items=10, max_bytes=100, max_items_per_key=5)
+    for items, size in ((11, 1), (6, 1), (1, 101)):
+        refused = admission.admit("k", items, size)
+        assert isinstance(refused, Refusal) and refused.status == 413 and refused.retry_after is None
+
+
+def test_the_per_key_limit_binds_one_key_and_not_the_others() -> None:
+    admission = Admission(max_items=100, max_bytes=10_000, max_items_per_key=3)
+    assert isinstance(admission.admit("a", 3, 3), Ticket)
+    refused = admission.admit("a", 1, 1)
+    assert isinstance(refused, Refusal) and refused.status == 429 and "this key" in refused.detail
+    assert isinstance(admission.admit("b", 3, 3), Ticket)
+
+
+def test_the_byte_bound_refuses_too() -> None:
+    admission = Admission(max_items=100, max_bytes=100)
+    assert isinstance(admission.admit("k", 1, 80), Ticket)
+    refused = admission.admit("k", 1, 30)
+    assert isinstance(refused, Refusal) and refused.status == 429
+
+
+def test_retry_after_follows_the_completion_rate() -> None:
+    clock = Clock()
+    admission = Admission(max_items=10, max_bytes=10_000, clock=clock)
+    ticket = admission.admit("k", 10, 10)
+    assert isinstance(ticket, Ticket)
+    for _ in range(2):  # 2 items completed over 2 s: about 1 item/s
+        clock.now += 1.0
+        admission.item_done(ticket, 1)
+    refused = admission.admit("k", 9, 9)  # 8 held + 9 > 10: 7 over, at ~1/s
+    assert isinstance(refused, Refusal) and 5 <= (refused.retry_after or 0) <= 10
+    refused = admission.admit("k", 10, 1)  # fits no better: capped at 60 s at most
+    assert isinstance(refused, Refusal) and (refused.retry_after or 0) <= 60
+
+
+# -- keys ------------------------------------------------------------------------------------------------------------
+
+
+def test_keys_come_from_the_environment_and_a_file_with_names_and_comments(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    keyfile = tmp_path / "keys"
+    keyfile.write_text("# team keys\n\nalice:s3cret-a\n  s3cret-b  \n")
+    keys = load_keys(keyfile, {"LEANWORKER_API_KEYS": "ci:from-env, plain"})
+    assert [k.id for k in keys][:2] == ["ci", keys[1].id] and len(keys) == 4
+    ring = KeyRing(keys)
+    assert ring.identify("s3cret-a") == "alice"
+    assert ring.identify("from-env") == "ci"
+    assert ring.identify("s3cret-b") is not None and ring.identify("s3cret-b") != "s3cret-b"  # named by a digest
+    assert ring.identify("s3cret") is None and ring.identify("") is None
+
+
+def test_an_empty_or_unreadable_key_file_is_an_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from leanworker.serve.keys import KeyFileError
+
+    (tmp_path / "empty").write_text("# nothing\n")
+    with pytest.raises(KeyFileError, match="holds no key"):
+        load_keys(tmp_path / "empty", {})
+    with pytest.raises(KeyFileError, match="cannot read"):
+        load_keys(tmp_path / "missing", {})
+
+
+def test_a_key_is_presented_as_bearer_as_a_bare_authorization_or_as_x_api_key() -> None:
+    assert presented_key({"authorization": "Bearer abc"}) == "abc"
+    assert presented_key({"authorization": "bearer  abc "}) == "abc"
+    assert presented_key({"authorization": "abc"}) == "abc"  # what the Kimina server accepts too
+    assert presented_key({"x-api-key": "xyz", "authorization": "Bearer abc"}) == "xyz"
+    assert presented_key({}) is None and presented_key({"authorization": "Bearer "}) is None
+    assert parse_keys(["name:", ":", "  "]) == []
+
+
+# -- batching and single flight ---------------------------------------------------------------------------------------
+
+
+def test_batch_size_spreads_a_burst_over_the_free_calls_and_respects_the_cap() -> None:
+    assert batch_size(0, 2, 16) == 0
+    assert batch_size(1, 2, 16) == 1
+    assert batch_size(8, 2, 16) == 4
+    assert batch_size(100, 2, 16) == 16
+    assert batch_size(5, 0, 16) == 5
+
+
+class HeldChecker:
+    """A Checker double: each call waits until the test lets it go, then answers every body "ok"."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.identity = "held"
+        self.simulated = True
+        self.calls: list[tuple[tuple[str, ...], list[str], float | None]] = []
+        self.go = asyncio.Event()
+
+    async def start(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+    async def check(self, imports: tuple[str, ...], bodies: Sequence[str],
+                    timeout: float | None) -> AsyncGenerator[tuple[int, Row], None]:
+        self.calls.append((imports, list(bodies), timeout))
+        await self.go.wait()
+        for index, _ in enumerate(bodies):
+            yield index, {"status": "ok", "messages": [], "sorries": [], "elapsed_s": 0.0}
+
+
+def test_the_batcher_groups_waiting_items_by_header_and_timeout_and_never_exceeds_capacity() -> None:
+    async def scenario() -> None:
+        checker = HeldChecker(capacity=2)
+        batcher = Batcher(checker, max_batch=16)
+        early = [batcher.submit(("A",), f"a{i}", 5.0) for i in range(2)]  # each starts a call at once
+        waiting = [batcher.submit(("A",), f"a{i}", 5.0) for i in range(2, 6)]
+        other = batcher.submit(("B",), "b0", 5.0)
+        other_timeout = batcher.submit(("A",), "a-t", 1.0)
+        await asyncio.sleep(0)
+        assert [c[1] for c in checker.calls] == [["a0"], ["a1"]]  # never more calls than capacity
+        assert batcher.waiting == 6
+        checker.go.set()
+        rows = await asyncio.gather(*early, *waiting, other, other_timeout)
+        assert all(row["status"] == "ok" for row in rows)
+        # the items that waited went together, one call per (header, timeout), oldest group first
+        assert checker.calls[2:] == [(("A",), ["a2", "a3", "a4", "a5"], 5.0), (("B",), ["b0"], 5.0),
+                                     (("A",), ["a-t"], 1.0)]
+        assert batcher.waiting == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_withdrawn_item_never_reaches_a_call_and_close_answers_the_waiting_as_unchecked() -> None:
+    async def scenario() -> None:
+        checker = HeldChecker(capacity=1)
+        batcher = Batcher(checker)
+        running = batcher.submit((), "x", None)
+        withdrawn = batcher.submit((), "gone", None)
+        waiting = batcher.submit((), "y", None)
+        withdrawn.cancel()
+        await asyncio.sleep(0)
+        assert checker.calls == [((), ["x"], None)]
+        await batcher.aclose()
+        assert waiting.result()["status"] == "unchecked"
+        assert running.result()["status"] == "unchecked" and "stopping" in running.result()["error"]
+
+    asyncio.run(scenario())
+
+
+def test_single_flight_starts_one_check_for_identical_items_and_cancels_only_when_every_waiter_left() -> None:
+    async def scenario() -> None:
+        flight = SingleFlight()
+        started: list[asyncio.Future[Row]] = []
+
+        def start() -> asyncio.Future[Row]:
+            started.append(asyncio.get_running_loop().create_future())
+            return started[-1]
+
+        one = flight.join("k", start)
+        two = flight.join("k", start)
+        assert one is two and len(started) == 1 and flight.joined == 1
+        flight.leave("k", one)
+        assert not one.cancelled()
+        flight.leave("k", two)
+        assert one.cancelled() and len(flight) == 0
+        three = flight.join("k", start)  # a new flight for the same key
+        flight.leave("k", one)  # a late leave of the old flight does not touch the new one
+        assert not three.done() and len(started) == 2
+        three.set_result({"status": "ok"})
+        await asyncio.sleep(0)
+        assert len(flight) == 0
+
+    asyncio.run(scenario())
+
+
+# -- shapes -----------------------------------------------------------------------------------------------------------
+
+
+def test_kimina_check_request_validation_gives_the_kimina_servers_422_details() -> None:
+    def detail(payload: object) -> list[dict[str, object]]:
+        with pytest.raises(RequestRefused) as caught:
+            kimina.parse_check(payload)
+        assert caught.value.status == 422
+        return list(caught.value.detail)
+
+    # each expected entry is what kimina-ast-server 2.1.3 answered to the same body (bench peer, by hand)
+    assert detail({"snippets": []}) == [{"type": "value_error", "loc": ["body"], "msg": "Value error, `snippets` "
+                                         "must be non empty", "input": {"snippets": []}, "ctx": {"error": {}}}]
+    assert detail({"snippets": [{"id": "a", "code": "x"}, {"id": "a", "code": "y"}]})[0]["msg"] == \
+        "Value error, `snippets` must have unique ids"
+    assert detail({"snippets": [{"id": 1, "code": "x"}]}) == [
+        {"type": "string_type", "loc": ["body", "snippets", 0, "id"], "msg": "Input should be a valid string",
+         "input": 1}]
+    assert detail({"snippets": [{"id": "a"}]})[0]["loc"] == ["body", "snippets", 0, "code"]
+    assert detail({"snippets": [{"id": "a", "code": "x"}], "timeout": -1})[0]["type"] == "greater_than_equal"
+    assert detail({"snippets": [{"id": "a", "code": "x"}], "timeout": 1.5})[0]["type"] == "int_from_float"
+    assert detail({"snippets": [{"id": "a", "code": "x"}], "infotree": "bogus"})[0]["type"] == "enum"
+    assert detail([])[0]["type"] == "model_attributes_type"
+    parsed = kimina.parse_check({"snippets": [{"id": "a", "code": "x"}], "extra": 1})
+    assert parsed.timeout == 30 and parsed.debug is False and parsed.reuse is True and parsed.infotree is None
+
+
+def test_kimina_verify_accepts_proof_or_code_and_int_ids_and_refuses_what_kimina_answers_with_a_500() -> None:
+    parsed = kimina.parse_verify({"codes": [{"custom_id": 7, "code": "c"},
+                                                            {"custom_id": "a", "proof": "p"}]})
+    assert [c.content for c in parsed.codes] == ["c", "p"] and parsed.timeout == 300
+    with pytest.raises(RequestRefused, match="neither `proof` nor `code`"):
+        kimina.parse_verify({"codes": [{"custom_id": "a"}]})
+    with pytest.raises(RequestRefused, match="unique custom ids"):
+        kimina.parse_verify({"codes": [{"custom_id": 1, "proof": "x"}, {"custom_id": "1",
+                                                                                        "proof": "y"}]})
+
+
+OK: Row = {"status": "ok", "messages": [], "sorries": [], "elapsed_s": 0.25}
+SORRY_IN_CODE: Row = {"status": "sorry", "messages": [], "elapsed_s": 0.5, "sorries": [
+    {"pos": {"line": 4, "column": 2}, "endPos": {"line": 4, "column": 7}, "goal": "⊢ True", "proofState": 0}]}
+
+
+def test_kimina_results_carry_the_response_or_the_error_and_diagnostics_only_under_debug() -> None:
+    assert kimina.check_result("a", OK, "x", 30, debug=False, cached=False, simulated=True) == \
+        {"id": "a", "time": 0.25, "response": {}}
+    code = "import Mathlib\n\nimport Aesop\ntheorem t :\n  sorry"
+    result = kimina.check_result("s", SORRY_IN_CODE, code, 30, debug=True, cached=True, simulated=False)
+    assert result["response"]["sorries"][0]["pos"] == {"line": 1, "column": 2}  # relative to Kimina's body
+    assert result["diagnostics"] == {"status": "sorry", "cached": True}
+    timeout = {"status": "timeout", "messages": [], "sorries": [], "elapsed_s": 5.0, "error": "killed"}
+    assert kimina.check_result("t", timeout, "x", 5, debug=False, cached=False, simulated=False) == \
+        {"id": "t", "time": 5.0, "error": "Lean REPL command timed out in 5.0 seconds"}
+    crashed = {"status": "crashed", "messages": [], "sorries": [], "elapsed_s": 0.1, "error": "exited with status 1"}
+    assert kimina.check_result("c", crashed, "x", 5, debug=False, cached=False, simulated=False)["error"] == \
+        "Lean REPL crashed: exited with status 1"
+    repl_error = {"status": "error", "messages": [], "sorries": [], "elapsed_s": 0.1, "error": "Unknown environment."}
+    assert kimina.check_result("e", repl_error, "x", 5, debug=False, cached=False, simulated=False)["response"] == \
+        {"message": "Unknown environment."}
+
+
+def test_verify_results_put_the_time_inside_the_response_as_kimina_does() -> None:
+    assert kimina.verify_result("7", OK, "x", 300) == {"custom_id": "7", "response": {"time": 0.25}}
+    timeout = {"status": "timeout", "elapsed_s": 5.0, "error": "killed"}
+    assert kimina.verify_result("7", timeout, "x", 5) == {"custom_id": "7",
+                                                          "error": "Lean REPL command timed out in 5.0 seconds"}
+
+
+def test_the_kimina_body_starts_after_the_leading_blank_and_import_lines() -> None:
+    assert kimina.body_line_shift("theorem t") == 0
+    assert kimina.body_line_shift("import A\n\n  import B\ntheorem t\nimport C") == 3
+    assert kimina.body_line_shift("import A") == 1
+
+
+def test_native_items_come_as_a_json_list_or_as_json_lines_and_bad_input_names_the_field() -> None:
+    items = native.parse_items(b'[{"id": 1, "code": "a"}, {"id": "1", "code": "b", "x": 0}]', "application/json")
+    assert [(i.id, i.code) for i in items] == [(1, "a"), ("1", "b")]
+    lines = native.parse_items(b'{"id": "a", "code": "x"}\n\n{"id": "b", "code": "y"}\n', "application/x-ndjson")
+    assert [i.id for i in lines] == ["a", "b"]
+
+    def refused(body: bytes, content_type: str = "application/json") -> RequestRefused:
+        with pytest.raises(RequestRefused) as caught:
+            native.parse_items(body, content_type)
+        return caught.value
+
+    assert refused(b"[{").status == 400
+    bad_line = refused(b'{"id": "a", "code": "x"}\n{nope\n', "application/x-ndjson")
+    assert bad_line.status == 400 and bad_line.detail[0]["loc"][:2] == ["body", "line 2"]
+    assert refused(b'{"id": "a", "code": "x"}').detail[0]["type"] == "list_type"
+    assert refused(b'[{"id": "a", "code": 5}]').detail[0]["loc"] == ["body", 0, "code"]
+    assert refused(b'[{"id": true, "code": "x"}]').status == 422
+    assert refused(b"[]").detail[0]["msg"] == "no items"
+    duplicate = refused(b'[{"id": "a", "code": "x"}, {"id": "a", "code": "y"}]')
+    assert duplicate.status == 422 and duplicate.detail[0]["loc"] == ["body", 1, "id"]
+    assert refused(b"\xff\xfe").status == 400
+
+
+def test_the_native_timeout_is_positive_and_capped() -> None:
+    assert native.parse_timeout(None, 60.0, 300.0) == 60.0
+    assert native.parse_timeout("2.5", 60.0, 300.0) == 2.5
+    assert native.parse_timeout("9999", 60.0, 300.0) == 300.0
+    for bad in ("0", "-1", "nan", "inf", "soon"):
+        with pytest.raises(RequestRefused) as caught:
+            native.parse_timeout(bad, 60.0, 300.0)
+        assert caught.value.status == 422 and caught.value.detail[0]["loc"] == ["query", "timeout"]
+
+
+def test_a_native_result_line_says_simulated_and_cached_only_when_so() -> None:
+    line = json.loads(native.result_line("a", OK, cached=False, simulated=False))
+    assert line == {"id": "a", "status": "ok", "messages": [], "sorries": [], "elapsed_s": 0.25}
+    marked = json.loads(native.result_line(3, {**OK, "error": "e"}, cached=True, simulated=True))
+    assert marked["cached"] is True and marked["simulated"] is True and marked["error"] == "e"
+
+
+# -- the cache key ----------------------------------------------------------------------------------------------------
+
+
+def test_the_cache_key_changes_with_everything_that_decides_a_verdict() -> None:
+    base = cache_key("repl=a; toolchain=x", ("Mathlib",), "theorem t := rfl")
+    assert base == cache_key("repl=a; toolchain=x", ["Mathlib"], "theorem t := rfl")
+    assert len({base, cache_key("repl=b; toolchain=x", ("Mathlib",), "theorem t := rfl"),
+                cache_key("repl=a; toolchain=x", (), "theorem t := rfl"),
+                cache_key("repl=a; toolchain=x", ("Mathlib",), "theorem t := rfl "),
+                cache_key("repl=a; toolchain=x", ("Mathlib",), "theorem t := rfl", (("infotree", "full"),))}) == 5
+
+
+def test_only_lean_verdicts_are_cacheable() -> None:
+    assert cacheable(OK) and cacheable(SORRY_IN_CODE) and cacheable({"status": "error", "messages": [1]})
+    for row in ({"status": "timeout"}, {"status": "crashed"}, {"status": "unchecked", "error": "x"},
+                {"status": "error", "error": "Unknown environment."}):
+        assert not cacheable(row)
