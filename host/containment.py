@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 
-from leanworker.actors.core.env import CGROUP_ENV, PARENT_PID_ENV
+from leanworker.actors.core.env import CGROUP_ENV, PARENT_PID_ENV, SANDBOX_ENV
 from leanworker.actors.core.process_tree import kill_tree
 
 PR_SET_PDEATHSIG = 1
@@ -105,7 +105,10 @@ def set_parent_death_signal() -> bool:
     if not _prctl_pdeathsig(signal.SIGKILL):
         return False
     expected = os.environ.get(PARENT_PID_ENV)
-    if expected is not None and os.getppid() != int(expected):
+    parent = os.getppid()
+    # In a sandbox (its own PID namespace) the parent's pid is not ours to compare: getppid() is the namespace's
+    # init (or 0 when the parent is outside the namespace); bwrap's --die-with-parent carries the parent's death.
+    if expected is not None and parent != 0 and not os.environ.get(SANDBOX_ENV) and parent != int(expected):
         end_process_group(0)  # the parent died before prctl took effect
     return True
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import shlex
+import shutil
 import signal
 import socket
 import sys
@@ -45,6 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--max-body-mib", type=int, default=64, help="request body limit (default 64 MiB; over it, 413)")
     add("--max-item-kib", type=int, default=1024, help="code size limit per item (default 1024 KiB)")
     add("--insecure", action="store_true", help="listen on a non-loopback address without API keys")
+    add("--sandbox", choices=["auto", "bwrap", "none"], default="auto", help="run workers under bubblewrap: auto "
+        "(where installed, the default), bwrap (required), none")
+    add("--sandbox-path", action="append", default=[], metavar="DIR", help="also bind DIR read-only in the "
+        "sandbox (the REPL's toolchain, say, when it is not found from --repl); repeatable")
     add("--grace", type=float, default=10.0, help="seconds requests in flight may finish on SIGTERM (default 10)")
     add("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
@@ -63,7 +69,8 @@ def config_from(args: argparse.Namespace) -> tuple[ServeConfig, KeyRing]:
             cache_path=args.cache or default_cache_path(), cache_max_mib=args.cache_max_mib,
             max_queue=args.max_queue, max_in_flight_per_key=args.max_in_flight_per_key,
             max_body_mib=args.max_body_mib, max_item_bytes=args.max_item_kib * 1024, insecure=args.insecure,
-            grace=args.grace)
+            grace=args.grace, sandbox=None if args.sandbox == "none" else args.sandbox,
+            sandbox_paths=tuple(args.sandbox_path))
         keys = KeyRing(load_keys(args.api_key_file))
     except (ValueError, KeyFileError) as exc:
         raise StartError(str(exc)) from None
@@ -86,6 +93,36 @@ def repl_command(config: ServeConfig) -> tuple[str, ...]:
         raise StartError(exc.message) from None
 
 
+def repl_paths(repl: tuple[str, ...]) -> tuple[str, ...]:
+    """What the sandbox must show for the REPL command to run: the directory of each program and path it names,
+    and the whole ``.elan`` directory when a program lives there (elan's ``lake``/``lean`` run its toolchains)."""
+    paths: list[str] = []
+    for word in repl:
+        found = word if os.path.isabs(word) else shutil.which(word) if "/" not in word else os.path.abspath(word)
+        if not found or not os.path.exists(found):
+            continue
+        for candidate in (found, os.path.realpath(found)):
+            paths.append(candidate if os.path.isdir(candidate) else os.path.dirname(candidate))
+            parts = candidate.split(os.sep)
+            if ".elan" in parts:
+                paths.append(os.sep.join(parts[:parts.index(".elan") + 1]))
+    return tuple(dict.fromkeys(paths))
+
+
+def sandbox_state(config: ServeConfig) -> str:
+    """What the start line says of the sandbox; raises :class:`StartError` for ``--sandbox bwrap`` without it."""
+    from leanworker.actors.core.sandbox import find_bwrap
+
+    if config.sandbox is None:
+        return "sandbox: none (--sandbox none: untrusted code can reach this machine)"
+    if find_bwrap() is None:
+        if config.sandbox == "bwrap":
+            raise StartError("--sandbox bwrap, but bubblewrap (bwrap) is not installed here (Debian: apt-get "
+                             "install bubblewrap)")
+        return "sandbox: NONE, bubblewrap is not installed (untrusted code can reach this machine)"
+    return "sandbox: bubblewrap"
+
+
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -98,13 +135,12 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def start_line(config: ServeConfig, url: str, keys: KeyRing, repl: tuple[str, ...]) -> str:
+def start_line(config: ServeConfig, url: str, keys: KeyRing, repl: tuple[str, ...], sandbox: str) -> str:
     what = "REPL SIMULATOR (not Lean)" if config.simulated else f"REPL {shlex.join(repl)}"
     keyed = f"API keys required ({len(keys)})" if keys else (
         "no API keys (loopback only)" if is_loopback(config.host) else "no API keys (--insecure)")
     cache = f"cache {config.cache_path}" if config.cache else "no cache"
-    return (f"leanworker serve: listening on {url} ; {what}, {config.workers} workers; {keyed}; {cache}; "
-            "sandbox: none (not wired yet)")
+    return f"leanworker serve: listening on {url} ; {what}, {config.workers} workers; {keyed}; {cache}; {sandbox}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,10 +162,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         config, keys = config_from(args)
         repl = repl_command(config)
+        sandbox = sandbox_state(config)
         sock = bind(config.host, config.port)
     except StartError as exc:
         print(f"leanworker serve: {exc}", file=sys.stderr)
         return 2
+    import leanworker as lw
     from leanworker.lean import find_toolchain
     from leanworker.serve._threaded_checker import TemporaryThreadedChecker
     from leanworker.serve.app import create_app
@@ -137,12 +175,15 @@ def run(args: argparse.Namespace) -> int:
     host, port = sock.getsockname()[:2]
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     toolchain = find_toolchain(config.workspace).fingerprint if config.workspace else None
+    worker = lw.WorkerConfig(request_timeout=None, sandbox=config.sandbox,
+                             sandbox_paths=(*repl_paths(repl), *config.sandbox_paths),
+                             sandbox_hidden=config.hidden_paths)
     checker = TemporaryThreadedChecker(repl, workers=config.workers, workspace=config.workspace,
                                        toolchain=toolchain, simulated=config.simulated,
-                                       import_timeout=config.max_timeout)
+                                       import_timeout=config.max_timeout, worker=worker)
 
     def ready() -> None:
-        print(start_line(config, url, keys, repl), flush=True)
+        print(start_line(config, url, keys, repl, sandbox), flush=True)
 
     app = create_app(config, checker, keys, on_ready=ready)
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, log_level=args.log_level, access_log=False,

@@ -54,6 +54,8 @@ class ServeConfig:
     max_batch: int = 16
     insecure: bool = False
     grace: float = 10.0  # on SIGTERM: how long requests in flight may finish
+    sandbox: str | None = "auto"  # WorkerConfig.sandbox of every worker
+    sandbox_paths: tuple[str, ...] = ()  # more read-only binds (a REPL's toolchain outside what is found)
 
     def __post_init__(self) -> None:
         if self.simulator and self.repl is not None:
@@ -70,6 +72,16 @@ class ServeConfig:
             raise ValueError("--port must be in [0, 65535]")
         if self.grace < 0:
             raise ValueError("--grace must be >= 0")
+        if self.sandbox not in (None, "auto", "bwrap"):
+            raise ValueError("--sandbox must be auto, bwrap or none")
+
+    @property
+    def hidden_paths(self) -> tuple[str, ...]:
+        """What no worker may see: the key file and the results cache (with SQLite's -wal and -shm files)."""
+        hidden = [self.api_keys_file] if self.api_keys_file else []
+        if self.cache:
+            hidden += [str(self.cache_path), f"{self.cache_path}-wal", f"{self.cache_path}-shm"]
+        return tuple(os.path.abspath(path) for path in hidden)
 
     @property
     def repl_command(self) -> tuple[str, ...] | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -77,7 +78,9 @@ def services(tmp_path: Path) -> Iterator[Any]:
 
 def test_every_endpoint_over_real_workers_and_the_simulator(services: Any, tmp_path: Path) -> None:
     imports_log = tmp_path / "imports.log"
-    service = services("--no-cache", "--workers", "1", env={"LEANWORKER_REPL_SIM_LOG": str(imports_log)})
+    # unsandboxed: the simulator's import log is written where the test can read it
+    service = services("--no-cache", "--workers", "1", "--sandbox", "none",
+                       env={"LEANWORKER_REPL_SIM_LOG": str(imports_log)})
     assert "REPL SIMULATOR" in service.start_line and "no API keys (loopback only)" in service.start_line
     assert service.client.get("/health").json() == {"status": "ok", "server": "leanworker",
                                                     "version": service.client.get("/health").json()["version"],
@@ -141,7 +144,8 @@ def _kimina_client_checks(url: str) -> None:
 def test_the_cache_survives_a_restart(services: Any, tmp_path: Path) -> None:
     cache = tmp_path / "cache.sqlite3"
     code = "import Mathlib\ntheorem c : True := sorry"
-    first = services("--cache", str(cache))
+    first = services("--cache", str(cache))  # sandboxed where bubblewrap is installed: the default
+    assert ("sandbox: bubblewrap" if shutil.which("bwrap") else "sandbox: NONE") in first.start_line
     assert json.loads(first.client.post("/v1/check", json=[{"id": 1, "code": code}]).text).get("cached") is None
     assert first.stop() == 0
     second = services("--cache", str(cache))
@@ -153,7 +157,8 @@ def test_the_cache_survives_a_restart(services: Any, tmp_path: Path) -> None:
 
 def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(services: Any, tmp_path: Path) -> None:
     imports_log = tmp_path / "imports.log"
-    service = services("--no-cache", "--grace", "20", env={"LEANWORKER_REPL_SIM_LOG": str(imports_log)})
+    service = services("--no-cache", "--grace", "20", "--sandbox", "none",
+                       env={"LEANWORKER_REPL_SIM_LOG": str(imports_log)})
     answers: list[httpx.Response] = []
     request = threading.Thread(target=lambda: answers.append(service.client.post("/api/check", json={
         "snippets": [{"id": "slow", "code": "import Slow\ntheorem s : True := by SLOW1500"}]})))
@@ -170,7 +175,8 @@ def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(services: Any, t
 
 def test_it_refuses_a_non_loopback_address_without_keys_and_a_bad_option_with_exit_2() -> None:
     for args, says in ((["--host", "0.0.0.0"], "without API keys"), (["--timeout", "0"], "--timeout"),
-                       (["--workers", "0"], "--workers must be >= 1")):
+                       (["--workers", "0"], "--workers must be >= 1"), (["--api-key-file", "/nonexistent"],
+                                                                        "cannot read the API key file")):
         done = subprocess.run([sys.executable, "-m", "leanworker.serve", "--simulator", *args],
                               capture_output=True, text=True, timeout=60, env={**os.environ, "LEANWORKER_API_KEYS": ""})
         assert done.returncode == 2 and says in done.stderr and done.stdout == ""

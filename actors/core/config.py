@@ -50,6 +50,13 @@ class WorkerConfig:
     takes one frame more at most). ``containment``: "auto" puts each worker in a cgroup v2 of its own when the
     machine allows it (so descendants that leave the process group die with it), else the process group alone;
     "cgroup" requires the cgroup; "group" never uses one (docs/semantics.md, Containment).
+
+    ``sandbox``: None runs the worker as it is; "bwrap" runs it (and what it starts) under bubblewrap, failing the
+    start when bubblewrap is not installed; "auto" does so where bubblewrap is installed (docs/semantics.md,
+    Sandbox). The sandbox binds read-only what the worker needs plus ``sandbox_paths`` (a REPL's toolchain, say),
+    masks ``sandbox_hidden`` (files, or directories when ending with "/") even inside those, and bounds the
+    processes (threads included) to ``sandbox_max_processes`` and, where a cgroup allows, memory to
+    ``sandbox_memory_mib``.
     """
 
     startup_timeout: float = 10.0
@@ -63,9 +70,21 @@ class WorkerConfig:
     buffer_bytes: int = 64 * 1024 * 1024
     containment: str = "auto"
     spin_wait: float = 50e-6
+    sandbox: str | None = None
+    sandbox_paths: tuple[str, ...] = ()
+    sandbox_hidden: tuple[str, ...] = ()
+    sandbox_max_processes: int | None = 512
+    sandbox_memory_mib: int | None = None
 
     def __post_init__(self) -> None:
         check_frame_cap(self.max_frame_bytes)
+        if self.sandbox not in (None, "auto", "bwrap"):
+            raise ValueError("WorkerConfig.sandbox must be None, 'auto' or 'bwrap'")
+        object.__setattr__(self, "sandbox_paths", tuple(self.sandbox_paths))
+        object.__setattr__(self, "sandbox_hidden", tuple(self.sandbox_hidden))
+        for name in ("sandbox_max_processes", "sandbox_memory_mib"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"WorkerConfig.{name} must be >= 1 or None")
         if not 0 <= self.spin_wait <= 0.01:
             raise ValueError("WorkerConfig.spin_wait must be in [0, 0.01] seconds")
         if self.buffer_rows < 1:

@@ -23,11 +23,13 @@ import pykka
 
 from leanworker.actors.core import lifecycle
 from leanworker.actors.core.config import SessionKey, WorkerConfig
+from leanworker.actors.core.ceilings import Ceilings
 from leanworker.actors.core.containment import add_to_cgroup, kill_cgroup, new_cgroup, remove_cgroup
-from leanworker.actors.core.env import CGROUP_ENV, PARENT_PID_ENV, SPIN_ENV, SYS_PATH_ENV
+from leanworker.actors.core.env import CGROUP_ENV, PARENT_PID_ENV, SANDBOX_ENV, SPIN_ENV, SYS_PATH_ENV
 from leanworker.actors.core.mailbox import tell_if_alive
 from leanworker.actors.core.process_tree import kill_tree
 from leanworker.actors.core.results import ShutdownReport
+from leanworker.actors.core.sandbox import SandboxUnavailable, sandboxed
 from leanworker.actors.core.stderr import StderrTail, drain_into
 from leanworker.actors.core.tracing import Tracer
 from leanworker.actors.slot.connection import Connection
@@ -102,6 +104,7 @@ class ChildActor(pykka.ThreadingActor):
         self._kill_sent = False
         self.pipe: PipeWriter | None = None
         self.cgroup: Path | None = None
+        self.ceilings: Ceilings | None = None  # a sandboxed worker's process and memory ceilings
         self.reads: ReadSide | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
@@ -124,9 +127,20 @@ class ChildActor(pykka.ThreadingActor):
                 return
             if self.cgroup is not None:
                 env[CGROUP_ENV] = str(self.cgroup)
+        argv = self.key.argv()
+        try:
+            sandbox = sandboxed(argv, self.key.workspace, self.config, self.key.capability, self.cgroup)
+        except SandboxUnavailable as exc:
+            self._spawn_failed(str(exc))
+            return
+        if sandbox is not None:  # inside, the parent's pid and the cgroup's path mean nothing (core/sandbox.py)
+            argv, self.ceilings = sandbox.argv, sandbox.ceilings
+            env[SANDBOX_ENV] = "bwrap"
+            env.pop(PARENT_PID_ENV)
+            env.pop(CGROUP_ENV, None)
         try:
             self.process = subprocess.Popen(
-                self.key.argv(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 bufsize=0, start_new_session=True, close_fds=True, env=env, cwd=self.key.workspace,
             )
         except OSError as exc:
@@ -137,7 +151,7 @@ class ChildActor(pykka.ThreadingActor):
         assert self.process.stdin and self.process.stdout and self.process.stderr
         lifecycle.register_pipe_fds(*self._pipe_fds())
         self.pipe = self.connection.pipe = PipeWriter(self.process.stdin.fileno(), self.config.max_frame_bytes)
-        self._trace("spawn", pid=self.process.pid, argv=self.key.argv())
+        self._trace("spawn", pid=self.process.pid, argv=argv)
         self._tell(Spawned(self.generation, self.process.pid))
         self._stderr_thread = threading.Thread(target=self._drain_stderr, name=f"{self.name}-stderr", daemon=True)
         self._stderr_thread.start()
@@ -152,6 +166,8 @@ class ChildActor(pykka.ThreadingActor):
     def _spawn_failed(self, reason: str) -> None:
         if self.cgroup is not None:
             remove_cgroup(self.cgroup, wait=0.0)
+        if self.ceilings is not None:
+            self.ceilings.remove()
         self.exited.set()
         self._tell(SpawnFailed(self.generation, WorkerCrashed(f"cannot start worker: {reason}")))
 
@@ -260,6 +276,8 @@ class ChildActor(pykka.ThreadingActor):
         self.exited.set()
         if self.cgroup is not None:  # after the report: the replacement need not wait for the kernel's cleanup
             remove_cgroup(self.cgroup)
+        if self.ceilings is not None:
+            self.ceilings.remove()
 
     # -- killing -------------------------------------------------------------------------------------------------
 

@@ -1,0 +1,129 @@
+"""Ceilings on a sandboxed worker's process count and memory, by cgroup, where one is writable.
+
+With cgroup v2, the worker's own cgroup (``containment.new_cgroup``) gets ``pids.max`` and ``memory.max`` when its
+parent enables those controllers. Else, on a machine that mounts the cgroup v1 ``pids`` and ``memory`` hierarchies
+writable, the worker gets a group of its own in each (``pids.max``, ``memory.limit_in_bytes``). The ceiling counts
+every task (threads too) of the worker and of what it starts. Where neither is possible, the sandbox falls back to
+``RLIMIT_NPROC`` for the count (docs/semantics.md, Sandbox) and to the pool's memory sampling for memory.
+
+The groups are made before the worker starts, and the worker's first process moves itself into them before it
+runs the worker (:func:`joining`), so nothing it starts (a capability, a REPL, a Lean ``#eval``) is ever outside
+them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PREFIX = "leanworker-"
+_names = itertools.count(1)
+
+
+def _v1_base(controller: str) -> Path | None:
+    """Our own group in the cgroup v1 hierarchy of ``controller``, if it is mounted."""
+    mount = None
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
+            for line in mountinfo:
+                fields = line.split()
+                if " - cgroup " in line and controller in fields[-1].split(","):
+                    mount = Path(fields[4])
+                    break
+        if mount is None:
+            return None
+        with open("/proc/self/cgroup", encoding="utf-8") as cgroups:
+            for line in cgroups:
+                number, controllers, path = line.rstrip("\n").split(":", 2)
+                if controller in controllers.split(","):
+                    return mount / path.lstrip("/")
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+@dataclass
+class Ceilings:
+    """What bounds one worker: ``processes`` and ``memory`` name the mechanism (or None); :meth:`remove` after the
+    worker is reaped."""
+
+    processes: str | None = None
+    memory: str | None = None
+    groups: list[Path] = field(default_factory=list)  # cgroup v1 groups made for this worker (removed after it)
+
+    def remove(self) -> None:
+        for group in self.groups:
+            try:
+                group.rmdir()
+            except OSError:
+                pass
+        self.groups.clear()
+
+
+def _write(path: Path, value: str) -> bool:
+    try:
+        path.write_text(value + "\n")
+    except OSError:
+        return False
+    return True
+
+
+def _v2(cgroup: Path, controller: str) -> bool:
+    try:
+        return controller in (cgroup / "cgroup.controllers").read_text().split()
+    except OSError:
+        return False
+
+
+def _v1_group(controller: str, settings: dict[str, str]) -> Path | None:
+    base = _v1_base(controller)
+    if base is None:
+        return None
+    group = base / f"{PREFIX}{os.getpid()}-{next(_names)}"
+    try:
+        group.mkdir()
+    except OSError:
+        return None
+    if all(_write(group / name, value) for name, value in settings.items()):
+        return group
+    try:
+        group.rmdir()
+    except OSError:
+        pass
+    return None
+
+
+JOIN_SCRIPT = 'while [ "$1" != -- ]; do echo $$ > "$1/cgroup.procs" || exit 126; shift; done; shift; exec "$@"'
+
+
+def joining(groups: list[Path], argv: list[str]) -> list[str]:
+    """``argv`` run by a shell that first moves itself into ``groups`` (so every process it starts is in them)."""
+    if not groups:
+        return argv
+    return ["/bin/sh", "-c", JOIN_SCRIPT, "leanworker-join", *(str(g) for g in groups), "--", *argv]
+
+
+def prepare_ceilings(cgroup: Path | None, max_processes: int | None, memory_mib: int | None) -> Ceilings:
+    """Make the groups that bound a worker about to start (and its descendants); it joins them with
+    :func:`joining`. ``cgroup`` is the worker's own cgroup v2, if it has one (it joins that one too)."""
+    ceilings = Ceilings()
+    if max_processes is not None:
+        if cgroup is not None and _v2(cgroup, "pids") and _write(cgroup / "pids.max", str(max_processes)):
+            ceilings.processes = "cgroup v2 pids.max"
+        else:
+            group = _v1_group("pids", {"pids.max": str(max_processes)})
+            if group is not None:
+                ceilings.groups.append(group)
+                ceilings.processes = "cgroup v1 pids.max"
+    if memory_mib is not None:
+        limit = str(memory_mib * 2**20)
+        if cgroup is not None and _v2(cgroup, "memory") and _write(cgroup / "memory.max", limit):
+            ceilings.memory = "cgroup v2 memory.max"
+        else:
+            group = _v1_group("memory", {"memory.limit_in_bytes": limit})
+            if group is not None:
+                ceilings.groups.append(group)
+                ceilings.memory = "cgroup v1 memory.limit_in_bytes"
+    return ceilings
