@@ -24,10 +24,10 @@ class RequestContext:
     __slots__ = ("session", "request_id", "_cancel", "_writer", "_streaming", "_watch", "_watched")
 
     def __init__(self, session: Any, request_id: int, writer: ProtocolWriter, streaming: bool,
-                 watch: Callable[[], None]) -> None:
+                 watch: Callable[[], None], cancel: threading.Event) -> None:
         self.session = session
         self.request_id = request_id
-        self._cancel = threading.Event()
+        self._cancel = cancel  # set by the host when the parent cancels this request
         self._writer = writer
         self._streaming = streaming
         self._watch = watch

@@ -60,6 +60,8 @@ class Host:
         self.session: Any = None
         self.session_open = False
         self._current: RequestContext | None = None
+        self._current_cancel = threading.Event()  # the running command's cancel flag (its ctx sees it)
+        self._current_watched = False  # the running command has used its ctx: the watchdog reads for it
         self._current_lock = threading.Lock()
         self._running = threading.Condition(self._current_lock)
         # A cancel can be read before its own call starts: remember it until then. Request ids rise, so a cancel
@@ -118,18 +120,20 @@ class Host:
                         self._stash.append(message)
 
     def _busy(self) -> bool:
-        return self._current is not None and self._current._watched
+        return self._current is not None and self._current_watched
 
-    def _wake_watchdog(self) -> None:
+    def _wake_watchdog(self, request_id: int) -> None:
         """The running command used its ctx: from now on the watchdog reads the parent's frames."""
         with self._running:
-            self._running.notify()
+            if self._current is not None and self._current.request_id == request_id:
+                self._current_watched = True
+                self._running.notify()
 
     def _cancel(self, request_id: int | None) -> None:
         with self._current_lock:
             current = self._current
             if current is not None and (request_id is None or current.request_id == request_id):
-                current._cancel.set()
+                self._current_cancel.set()
             elif request_id is not None and request_id > self._last_started:
                 self._early_cancels.add(request_id)
 
@@ -206,14 +210,16 @@ class Host:
     def _call(self, message: Message, started: float) -> None:
         request_id = message["id"]
         command = message["command"]
-        ctx = RequestContext(self.session, request_id, self.writer, message["stream"], self._wake_watchdog)
+        cancel = threading.Event()
+        ctx = RequestContext(self.session, request_id, self.writer, message["stream"],
+                             lambda: self._wake_watchdog(request_id), cancel)
         self.writer.begin(request_id)
         with self._current_lock:
-            self._current = ctx
+            self._current, self._current_cancel, self._current_watched = ctx, cancel, False
             self._last_started = max(self._last_started, request_id)
             if request_id in self._early_cancels:
                 self._early_cancels.discard(request_id)
-                ctx._cancel.set()
+                cancel.set()
         try:
             function = self._resolve(command)
             result = function(ctx, message["request"])

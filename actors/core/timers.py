@@ -19,7 +19,7 @@ class TimerHandle:
     def cancel(self) -> None:
         if not self.cancelled:
             self.cancelled = True
-            self._scheduler._cancelled += 1
+            self._scheduler.note_cancelled()
 
 
 class Scheduler:
@@ -49,6 +49,10 @@ class Scheduler:
             if heap[0] is entry:
                 self._cond.notify()
         return handle
+
+    def note_cancelled(self) -> None:
+        """A handle was cancelled: its entry stays in the heap until it is due or the heap is pruned."""
+        self._cancelled += 1  # approximate: updated without the lock
 
     def stop(self) -> None:
         with self._cond:

@@ -55,7 +55,7 @@ class RequestPort:
         self.config = config
         self.owner_pid = os.getpid()
 
-    def _ask(self, message: Any, timeout: float | None = None) -> Any:
+    def ask(self, message: Any, timeout: float | None = None) -> Any:
         lifecycle.check_owner(self.owner_pid, "worker")
         try:
             return self.supervisor.ask(message, timeout=timeout)
@@ -70,7 +70,7 @@ class RequestPort:
     def _admit(self, submit: Submit) -> RequestChannel:
         """Through the open gate if possible, else through the supervisor (which may queue until ready)."""
         lifecycle.check_owner(self.owner_pid, "worker")
-        answer = self.gate.try_admit(submit) or self._ask(submit)
+        answer = self.gate.try_admit(submit) or self.ask(submit)
         if isinstance(answer, Future):
             try:
                 answer = answer.result(self.wait_timeout())
@@ -129,7 +129,7 @@ class RequestPort:
         return DoctorReport(tuple(DoctorCheck(c["name"], c["status"], c["message"]) for c in data["checks"]))
 
     def snapshot(self) -> WorkerSnapshot:
-        snapshot: WorkerSnapshot = self._ask(TakeSnapshot())
+        snapshot: WorkerSnapshot = self.ask(TakeSnapshot())
         return snapshot
 
 
@@ -159,7 +159,7 @@ class Worker:
         try:
             wait = self._port.wait_timeout()
             try:
-                self._port._ask(AwaitReady()).result(wait)
+                self._port.ask(AwaitReady()).result(wait)
             except FutureTimeout:
                 raise StartupTimeout(f"the worker was not ready within {wait:g} s") from None
         except BaseException:
@@ -187,11 +187,11 @@ class Worker:
 
     def cycle(self, reason: str = "cycle") -> None:
         """Replace the worker process with a fresh one once it is idle (a planned restart)."""
-        self._port._ask(Cycle(reason))
+        self._port.ask(Cycle(reason))
 
     def wait_ready(self, timeout: float | None = None) -> int:
         """Wait until a generation is ready (after a restart or cycle); return its number."""
-        ready: Future[int] = self._port._ask(AwaitReady())
+        ready: Future[int] = self._port.ask(AwaitReady())
         return ready.result(timeout if timeout is not None else self._port.wait_timeout())
 
     def shutdown(self, timeout: float | None = None) -> ShutdownReport:
