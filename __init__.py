@@ -53,8 +53,11 @@ _EXPORTS: dict[str, str] = {
     "RunSummary": "leanworker.actors.run",
     "RunProgress": "leanworker.actors.run",
     "ResumeMismatch": "leanworker.actors.run",
-    # errors
+    # errors (docs/errors.md: the groups, and what a caller does about each)
     "LeanWorkerError": "leanworker.errors",
+    "WorkerLost": "leanworker.errors",
+    "RequestRefused": "leanworker.errors",
+    "UsageError": "leanworker.errors",
     "StartupTimeout": "leanworker.errors",
     "HandshakeError": "leanworker.errors",
     "RequestTimeout": "leanworker.errors",
@@ -95,27 +98,12 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
 
 
-if TYPE_CHECKING:  # explicit re-exports, so that type checkers see the lazy names
+if TYPE_CHECKING:  # the same names for type checkers (tests/test_public_api.py keeps both lists in step)
     from leanworker.actors.core.config import (
         PoolConfig as PoolConfig,
         RestartPolicy as RestartPolicy,
         SessionKey as SessionKey,
         WorkerConfig as WorkerConfig,
-    )
-    from leanworker.actors.run import (
-        BatchResult as BatchResult,
-        PlanRun as PlanRun,
-        RunProgress as RunProgress,
-        RunSummary as RunSummary,
-    )
-    from leanworker.actors.run import (
-        ResumeMismatch as ResumeMismatch,
-    )
-    from leanworker.actors.pool import (
-        Lease as Lease,
-    )
-    from leanworker.actors.pool import (
-        WorkerPool as WorkerPool,
     )
     from leanworker.actors.core.results import (
         CapabilityMetadata as CapabilityMetadata,
@@ -129,14 +117,23 @@ if TYPE_CHECKING:  # explicit re-exports, so that type checkers see the lazy nam
         StreamSummary as StreamSummary,
         WorkerSnapshot as WorkerSnapshot,
     )
-    from leanworker.actors.slot import (
-        RowStream as RowStream,
-    )
     from leanworker.actors.core.tracing import (
         TraceEvent as TraceEvent,
         Tracer as Tracer,
     )
+    from leanworker.actors.pool import (
+        Lease as Lease,
+        WorkerPool as WorkerPool,
+    )
+    from leanworker.actors.run import (
+        BatchResult as BatchResult,
+        PlanRun as PlanRun,
+        ResumeMismatch as ResumeMismatch,
+        RunProgress as RunProgress,
+        RunSummary as RunSummary,
+    )
     from leanworker.actors.slot import (
+        RowStream as RowStream,
         Worker as Worker,
     )
     from leanworker.errors import (
@@ -148,21 +145,24 @@ if TYPE_CHECKING:  # explicit re-exports, so that type checkers see the lazy nam
         LeanWorkerError as LeanWorkerError,
         MemoryBudgetExceeded as MemoryBudgetExceeded,
         MemoryLimitExceeded as MemoryLimitExceeded,
+        NodeLost as NodeLost,
+        NotPlainData as NotPlainData,
         PoolClosed as PoolClosed,
         ProtocolError as ProtocolError,
         QueueTimeout as QueueTimeout,
+        RequestRefused as RequestRefused,
         RequestTimeout as RequestTimeout,
         RestartLimitExceeded as RestartLimitExceeded,
         StaleLease as StaleLease,
         StartupTimeout as StartupTimeout,
-        WorkerBusy as WorkerBusy,
-        WorkerClosed as WorkerClosed,
-        NodeLost as NodeLost,
-        NotPlainData as NotPlainData,
         UnencodableType as UnencodableType,
         UnencodableValue as UnencodableValue,
+        UsageError as UsageError,
         UsedAfterFork as UsedAfterFork,
+        WorkerBusy as WorkerBusy,
+        WorkerClosed as WorkerClosed,
         WorkerCrashed as WorkerCrashed,
+        WorkerLost as WorkerLost,
     )
     from leanworker.planner.discovery import (
         LakeProject as LakeProject,

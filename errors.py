@@ -1,4 +1,16 @@
-"""Every error leanworker raises. All subclass :class:`LeanWorkerError`."""
+"""Every error leanworker raises. All subclass :class:`LeanWorkerError`, and most belong to one group that says what
+a caller does about them (docs/errors.md has the table):
+
+- :class:`WorkerLost`: the worker (or its node) was lost while it ran the request; the same request may succeed on
+  a fresh worker (``pool.run`` retries these, then bisects).
+- :class:`RequestRefused`: refused before anything was sent to a worker; nothing ran. Fix the request, or try again
+  later (``retry_after`` says when, where it is known).
+- :class:`UsageError`: the program, its configuration or its input is wrong; retrying the same call cannot help.
+
+Deliberately alone: :class:`CommandError` (the capability's own answer), :class:`Cancelled` (the caller asked for
+it), :class:`StartupTimeout` (the worker never became ready) and :class:`WorkerClosed` (the worker or pool was shut
+down).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +29,23 @@ class LeanWorkerError(Exception):
         return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
-class ProtocolError(LeanWorkerError):
+class WorkerLost(LeanWorkerError):
+    """The worker (or its node) was lost while it ran the request: crashed, timed out, ran out of memory, broke the
+    protocol, or its node went away. Its rows are not committed; the same request may succeed on a fresh worker."""
+
+
+class RequestRefused(LeanWorkerError):
+    """The request was refused before anything was sent to a worker: nothing ran. Fix the request (a value that is
+    not plain data), or try again later (a busy worker, a stale lease, a full queue, the memory budget, a key that
+    is cooling down)."""
+
+
+class UsageError(LeanWorkerError):
+    """The program, its configuration or its input is wrong (a module name, a Lake project, a resume of another
+    plan, a pool used after ``os.fork()``): the same call cannot succeed until that is fixed."""
+
+
+class ProtocolError(WorkerLost):
     """A peer sent bytes that are not a valid leanworker frame or message."""
 
 
@@ -29,7 +57,7 @@ class StartupTimeout(LeanWorkerError):
     """The worker process did not say ``hello`` within ``startup_timeout``."""
 
 
-class RequestTimeout(LeanWorkerError):
+class RequestTimeout(WorkerLost):
     """A request did not finish within its timeout; the worker was killed and replaced."""
 
 
@@ -37,7 +65,7 @@ class Cancelled(LeanWorkerError):
     """The request was cancelled before it finished."""
 
 
-class WorkerCrashed(LeanWorkerError):
+class WorkerCrashed(WorkerLost):
     """The worker process exited while a request was in flight (or failed to start)."""
 
     def __init__(
@@ -54,7 +82,7 @@ class WorkerCrashed(LeanWorkerError):
         self.stderr_tail = stderr_tail
 
 
-class MemoryLimitExceeded(LeanWorkerError):
+class MemoryLimitExceeded(WorkerLost):
     """The worker's process tree passed the hard memory ceiling; the request was killed."""
 
     def __init__(self, message: str, *, rss_mib: float | None = None, limit_mib: int | None = None) -> None:
@@ -63,7 +91,7 @@ class MemoryLimitExceeded(LeanWorkerError):
         self.limit_mib = limit_mib
 
 
-class RestartLimitExceeded(LeanWorkerError):
+class RestartLimitExceeded(RequestRefused):
     """The worker slot restarted more often than the restart policy allows."""
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
@@ -89,7 +117,7 @@ class CommandError(LeanWorkerError):
         self.traceback = traceback
 
 
-class WorkerBusy(LeanWorkerError):
+class WorkerBusy(RequestRefused):
     """A command was sent to a worker or lease that is still running another one."""
 
 
@@ -97,15 +125,15 @@ class WorkerClosed(LeanWorkerError):
     """The worker was shut down; the request ended with outcome ``shutdown``."""
 
 
-class StaleLease(LeanWorkerError):
+class StaleLease(RequestRefused):
     """The lease was released, or its worker generation has ended."""
 
 
-class QueueTimeout(LeanWorkerError):
+class QueueTimeout(RequestRefused):
     """No worker could be granted within the admission queue timeout."""
 
 
-class MemoryBudgetExceeded(LeanWorkerError):
+class MemoryBudgetExceeded(RequestRefused):
     """Starting another worker would pass the pool's memory budget."""
 
 
@@ -113,15 +141,15 @@ class PoolClosed(WorkerClosed):
     """The pool is shut down (or shutting down) and admits no more work."""
 
 
-class InvalidModuleName(LeanWorkerError, ValueError):
+class InvalidModuleName(UsageError, ValueError):
     """A string is not a valid Lean module name."""
 
 
-class LakeDiscoveryError(LeanWorkerError):
+class LakeDiscoveryError(UsageError):
     """A Lake project could not be found or read at all."""
 
 
-class NotPlainData(LeanWorkerError):
+class NotPlainData(RequestRefused):
     """A value is not plain data (docs/protocol.md): it was refused before encoding and nothing was sent.
 
     ``path`` names the offending value, e.g. ``request['modules'][3]``.
@@ -140,11 +168,11 @@ class UnencodableValue(NotPlainData, ValueError):
     """A value of a plain type is out of range: an int beyond 64 bits, nesting too deep, text that is not UTF-8."""
 
 
-class UsedAfterFork(LeanWorkerError):
+class UsedAfterFork(UsageError):
     """A pool or worker created before ``os.fork()`` was used in the forked child; create a new one there."""
 
 
-class NodeLost(LeanWorkerError):
+class NodeLost(WorkerLost):
     """A Ray node or its agent was lost while it ran a batch (``leanworker.scaleout``); the batch's rows from that
     attempt were dropped, and the run retries it elsewhere. ``node_id`` names the node, ``reason`` what Ray said."""
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from leanworker.errors import LeanWorkerError
+from leanworker.errors import UsageError
 
 
 class RequestCancelled(BaseException):
@@ -129,7 +129,7 @@ def _no_session(spec: SessionSpec) -> None:
     return None
 
 
-class CapabilityLoadError(LeanWorkerError):
+class CapabilityLoadError(UsageError):
     """A ``"module:attribute"`` reference does not name a :class:`Capability`."""
 
 

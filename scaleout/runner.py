@@ -18,12 +18,12 @@ import ray
 from leanworker.actors.core.config import PoolConfig, SessionKey
 from leanworker.actors.core.results import PoolSnapshot, Row, StreamSummary
 from leanworker.actors.run import Attempt, Place, PlaceGone, PlanRun, RequestSpec, attempt_lease_timeout
-from leanworker.errors import LeanWorkerError, NodeLost, ProtocolError
+from leanworker.errors import NodeLost, ProtocolError, UsageError
 from leanworker.planner.plan import ImportPlan, PlannedBatch
 from leanworker.scaleout.fleet import AGENT_GONE, Fleet
 
 
-class NotConnected(LeanWorkerError, RuntimeError):
+class NotConnected(UsageError, RuntimeError):
     """There is no Ray connection: call ``ray.init(address=...)`` before creating a ``RayRunner``."""
 
 

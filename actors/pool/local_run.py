@@ -9,9 +9,9 @@ from typing import Any, Protocol
 from leanworker.actors.core.config import PoolConfig, SessionKey
 from leanworker.actors.core.results import PoolSnapshot
 from leanworker.actors.pool.lease import Lease
-from leanworker.actors.run import RETRYABLE, Attempt, Place, Requeue, attempt_lease_timeout
+from leanworker.actors.run import Attempt, Place, Requeue, attempt_lease_timeout
 from leanworker.actors.slot import RowStream
-from leanworker.errors import LeanWorkerError, StaleLease
+from leanworker.errors import LeanWorkerError, StaleLease, WorkerLost
 
 
 class LeaseSource(Protocol):
@@ -56,7 +56,7 @@ class LeasePlace:
         except StaleLease:
             self.close()
             raise Requeue() from None
-        except RETRYABLE:  # the retry must get a fresh worker
+        except WorkerLost:  # the retry must get a fresh worker
             self.close()
             raise
         except LeanWorkerError:

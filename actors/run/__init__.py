@@ -8,7 +8,6 @@ wing but the core: the pool and ``leanworker.scaleout`` each bring their own pla
 from leanworker.actors.run.executor import BatchResult, PlanRun, RequestSpec, RunProgress, RunSummary
 from leanworker.actors.run.journal import ResumeMismatch
 from leanworker.actors.run.places import (
-    RETRYABLE,
     Attempt,
     Place,
     PlaceGone,
@@ -17,5 +16,5 @@ from leanworker.actors.run.places import (
     attempt_lease_timeout,
 )
 
-__all__ = ["RETRYABLE", "Attempt", "BatchResult", "Place", "PlaceGone", "PlanRun", "RequestSpec", "Requeue",
+__all__ = ["Attempt", "BatchResult", "Place", "PlaceGone", "PlanRun", "RequestSpec", "Requeue",
            "ResumeMismatch", "RunBackend", "RunProgress", "RunSummary", "attempt_lease_timeout"]

@@ -20,9 +20,9 @@ from typing import Any
 from leanworker.actors.core.results import Row, StreamSummary
 from leanworker.actors.core.tracing import Tracer
 from leanworker.actors.run.journal import OutputJournal
-from leanworker.actors.run.places import RETRYABLE, Place, PlaceGone, Requeue, RunBackend
+from leanworker.actors.run.places import Place, PlaceGone, Requeue, RunBackend
 from leanworker.actors.run.schedule import Schedule, Task
-from leanworker.errors import LeanWorkerError, NodeLost
+from leanworker.errors import LeanWorkerError, NodeLost, WorkerLost
 from leanworker.planner.plan import ImportPlan, PlannedBatch
 
 RequestSpec = dict[str, Any] | Callable[[PlannedBatch], Any] | None
@@ -176,7 +176,7 @@ class PlanRun:
         except PlaceGone:
             self._schedule.finished(task, requeue=[task])
             raise
-        except RETRYABLE as exc:
+        except WorkerLost as exc:  # the same request may succeed on a fresh worker: retry, then bisect
             self._retry_or_split(task, exc, started)
             return
         except LeanWorkerError as exc:  # the capability's answer (CommandError), or the pool's

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from leanworker.actors.core.results import Row
-from leanworker.errors import LeanWorkerError
+from leanworker.errors import UsageError
 
 JOURNAL_VERSION = 1
 
 
-class ResumeMismatch(LeanWorkerError, ValueError):
+class ResumeMismatch(UsageError, ValueError):
     """``resume=True`` found a journal of another plan, or output that does not match its journal."""
 
 

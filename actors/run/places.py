@@ -11,10 +11,6 @@ from typing import Any, Protocol
 
 from leanworker.actors.core.config import PoolConfig, SessionKey
 from leanworker.actors.core.results import Row, StreamSummary
-from leanworker.errors import MemoryLimitExceeded, NodeLost, ProtocolError, RequestTimeout, WorkerCrashed
-
-# The failures a run retries on a fresh worker, then bisects. A CommandError is the capability's answer: never.
-RETRYABLE = (WorkerCrashed, RequestTimeout, MemoryLimitExceeded, ProtocolError, NodeLost)
 
 Attempt = tuple[tuple[Row, ...], StreamSummary | None]
 
