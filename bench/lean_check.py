@@ -2,7 +2,7 @@
 
 - overhead per item over the REPL's own time: 1,000 trivial items in one ``check`` request on one warm worker;
   the wall time per item, minus the mean ``elapsed_s`` the rows report (the driver's round trip to the REPL:
-  the REPL's own time as leanworker sees it). Target (DESIGN.md): under 1 ms.
+  the REPL's own time as leanworker sees it). Target (README.md, Benchmarks, the design budgets): under 1 ms.
 - items/s for 1,000 items on 2 workers: ``pool.run`` of 64-item batches on one import set (what ``leanworker check``
   does), wall time from the run's start (session opens included).
 """

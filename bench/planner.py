@@ -2,7 +2,7 @@
 
 Builds the tree from shared/data/mathlib_modules.txt (7,041 modules; 7,039 stub Mathlib files) in a temporary
 directory, then times ``discover_lake_project`` and ``ImportPlanner.plan`` (best of 5, plus the median).
-Budget (DESIGN.md): discover + plan under 1 s together.
+Budget (README.md, Benchmarks): discover + plan under 1 s together.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Worker runtime benchmarks against the DESIGN.md budgets: ``python -m bench.worker_runtime [--json]``.
+"""Worker runtime benchmarks against the design budgets (README.md, Benchmarks): ``python -m bench.worker_runtime [--json]``.
 
 - warm round trip of a trivial command through ``lw.Worker`` vs ``ProcessPoolExecutor(1)`` in the same run;
 - streaming 200k small rows from one worker (rows/s);

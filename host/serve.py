@@ -30,8 +30,6 @@ from leanworker.protocol import messages
 from leanworker.protocol.frames import FrameReader, Message, check_frame_cap
 
 HOST_VERSION = "leanworker-host/0.1.0"
-METADATA_COMMAND = "leanworker.metadata"
-DOCTOR_COMMAND = "leanworker.doctor"
 EOF_GRACE = 0.5
 WATCH_INTERVAL = 0.002
 ERROR_TEXT_LIMIT = 16 * 1024
@@ -245,9 +243,9 @@ class Host:
                 self._current = None
 
     def _resolve(self, command: str) -> Any:
-        if command == METADATA_COMMAND:
+        if command == messages.METADATA_COMMAND:
             return self._metadata
-        if command == DOCTOR_COMMAND:
+        if command == messages.DOCTOR_COMMAND:
             return self._doctor
         if not self.session_open or self.capability is None:
             raise CommandError("no_session", "no session is open on this worker")

@@ -21,6 +21,10 @@ OUTCOME_ERROR: Final = "error"
 OUTCOME_CANCELLED: Final = "cancelled"
 WIRE_OUTCOMES: Final = frozenset({OUTCOME_OK, OUTCOME_ERROR, OUTCOME_CANCELLED})
 
+# Commands every worker host answers besides its capability's own (docs/protocol.md).
+METADATA_COMMAND: Final = "leanworker.metadata"
+DOCTOR_COMMAND: Final = "leanworker.doctor"
+
 MAX_ID: Final = 2**63 - 1
 SEVERITIES: Final = frozenset({"info", "warning", "error"})
 

@@ -17,7 +17,8 @@ import ray
 
 from leanworker.actors.core.config import PoolConfig, SessionKey
 from leanworker.actors.core.results import PoolSnapshot, Row, StreamSummary
-from leanworker.actors.run import Attempt, Place, PlaceGone, PlanRun, RequestSpec, attempt_lease_timeout
+from leanworker.actors.core.waits import lease_bound
+from leanworker.actors.run import Attempt, Place, PlaceGone, PlanRun, RequestSpec
 from leanworker.errors import NodeLost, ProtocolError, UsageError
 from leanworker.planner.plan import ImportPlan, PlannedBatch
 from leanworker.scaleout.fleet import AGENT_GONE, Fleet
@@ -100,7 +101,7 @@ class _RayBackend:
     def __init__(self, runner: RayRunner) -> None:
         self._runner = runner
         self._before = runner.fleet.sessions_opened()
-        self._lease_timeout = attempt_lease_timeout(runner.pool)
+        self._lease_timeout = lease_bound(runner.pool)
 
     @property
     def concurrency(self) -> int:

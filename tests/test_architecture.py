@@ -7,6 +7,7 @@ Every import counts: at module level, under ``TYPE_CHECKING`` and inside functio
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -226,3 +227,17 @@ def test_the_reach_in_check_sees_a_reach_in(tmp_path: Path) -> None:
     source.write_text("from leanworker.cli import _hidden\n\ndef f(port):\n    return port._ask(self._ok)\n")
     found = list(private_reaches(source, "sample", set()))
     assert len(found) == 2 and "port._ask" in found[0] + found[1]
+
+
+def test_every_markdown_file_the_code_and_docs_cite_is_in_the_repository() -> None:
+    cited, checked = [], 0
+    for path in [*ROOT.rglob("*.py"), *ROOT.rglob("*.md"), ROOT / "pyproject.toml", ROOT / "Makefile"]:
+        relative = path.relative_to(ROOT)
+        if relative.parts[0] in {".venv", "build"} or relative.parts[0].startswith("."):
+            continue
+        for name in re.findall(r"(?<![\w/.-])((?:[\w-]+/)*[\w-]+\.md)\b", path.read_text(encoding="utf-8")):
+            checked += 1
+            if not any((base / name).exists() for base in (ROOT, ROOT / "docs", path.parent)):
+                cited.append(f"{relative}: {name}")
+    assert checked > 20, f"only {checked} citations seen: the pattern reads nothing"
+    assert not cited, "files cited that the repository does not hold:\n" + "\n".join(sorted(set(cited)))

@@ -8,8 +8,9 @@ from typing import Any, Protocol
 
 from leanworker.actors.core.config import PoolConfig, SessionKey
 from leanworker.actors.core.results import PoolSnapshot
+from leanworker.actors.core.waits import lease_bound
 from leanworker.actors.pool.lease import Lease
-from leanworker.actors.run import Attempt, Place, Requeue, attempt_lease_timeout
+from leanworker.actors.run import Attempt, Place, Requeue
 from leanworker.actors.slot import RowStream
 from leanworker.errors import LeanWorkerError, StaleLease, WorkerLost
 
@@ -83,7 +84,7 @@ class LocalBackend:
     def __init__(self, pool: LeaseSource) -> None:
         self._pool = pool
         self._sessions_before = pool.snapshot().sessions_opened
-        self._lease_timeout = attempt_lease_timeout(pool.config)
+        self._lease_timeout = lease_bound(pool.config)
 
     @property
     def concurrency(self) -> int:

@@ -17,6 +17,7 @@ from leanworker.actors.core.config import PoolConfig, SessionKey
 from leanworker.actors.core.mailbox import tell_if_alive
 from leanworker.actors.core.results import PoolSnapshot
 from leanworker.actors.core.timers import Scheduler
+from leanworker.actors.core.waits import settle_bound
 from leanworker.actors.pool.actor import PoolActor
 from leanworker.actors.pool.admission import Admission
 from leanworker.actors.pool.affinity import SessionAffinity
@@ -113,8 +114,7 @@ class WorkerPool:
         if self._closed or os.getpid() != self._owner_pid:
             return
         self._closed = True
-        worker = self.config.worker
-        wait = timeout if timeout is not None else worker.shutdown_timeout + 2 * worker.kill_wait + 15.0
+        wait = timeout if timeout is not None else settle_bound(self.config.worker, shutdown=True, slack=15.0)
         reply: Future[None] = Future()
         try:
             self._actor.tell(ClosePool(reply))

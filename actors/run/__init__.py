@@ -13,8 +13,7 @@ from leanworker.actors.run.places import (
     PlaceGone,
     Requeue,
     RunBackend,
-    attempt_lease_timeout,
 )
 
 __all__ = ["Attempt", "BatchResult", "Place", "PlaceGone", "PlanRun", "RequestSpec", "Requeue",
-           "ResumeMismatch", "RunBackend", "RunProgress", "RunSummary", "attempt_lease_timeout"]
+           "ResumeMismatch", "RunBackend", "RunProgress", "RunSummary"]

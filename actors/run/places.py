@@ -9,16 +9,10 @@ from __future__ import annotations
 import threading
 from typing import Any, Protocol
 
-from leanworker.actors.core.config import PoolConfig, SessionKey
+from leanworker.actors.core.config import SessionKey
 from leanworker.actors.core.results import Row, StreamSummary
 
 Attempt = tuple[tuple[Row, ...], StreamSummary | None]
-
-
-def attempt_lease_timeout(config: PoolConfig) -> float:
-    """How long one attempt may wait for its lease: the queue, a worker start, and a request in flight before it."""
-    worker = config.worker
-    return config.queue_wait_timeout + worker.startup_timeout + (worker.request_timeout or 3600.0)
 
 
 class Requeue(Exception):

@@ -25,6 +25,7 @@ from leanworker.actors.core.results import (
 )
 from leanworker.actors.core.timers import Scheduler
 from leanworker.actors.core.tracing import Tracer
+from leanworker.actors.core.waits import settle_bound
 from leanworker.actors.slot.channel import OK, RequestChannel
 from leanworker.actors.slot.gate import AdmissionGate
 from leanworker.actors.slot.memory import MemorySampler
@@ -39,11 +40,10 @@ from leanworker.actors.slot.messages import (
 from leanworker.actors.slot.stream import RowStream
 from leanworker.actors.slot.supervisor import SupervisorActor
 from leanworker.errors import LeanWorkerError, StartupTimeout, WorkerClosed
+from leanworker.protocol import messages
 
 _names = itertools.count(1)
 
-METADATA_COMMAND = "leanworker.metadata"
-DOCTOR_COMMAND = "leanworker.doctor"
 
 
 class RequestPort:
@@ -65,7 +65,7 @@ class RequestPort:
     def wait_timeout(self) -> float:
         """An upper bound for anything the supervisor promises to settle (startup, open, kill and reap)."""
         config = self.config
-        return config.startup_timeout + (config.request_timeout or 3600.0) + config.kill_wait * 2 + 10.0
+        return settle_bound(config, startup=True, request=True)
 
     def _admit(self, submit: Submit) -> RequestChannel:
         """Through the open gate if possible, else through the supervisor (which may queue until ready)."""
@@ -117,15 +117,15 @@ class RequestPort:
 
     def settle_timeout(self) -> float:
         """How long a cancelled request may take to end (its grace, then a kill and a reap)."""
-        return self.config.cancel_grace + self.config.kill_wait * 2 + 5.0
+        return settle_bound(self.config, cancel=True, slack=5.0)
 
     def metadata(self, expect_generation: int | None = None) -> CapabilityMetadata:
-        data = self.call(METADATA_COMMAND, expect_generation=expect_generation)
+        data = self.call(messages.METADATA_COMMAND, expect_generation=expect_generation)
         return CapabilityMetadata(data["name"], data["version"], tuple(data["commands"]), data["protocol"],
                                   data["host"], data["python"], data["lean"])
 
     def doctor(self, expect_generation: int | None = None) -> DoctorReport:
-        data = self.call(DOCTOR_COMMAND, expect_generation=expect_generation)
+        data = self.call(messages.DOCTOR_COMMAND, expect_generation=expect_generation)
         return DoctorReport(tuple(DoctorCheck(c["name"], c["status"], c["message"]) for c in data["checks"]))
 
     def snapshot(self) -> WorkerSnapshot:
@@ -205,7 +205,7 @@ class Worker:
             return ShutdownReport("already_exited", 0, None, None, 0.0)
         reply: Future[ShutdownReport] = Future()
         config = self.config
-        wait = timeout if timeout is not None else config.shutdown_timeout + 2 * config.kill_wait + 10.0
+        wait = timeout if timeout is not None else settle_bound(config, shutdown=True)
         try:
             self._supervisor.tell(Shutdown(reply))
             report = reply.result(wait)
