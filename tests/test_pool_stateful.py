@@ -95,6 +95,8 @@ class PoolModel(RuleBasedStateMachine):
         self.pool.shutdown()
 
 
+# Admission itself is checked rule by rule without processes (test_policy_admission.py); this model checks the
+# promises to lease holders over real workers, crashes and timeouts.
 TestPoolModel = PoolModel.TestCase
-TestPoolModel.settings = settings(max_examples=15, stateful_step_count=12, deadline=None,
+TestPoolModel.settings = settings(max_examples=10, stateful_step_count=12, deadline=None,
                                   suppress_health_check=[HealthCheck.too_slow])

@@ -1,0 +1,138 @@
+"""Running a plan, with its places in memory instead of worker processes (docs/semantics.md, Running a plan): the
+retry rule written with the error groups, bisection, the schedule's affinity. The end-to-end tests over real
+workers are in test_plan_run.py (and test_scaleout.py on Ray)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+import leanworker as lw
+from leanworker.actors.run import Attempt, PlanRun
+from leanworker.actors.run.schedule import Schedule, Task
+
+MATHLIB = "leanworker.fixtures.mathlib_scale:capability"
+
+
+class Place:
+    """One runner's place in memory: a module named in ``poison`` fails every attempt with its error."""
+
+    def __init__(self, poison: dict[str, lw.LeanWorkerError], attempts: list[tuple[str, ...]]) -> None:
+        self.poison = poison
+        self.attempts = attempts
+        self.warm_key: lw.SessionKey | None = None
+
+    def attempt(self, key: lw.SessionKey, command: str, request: Any, cancelled: threading.Event) -> Attempt:
+        modules = tuple(request["modules"])
+        self.attempts.append(modules)
+        self.warm_key = key
+        for module in modules:
+            if module in self.poison:
+                raise self.poison[module]
+        rows = tuple(lw.Row("declarations", i, {"module": m}) for i, m in enumerate(modules))
+        return rows, lw.StreamSummary(len(rows), {"declarations": len(rows)}, 0.0, None)
+
+    def cancel(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Backend:
+    def __init__(self, poison: dict[str, lw.LeanWorkerError], concurrency: int = 1) -> None:
+        self.concurrency = concurrency
+        self.attempts: list[tuple[str, ...]] = []
+        self.poison = poison
+
+    def place(self, index: int) -> Place:
+        return Place(self.poison, self.attempts)
+
+    def sessions_opened(self) -> int:
+        return 0
+
+
+def run(modules: list[str], poison: dict[str, lw.LeanWorkerError], retries: int = 1,
+        backend: Backend | None = None) -> tuple[list[lw.BatchResult], lw.RunSummary, Backend]:
+    backend = backend or Backend(poison)
+    planner = lw.ImportPlanner(MATHLIB, ("Mathlib",), max_batch_modules=len(modules))
+    with PlanRun(backend, planner.plan([lw.WorkItem(m) for m in modules]), "index", retries=retries) as plan_run:
+        results = list(plan_run)
+    assert plan_run.summary is not None
+    return results, plan_run.summary, backend
+
+
+LOST = [lw.WorkerCrashed("crashed", exit_code=1), lw.RequestTimeout("timed out"),
+        lw.MemoryLimitExceeded("over", rss_mib=900.0, limit_mib=800), lw.ProtocolError("garbage"),
+        lw.HandshakeError("no hello"), lw.NodeLost("node gone", node_id="n1")]
+
+
+@pytest.mark.parametrize("error", LOST, ids=lambda e: type(e).__name__)
+def test_faults_a_worker_lost_attempt_is_retried_then_bisected_and_the_poison_module_quarantined(
+        error: lw.LeanWorkerError) -> None:
+    modules = [f"M.P{i}" for i in range(4)]
+    results, summary, backend = run(modules, {"M.P3": error}, retries=1)
+    failed = [r for r in results if not r.committed]
+    assert [r.modules for r in failed] == [("M.P3",)] and failed[0].error is error and failed[0].attempts == 2
+    assert sorted(m for r in results if r.committed for m in r.modules) == ["M.P0", "M.P1", "M.P2"]
+    assert summary.quarantined == ("M.P3",)
+    assert backend.attempts[:2] == [tuple(modules), tuple(modules)], "the whole batch is retried before a split"
+    assert {("M.P0", "M.P1"), ("M.P2", "M.P3")} <= set(backend.attempts), "then it is split in halves"
+
+
+@pytest.mark.parametrize("error", [lw.CommandError("injected", "no"), lw.QueueTimeout("queue"),
+                                   lw.MemoryBudgetExceeded("budget")], ids=lambda e: type(e).__name__)
+def test_faults_an_error_that_is_not_worker_lost_is_never_retried_nor_split(error: lw.LeanWorkerError) -> None:
+    results, summary, backend = run(["M.P0", "M.P1"], {"M.P1": error}, retries=3)
+    assert len(results) == 1 and not results[0].committed and results[0].error is error
+    assert results[0].attempts == 1 and backend.attempts == [("M.P0", "M.P1")]
+    assert summary.retries == 0 and summary.quarantined == ()
+
+
+def test_rows_of_a_failed_attempt_are_never_delivered_as_committed() -> None:
+    results, summary, _ = run(["M.P0", "M.P1"], {"M.P1": lw.WorkerCrashed("x")}, retries=0)
+    for result in results:
+        assert result.committed == bool(result.rows) == (result.error is None)
+    assert summary.rows == sum(len(r.rows) for r in results)
+
+
+def batch(key: lw.SessionKey, size: int, order: int) -> Task:
+    planned = lw.PlannedBatch(key, tuple(f"{key.imports[0]}.B{order}.M{i}" for i in range(size)), f"fp{order}")
+    return Task(planned, planned.modules, order=order)
+
+
+def test_concurrency_and_affinity_a_runner_keeps_its_warm_key() -> None:
+    a, b = lw.SessionKey(MATHLIB, imports=("A",)), lw.SessionKey(MATHLIB, imports=("B",))
+    schedule = Schedule([batch(a, 2, 0), batch(b, 2, 1), batch(a, 2, 2), batch(b, 2, 3)])
+    first = schedule.take(b)
+    assert first is not None and first.batch.key == b
+    schedule.finished(first)
+    again = schedule.take(b)
+    assert again is not None and again.batch.key == b, "a runner holding a warm B takes B's next batch"
+
+
+def test_concurrency_and_affinity_a_runner_that_needs_a_new_key_takes_one_no_other_runner_is_on() -> None:
+    a, b = lw.SessionKey(MATHLIB, imports=("A",)), lw.SessionKey(MATHLIB, imports=("B",))
+    schedule = Schedule([batch(a, 3, 0), batch(a, 3, 1), batch(b, 1, 2)])
+    first = schedule.take(None)
+    assert first is not None and first.batch.key == a, "biggest batch first"
+    second = schedule.take(None)
+    assert second is not None and second.batch.key == b, "the key no other runner is on"
+
+
+def test_concurrency_without_affinity_runners_take_batches_in_plan_order() -> None:
+    a, b = lw.SessionKey(MATHLIB, imports=("A",)), lw.SessionKey(MATHLIB, imports=("B",))
+    schedule = Schedule([batch(a, 1, 0), batch(b, 1, 1), batch(a, 1, 2)], affinity=False)
+    taken = [schedule.take(a) for _ in range(3)]
+    assert [t.order for t in taken if t is not None] == [0, 1, 2]
+
+
+def test_cancel_ends_the_schedule_and_returns_what_was_pending() -> None:
+    a = lw.SessionKey(MATHLIB, imports=("A",))
+    schedule = Schedule([batch(a, 1, 0), batch(a, 1, 1)])
+    running = schedule.take(a)
+    assert running is not None
+    assert [t.order for t in schedule.cancel()] == [1 - running.order]
+    assert schedule.take(a) is None
