@@ -7,10 +7,16 @@ import sys
 import time
 from collections.abc import Iterator
 
-import psutil
-import pytest
+import os
 
-import leanworker as lw
+# Every lock the runtime makes in this process (and in the workers it starts) checks the written lock order.
+os.environ["LEANWORKER_LOCK_CHECK"] = "1"
+
+import psutil  # noqa: E402
+import pytest  # noqa: E402
+
+import leanworker as lw  # noqa: E402
+from leanworker.actors.core import locks  # noqa: E402
 
 MATHLIB = "leanworker.fixtures.mathlib_scale:capability"
 THROUGHPUT = "leanworker.fixtures.throughput:capability"
@@ -69,6 +75,15 @@ def no_leftover_processes() -> Iterator[None]:
         except psutil.NoSuchProcess:
             pass
     assert not left, f"test left processes behind: {[(p.pid, p.cmdline()) for p in left]}"
+
+
+@pytest.fixture(autouse=True)
+def lock_order_kept() -> Iterator[None]:
+    """Fail a test during which any thread took the runtime's locks against the written order."""
+    locks.violations.clear()
+    yield
+    found, locks.violations[:] = list(locks.violations), []
+    assert not found, f"lock order inverted: {found}"
 
 
 @pytest.fixture

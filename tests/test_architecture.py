@@ -126,7 +126,9 @@ def strongly_connected(graph: dict[str, set[str]]) -> list[set[str]]:
 
 # Reaches into another module's private names that are being taken apart elsewhere (the command line, issue 20).
 KNOWN_REACH_INS = {("leanworker.cli_check", "_table"), ("leanworker.cli_run", "_table"), ("leanworker.cli_run", "_status")}
-STDLIB_PRIVATE = {"os._exit", "sys._getframe"}  # documented names of the standard library
+# Documented names of the standard library, and the lock protocol threading.Condition uses (core/locks.py wraps it).
+STDLIB_PRIVATE = {"os._exit", "sys._getframe", "self._inner._is_owned", "self._inner._release_save",
+                  "self._inner._acquire_restore"}
 
 
 def wing_of(name: str) -> str | None:

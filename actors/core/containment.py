@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import itertools
 import os
-import threading
 import time
 from pathlib import Path
 
+from leanworker.actors.core import locks
+
 PREFIX = "leanworker-"
 
-_lock = threading.Lock()
+_lock = locks.lock("containment")
 _base: Path | None = None
 _probed = False
 _names = itertools.count(1)

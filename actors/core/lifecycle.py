@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import atexit
 import os
-import threading
 from typing import Protocol
 
+from leanworker.actors.core import locks
 from leanworker.errors import UsedAfterFork
 
 
@@ -21,7 +21,7 @@ class _Closable(Protocol):
 
 
 _live: dict[int, _Closable] = {}
-_lock = threading.Lock()
+_lock = locks.lock("lifecycle")
 _pipe_fds: set[int] = set()
 _pid = os.getpid()  # this process's pid, renewed after a fork (a cheap check on every warm lease)
 
@@ -62,7 +62,7 @@ def check_owner(pid: int, what: str) -> None:
 def _after_fork_in_child() -> None:
     global _lock, _pid
     _pid = os.getpid()
-    _lock = threading.Lock()  # another thread may have held the old one at the fork
+    _lock = locks.lock("lifecycle")  # another thread may have held the old one at the fork
     _live.clear()
     if _pipe_fds:
         devnull = os.open(os.devnull, os.O_RDWR)

@@ -6,8 +6,9 @@ Used by the runtime for worker processes and by ``lean/`` for the processes a wo
 from __future__ import annotations
 
 import os
-import threading
 from collections import deque
+
+from leanworker.actors.core import locks
 
 STDERR_TAIL_BYTES = 64 * 1024
 
@@ -31,7 +32,7 @@ class StderrTail:
         self._chunks: deque[bytes] = deque()
         self._size = 0
         self._limit = limit
-        self._lock = threading.Lock()
+        self._lock = locks.lock("stderr_tail")
 
     def append(self, data: bytes) -> None:
         with self._lock:

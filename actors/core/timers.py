@@ -8,6 +8,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from leanworker.actors.core import locks
+
 
 class TimerHandle:
     __slots__ = ("cancelled", "_scheduler")
@@ -28,7 +30,7 @@ class Scheduler:
     def __init__(self, name: str = "leanworker-timers") -> None:
         self._heap: list[tuple[float, int, TimerHandle, Callable[[], object]]] = []
         self._counter = itertools.count()
-        self._cond = threading.Condition()
+        self._cond = locks.condition("scheduler")
         self._stopped = False
         self._cancelled = 0  # cancelled entries still in the heap (approximate: updated without the lock)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)

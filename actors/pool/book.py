@@ -9,11 +9,11 @@ held only for bookkeeping: nothing under it waits on a worker.
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from leanworker.actors.core import locks
 from leanworker.actors.core.config import SessionKey
 from leanworker.actors.core.tracing import Tracer
 from leanworker.actors.pool.admission import Admission
@@ -28,7 +28,7 @@ class PoolBook:
     """Admission state, cool-downs and lease ids, and the warm path over them (see the module docstring)."""
 
     def __init__(self, admission: Admission, cooldowns: KeyCooldowns, tracer: Tracer | None) -> None:
-        self.lock = threading.RLock()
+        self.lock = locks.rlock("pool")
         self.admission = admission
         self.cooldowns = cooldowns
         self.tracer = tracer

@@ -9,12 +9,11 @@ unreleased returns it too, with a ``ResourceWarning``.
 
 from __future__ import annotations
 
-import threading
 import warnings
 from collections.abc import Callable
 from typing import Any
 
-from leanworker.actors.core import lifecycle
+from leanworker.actors.core import lifecycle, locks
 from leanworker.actors.core.config import SessionKey
 from leanworker.actors.core.results import CapabilityMetadata, Diagnostic, DoctorReport, Progress, WorkerSnapshot
 from leanworker.actors.slot import RequestChannel, RequestPort, RowStream
@@ -44,7 +43,7 @@ class Lease:
         self.generation = generation
         self._port = port
         self._release = release
-        self._lock = threading.Lock()  # held while a command is admitted, and by release()
+        self._lock = locks.lock("lease")  # held while a command is admitted, and by release()
         self._released = False
         self._stream: RowStream | None = None
         self._call: RequestChannel | None = None  # a call() in flight

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from leanworker.actors.core import locks
 from leanworker.actors.core.results import Row, StreamSummary
 from leanworker.actors.core.tracing import Tracer
 from leanworker.actors.run.journal import OutputJournal
@@ -101,7 +102,7 @@ class PlanRun:
         self._journal = OutputJournal(output, fingerprint, resume) if output is not None else None
         tasks, self._skipped_modules, self._skipped = self._tasks()
         self._modules_total = sum(len(b.modules) for b in self.batches)
-        self._lock = threading.Lock()
+        self._lock = locks.lock("run")
         self._done_modules = self._skipped_modules
         self._committed = self._failed = self._rows = self._retry_count = self._cancelled_tasks = 0
         self._quarantined: list[str] = []

@@ -15,11 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from leanworker.actors.core import locks
 from leanworker.actors.core.results import Row
 from leanworker.errors import UsageError
 
@@ -62,7 +62,7 @@ class OutputJournal:
         self.plan_fingerprint = plan_fingerprint
         self.committed: dict[str, set[str]] = {}  # batch fingerprint -> modules committed
         self.rows_recovered = 0
-        self._lock = threading.Lock()
+        self._lock = locks.lock("journal")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume and self.journal_path.exists():
             end = self._recover()

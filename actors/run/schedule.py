@@ -7,11 +7,11 @@ benchmarks compare against) runners take batches in plan order, whatever they ho
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from leanworker.actors.core import locks
 from leanworker.actors.core.config import SessionKey
 from leanworker.planner.plan import PlannedBatch
 
@@ -30,7 +30,7 @@ class Schedule:
     """Pending tasks by key, biggest first; which keys runners are on; when the run is over."""
 
     def __init__(self, tasks: Iterable[Task], *, affinity: bool = True) -> None:
-        self._cond = threading.Condition()
+        self._cond = locks.condition("schedule")
         self._affinity = affinity
         self._pending: dict[SessionKey, list[Task]] = {}
         self._running: Counter[SessionKey] = Counter()

@@ -10,11 +10,11 @@ timeout cannot give two outcomes.
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from leanworker.actors.core import locks
 from leanworker.errors import LeanWorkerError, ProtocolError
 
 # Terminal outcomes (docs/semantics.md, Requests and outcomes).
@@ -55,7 +55,7 @@ class Counters:
                  "answers_read_by_caller")
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = locks.lock("counters")
         self.rows_delivered = 0
         self.backpressure_waits = 0
         self.stale_frames_dropped = 0
@@ -83,7 +83,7 @@ class RequestChannel:
         self.capacity = capacity
         self.capacity_bytes = capacity_bytes
         self.counters = counters
-        self._cond = threading.Condition(threading.Lock())
+        self._cond = locks.condition("channel")
         self._items: deque[tuple[Any, ...]] = deque()
         self._buffered = 0
         self._buffered_bytes = 0

@@ -9,8 +9,7 @@ later frame of it can reach a request; and :meth:`reads_for` lets a caller read 
 
 from __future__ import annotations
 
-import threading
-
+from leanworker.actors.core import locks
 from leanworker.actors.slot.channel import Counters, RequestChannel
 from leanworker.actors.slot.pipe import PipeWriter
 from leanworker.actors.slot.readside import ReadSide
@@ -28,7 +27,7 @@ class Connection:
         self.reads: ReadSide | None = None  # set once the hello is in: a caller may read its own answer
         self.closed = False
         self._channels: dict[int, RequestChannel] = {}
-        self._lock = threading.Lock()
+        self._lock = locks.lock("connection")
 
     def register(self, channel: RequestChannel) -> None:
         with self._lock:

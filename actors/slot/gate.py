@@ -13,11 +13,11 @@ runs them under its lock, which it alone takes.
 from __future__ import annotations
 
 import itertools
-import threading
 from typing import Any
 
 import pykka
 
+from leanworker.actors.core import locks
 from leanworker.actors.core.mailbox import tell_if_alive
 from leanworker.actors.core.timers import Scheduler
 from leanworker.actors.core.tracing import Tracer
@@ -37,7 +37,7 @@ class AdmissionGate:
     def __init__(self, supervisor: pykka.ActorRef[Any], counters: Counters, scheduler: Scheduler,
                  buffer_rows: int, request_timeout: float | None, tracer: Tracer | None, name: str,
                  notify_every_done: bool, buffer_bytes: int = DEFAULT_BUFFER_BYTES) -> None:
-        self.lock = threading.Lock()
+        self.lock = locks.lock("gate")
         self.supervisor = supervisor
         self.counters = counters
         self.scheduler = scheduler

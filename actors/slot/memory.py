@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from leanworker.actors.core import locks
 from leanworker.actors.core.process_tree import sample_tree_mib
 
 SampleCallback = Callable[[float | None], None]
@@ -20,7 +21,7 @@ class MemorySampler:
         self.interval = interval
         self.metric = metric
         self._targets: dict[object, tuple[int, SampleCallback]] = {}
-        self._lock = threading.Lock()
+        self._lock = locks.lock("sampler")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="leanworker-memory", daemon=True)
         self._thread.start()

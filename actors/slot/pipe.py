@@ -15,6 +15,7 @@ import threading
 from collections import deque
 from typing import Any
 
+from leanworker.actors.core import locks
 from leanworker.protocol.frames import encode_frame
 
 _DRAIN_POLL = 0.1
@@ -28,11 +29,11 @@ class PipeWriter:
     def __init__(self, fd: int, max_frame_bytes: int) -> None:
         os.set_blocking(fd, False)
         self._fd = fd
-        self._lock = threading.Lock()
+        self._lock = locks.lock("pipe")
         self._backlog: deque[memoryview] = deque()
         self._closed = False
         self._drainer: threading.Thread | None = None
-        self._wake = threading.Condition(self._lock)
+        self._wake = locks.condition("pipe", self._lock)
         self.max_frame_bytes = max_frame_bytes
 
     def send(self, message: dict[str, Any]) -> bool:

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import os
 import select
-import threading
 from collections.abc import Callable
 
+from leanworker.actors.core import locks
 from leanworker.actors.slot.channel import Counters, RequestChannel
 from leanworker.errors import LeanWorkerError, ProtocolError
 from leanworker.protocol.frames import FrameReader, Message, SpinWait
@@ -41,7 +41,7 @@ class ReadSide:
         self.violation = violation
         self.counters = counters
         self.spin_wait = spin_wait
-        self.lock = threading.Lock()
+        self.lock = locks.lock("read_side")
         self.ended = False  # end of input seen or the protocol broken: nobody reads on
         self.closed = False  # the fd is about to be closed
         os.set_blocking(self.fd, False)

@@ -1,0 +1,138 @@
+"""The runtime's locks, made in one place with a name from the written lock order (docs/architecture.md, The lock
+order), and checked against that order where ``LEANWORKER_LOCK_CHECK=1`` (the test suite sets it).
+
+Unchecked, :func:`lock`, :func:`rlock` and :func:`condition` return plain ``threading`` objects: nothing is added
+to the hot path. Checked, each lock records which named locks its thread holds; taking a lock while holding one that
+comes later in :data:`ORDER` (or another lock of the same name) is an inversion: it is recorded in
+:data:`violations` with both names and the thread, and written to stderr. A lock taken without waiting
+(``acquire(blocking=False)``) cannot deadlock and is not checked.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import Any
+
+LOCK_CHECK_ENV = "LEANWORKER_LOCK_CHECK"
+
+# Outer to inner: a thread holding a lock may take only locks further down this list.
+ORDER: tuple[str, ...] = (
+    "lease",         # a Lease handle: one command admitted at a time
+    "pool",          # the pool's book: slots, queue, leases
+    "run",           # a plan run's counts
+    "schedule",      # a plan run's pending batches
+    "journal",       # a plan run's output journal
+    "read_side",     # one reader of a generation's stdout at a time
+    "gate",          # a slot's admission gate
+    "connection",    # a generation's request ids
+    "channel",       # a request's buffer
+    "pipe",          # the write end of a worker's stdin
+    "scheduler",     # the timer heap
+    "counters",      # a slot's counters
+    "stderr_tail",   # a worker's stderr tail
+    "sampler",       # the memory sampler's targets
+    "lifecycle",     # live pools and workers, pipe descriptors
+    "containment",   # the cgroup probe
+)
+RANK = {name: rank for rank, name in enumerate(ORDER)}
+
+checking = os.environ.get(LOCK_CHECK_ENV) == "1"
+violations: list[str] = []
+_held = threading.local()
+
+
+def _stack() -> list[OrderedLock]:
+    stack: list[OrderedLock] | None = getattr(_held, "stack", None)
+    if stack is None:
+        stack = _held.stack = []
+    return stack
+
+
+class OrderedLock:
+    """A lock (or re-entrant lock) that checks the order in which its thread takes named locks."""
+
+    def __init__(self, name: str, inner: Any) -> None:
+        if name not in RANK:
+            raise ValueError(f"lock {name!r} is not in the written lock order")
+        self.name = name
+        self.rank = RANK[name]
+        self._inner = inner
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if blocking:
+            self._check()
+        acquired: bool = self._inner.acquire(blocking, timeout)
+        if acquired:
+            _stack().append(self)
+        return acquired
+
+    def release(self) -> None:
+        stack = _stack()
+        for index in range(len(stack) - 1, -1, -1):
+            if stack[index] is self:
+                del stack[index]
+                break
+        self._inner.release()
+
+    def _check(self) -> None:
+        for held in _stack():
+            if held is self:
+                return  # re-entry of a re-entrant lock (a plain lock would deadlock on itself anyway)
+            if held.rank >= self.rank:
+                text = (f"lock order inverted in thread {threading.current_thread().name}: took {self.name!r} while "
+                        f"holding {held.name!r} (docs/architecture.md, The lock order)")
+                violations.append(text)
+                print(f"leanworker: {text}", file=sys.stderr, flush=True)
+                return
+
+    def locked(self) -> bool:
+        return bool(self._inner.locked())
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    # What threading.Condition uses of its lock, so that a condition over a checked lock keeps the held stack true.
+    def _is_owned(self) -> bool:
+        if hasattr(self._inner, "_is_owned"):
+            return bool(self._inner._is_owned())
+        if self._inner.acquire(False):
+            self._inner.release()
+            return False
+        return True
+
+    def _release_save(self) -> Any:
+        stack = _stack()
+        if self in stack:
+            stack.remove(self)
+        if hasattr(self._inner, "_release_save"):
+            return self._inner._release_save()
+        self._inner.release()
+        return None
+
+    def _acquire_restore(self, state: Any) -> None:
+        self._check()
+        if hasattr(self._inner, "_acquire_restore"):
+            self._inner._acquire_restore(state)
+        else:
+            self._inner.acquire()
+        _stack().append(self)
+
+
+def lock(name: str) -> Any:
+    """A lock named after its place in :data:`ORDER` (a plain ``threading.Lock`` unless checking)."""
+    return OrderedLock(name, threading.Lock()) if checking else threading.Lock()
+
+
+def rlock(name: str) -> Any:
+    """A re-entrant lock named after its place in :data:`ORDER`."""
+    return OrderedLock(name, threading.RLock()) if checking else threading.RLock()
+
+
+def condition(name: str, over: Any = None) -> threading.Condition:
+    """A condition over ``over`` (or over a new lock named ``name``)."""
+    return threading.Condition(over if over is not None else lock(name))

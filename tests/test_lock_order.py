@@ -1,0 +1,66 @@
+"""The written lock order (docs/architecture.md, The lock order) is checked while the whole suite runs: every lock
+of the runtime is made by ``leanworker.actors.core.locks`` and, with ``LEANWORKER_LOCK_CHECK=1`` (tests/conftest.py
+sets it), records each inversion; an autouse fixture fails the test during which one happened. These tests check
+the checker."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+import leanworker as lw
+from conftest import THROUGHPUT
+from leanworker.actors.core import locks
+
+
+def test_the_suite_runs_with_checked_locks() -> None:
+    assert locks.checking
+    with lw.Worker(lw.SessionKey(THROUGHPUT)) as worker:
+        assert worker.call("echo", 1) == 1
+    assert isinstance(locks.lock("gate"), locks.OrderedLock)
+
+
+def test_taking_an_outer_lock_while_holding_an_inner_one_is_an_inversion() -> None:
+    gate, channel = locks.lock("gate"), locks.lock("channel")
+    with gate, channel:
+        pass
+    assert not locks.violations
+    with channel, gate:
+        pass
+    assert len(locks.violations) == 1 and "took 'gate' while holding 'channel'" in locks.violations[0]
+    locks.violations.clear()
+
+
+def test_two_locks_of_the_same_name_held_together_are_an_inversion_but_reentry_is_not() -> None:
+    first, second = locks.lock("channel"), locks.lock("channel")
+    with first, second:
+        pass
+    assert len(locks.violations) == 1
+    locks.violations.clear()
+    pool = locks.rlock("pool")
+    with pool, pool:
+        pass
+    assert not locks.violations
+
+
+def test_a_lock_taken_without_waiting_is_not_checked_and_each_thread_has_its_own_stack() -> None:
+    gate, read_side = locks.lock("gate"), locks.lock("read_side")
+    with gate:
+        assert read_side.acquire(blocking=False)
+        read_side.release()
+        other = threading.Thread(target=lambda: read_side.acquire() and read_side.release())
+        other.start()
+        other.join()
+    assert not locks.violations
+
+
+def test_a_condition_wait_keeps_the_held_locks_true() -> None:
+    channel = locks.condition("channel")
+    with channel:
+        channel.wait(0.01)
+        with locks.lock("counters"):
+            pass
+    assert not locks.violations
+    with pytest.raises(ValueError, match="not in the written lock order"):
+        locks.lock("nameless")
