@@ -33,7 +33,7 @@ typecheck: $(STAMP)
 	MYPYPATH=build/typecheck $(PY) -m mypy -p leanworker
 
 # Benchmarks, by hand (never part of `make test`): figures and ratios against peers, saved under bench/results/.
-bench: $(STAMP)
+bench: $(STAMP) $(REAL_LEAN)
 	$(PY) -m pip install --quiet -e '.[test,cli,ray,serve,bench]'
 	$(PY) -m bench.peers
 	$(PY) -m bench.worker_runtime
@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(PY) -m bench.planner
 	$(PY) -m bench.plan_run
 	$(PY) -m bench.lean_check
+	$(PY) -m bench.real_lean
 	$(PY) -m bench.fuzz_dispatch
 	$(PY) -m bench.scaleout
 	$(PY) -m bench.serve

