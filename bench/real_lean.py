@@ -6,7 +6,9 @@ where a C compiler is present, the C stub (a real ``lean`` executable, as a tool
 - ``version``: ``lean --version`` by hand, start to exit: a Lean process's start-up.
 - ``per_item``: one small file (``fixtures.real_lean.GOOD``) checked by ``lean --json --stdin`` by hand (spawn,
   write, read to end, reap) against one ``check`` call of ``"leanworker.lean:file"`` on a warm worker (one item,
-  the caller's wall clock) and against ``check`` of 50 items in one request (wall time / 50): the overhead per item.
+  the caller's wall clock) and against ``check`` of 20 items in one request (wall time / 20): the overhead per item
+  is the median of the differences within a round (by hand just before and just after), so that load from
+  elsewhere on the machine falls on both sides of each difference.
 - ``cold``: a new worker (python host), its session opened and its first item checked, against one check by hand.
 - ``memory``: RSS, PSS and USS per process and in total for 1 and 4 idle Lean processes (``lean --stdin`` waiting
   for input), by hand and as the pool sees 4 workers (``memory_metric`` "rss" and "pss"): docs/lean.md's table.
@@ -86,24 +88,31 @@ def median_ms(samples: list[float]) -> float:
 
 def timing(argv: list[str], rounds: int) -> dict[str, Any]:
     samples: dict[str, list[float]] = {"version": [], "by_hand": [], "one_call": [], "batch": [], "cold": [],
-                                       "cold_by_hand": []}
+                                       "cold_by_hand": [], "paired_one_call": [], "paired_batch": []}
     with lw.Worker(key(argv)) as worker:
         one_call(worker)  # warm: the first Lean start maps the library
         batch_of(worker, 5)
         for round_ in range(rounds):  # interleaved, so load from elsewhere hits every figure alike
             samples["version"].append(version(argv))
-            samples["by_hand"].append(by_hand(argv))
-            samples["one_call"].append(one_call(worker))
+            hand = by_hand(argv)
+            call = one_call(worker)
+            hand = (hand + by_hand(argv)) / 2  # by hand on both sides of the call: the pair sees the same load
+            samples["by_hand"].append(hand)
+            samples["one_call"].append(call)
+            samples["paired_one_call"].append(call - hand)
             if round_ % 4 == 0:
-                samples["batch"].append(batch_of(worker, 50))
+                batch = batch_of(worker, 20)
+                samples["batch"].append(batch)
+                samples["paired_batch"].append(batch - (hand + by_hand(argv)) / 2)
     for _ in range(max(3, rounds // 6)):
         samples["cold_by_hand"].append(by_hand(argv))
         samples["cold"].append(cold(argv))
     hand, call, batch = (median_ms(samples[name]) for name in ("by_hand", "one_call", "batch"))
     return {
         "version_ms": median_ms(samples["version"]),
-        "per_item": {"by_hand_ms": hand, "leanworker_one_call_ms": call, "leanworker_batch50_per_item_ms": batch,
-                     "overhead_one_call_ms": round(call - hand, 1), "overhead_batch_per_item_ms": round(batch - hand, 1),
+        "per_item": {"by_hand_ms": hand, "leanworker_one_call_ms": call, "leanworker_batch20_per_item_ms": batch,
+                     "overhead_one_call_ms": median_ms(samples["paired_one_call"]),
+                     "overhead_batch_per_item_ms": median_ms(samples["paired_batch"]),
                      "ratio_one_call_over_hand": round(call / hand, 3), "ratio_batch_over_hand": round(batch / hand, 3)},
         "cold": {"worker_start_open_first_item_ms": median_ms(samples["cold"]),
                  "by_hand_ms": median_ms(samples["cold_by_hand"]),
