@@ -347,6 +347,7 @@ def test_a_sigkilled_parent_leaves_no_lean_server_or_its_workers_alive(stub: Pat
 def test_the_repl_capability_on_a_real_lean_that_never_answers_times_out_item_by_item() -> None:
     with lw.Worker(idle_repl_key(), FAST) as worker:
         pid = worker.snapshot().pid or 0
+        assert wait_for(lambda: len(lean_processes(pid)) == 1)
         (first,) = lean_processes(pid)
         rows, meta = check(worker, [{"id": "a", "code": "theorem a : True := trivial"},
                                     {"id": "b", "code": "theorem b : True := trivial"}], timeout=0.5)
