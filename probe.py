@@ -34,6 +34,7 @@ class Workload:
     modules: list[str]
 
 
+RATE_MIN_S = 0.1  # a rows/s figure needs at least this long a stream (the pool stage is mostly start-up: none)
 STAGE_BOUND_S = 20.0  # every stage takes about a second or less on a 2-core machine; far longer means a stall
 
 
@@ -195,8 +196,9 @@ class Probe:
                                   per_stream=summary.per_stream if summary else None,
                                   diagnostics=len(stream.diagnostics), progress_ticks=len(stream.progress),
                                   metadata=summary.metadata if summary else None,
-                                  startup_s=round(ready - started, 3), elapsed_s=round(end - ready, 4),
-                                  rows_per_s=round(rows / max(end - ready, 1e-9)))
+                                  startup_s=round(ready - started, 3), elapsed_s=round(end - ready, 4))
+            if end - ready >= RATE_MIN_S:  # a rate over a few milliseconds would be noise, not a figure
+                result.figures["rows_per_s"] = round(rows / (end - ready))
 
     def pool(self, plan: lw.ImportPlan) -> None:
         """The normal path: the plan's batches through ``pool.run`` on two workers."""
@@ -224,7 +226,6 @@ class Probe:
                          f"{summary.sessions_opened} sessions opened for {len(plan.keys)} keys")
             result.figures.update(rows=rows, expected_rows=total, batches=len(results), concurrent=overlapped,
                                   sessions_opened=summary.sessions_opened, elapsed_s=round(elapsed, 4),
-                                  rows_per_s=round(rows / max(elapsed, 1e-9)),
                                   snapshot={"sessions_opened": snapshot.sessions_opened,
                                             "requests_ok": snapshot.requests_ok,
                                             "rows_delivered": snapshot.rows_delivered})

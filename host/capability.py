@@ -141,15 +141,7 @@ def load_capability(reference: str) -> Capability:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
-        import os
-        import sys
-
-        looked = [entry or os.getcwd() for entry in sys.path]
-        raise CapabilityLoadError(
-            f"cannot import {module_name!r}: {type(exc).__name__}: {exc}. The worker (working directory "
-            f"{os.getcwd()}) looked in: {', '.join(looked[:8])}{' ...' if len(looked) > 8 else ''}. Make the "
-            "module importable where the parent runs (leanworker passes that directory on), install it into the "
-            "environment, or set PYTHONPATH") from None
+        raise CapabilityLoadError(_import_failure(module_name, exc)) from None
     if not hasattr(module, attribute):
         raise CapabilityLoadError(f"module {module_name!r} has no attribute {attribute!r} (looked in "
                                   f"{getattr(module, '__file__', None) or module_name})")
@@ -157,3 +149,25 @@ def load_capability(reference: str) -> Capability:
     if not isinstance(value, Capability):
         raise CapabilityLoadError(f"{reference!r} is {type(value).__name__}, not a leanworker.host.Capability")
     return value
+
+
+def _import_failure(module_name: str, exc: Exception) -> str:
+    """Why ``module_name`` did not import: not found (where the worker looked, what to do), or found but raised
+    (where, and what it raised)."""
+    import os
+    import sys
+    import traceback
+
+    missing = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
+    if missing is not None and (module_name == missing or module_name.startswith(missing + ".")):
+        looked = [entry or os.getcwd() for entry in sys.path]
+        shown = [entry for entry in dict.fromkeys(looked) if os.path.exists(entry)]
+        return (f"cannot import {module_name!r}: no module named {missing!r}. The worker (working directory "
+                f"{os.getcwd()}) looked in: {', '.join(shown[:8])}{' ...' if len(shown) > 8 else ''}. Put it in the "
+                "directory leanworker (or your script) runs from, which leanworker passes on to its workers, install "
+                "it into the environment, or set PYTHONPATH")
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = next((f for f in reversed(frames) if "importlib" not in f.filename), None)
+    at = f" ({where.filename}, line {where.lineno})" if where is not None else ""
+    return f"{module_name!r} was found but raised while importing: {type(exc).__name__}: {exc}{at}"
+

@@ -223,9 +223,14 @@ class _Walker:
                 if name == ".lake":
                     continue
                 child = Path(entry.path)
-                if any((child / lakefile).is_file() for lakefile in LAKEFILES):
-                    continue  # a nested Lake project is another project
-                real = child.resolve()
+                try:
+                    if any((child / lakefile).is_file() for lakefile in LAKEFILES):
+                        continue  # a nested Lake project is another project
+                    real = child.resolve()
+                except OSError as exc:  # a directory that may not be entered: its modules cannot be listed
+                    self.diagnostics.append(LakeDiagnostic("warning", "walk.unreadable",
+                                                           f"cannot list {child}: {exc.strerror or exc}"))
+                    continue
                 if real in seen:
                     continue  # a symlink back into the tree
                 yield from self._walk(child, (*prefix, name), seen | {real})

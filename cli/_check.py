@@ -1,0 +1,333 @@
+"""``leanworker check ITEMS.jsonl``: proof checking at scale on warm Lean REPLs, or with ``--mode file`` one
+``lean --json`` process an item (docs/lean.md).
+
+Before any item runs: the items file is read whole (one bad line, no item, or a repeated id stops it), the
+workspace must exist, and the REPL (or ``lean``) must resolve to a program that can run; then the first session opens (the REPL
+imports its header once) and must succeed. Items run one request each on warm sessions, so each result is written
+as it arrives and ``--resume`` skips exactly the items whose id and code already have a result (_results.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from leanworker.cli._output import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    UsageError,
+    elide,
+    emit_json,
+    plural,
+    table,
+    terminal_width,
+)
+from leanworker.cli._preflight import (
+    executable_command,
+    existing_directory,
+    is_simulator,
+    readable_file,
+    simulator_command,
+    writable_file,
+)
+from leanworker.cli._results import Item, ResultWriter, read_items, resume
+from leanworker.cli._session import open_first_session
+from leanworker.cli._values import positive_float, positive_int
+
+VERDICTS = ("ok", "sorry", "error")  # a Lean verdict; any other status means the item could not be checked
+UNCHECKED_SHOWN = 10
+SIMULATED_NOTE = "SIMULATED: these verdicts come from leanworker's REPL simulator, not from Lean"
+
+
+def add_check_command(add: Callable[..., argparse.ArgumentParser]) -> None:
+    """Register ``check`` (``add`` makes a subparser with ``--json``)."""
+    check = add("check", "Check Lean items on warm REPLs, one per import set.",
+                "ITEMS is JSON lines of {\"id\": ..., \"code\": \"...\"}, each code with its own import header. "
+                "Exit status 0 when every item has a verdict (ok, sorry or error), 1 when some timed out, crashed "
+                "or could not be checked, 2 on bad usage or a set-up that cannot work, 130 after Ctrl-C (it says "
+                "how to resume).")
+    check.add_argument("items", metavar="ITEMS", help="a JSON-lines file of {\"id\": ..., \"code\": \"...\"}")
+    check.add_argument("--workspace", default=None, metavar="DIR",
+                       help="the Lean project the REPL runs in (default: none: the current directory)")
+    repl = check.add_mutually_exclusive_group()
+    repl.add_argument("--repl", default=None, metavar="COMMAND",
+                      help="the REPL's command line (default: $LEANWORKER_REPL, else the workspace's built REPL "
+                           "under lake env, else repl on PATH)")
+    repl.add_argument("--simulator", action="store_true",
+                      help="check on leanworker's bundled REPL simulator, run by leanworker's own Python: no Lean "
+                           "needed, and every verdict is marked simulated (default: off)")
+    check.add_argument("--mode", choices=("repl", "file"), default="repl",
+                       help="repl: warm REPLs, one per import set; file: one `lean --json` process an item, items "
+                            "may also be {\"id\", \"path\"}, no REPL needed (default: repl)")
+    check.add_argument("--lean", default=None, metavar="COMMAND",
+                       help="with --mode file, the lean command line (default: $LEANWORKER_LEAN, else `lake env lean` "
+                            "in a workspace with a lakefile, else lean on PATH)")
+    check.add_argument("--memory-mib", type=positive_int, default=None, metavar="MIB",
+                       help="with --mode file, the RSS limit of each item's Lean process (default: none)")
+    check.add_argument("--workers", type=positive_int, default=2, metavar="N",
+                       help="worker processes at once (default: 2)")
+    check.add_argument("--timeout", type=positive_float, default=None, metavar="S",
+                       help="seconds per item (default: none: the REPL has no deadline)")
+    check.add_argument("--output", default=None, metavar="FILE",
+                       help="write one result a line here, each as it arrives (default: stdout)")
+    check.add_argument("--resume", action="store_true",
+                       help="skip the items whose id and code already have a result in --output (default: off: "
+                            "--output starts afresh)")
+    check.set_defaults(handler=run_check)
+
+
+def resolve_repl(args: argparse.Namespace, workspace: str | None) -> str:
+    """The REPL command line the workers will run, checked here so a missing REPL is one line, not one per item."""
+    if args.simulator:
+        return simulator_command()
+    if args.repl is not None:
+        return executable_command(args.repl, "--repl", workspace)
+    from leanworker.errors import CommandError
+    from leanworker.lean.session import REPL_ENV, find_repl
+
+    try:
+        argv = find_repl(None, workspace)
+    except CommandError:
+        raise UsageError(f"no Lean REPL found (searched ${REPL_ENV}, the workspace's built REPL under lake env, and "
+                         "'repl' on PATH): pass --repl COMMAND, or --simulator to try leanworker without Lean "
+                         "(docs/lean.md)") from None
+    what = f"${REPL_ENV}" if os.environ.get(REPL_ENV, "").strip() else "the REPL"
+    return executable_command(shlex.join(argv), what, workspace)
+
+
+def resolve_lean(args: argparse.Namespace, workspace: str | None) -> str:
+    """With ``--mode file``, the ``lean`` command line the workers will run, checked here."""
+    from leanworker.lean.toolchain import LEAN_ENV, find_lean
+
+    if args.lean is not None:
+        return executable_command(args.lean, "--lean", workspace)
+    argv = find_lean(None, workspace)
+    if argv is None:
+        raise UsageError(f"no lean found (searched ${LEAN_ENV}, `lake env lean` in the workspace, and 'lean' on PATH "
+                         "and in elan's folders): pass --lean COMMAND (docs/lean.md)")
+    what = f"${LEAN_ENV}" if os.environ.get(LEAN_ENV, "").strip() else "lean"
+    return executable_command(shlex.join(argv), what, workspace)
+
+
+def check_mode_options(args: argparse.Namespace) -> None:
+    """Options of one mode given with the other: one line naming the first."""
+    if args.mode == "file":
+        for name, given in (("--repl", args.repl is not None), ("--simulator", args.simulator)):
+            if given:
+                raise UsageError(f"{name} goes with --mode repl, not --mode file")
+    else:
+        for name, given in (("--lean", args.lean is not None), ("--memory-mib", args.memory_mib is not None)):
+            if given:
+                raise UsageError(f"{name} goes with --mode file")
+    if args.resume and args.output is None:
+        raise UsageError("--resume needs --output")
+
+
+@dataclass
+class _Plan:
+    """How the items to check become batches, requests and result rows, for one mode."""
+
+    batches: list[Any]
+    request: Callable[[Any], dict[str, Any]]
+    row: Callable[[dict[str, Any], int], dict[str, Any]]  # a capability row of item ``index`` -> the result
+
+
+def plan_checks(args: argparse.Namespace, todo: list[Item], workspace: str | None, command: str) -> _Plan:
+    """One batch an item (so each result is final, and written, as it arrives), on the mode's capability."""
+    from leanworker.lean.items import plan_file_items, plan_items, shift_row, split_item
+
+    toolchain = _toolchain(workspace)
+    if args.mode == "file":
+        def file_request(batch: Any) -> dict[str, Any]:
+            return {"items": [{"id": int(i), **todo[int(i)].source()} for i in batch.modules],
+                    "timeout": args.timeout, "memory_mib": args.memory_mib}
+
+        return _Plan(plan_file_items(len(todo), workspace, command, toolchain, per_batch=1), file_request,
+                     lambda payload, index: dict(payload))
+    checks = [split_item(index, item.code or "") for index, item in enumerate(todo)]
+
+    def repl_request(batch: Any) -> dict[str, Any]:
+        return {"items": [{"id": int(i), "code": checks[int(i)].body} for i in batch.modules],
+                "timeout": args.timeout}
+
+    return _Plan(plan_items(checks, workspace, command, toolchain, per_batch=1), repl_request,
+                 lambda payload, index: shift_row(payload, checks[index]))
+
+
+def run_check(args: argparse.Namespace) -> int:
+    import leanworker as lw
+
+    check_mode_options(args)
+    workspace = str(existing_directory(args.workspace, "--workspace")) if args.workspace else None
+    items = read_items(readable_file(args.items, "ITEMS"), paths=args.mode == "file", workspace=workspace)
+    command = resolve_lean(args, workspace) if args.mode == "file" else resolve_repl(args, workspace)
+    simulated = args.mode == "repl" and is_simulator(command)
+    output = writable_file(args.output, "--output") if args.output else None
+    earlier = resume(output, items) if output is not None and args.resume else None
+    todo = [item for item in items if earlier is None or item.key not in earlier.done]
+    report = _Report(args, items, todo, simulated, dict(earlier.statuses) if earlier else {})
+    if not todo:
+        return report.finish()
+    plan = plan_checks(args, todo, workspace, command)
+    writer: ResultWriter | None = None
+    interrupts = args.interrupts
+    bar = _CheckBar(len(todo)) if not args.json and sys.stderr.isatty() else None
+    config = lw.PoolConfig(max_workers=args.workers, worker=lw.WorkerConfig(request_timeout=None))
+    try:
+        with lw.WorkerPool(config) as pool:
+            open_first_session(pool, plan.batches, "check")
+            if output is not None:  # opened only now: a set-up that cannot work leaves the earlier results alone
+                writer = ResultWriter.to_file(output, append=earlier is not None)
+            elif not args.json:
+                writer = ResultWriter(sys.stdout, owned=False)
+            with pool.run(plan.batches, "check", plan.request) as run:
+                interrupts.cancel_with(run.cancel)
+                for result in run:
+                    report.take(result, todo, plan.row, writer)
+                    if bar is not None:
+                        bar.update(report.done_now, report.by_status)
+            interrupts.cancel_with(lambda: None)  # a Ctrl-C from here on waits for the workers to stop
+            report.sessions_opened = pool.snapshot().sessions_opened
+    except KeyboardInterrupt:  # before the first item ran
+        pass
+    finally:
+        if bar is not None:
+            bar.close()
+        if writer is not None:
+            writer.close()
+    if interrupts.requested:
+        return report.interrupted()
+    return report.finish()
+
+
+def _toolchain(workspace: str | None) -> str | None:
+    if workspace is None:
+        return None
+    from leanworker.lean import find_toolchain
+
+    return find_toolchain(workspace).fingerprint
+
+
+class _Report:
+    """Counts results as they come and prints the end: a table (or JSON), and the unchecked items."""
+
+    def __init__(self, args: argparse.Namespace, items: list[Item], todo: list[Item], simulated: bool,
+                 by_status: dict[str, int]) -> None:
+        self.args = args
+        self.items = items
+        self.todo = todo
+        self.simulated = simulated
+        self.by_status = by_status
+        self.skipped = len(items) - len(todo)
+        self.done_now = 0
+        self.sessions_opened = 0
+        self.unchecked: list[dict[str, Any]] = []
+        self.results: list[dict[str, Any]] = []  # kept only for --json without --output
+
+    def take(self, result: Any, todo: list[Item], shape: Callable[[dict[str, Any], int], dict[str, Any]],
+             writer: ResultWriter | None) -> None:
+        if not result.committed:
+            error = result.error
+            text = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+            self.unchecked += [{"id": todo[int(i)].id, "error": text} for i in result.modules]
+            self.done_now += len(result.modules)
+            return
+        for row in result.rows:
+            index = int(row.payload["id"])
+            item = todo[index]
+            checked = {**shape(row.payload, index), "id": item.id, "code_sha256": item.code_sha256}
+            if self.simulated:
+                checked["simulated"] = True
+            status = str(checked.get("status"))
+            self.by_status[status] = self.by_status.get(status, 0) + 1
+            self.done_now += 1
+            if writer is not None:
+                writer.write(checked)
+            elif self.args.json:
+                self.results.append(checked)
+
+    @property
+    def checked(self) -> int:
+        return sum(self.by_status.values())
+
+    def status(self) -> str:
+        complete = not self.unchecked and all(s in VERDICTS for s in self.by_status)
+        return "ok" if complete and self.checked == len(self.items) else "failed"
+
+    def summary_json(self, status: str) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "status": status, "simulated": self.simulated, "items": len(self.items), "skipped": self.skipped,
+            "checked": self.checked, "by_status": self.by_status, "unchecked": self.unchecked,
+            "sessions_opened": self.sessions_opened,
+            "output": self.args.output}
+        if self.args.json and self.args.output is None:
+            data["results"] = self.results
+        return data
+
+    def finish(self) -> int:
+        status = self.status()
+        if self.args.json:
+            emit_json(self.summary_json(status))
+            return EXIT_OK if status == "ok" else EXIT_FAILED
+        out = sys.stderr if self.args.output is None else sys.stdout
+        if not self.todo:
+            print(f"nothing left to check: all {plural(len(self.items), 'item')} have results in "
+                  f"{self.args.output}", file=out)
+        statuses = sorted(self.by_status)
+        print(table(["items", "done before", "checked", *statuses, "not checked"],
+                    [[str(len(self.items)), str(self.skipped), str(self.checked),
+                      *(str(self.by_status[s]) for s in statuses), str(len(self.unchecked))]]), file=out)
+        if self.simulated:
+            print(SIMULATED_NOTE, file=out)
+        width = terminal_width()
+        for entry in self.unchecked[:UNCHECKED_SHOWN]:
+            print(elide(f"not checked: {entry['id']}: {entry['error']}", width), file=sys.stderr)
+        if len(self.unchecked) > UNCHECKED_SHOWN:
+            print(f"... {len(self.unchecked) - UNCHECKED_SHOWN} more not checked (--json lists every one)",
+                  file=sys.stderr)
+        if self.args.output is not None:
+            print(f"results: {self.args.output}", file=out)
+        return EXIT_OK if status == "ok" else EXIT_FAILED
+
+    def interrupted(self) -> int:
+        """The one line after Ctrl-C: how many items have results, and the command that resumes."""
+        total = len(self.items)
+        if self.args.output is not None:
+            argv = [*self.args.argv] + ([] if "--resume" in self.args.argv else ["--resume"])
+            line = (f"interrupted: {self.checked} of {plural(total, 'item')} have results in {self.args.output}; "
+                    f"resume with: {shlex.join(['leanworker', *argv])}")
+        else:
+            line = (f"interrupted: {self.checked} of {plural(total, 'item')} checked (printed above); to be able "
+                    "to resume, use --output FILE")
+        if self.args.json:
+            emit_json({**self.summary_json("interrupted"), "message": line})
+        print(f"leanworker check: {line}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+class _CheckBar:
+    """Items done of all, rate, ETA and counts by status, on stderr (a terminal only)."""
+
+    def __init__(self, total: int) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("check"), BarColumn(), TextColumn("{task.completed}/{task.total} items"),
+                                 TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                                 TextColumn("{task.fields[statuses]}"))
+        self.task = self.progress.add_task("check", total=max(total, 1), rate="", statuses="")
+        self.progress.start()
+
+    def update(self, done: int, by_status: dict[str, int]) -> None:
+        task = self.progress.tasks[0]
+        rate = f"{done / task.elapsed:.0f} items/s" if task.elapsed else ""
+        statuses = " ".join(f"{k} {v}" for k, v in sorted(by_status.items()))
+        self.progress.update(self.task, completed=done, rate=rate, statuses=statuses)
+
+    def close(self) -> None:
+        self.progress.stop()

@@ -1,0 +1,250 @@
+"""``leanworker run``: discover and plan a Lake project, run the plan on a pool (or Ray), show progress and a
+summary; Ctrl-C stops it cleanly and says how to resume."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import logging
+import shlex
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from leanworker.cli._output import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    UsageError,
+    elide,
+    emit_json,
+    plural,
+    spinner,
+    table,
+    terminal_width,
+)
+from leanworker.cli._preflight import ray_address, writable_file
+from leanworker.cli._project import discover, no_modules_reason
+from leanworker.cli._session import open_first_session, shared_failure
+from leanworker.cli._values import capability, non_negative_int, positive_int
+
+FAILURES_SHOWN = 10
+
+
+def add_run_command(add: Callable[..., argparse.ArgumentParser]) -> None:
+    """Register ``run`` (``add`` makes a subparser with ``--json``)."""
+    run = add("run", "Discover and plan a Lake project, then run every batch with a capability command on a worker "
+                     "pool.",
+              "Concurrent, session-affine, retried, and committed exactly once with --output. Exit status 0 when "
+              "every batch committed, 1 when some failed or were quarantined, 2 on bad usage, a project without "
+              "modules or a set-up that cannot work, 130 after Ctrl-C (it says how to resume).")
+    run.add_argument("path", help="the Lake project, or any path inside it")
+    run.add_argument("--capability", required=True, type=capability, metavar="MODULE:ATTR",
+                     help="the capability, found as `python -m` would: the current directory first, then installed "
+                          "packages (required)")
+    run.add_argument("--command", required=True, metavar="NAME",
+                     help="the capability command each batch runs (required)")
+    run.add_argument("--lib", action="append", metavar="NAME",
+                     help="a library to run, repeatable (default: the default targets, else every library)")
+    run.add_argument("--mode", choices=["shared", "per_header"], default="shared",
+                     help="shared: one session on the base imports; per_header: a session per import header "
+                          "(default: shared)")
+    run.add_argument("--base-import", action="append", default=[], metavar="MODULE",
+                     help="a module every session imports, repeatable (default: none)")
+    run.add_argument("--max-batch-modules", type=positive_int, default=None, metavar="N",
+                     help="at most this many modules a batch (default: no limit)")
+    run.add_argument("--workers", type=positive_int, default=2, metavar="N",
+                     help="worker processes at once; with --ray, per node (default: 2)")
+    run.add_argument("--retries", type=non_negative_int, default=1, metavar="N",
+                     help="retries of a failed batch on a fresh worker before it is split (default: 1)")
+    run.add_argument("--output", default=None, metavar="FILE",
+                     help="write committed rows here as JSON lines, exactly once (default: none: rows are counted, "
+                          "not kept)")
+    run.add_argument("--resume", action="store_true",
+                     help="skip what an earlier run committed to --output (default: off: --output starts afresh)")
+    run.add_argument("--ray", metavar="ADDRESS", default=None,
+                     help="run on a Ray cluster (needs leanworker[ray]): HOST:PORT, 'auto' for one started with "
+                          "`ray start` here, or 'local' for a one-machine cluster for this run; docs/distributed.md "
+                          "(default: a local pool, no Ray)")
+    run.set_defaults(handler=run_plan_command)
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Everything that can be checked before discovery: one line and exit status 2 on the first problem."""
+    if args.resume and args.output is None:
+        raise UsageError("--resume needs --output")
+    if args.output is not None:
+        writable_file(args.output, "--output")
+    if args.ray is not None:
+        ray_address(args.ray)
+        try:
+            import leanworker.scaleout  # noqa: F401
+        except ImportError:
+            raise UsageError("--ray needs Ray: pip install 'leanworker[ray]'") from None
+
+
+def run_plan_command(args: argparse.Namespace) -> int:
+    import leanworker as lw
+
+    check_arguments(args)
+    project = discover(args)
+    if not project.modules:
+        raise UsageError(no_modules_reason(project))
+    with spinner(args, f"planning {args.path}..."):
+        planner = lw.ImportPlanner(args.capability, tuple(args.base_import), args.max_batch_modules, mode=args.mode)
+        plan = planner.plan(project)
+    interrupts = args.interrupts
+    failures: list[dict[str, Any]] = []
+    stopped: str | None = None
+    bar = None if args.json or not sys.stderr.isatty() else _RunBar(plan.module_count)
+    try:
+        with _runner(args, lw.PoolConfig(max_workers=args.workers)) as pool:
+            if args.ray is None:
+                with spinner(args, "opening the first session..."):
+                    open_first_session(pool, plan.batches, args.command)
+            with pool.run(plan, args.command, retries=args.retries, output=args.output, resume=args.resume) as run:
+                interrupts.cancel_with(run.cancel)
+                committed = 0
+                for result in run:
+                    stopped = shared_failure(result, plan.batches, committed)
+                    if stopped is not None:
+                        run.cancel()
+                        break
+                    committed += result.committed
+                    if not result.committed:
+                        failures.append({"modules": list(result.modules), "error": type(result.error).__name__,
+                                         "message": str(result.error)})
+                    if bar is not None:
+                        bar.update(run.progress)
+            interrupts.cancel_with(lambda: None)  # a Ctrl-C from here on waits for the workers to stop
+            summary = _with_sessions(run.summary, pool, args)
+    except KeyboardInterrupt:  # before the run started (discovery is done): nothing of this run was committed
+        return _interrupted(args, None)
+    finally:
+        if bar is not None:
+            bar.close()
+    if stopped is not None:
+        raise UsageError(stopped)
+    assert summary is not None
+    if interrupts.requested:
+        return _interrupted(args, summary)
+    ok = summary.batches_failed == 0 and not summary.quarantined and project.ok
+    if args.json:
+        emit_json({"status": "ok" if ok else "failed", "plan": plan.fingerprint, "modules": plan.module_count,
+                   "summary": summary_json(summary), "failures": failures,
+                   "diagnostics": [vars(d) for d in project.diagnostics], "output": args.output})
+    else:
+        print_summary(args, summary, failures)
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def _with_sessions(summary: Any, pool: Any, args: argparse.Namespace) -> Any:
+    """The run's summary, counting the first session (opened before the run, and used by it) on a local pool."""
+    if args.ray is not None or summary is None:
+        return summary
+    return dataclasses.replace(summary, sessions_opened=pool.snapshot().sessions_opened)
+
+
+def summary_json(summary: Any) -> dict[str, Any]:
+    return {**vars(summary), "quarantined": list(summary.quarantined), "elapsed": round(summary.elapsed, 3)}
+
+
+def print_summary(args: argparse.Namespace, summary: Any, failures: list[dict[str, Any]]) -> None:
+    print(table(["batches", "committed", "failed", "skipped", "rows", "sessions", "retries", "quarantined",
+                 "elapsed"],
+                [[str(summary.batches_total), str(summary.batches_committed), str(summary.batches_failed),
+                  str(summary.batches_skipped), str(summary.rows), str(summary.sessions_opened),
+                  str(summary.retries), str(len(summary.quarantined)), f"{summary.elapsed:.1f} s"]]))
+    width = terminal_width()
+    for failure in failures[:FAILURES_SHOWN]:
+        modules = ", ".join(failure["modules"][:3]) + (" ..." if len(failure["modules"]) > 3 else "")
+        message = failure["message"].strip().splitlines()[0] if failure["message"].strip() else ""
+        print(elide(f"failed: {modules}: {failure['error']}: {message}", width), file=sys.stderr)
+    if len(failures) > FAILURES_SHOWN:
+        print(f"... {len(failures) - FAILURES_SHOWN} more failures (--json lists every one)", file=sys.stderr)
+    if args.output and summary.batches_committed:
+        print(f"committed rows: {args.output} ({plural(summary.rows, 'row')} from "
+              f"{plural(summary.batches_committed, 'batch')})")
+    elif args.output and summary.batches_skipped == summary.batches_total:
+        print(f"nothing left to run: every batch was committed to {args.output} by an earlier run")
+    elif args.output:
+        print(f"no rows were committed to {args.output}")
+
+
+def _interrupted(args: argparse.Namespace, summary: Any) -> int:
+    """The one line after Ctrl-C: what was committed, and the command that resumes."""
+    done = 0 if summary is None else summary.batches_committed + summary.batches_skipped
+    total = "" if summary is None else f" of {summary.batches_total}"
+    if args.output:
+        argv = [*args.argv] + ([] if "--resume" in args.argv else ["--resume"])
+        line = (f"interrupted: {plural(done, 'batch')}{total} committed to {args.output}; resume with: "
+                f"{shlex.join(['leanworker', *argv])}")
+    else:
+        line = (f"interrupted: {plural(done, 'batch')}{total} had finished, but without --output nothing was kept; "
+                "run again with --output FILE to be able to resume")
+    if args.json:
+        emit_json({"status": "interrupted", "message": line,
+                   "summary": summary_json(summary) if summary is not None else None, "output": args.output})
+    print(f"leanworker run: {line}", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+@contextlib.contextmanager
+def _runner(args: argparse.Namespace, config: Any) -> Iterator[Any]:
+    """A local pool, or with ``--ray`` a RayRunner on that cluster (connected for this run only)."""
+    import leanworker as lw
+
+    if args.ray is None:
+        with lw.WorkerPool(config) as pool:
+            yield pool
+        return
+    import ray
+
+    from leanworker.scaleout import RayRunner
+
+    # Ray's processes are started with SIGINT blocked (they inherit the mask), so a Ctrl-C at the terminal reaches
+    # only this process, which then stops the run, the runner and Ray, in that order. Ray's start-up is never cut
+    # half-way: a Ctrl-C meanwhile is noted, and acted on once the runner is ready.
+    interrupts = args.interrupts
+    interrupts.cancel_with(lambda: None)
+    try:
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            with spinner(args, f"connecting to Ray ({args.ray})..."):
+                ray.init(address=None if args.ray == "local" else args.ray, logging_level=logging.ERROR,
+                         log_to_driver=False, include_dashboard=False if args.ray == "local" else None)
+        except Exception as exc:
+            raise UsageError(f"--ray {args.ray}: cannot connect: {str(exc).strip().splitlines()[0]}") from None
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        with RayRunner(config) as runner:
+            interrupts.cancel_with(None)
+            if interrupts.requested:
+                raise KeyboardInterrupt
+            yield runner
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()  # disconnects; a cluster we did not start goes on running
+
+
+class _RunBar:
+    """A progress bar on stderr: modules, batches, rows, sessions, failures and an estimate."""
+
+    def __init__(self, modules: int) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("run"), BarColumn(), TextColumn("{task.completed}/{task.total} modules"),
+                                 TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
+        self.task = self.progress.add_task("run", total=max(modules, 1), detail="")
+        self.progress.start()
+
+    def update(self, progress: Any) -> None:
+        eta = f", eta {progress.eta_s:.0f} s" if progress.eta_s else ""
+        detail = (f"{plural(progress.batches_done, 'batch')}, {plural(progress.rows, 'row')}, "
+                  f"{plural(progress.sessions_opened, 'session')}, {progress.failures} failed{eta}")
+        self.progress.update(self.task, completed=progress.modules_done, detail=detail)
+
+    def close(self) -> None:
+        self.progress.stop()

@@ -1,0 +1,34 @@
+"""``leanworker trace render``: a trace file as a self-contained HTML timeline."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from leanworker.cli._output import EXIT_OK, UsageError, emit_json, plural
+from leanworker.cli._preflight import readable_file, writable_file
+
+
+def run_trace_render(args: argparse.Namespace) -> int:
+    from leanworker.actors.core.tracing import NotATrace, read_trace
+    from leanworker.timeline import render_timeline
+
+    readable_file(args.trace_file, "trace")
+    output = writable_file(args.output, "--output")
+    try:
+        events = read_trace(args.trace_file)
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.trace_file}: {exc.strerror or exc}") from None
+    except NotATrace as exc:
+        raise UsageError(str(exc)) from None
+    if not events:
+        raise UsageError(f"{args.trace_file} holds no events: nothing to render")
+    try:
+        output.write_text(render_timeline(events, f"leanworker trace: {args.trace_file}"), encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--output {args.output}: cannot write: {exc.strerror or exc}") from None
+    if args.json:
+        emit_json({"status": "ok", "events": len(events), "output": str(output.resolve())})
+    else:
+        print(f"{plural(len(events), 'event')} rendered to {output.resolve()}")
+    return EXIT_OK

@@ -1,0 +1,120 @@
+"""Running the installed ``leanworker`` console script as a person does: from a folder of their own (never the
+repository), with a PATH that does not hold the virtual environment, judged on the exit status and what it printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+VENV_BIN = Path(sys.executable).parent  # not resolved: the venv's bin, not the base interpreter's
+LEANWORKER = VENV_BIN / "leanworker"
+COLUMNS = 100
+
+
+def person_env(**extra: str) -> dict[str, str]:
+    """The environment of a shell without the venv: PATH without its bin, no PYTHONPATH, a 100-column terminal."""
+    venv = str(VENV_BIN)
+    path = [entry for entry in os.environ.get("PATH", "").split(os.pathsep) if entry and entry != venv]
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "VIRTUAL_ENV", "LEANWORKER_REPL", "LEANWORKER_MATHLIB_ROOT")}
+    env.update({"PATH": os.pathsep.join(path) or os.defpath, "COLUMNS": str(COLUMNS)})
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Done:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+    @property
+    def err_lines(self) -> list[str]:
+        return self.err.splitlines()
+
+    @property
+    def out_lines(self) -> list[str]:
+        return self.out.splitlines()
+
+
+def cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120,
+               prefix: tuple[str, ...] = ()) -> Done:
+    """Run ``leanworker ARGS`` in ``cwd``; never a traceback, whatever the outcome."""
+    done = subprocess.run([*prefix, str(LEANWORKER), *args], cwd=cwd, env=env or person_env(), capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    result = Done(done.returncode, done.stdout, done.stderr)
+    assert "Traceback" not in result.out + result.err, result.err
+    return result
+
+
+def one_line_error(done: Done, command: str) -> str:
+    """The single stderr line of a command that stopped before any work (exit 2, nothing on stdout)."""
+    assert done.code == 2, (done.code, done.out, done.err)
+    assert done.out == "" and len(done.err_lines) == 1, done.err
+    line = done.err_lines[0]
+    assert line.startswith(f"leanworker {command}: "), line
+    return line[len(f"leanworker {command}: "):]
+
+
+def interrupt_when(args: tuple[str, ...], cwd: Path, started: Callable[[int], bool], env: dict[str, str] | None = None,
+                   timeout: float = 120) -> tuple[Done, list[psutil.Process]]:
+    """Start ``leanworker ARGS`` in its own session (a terminal's foreground job), wait until ``started()`` says
+    work is under way (it is given the command's pid), press Ctrl-C (SIGINT to the whole process group, as a terminal does), and return what it
+    printed and every process it had started."""
+    process = subprocess.Popen([str(LEANWORKER), *args], cwd=cwd, env=env or person_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while not started(process.pid):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the work never started"
+            time.sleep(0.02)
+        children = psutil.Process(process.pid).children(recursive=True)
+        os.killpg(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    done = Done(process.returncode, out, err)
+    assert "Traceback" not in done.out + done.err, done.err
+    return done, children
+
+
+def gone(processes: list[psutil.Process], timeout: float = 10.0) -> bool:
+    """Every one of ``processes`` has exited (waited for up to ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [p for p in processes if _alive(p)]
+        if not alive or time.monotonic() > deadline:
+            return not alive
+        time.sleep(0.05)
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def runs_a_worker(pid: int) -> bool:
+    """A worker host process runs below ``pid``."""
+    try:
+        return any("leanworker.host" in " ".join(child.cmdline()) for child in psutil.Process(pid).children(True))
+    except psutil.Error:
+        return False

@@ -1,0 +1,124 @@
+"""``leanworker check`` as a person runs it (issue 20): the README's try-it command on the bundled simulator, said
+to be simulated wherever it shows; a set-up that cannot work stops in one line; items files that give nothing to do
+or repeat an id are refused; ``--resume`` checks each item exactly once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from console import cli, one_line_error, person_env
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    folder = tmp_path / "home"
+    folder.mkdir()
+    return folder
+
+
+def write_items(path: Path, items: list[dict[str, object]]) -> None:
+    path.write_text("".join(json.dumps(item) + "\n" for item in items))
+
+
+ITEMS = [
+    {"id": "a", "code": "import Mathlib\ntheorem a : True := trivial"},
+    {"id": "b", "code": "import Mathlib\n\ntheorem b : True := sorry"},
+    {"id": 3, "code": "import Std\ndef c := ERROR"},
+    {"id": "wrong", "code": "theorem w : 1 + 1 = 3 := rfl"},
+]
+
+
+def test_the_readme_try_it_commands_work_as_printed(home: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("Try it without Lean", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    *setup, command = block.replace("\\\n", "").strip().splitlines()
+    subprocess.run(["bash", "-c", "\n".join(setup)], cwd=home, check=True, timeout=30)
+    assert command.startswith("leanworker ")
+    done = cli(*shlex.split(command)[1:], cwd=home)
+    assert done.code == 0 and sorted(json.loads(line)["status"] for line in done.out_lines) == ["ok", "sorry"]
+    assert "SIMULATED" in done.err
+
+
+def test_check_on_the_simulator_says_so_in_the_table_the_summary_and_every_row(home: Path) -> None:
+    write_items(home / "items.jsonl", ITEMS)
+    done = cli("check", "items.jsonl", "--simulator", cwd=home)
+    assert done.code == 0, done.err
+    rows = [json.loads(line) for line in done.out_lines]
+    assert {row["id"]: row["status"] for row in rows} == {"a": "ok", "b": "sorry", 3: "error", "wrong": "ok"}
+    assert all(row["simulated"] is True for row in rows)
+    by_id = {row["id"]: row for row in rows}
+    assert by_id["a"]["code_sha256"] == hashlib.sha256(str(ITEMS[0]["code"]).encode()).hexdigest()
+    assert any(line.startswith("SIMULATED: these verdicts come from leanworker's REPL simulator") for line in
+               done.err_lines), done.err
+    assert "None" not in done.err
+    data = cli("check", "items.jsonl", "--simulator", "--json", cwd=home).json()
+    assert data["simulated"] is True and data["status"] == "ok" and data["checked"] == 4
+    assert len(data["results"]) == 4 and all(row["simulated"] is True for row in data["results"])
+
+
+def test_an_item_that_times_out_is_exit_1_and_the_others_keep_their_verdicts(home: Path) -> None:
+    write_items(home / "items.jsonl", [*ITEMS[:2], {"id": "h", "code": "import Std\nHANG"}])
+    done = cli("check", "items.jsonl", "--simulator", "--timeout", "0.5", "--output", "out.jsonl", cwd=home)
+    assert done.code == 1, done.err
+    statuses = {r["id"]: r["status"] for r in map(json.loads, (home / "out.jsonl").read_text().splitlines())}
+    assert statuses == {"a": "ok", "b": "sorry", "h": "timeout"}
+    assert "timeout" in done.out_lines[0] and done.out_lines[-1] == "results: out.jsonl"
+
+
+def test_a_check_that_cannot_start_stops_in_one_line_that_names_the_fix(home: Path) -> None:
+    write_items(home / "items.jsonl", ITEMS)
+    reason = one_line_error(cli("check", "items.jsonl", cwd=home, env=person_env(PATH="/usr/bin:/bin")), "check")
+    assert "--repl COMMAND" in reason and "--simulator" in reason and "SessionKey" not in reason
+    reason = one_line_error(cli("check", "items.jsonl", "--repl", "/nonexistent/repl", cwd=home), "check")
+    assert reason == "--repl /nonexistent/repl: no such file"
+    reason = one_line_error(cli("check", "items.jsonl", "--simulator", "--workspace", "/nonexistent", cwd=home),
+                            "check")
+    assert reason == "--workspace /nonexistent: no such directory"
+    (home / "fails.sh").write_text("#!/bin/sh\necho 'the REPL cannot run here' >&2\nexit 3\n")
+    (home / "fails.sh").chmod(0o755)
+    write_items(home / "mathlib.jsonl", [ITEMS[0], ITEMS[1]])
+    reason = one_line_error(cli("check", "mathlib.jsonl", "--repl", "./fails.sh", "--output", "out.jsonl", cwd=home),
+                            "check")
+    assert reason.startswith("cannot open a session of leanworker.lean:repl (imports Mathlib): importing Mathlib: "
+                             "the REPL exited with status 3"), reason
+    assert not (home / "out.jsonl").exists(), "nothing is written before the first session opens"
+
+
+def test_items_files_with_nothing_to_do_or_a_repeated_id_are_refused(home: Path) -> None:
+    (home / "empty.jsonl").write_text("\n\n")
+    assert one_line_error(cli("check", "empty.jsonl", "--simulator", cwd=home), "check") == (
+        'empty.jsonl has no items (one {"id": ..., "code": "..."} JSON object a line): nothing to check')
+    write_items(home / "twice.jsonl", [ITEMS[0], ITEMS[1], {"id": "a", "code": "x"}, ITEMS[2], {"id": 3, "code": "y"}])
+    assert one_line_error(cli("check", "twice.jsonl", "--simulator", cwd=home), "check") == (
+        'twice.jsonl: 2 duplicate item ids: "a" (lines 1, 3); 3 (lines 4, 5); each id must be unique')
+    (home / "bad.jsonl").write_text('{"id": 1, "code": "x"}\nnot json\n')
+    assert one_line_error(cli("check", "bad.jsonl", "--simulator", cwd=home), "check").startswith(
+        "bad.jsonl:2: not JSON")
+
+
+def test_resume_checks_exactly_the_items_whose_id_and_code_have_no_result(home: Path) -> None:
+    write_items(home / "items.jsonl", ITEMS)
+    assert cli("check", "items.jsonl", "--simulator", "--output", "out.jsonl", cwd=home).code == 0
+    first = (home / "out.jsonl").read_text().splitlines()
+    changed = [ITEMS[0], {"id": "b", "code": "import Mathlib\ntheorem b : True := trivial"}, *ITEMS[2:],
+               {"id": "new", "code": "def n := ERROR"}]
+    write_items(home / "items.jsonl", changed)
+    with open(home / "out.jsonl", "a") as out:
+        out.write('{"id": "new", "status": "ok", "code_sha')  # a line torn by a kill: never a result
+    done = cli("check", "items.jsonl", "--simulator", "--output", "out.jsonl", "--resume", "--json", cwd=home)
+    data = done.json()
+    assert done.code == 0 and data["skipped"] == 3 and data["items"] == 5, done.err
+    rows = [json.loads(line) for line in (home / "out.jsonl").read_text().splitlines()]
+    assert sorted(str(r["id"]) for r in rows) == ["3", "a", "b", "new", "wrong"], "one line an item, no stale one"
+    assert {r["id"]: r["status"] for r in rows}["b"] == "ok" and {r["id"]: r["status"] for r in rows}["new"] == "error"
+    kept = next(line for line in first if json.loads(line)["id"] == "a")
+    assert kept in (home / "out.jsonl").read_text().splitlines(), "a done item's result is kept as it was"
+    done = cli("check", "items.jsonl", "--simulator", "--output", "out.jsonl", "--resume", cwd=home)
+    assert done.code == 0 and done.out_lines[0] == "nothing left to check: all 5 items have results in out.jsonl"
+    assert len((home / "out.jsonl").read_text().splitlines()) == 5
