@@ -23,7 +23,6 @@ LOWER_LAYERS = ("protocol", "host", "planner", "lean")
 
 # Cycles that exist today and are being taken apart elsewhere (the command line, issue 20); this list only shrinks.
 KNOWN_CYCLES: set[frozenset[str]] = {
-    frozenset({"leanworker.cli", "leanworker.cli_run", "leanworker.cli_check"}),
 }
 
 

@@ -197,6 +197,9 @@ def test_json_is_accepted_after_any_subcommand(home: Path, tmp_path: Path) -> No
      "leanworker doctor: error: argument --capability: must be module:attribute (for example my_tool:capability), "
      "got 'nocolon'"),
     (("run", "P", "--capability", "a:b", "--command", "x", "--resume"), "leanworker run: --resume needs --output"),
+    (("check", "items.jsonl", "--lean", "lean"), "leanworker check: --lean goes with --mode file"),
+    (("check", "items.jsonl", "--mode", "file", "--simulator"),
+     "leanworker check: --simulator goes with --mode repl, not --mode file"),
 ])
 def test_each_bad_value_is_named_alone_in_one_line_with_exit_2(home: Path, args: tuple[str, ...], line: str) -> None:
     done = cli(*args, cwd=home)
