@@ -25,6 +25,7 @@ from leanworker.cli._probe import run_doctor, run_probe
 from leanworker.cli._project import FIXTURE_CAPABILITY, run_discover, run_plan
 from leanworker.cli._run import add_run_command
 from leanworker.cli._trace import run_trace_render
+from leanworker.serve.command import add_serve_command
 from leanworker.cli._values import capability, existing_file, non_negative_int, positive_int
 
 EXIT_STATUSES = ("exit status: 0 everything asked was done; 1 some work could not be done (failed batches or items); "
@@ -110,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_run_command(add)
     add_check_command(add)
+    add_serve_command(add)
 
     doctor = add("doctor", "Start a worker, open a session and print its doctor report.",
                  "Exit status 1 when a check failed or the session could not open.")

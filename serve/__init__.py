@@ -2,11 +2,28 @@
 
 Kimina-compatible endpoints (``POST /api/check``, ``POST /verify``, ``GET /health``) so that the Kimina Lean Server's
 clients work unchanged, and a native streaming one (``POST /v1/check``). The app is written against
-:class:`Checker` (check items of one import header, results as they complete); :func:`create_app` builds it.
+:class:`Checker` (check items of one import header, results as they complete); :func:`create_app` builds it. Names
+are loaded lazily, so that ``leanworker serve --help`` works without the extra installed.
 """
 
-from leanworker.serve.app import create_app
-from leanworker.serve.checker import Checker
-from leanworker.serve.config import ServeConfig
+from __future__ import annotations
 
-__all__ = ["Checker", "ServeConfig", "create_app"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {"Checker": "leanworker.serve.checker", "ServeConfig": "leanworker.serve.config",
+            "create_app": "leanworker.serve.app"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'leanworker.serve' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+if TYPE_CHECKING:
+    from leanworker.serve.app import create_app as create_app
+    from leanworker.serve.checker import Checker as Checker
+    from leanworker.serve.config import ServeConfig as ServeConfig

@@ -143,6 +143,16 @@ def start_line(config: ServeConfig, url: str, keys: KeyRing, repl: tuple[str, ..
     return f"leanworker serve: listening on {url} ; {what}, {config.workers} workers; {keyed}; {cache}; {sandbox}"
 
 
+def add_serve_command(add: Any) -> None:
+    """``leanworker serve``, as a sub-command of the ``leanworker`` CLI (``add(name, summary, details)`` makes its
+    parser)."""
+    parser = add("serve", "A proof-checking service over warm Lean REPLs (needs the serve extra; docs/serve.md).",
+                 "Kimina-compatible endpoints and a streaming native one. Exit status 0 after SIGTERM or Ctrl-C, 2 "
+                 "when it cannot start.")
+    add_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="leanworker serve", description="A proof-checking service over warm Lean "
                                      "REPLs: Kimina-compatible endpoints and a streaming native one (docs/serve.md).")

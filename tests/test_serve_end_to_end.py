@@ -177,6 +177,7 @@ def test_it_refuses_a_non_loopback_address_without_keys_and_a_bad_option_with_ex
     for args, says in ((["--host", "0.0.0.0"], "without API keys"), (["--timeout", "0"], "--timeout"),
                        (["--workers", "0"], "--workers must be >= 1"), (["--api-key-file", "/nonexistent"],
                                                                         "cannot read the API key file")):
-        done = subprocess.run([sys.executable, "-m", "leanworker.serve", "--simulator", *args],
+        command = ["-m", "leanworker", "serve"] if "0.0.0.0" in args else ["-m", "leanworker.serve"]  # both ways
+        done = subprocess.run([sys.executable, *command, "--simulator", *args],
                               capture_output=True, text=True, timeout=60, env={**os.environ, "LEANWORKER_API_KEYS": ""})
         assert done.returncode == 2 and says in done.stderr and done.stdout == ""

@@ -356,3 +356,30 @@ def test_only_lean_verdicts_are_cacheable() -> None:
     for row in ({"status": "timeout"}, {"status": "crashed"}, {"status": "unchecked", "error": "x"},
                 {"status": "error", "error": "Unknown environment."}):
         assert not cacheable(row)
+
+
+# -- the command line's decisions ---------------------------------------------------------------------------------------
+
+
+def test_the_sandbox_shows_the_repls_programs_and_the_whole_elan_when_it_runs_from_there(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from leanworker.serve.command import repl_paths
+
+    elan_bin = tmp_path / ".elan" / "bin"
+    elan_bin.mkdir(parents=True)
+    (elan_bin / "lake").write_text("#!/bin/sh\n")
+    repl = tmp_path / "proj" / "repl"
+    repl.parent.mkdir()
+    repl.write_text("")
+    paths = repl_paths((str(elan_bin / "lake"), "env", str(repl), "--flag"))
+    assert str(elan_bin) in paths and str(tmp_path / ".elan") in paths and str(repl.parent) in paths
+    assert not any(p.endswith("env") or p.endswith("--flag") for p in paths)
+
+
+def test_the_service_hides_its_key_file_and_its_cache_from_workers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from leanworker.serve.config import ServeConfig
+
+    config = ServeConfig(api_keys_file=str(tmp_path / "keys"), cache_path=tmp_path / "c.sqlite3")
+    assert config.hidden_paths == (str(tmp_path / "keys"), str(tmp_path / "c.sqlite3"),
+                                   str(tmp_path / "c.sqlite3-wal"), str(tmp_path / "c.sqlite3-shm"))
+    assert ServeConfig(cache=False).hidden_paths == ()
+    assert ServeConfig().sandbox == "auto"
