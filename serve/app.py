@@ -44,6 +44,7 @@ class _State:
     admission: Admission
     cache: ResultCache | None
     service: CheckService | None = None
+    reading: int = 0  # bytes of request bodies being read right now, over every request
 
 
 class _Access:
@@ -89,7 +90,12 @@ def _authorize(state: _State, request: Request) -> str:
     return key_id
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(state: _State, request: Request) -> bytes:
+    """The body, at most ``--max-body-mib``; bodies being read at once hold at most the queue's byte bound between
+    them (past it, 429), so memory stays bounded in bytes however many clients send at once. The bytes are given back
+    when the body is read: parsing and admission follow without an ``await`` in between, and admission counts the
+    code it admits."""
+    limit = state.config.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RequestRefused(413, f"the request body is {declared} bytes, over the limit of {limit} bytes")
@@ -98,11 +104,16 @@ async def _read_body(request: Request, limit: int) -> bytes:
     try:
         async for chunk in request.stream():
             size += len(chunk)
+            state.reading += len(chunk)
             if size > limit:
                 raise RequestRefused(413, f"the request body is over the limit of {limit} bytes")
+            if state.reading > state.admission.max_bytes:
+                raise RequestRefused(429, "too many request bytes are arriving at once", {"Retry-After": "1"})
             chunks.append(chunk)
     except ClientDisconnect:
         raise RequestRefused(400, "the client disconnected while sending the body") from None
+    finally:
+        state.reading -= size
     return b"".join(chunks)
 
 
@@ -166,7 +177,7 @@ async def api_check(request: Request) -> Response:
     state, access = _state(request), _Access(request)
     try:
         access.key_id = _authorize(state, request)
-        payload = _parse_json(await _read_body(request, state.config.max_body_bytes))
+        payload = _parse_json(await _read_body(state, request))
         body = kimina.parse_check(payload)
         codes = [s.code for s in body.snippets]
         access.items = len(codes)
@@ -192,7 +203,7 @@ async def verify(request: Request) -> Response:
     state, access = _state(request), _Access(request)
     try:
         access.key_id = _authorize(state, request)
-        payload = _parse_json(await _read_body(request, state.config.max_body_bytes))
+        payload = _parse_json(await _read_body(state, request))
         body = kimina.parse_verify(payload)
         if not body.codes:
             access.log(200)
@@ -222,7 +233,7 @@ async def native_check(request: Request) -> Response:
         access.key_id = _authorize(state, request)
         timeout = native.parse_timeout(request.query_params.get("timeout"), state.config.timeout,
                                        state.config.max_timeout)
-        raw = await _read_body(request, state.config.max_body_bytes)
+        raw = await _read_body(state, request)
         items = native.parse_items(raw, request.headers.get("content-type", ""))
         del raw
         codes = [item.code for item in items]

@@ -5,6 +5,10 @@ A request of one snippet costs one lease and one call round trip when it runs al
 arrived while every REPL was busy go together in the next call of their header, so the per-call cost is shared and
 the header is never sent again (the REPL imported it once). A call takes at most ``max_batch`` items, and no more
 than its share when several REPLs are free (:func:`batch_size`), so a burst is spread over every REPL.
+
+Fairness: the group whose oldest waiting item is oldest goes first; inside a group, a call takes items round robin
+over the requests (*owners*) that wait in it, so a request of ten thousand items delays a one-item request by one
+item per call, not by ten thousand.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ import itertools
 import logging
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Hashable
+from dataclasses import dataclass
 
 from leanworker.serve.checker import Checker, Row, unchecked
 
@@ -37,9 +42,43 @@ class _Waiting:
     future: asyncio.Future[Row]
 
 
-@dataclass
 class _Group:
-    items: deque[_Waiting] = field(default_factory=deque)
+    """The items waiting for one (header, timeout): a queue per owner, served round robin."""
+
+    def __init__(self) -> None:
+        self.queues: dict[Hashable, deque[_Waiting]] = {}  # insertion order: the order owners are served in
+
+    def add(self, owner: Hashable, waiting: _Waiting) -> None:
+        self.queues.setdefault(owner, deque()).append(waiting)
+
+    def prune(self) -> None:
+        """Drop withdrawn items (and owners left with nothing)."""
+        for owner in list(self.queues):
+            queue = self.queues[owner]
+            while queue and queue[0].future.done():
+                queue.popleft()
+            if not queue:
+                del self.queues[owner]
+
+    def oldest(self) -> int | None:
+        return min((queue[0].seq for queue in self.queues.values() if queue), default=None)
+
+    def __len__(self) -> int:
+        return sum(len(queue) for queue in self.queues.values())
+
+    def take(self, count: int) -> list[_Waiting]:
+        """Up to ``count`` live items, one per owner in turn; an owner served last goes to the back."""
+        taken: list[_Waiting] = []
+        while len(taken) < count and self.queues:
+            owner, queue = next(iter(self.queues.items()))
+            del self.queues[owner]
+            while queue and queue[0].future.done():
+                queue.popleft()
+            if queue:
+                taken.append(queue.popleft())
+            if queue:
+                self.queues[owner] = queue
+        return taken
 
 
 class Batcher:
@@ -58,33 +97,30 @@ class Batcher:
     @property
     def waiting(self) -> int:
         """Items submitted and not yet handed to a call."""
-        return sum(len(group.items) for group in self._groups.values())
+        return sum(len(group) for group in self._groups.values())
 
-    def submit(self, imports: tuple[str, ...], body: str, timeout: float | None) -> asyncio.Future[Row]:
-        """The item's row, when its call yields it. Cancel the future to withdraw an item not yet handed out."""
+    def submit(self, imports: tuple[str, ...], body: str, timeout: float | None,
+               owner: Hashable = None) -> asyncio.Future[Row]:
+        """The item's row, when its call yields it. ``owner`` (the request) is what fairness is counted by. Cancel
+        the future to withdraw an item not yet handed out."""
         future: asyncio.Future[Row] = asyncio.get_running_loop().create_future()
-        self._groups.setdefault((imports, timeout), _Group()).items.append(_Waiting(next(self._seq), body, future))
+        self._groups.setdefault((imports, timeout), _Group()).add(owner, _Waiting(next(self._seq), body, future))
         self._dispatch()
         return future
 
     def _dispatch(self) -> None:
         while len(self._running) < self.checker.capacity:
-            for group in self._groups.values():  # withdrawn items never reach a call
-                while group.items and group.items[0].future.done():
-                    group.items.popleft()
-            live = [(group.items[0].seq, key) for key, group in self._groups.items() if group.items]
+            for key in list(self._groups):  # withdrawn items never reach a call
+                self._groups[key].prune()
+                if not self._groups[key].queues:
+                    del self._groups[key]
+            live = [(oldest, key) for key, group in self._groups.items() if (oldest := group.oldest()) is not None]
             if not live:
-                self._groups.clear()
                 return
             _, key = min(live)
             group = self._groups[key]
-            take = batch_size(len(group.items), self.checker.capacity - len(self._running), self.max_batch)
-            batch: list[_Waiting] = []
-            while group.items and len(batch) < take:
-                waiting = group.items.popleft()
-                if not waiting.future.done():
-                    batch.append(waiting)
-            if not group.items:
+            batch = group.take(batch_size(len(group), self.checker.capacity - len(self._running), self.max_batch))
+            if not group.queues:
                 del self._groups[key]
             if batch:
                 task = asyncio.get_running_loop().create_task(self._call(key, batch))
@@ -121,9 +157,10 @@ class Batcher:
     async def aclose(self) -> None:
         """Answer what waits as unchecked and cancel the calls in flight."""
         for group in self._groups.values():
-            for waiting in group.items:
-                if not waiting.future.done():
-                    waiting.future.set_result(unchecked("the service is stopping"))
+            for queue in group.queues.values():
+                for waiting in queue:
+                    if not waiting.future.done():
+                        waiting.future.set_result(unchecked("the service is stopping"))
         self._groups.clear()
         for task in list(self._running):
             task.cancel()

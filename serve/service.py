@@ -68,7 +68,8 @@ class CheckService:
                     continue
                 item, key = early
                 flight_key = (key, options.timeout)
-                future = self.flight.join(flight_key, functools.partial(self._start, key, item, options.timeout))
+                future = self.flight.join(flight_key, functools.partial(self._start, key, item, options.timeout,
+                                                                        done))
                 joined.append((flight_key, future))
                 future.add_done_callback(functools.partial(_deliver, done, position, item))
             for _ in range(len(items)):
@@ -100,8 +101,8 @@ class CheckService:
                 return ItemResult(position, shift_row(row, item), cached=True)
         return item, key
 
-    def _start(self, key: bytes, item: CheckItem, timeout: float | None) -> asyncio.Future[Row]:
-        future = self.batcher.submit(item.imports, item.body, timeout)
+    def _start(self, key: bytes, item: CheckItem, timeout: float | None, owner: object) -> asyncio.Future[Row]:
+        future = self.batcher.submit(item.imports, item.body, timeout, owner)  # the request's queue names it
         if self.cache is not None:
             future.add_done_callback(functools.partial(_store, self.cache, key))
         return future

@@ -188,6 +188,34 @@ def test_a_full_queue_answers_429_with_retry_after_and_the_admitted_request_stil
     assert server.client.post("/api/check", json=snippets("theorem t : True := trivial")).status_code == 200
 
 
+def test_bodies_arriving_at_once_are_bounded_in_bytes_between_them(serve: Any) -> None:
+    server = serve(max_queue_mib=1)
+    payload = json.dumps(snippets("theorem t : True := trivial -- " + "x" * 700_000)).encode()
+    half_sent = threading.Event()
+    go_on = threading.Event()
+
+    def slow_body() -> Iterator[bytes]:
+        yield payload[:650_000]
+        half_sent.set()
+        assert go_on.wait(10)
+        yield payload[650_000:]
+
+    answers: list[httpx.Response] = []
+    sender = threading.Thread(target=lambda: answers.append(server.client.post("/api/check", content=slow_body())))
+    sender.start()
+    assert half_sent.wait(10)
+    state = server.app.state.serve
+    deadline = time.monotonic() + 10
+    while state.reading < 600_000:  # the server has read most of what was sent
+        assert time.monotonic() < deadline, "the server never read the first part"
+        time.sleep(0.01)
+    other = httpx.post(server.url + "/api/check", content=payload, timeout=10)
+    assert other.status_code == 429 and other.headers["Retry-After"] == "1"
+    go_on.set()
+    sender.join(10)
+    assert answers[0].status_code == 200 and "response" in answers[0].json()["results"][0]
+
+
 def test_the_per_key_limit_holds_back_one_key_and_not_another(serve: Any) -> None:
     server = serve(KeyRing(parse_keys(["a:key-a", "b:key-b"])), max_in_flight_per_key=1)
     held = threading.Thread(target=lambda: server.client.post(

@@ -182,6 +182,23 @@ def test_the_batcher_groups_waiting_items_by_header_and_timeout_and_never_exceed
     asyncio.run(scenario())
 
 
+def test_inside_a_group_a_call_takes_items_round_robin_over_requests_so_a_small_one_is_not_starved() -> None:
+    async def scenario() -> None:
+        checker = HeldChecker(capacity=1)
+        batcher = Batcher(checker, max_batch=2)
+        big, small = object(), object()
+        first = batcher.submit(("A",), "a0", None, big)
+        rest = [batcher.submit(("A",), f"a{i}", None, big) for i in range(1, 10)]
+        alone = batcher.submit(("A",), "b0", None, small)
+        await asyncio.sleep(0)
+        checker.go.set()
+        await asyncio.gather(first, alone, *rest)
+        assert checker.calls[1][1] == ["a1", "b0"]  # not a1, a2: the small request's item rides the next call
+        assert [body for call in checker.calls[2:] for body in call[1]] == [f"a{i}" for i in range(2, 10)]
+
+    asyncio.run(scenario())
+
+
 def test_a_withdrawn_item_never_reaches_a_call_and_close_answers_the_waiting_as_unchecked() -> None:
     async def scenario() -> None:
         checker = HeldChecker(capacity=1)
