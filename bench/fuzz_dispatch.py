@@ -26,11 +26,12 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import leanworker as lw
-from leanworker.actors.slot.channel import Counters, RequestChannel
+from leanworker.actors.core.timers import Scheduler
+from leanworker.actors.slot.channel import RequestChannel
 from leanworker.actors.slot.connection import Connection
+from leanworker.actors.slot.counters import Counters
 from leanworker.actors.slot.dispatch import FrameDispatcher
 from leanworker.actors.slot.gate import AdmissionGate
-from leanworker.actors.core.timers import Scheduler
 from leanworker.fixtures.scripted_worker import substitute_id
 from leanworker.fixtures.wire_fuzz import scripts
 from leanworker.protocol import messages

@@ -8,9 +8,8 @@ from typing import Any, Protocol
 
 from leanworker.actors.core.config import PoolConfig, SessionKey
 from leanworker.actors.core.results import PoolSnapshot
-from leanworker.actors.core.waits import lease_bound
 from leanworker.actors.pool.lease import Lease
-from leanworker.actors.run import Attempt, Place, Requeue
+from leanworker.actors.run import Attempt, Requeue
 from leanworker.actors.slot import RowStream
 from leanworker.errors import LeanWorkerError, StaleLease, WorkerLost
 
@@ -76,25 +75,3 @@ class LeasePlace:
         if self._lease is not None:
             self._lease.release()
             self._lease = None
-
-
-class LocalBackend:
-    """Runs a plan on one local pool (a :class:`~leanworker.WorkerPool`): ``max_workers`` places."""
-
-    def __init__(self, pool: LeaseSource) -> None:
-        self._pool = pool
-        self._sessions_before = pool.snapshot().sessions_opened
-        self._lease_timeout = lease_bound(pool.config)
-
-    @property
-    def concurrency(self) -> int:
-        return self._pool.config.max_workers
-
-    def place(self, index: int) -> Place:
-        return LeasePlace(self._pool, self._lease_timeout)
-
-    def sessions_opened(self) -> int:
-        try:
-            return self._pool.snapshot().sessions_opened - self._sessions_before
-        except LeanWorkerError:
-            return 0

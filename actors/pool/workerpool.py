@@ -25,7 +25,7 @@ from leanworker.actors.pool.book import PoolBook
 from leanworker.actors.pool.budget import MemoryBudget
 from leanworker.actors.pool.cooldowns import KeyCooldowns
 from leanworker.actors.pool.lease import Lease
-from leanworker.actors.pool.local_run import LocalBackend
+from leanworker.actors.pool.local_backend import LocalBackend
 from leanworker.actors.pool.messages import Abandon, Acquire, ClosePool, Release, TakePoolSnapshot
 from leanworker.actors.pool.records import Waiter
 from leanworker.actors.run import PlanRun, RequestSpec

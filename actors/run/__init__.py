@@ -5,7 +5,7 @@ What other wings use is named here; every other module of the run is internal to
 wing but the core: the pool and ``leanworker.scaleout`` each bring their own places.
 """
 
-from leanworker.actors.run.executor import BatchResult, PlanRun, RequestSpec, RunProgress, RunSummary
+from leanworker.actors.run.executor import PlanRun, RequestSpec
 from leanworker.actors.run.journal import ResumeMismatch
 from leanworker.actors.run.places import (
     Attempt,
@@ -14,6 +14,7 @@ from leanworker.actors.run.places import (
     Requeue,
     RunBackend,
 )
+from leanworker.actors.run.results import BatchResult, RunProgress, RunSummary
 
 __all__ = ["Attempt", "BatchResult", "Place", "PlaceGone", "PlanRun", "RequestSpec", "Requeue",
            "ResumeMismatch", "RunBackend", "RunProgress", "RunSummary"]

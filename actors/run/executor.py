@@ -14,67 +14,18 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from leanworker.actors.core import locks
-from leanworker.actors.core.results import Row, StreamSummary
 from leanworker.actors.core.tracing import Tracer
 from leanworker.actors.run.journal import OutputJournal
 from leanworker.actors.run.places import Place, PlaceGone, Requeue, RunBackend
+from leanworker.actors.run.results import BatchResult, RunProgress, RunSummary
 from leanworker.actors.run.schedule import Schedule, Task
 from leanworker.errors import LeanWorkerError, NodeLost, WorkerLost
 from leanworker.planner.plan import ImportPlan, PlannedBatch
 
 RequestSpec = dict[str, Any] | Callable[[PlannedBatch], Any] | None
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    """The final outcome for ``modules`` of ``batch``: committed (with its ``rows``) or failed (with ``error``)."""
-
-    batch: PlannedBatch
-    modules: tuple[str, ...]
-    committed: bool
-    rows: tuple[Row, ...]
-    summary: StreamSummary | None
-    error: LeanWorkerError | None
-    attempts: int
-    started_at: float = 0.0  # time.monotonic() of its last attempt's start and end
-    finished_at: float = 0.0
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """How a run ended. Batch counts count results (a bisected batch gives several); ``batches_total`` counts the
-    plan's batches; ``batches_skipped`` those already committed by an earlier run (``resume=True``)."""
-
-    batches_total: int
-    batches_committed: int
-    batches_failed: int
-    batches_skipped: int
-    rows: int
-    sessions_opened: int
-    retries: int
-    quarantined: tuple[str, ...]
-    elapsed: float
-    batches_cancelled: int = 0
-    cancelled: bool = False
-
-
-@dataclass(frozen=True)
-class RunProgress:
-    """Where a run stands: results and modules done of their totals, rows committed, and an estimate."""
-
-    batches_done: int
-    batches_total: int
-    modules_done: int
-    modules_total: int
-    rows: int
-    sessions_opened: int
-    failures: int
-    elapsed: float
-    eta_s: float | None
 
 
 _END = object()

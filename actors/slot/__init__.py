@@ -8,9 +8,10 @@ from leanworker.actors.slot.channel import RequestChannel
 from leanworker.actors.slot.intensity import RestartIntensity
 from leanworker.actors.slot.memory import MemorySampler
 from leanworker.actors.slot.messages import Shutdown
+from leanworker.actors.slot.port import RequestPort
 from leanworker.actors.slot.stream import RowStream
 from leanworker.actors.slot.supervisor import SupervisorActor
-from leanworker.actors.slot.worker import RequestPort, Worker
+from leanworker.actors.slot.worker import Worker
 
 __all__ = ["MemorySampler", "RequestChannel", "RequestPort", "RestartIntensity", "RowStream", "Shutdown",
            "SupervisorActor", "Worker"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from leanworker.actors.core import locks
+from leanworker.actors.slot.counters import Counters
 from leanworker.errors import LeanWorkerError, ProtocolError
 
 # Terminal outcomes (docs/semantics.md, Requests and outcomes).
@@ -46,25 +47,6 @@ class Terminal:
     error: LeanWorkerError | None = None
     counts: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
-
-
-class Counters:
-    """Per-slot counters updated from several threads."""
-
-    __slots__ = ("_lock", "rows_delivered", "backpressure_waits", "stale_frames_dropped", "events_dropped",
-                 "answers_read_by_caller")
-
-    def __init__(self) -> None:
-        self._lock = locks.lock("counters")
-        self.rows_delivered = 0
-        self.backpressure_waits = 0
-        self.stale_frames_dropped = 0
-        self.events_dropped = 0
-        self.answers_read_by_caller = 0
-
-    def add(self, name: str, amount: int = 1) -> None:
-        with self._lock:
-            setattr(self, name, getattr(self, name) + amount)
 
 
 class RequestChannel:

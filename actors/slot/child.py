@@ -22,8 +22,8 @@ from typing import Any
 import pykka
 
 from leanworker.actors.core import lifecycle
-from leanworker.actors.core.config import SessionKey, WorkerConfig
 from leanworker.actors.core.ceilings import Ceilings
+from leanworker.actors.core.config import SessionKey, WorkerConfig
 from leanworker.actors.core.containment import add_to_cgroup, kill_cgroup, new_cgroup, remove_cgroup
 from leanworker.actors.core.env import CGROUP_ENV, PARENT_PID_ENV, SANDBOX_ENV, SPIN_ENV, SYS_PATH_ENV
 from leanworker.actors.core.mailbox import tell_if_alive

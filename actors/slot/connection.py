@@ -10,7 +10,8 @@ later frame of it can reach a request; and :meth:`reads_for` lets a caller read 
 from __future__ import annotations
 
 from leanworker.actors.core import locks
-from leanworker.actors.slot.channel import Counters, RequestChannel
+from leanworker.actors.slot.channel import RequestChannel
+from leanworker.actors.slot.counters import Counters
 from leanworker.actors.slot.pipe import PipeWriter
 from leanworker.actors.slot.readside import ReadSide
 

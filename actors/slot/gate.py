@@ -21,8 +21,9 @@ from leanworker.actors.core import locks
 from leanworker.actors.core.mailbox import tell_if_alive
 from leanworker.actors.core.timers import Scheduler
 from leanworker.actors.core.tracing import Tracer
-from leanworker.actors.slot.channel import DEFAULT_BUFFER_BYTES, Counters, RequestChannel, Terminal
+from leanworker.actors.slot.channel import DEFAULT_BUFFER_BYTES, RequestChannel, Terminal
 from leanworker.actors.slot.connection import Connection
+from leanworker.actors.slot.counters import Counters
 from leanworker.actors.slot.gate_state import GateState
 from leanworker.actors.slot.messages import Deadline, RequestDone, Submit
 from leanworker.actors.slot.readside import ReadSide

@@ -20,7 +20,8 @@ import select
 from collections.abc import Callable
 
 from leanworker.actors.core import locks
-from leanworker.actors.slot.channel import Counters, RequestChannel
+from leanworker.actors.slot.channel import RequestChannel
+from leanworker.actors.slot.counters import Counters
 from leanworker.errors import LeanWorkerError, ProtocolError
 from leanworker.protocol.frames import FrameReader, Message, SpinWait
 

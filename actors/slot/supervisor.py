@@ -36,16 +36,17 @@ from leanworker.actors.slot.channel import (
     PROTOCOL,
     SHUTDOWN,
     TIMEOUT,
-    Counters,
     RequestChannel,
     Terminal,
 )
 from leanworker.actors.slot.child import ChildActor
 from leanworker.actors.slot.connection import Connection
+from leanworker.actors.slot.counters import Counters
 from leanworker.actors.slot.gate import AdmissionGate
 from leanworker.actors.slot.generation import Generation, Pending, SlotListener
 from leanworker.actors.slot.intensity import RestartIntensity
 from leanworker.actors.slot.memory import MemorySampler
+from leanworker.actors.slot.memory_ceilings import HARD, SOFT, MemoryCeilings
 from leanworker.actors.slot.messages import (
     AwaitReady,
     CancelRequest,
@@ -115,6 +116,7 @@ class SupervisorActor(pykka.ThreadingActor):
         self.pending: Pending | None = None
         self.ready_waiters: list[Future[int]] = []
         self.intensity = RestartIntensity(policy.max_restarts, policy.restart_window)
+        self.ceilings = MemoryCeilings(policy)
         self.restarts: Counter[str] = Counter()
         self.sessions_opened = 0
         self.ever_ready = False
@@ -441,19 +443,21 @@ class SupervisorActor(pykka.ThreadingActor):
             return
         self.last_rss = message.rss_mib
         self._notify("memory", message.rss_mib)
-        if message.rss_mib is None or gen.ending is not None or gen.phase != "ready":
-            return  # unavailable (decide nothing), or already being replaced
+        if gen.ending is not None or gen.phase != "ready":
+            return  # already being replaced
         rss = message.rss_mib
-        hard, soft = self.policy.rss_hard_limit_mib, self.policy.rss_soft_limit_mib
-        if hard is not None and rss > hard:
-            self._trace("memory_hard", rss_mib=round(rss, 1))
-            error = MemoryLimitExceeded(f"worker used {rss:.0f} MiB, over the hard limit of {hard} MiB",
-                                        rss_mib=rss, limit_mib=hard)
+        verdict = self.ceilings.verdict(rss, self.cycle_pending is not None)
+        if verdict is None:
+            return
+        assert rss is not None
+        self._trace(verdict, rss_mib=round(rss, 1))
+        if verdict == HARD:
+            error = MemoryLimitExceeded(f"worker used {rss:.0f} MiB, over the hard limit of {self.ceilings.hard_mib} "
+                                        "MiB", rss_mib=rss, limit_mib=self.ceilings.hard_mib)
             self._fail_inflight(Terminal(MEMORY, error=error))
-            self._end_generation(gen, "memory_hard", planned=False, kill=True)
-        elif soft is not None and rss > soft and self.cycle_pending is None:
-            self._trace("memory_soft", rss_mib=round(rss, 1))
-            self._cycle(gen, "memory_soft")
+            self._end_generation(gen, HARD, planned=False, kill=True)
+        else:
+            self._cycle(gen, SOFT)
 
     # -- readiness, snapshots, shutdown ------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""``lw.Worker``: one supervised worker process serving one session key."""
+"""``lw.Worker``: one supervised worker process serving one session key (its requests go through a RequestPort,
+port.py)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,9 @@ import pykka
 
 from leanworker.actors.core import lifecycle
 from leanworker.actors.core.config import RestartPolicy, SessionKey, WorkerConfig
-from leanworker.actors.core.mailbox import tell_if_alive
 from leanworker.actors.core.results import (
     CapabilityMetadata,
     Diagnostic,
-    DoctorCheck,
     DoctorReport,
     Progress,
     ShutdownReport,
@@ -26,111 +25,19 @@ from leanworker.actors.core.results import (
 from leanworker.actors.core.timers import Scheduler
 from leanworker.actors.core.tracing import Tracer
 from leanworker.actors.core.waits import settle_bound
-from leanworker.actors.slot.channel import OK, RequestChannel
-from leanworker.actors.slot.gate import AdmissionGate
 from leanworker.actors.slot.memory import MemorySampler
 from leanworker.actors.slot.messages import (
     AwaitReady,
-    CancelRequest,
     Cycle,
     Shutdown,
-    Submit,
-    TakeSnapshot,
 )
+from leanworker.actors.slot.port import RequestPort
 from leanworker.actors.slot.stream import RowStream
 from leanworker.actors.slot.supervisor import SupervisorActor
-from leanworker.errors import LeanWorkerError, StartupTimeout, WorkerClosed
-from leanworker.protocol import messages
+from leanworker.errors import StartupTimeout
 
 _names = itertools.count(1)
 
-
-
-class RequestPort:
-    """Sends requests to one supervisor and wraps the answers. Shared by :class:`Worker` and pool leases."""
-
-    def __init__(self, supervisor: pykka.ActorRef[Any], gate: AdmissionGate, config: WorkerConfig) -> None:
-        self.supervisor = supervisor
-        self.gate = gate
-        self.config = config
-        self.owner_pid = os.getpid()
-
-    def ask(self, message: Any, timeout: float | None = None) -> Any:
-        lifecycle.check_owner(self.owner_pid, "worker")
-        try:
-            return self.supervisor.ask(message, timeout=timeout)
-        except pykka.ActorDeadError:
-            raise WorkerClosed("the worker is shut down") from None
-
-    def wait_timeout(self) -> float:
-        """An upper bound for anything the supervisor promises to settle (startup, open, kill and reap)."""
-        config = self.config
-        return settle_bound(config, startup=True, request=True)
-
-    def _admit(self, submit: Submit) -> RequestChannel:
-        """Through the open gate if possible, else through the supervisor (which may queue until ready)."""
-        lifecycle.check_owner(self.owner_pid, "worker")
-        answer = self.gate.try_admit(submit) or self.ask(submit)
-        if isinstance(answer, Future):
-            try:
-                answer = answer.result(self.wait_timeout())
-            except FutureTimeout:
-                raise LeanWorkerError("the worker did not become ready in time") from None
-        channel: RequestChannel = answer
-        return channel
-
-    def stream(self, command: str, request: Any = None, timeout: float | None = None, *, streaming: bool = True,
-               on_diagnostic: Callable[[Diagnostic], None] | None = None,
-               on_progress: Callable[[Progress], None] | None = None,
-               expect_generation: int | None = None) -> RowStream:
-        answer = self._admit(Submit(command, request, streaming, timeout, expect_generation))
-        supervisor = self.supervisor
-        request_id = answer.request_id
-
-        def cancel() -> None:
-            tell_if_alive(supervisor, CancelRequest(request_id))
-
-        return RowStream(answer, cancel, self.settle_timeout(), on_diagnostic, on_progress)
-
-    def admit_call(self, command: str, request: Any = None, timeout: float | None = None,
-                   expect_generation: int | None = None) -> RequestChannel:
-        """Admit a non-streaming call; its terminal is awaited with :meth:`finish_call`."""
-        return self._admit(Submit(command, request, False, timeout, expect_generation))
-
-    def finish_call(self, channel: RequestChannel) -> Any:
-        reads = self.gate.reads_for(channel)
-        if reads is not None:
-            reads.serve(channel)  # read the answer in this thread (actors/slot/readside.py)
-        terminal = channel.wait_terminal(None)  # the supervisor's deadline guarantees a terminal
-        assert terminal is not None
-        if terminal.outcome != OK:
-            assert terminal.error is not None
-            raise terminal.error
-        return terminal.result
-
-    def call(self, command: str, request: Any = None, timeout: float | None = None,
-             expect_generation: int | None = None) -> Any:
-        return self.finish_call(self.admit_call(command, request, timeout, expect_generation))
-
-    def cancel(self, request_id: int) -> None:
-        tell_if_alive(self.supervisor, CancelRequest(request_id))
-
-    def settle_timeout(self) -> float:
-        """How long a cancelled request may take to end (its grace, then a kill and a reap)."""
-        return settle_bound(self.config, cancel=True, slack=5.0)
-
-    def metadata(self, expect_generation: int | None = None) -> CapabilityMetadata:
-        data = self.call(messages.METADATA_COMMAND, expect_generation=expect_generation)
-        return CapabilityMetadata(data["name"], data["version"], tuple(data["commands"]), data["protocol"],
-                                  data["host"], data["python"], data["lean"])
-
-    def doctor(self, expect_generation: int | None = None) -> DoctorReport:
-        data = self.call(messages.DOCTOR_COMMAND, expect_generation=expect_generation)
-        return DoctorReport(tuple(DoctorCheck(c["name"], c["status"], c["message"]) for c in data["checks"]))
-
-    def snapshot(self) -> WorkerSnapshot:
-        snapshot: WorkerSnapshot = self.ask(TakeSnapshot())
-        return snapshot
 
 
 class Worker:

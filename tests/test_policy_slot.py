@@ -1,11 +1,14 @@
-"""The request state machine of a slot's admission gate as a pure policy, without processes (docs/semantics.md,
-Requests and outcomes; Generations and fencing; Restarts, intensity and cycling). End-to-end tests over real worker
+"""A slot's decisions as pure policies, without processes: the request state machine of its admission gate, restart
+intensity, memory ceilings (docs/semantics.md, Requests and outcomes; Generations and fencing; Restarts, intensity
+and cycling; Memory). End-to-end tests over real worker
 processes: test_worker_outcomes.py, test_worker_faults.py, test_cycling_memory.py."""
 
 from __future__ import annotations
 
+import leanworker as lw
 from leanworker.actors.slot.gate_state import GateState
 from leanworker.actors.slot.intensity import RestartIntensity
+from leanworker.actors.slot.memory_ceilings import HARD, SOFT, MemoryCeilings
 
 
 def open_gate(budget: int | None = None, notify_every_done: bool = False) -> GateState:
@@ -108,3 +111,18 @@ def test_restart_intensity_past_max_restarts_in_the_window_the_slot_is_exhausted
     assert intensity.record(5.0) == 5.0, "three in the window: try again when the first (t=0) leaves it"
     assert intensity.record(20.0) is None, "the window slid past the old restarts"
     assert intensity.count == 1
+
+
+def test_memory_a_sample_that_cannot_be_read_decides_nothing() -> None:
+    ceilings = MemoryCeilings(lw.RestartPolicy(rss_soft_limit_mib=100, rss_hard_limit_mib=200))
+    assert ceilings.verdict(None, cycle_pending=False) is None
+
+
+def test_memory_over_the_hard_ceiling_kills_and_over_the_soft_one_cycles_once() -> None:
+    ceilings = MemoryCeilings(lw.RestartPolicy(rss_soft_limit_mib=100, rss_hard_limit_mib=200))
+    assert ceilings.verdict(250.0, cycle_pending=False) == HARD
+    assert ceilings.verdict(250.0, cycle_pending=True) == HARD, "a pending cycle does not save the request"
+    assert ceilings.verdict(150.0, cycle_pending=False) == SOFT
+    assert ceilings.verdict(150.0, cycle_pending=True) is None, "a cycle already pending is not asked again"
+    assert ceilings.verdict(100.0, cycle_pending=False) is None, "at the ceiling is not over it"
+    assert MemoryCeilings(lw.RestartPolicy()).verdict(10_000.0, cycle_pending=False) is None
