@@ -9,6 +9,7 @@ import leanworker as lw
 from leanworker.actors.slot.gate_state import GateState
 from leanworker.actors.slot.intensity import RestartIntensity
 from leanworker.actors.slot.memory_ceilings import HARD, SOFT, MemoryCeilings
+from leanworker.actors.slot.slot_life import SlotLife
 
 
 def open_gate(budget: int | None = None, notify_every_done: bool = False) -> GateState:
@@ -126,3 +127,40 @@ def test_memory_over_the_hard_ceiling_kills_and_over_the_soft_one_cycles_once() 
     assert ceilings.verdict(150.0, cycle_pending=True) is None, "a cycle already pending is not asked again"
     assert ceilings.verdict(100.0, cycle_pending=False) is None, "at the ceiling is not over it"
     assert MemoryCeilings(lw.RestartPolicy()).verdict(10_000.0, cycle_pending=False) is None
+
+
+def test_start_up_a_slot_that_never_became_ready_fails_and_is_not_restarted() -> None:
+    life = SlotLife(lw.RestartPolicy())
+    assert life.exited("startup", planned=False, started=False, closing=False, now=0.0) == "failed"
+    assert life.state == "failed" and not life.restarts
+
+
+def test_restarts_a_failed_start_after_a_ready_generation_is_a_counted_restart() -> None:
+    life = SlotLife(lw.RestartPolicy())
+    life.ready()
+    assert life.exited("startup", planned=False, started=False, closing=False, now=0.0) == "restart"
+    assert life.restarts == {"startup": 1}
+
+
+def test_restarts_past_the_intensity_the_slot_is_exhausted_and_starts_again_after_retry_after() -> None:
+    life = SlotLife(lw.RestartPolicy(max_restarts=1, restart_window=10.0))
+    life.ready()
+    assert life.exited("crash", planned=False, started=True, closing=False, now=0.0) == "restart"
+    assert life.exited("crash", planned=False, started=True, closing=False, now=2.0) == "exhausted"
+    assert life.retry_after == 8.0 and life.state == "exhausted"
+    assert not life.may_start_again(9.0)
+    assert life.may_start_again(10.0) and life.intensity.count == 0
+
+
+def test_cycling_planned_restarts_do_not_count_toward_the_intensity() -> None:
+    life = SlotLife(lw.RestartPolicy(max_restarts=0, restart_window=10.0))
+    life.ready()
+    for reason in ("max_requests", "idle", "memory_soft", "cycle"):
+        assert life.exited(reason, planned=True, started=True, closing=False, now=1.0) == "restart"
+    assert life.intensity.count == 0 and sum(life.restarts.values()) == 4
+
+
+def test_shutdown_an_exit_while_closing_closes_the_slot_whatever_else_happened() -> None:
+    life = SlotLife(lw.RestartPolicy())
+    assert life.exited("crash", planned=False, started=False, closing=True, now=0.0) == "closed"
+    assert life.state == "closed" and not life.restarts

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -44,7 +43,6 @@ from leanworker.actors.slot.connection import Connection
 from leanworker.actors.slot.counters import Counters
 from leanworker.actors.slot.gate import AdmissionGate
 from leanworker.actors.slot.generation import Generation, Pending, SlotListener
-from leanworker.actors.slot.intensity import RestartIntensity
 from leanworker.actors.slot.memory import MemorySampler
 from leanworker.actors.slot.memory_ceilings import HARD, SOFT, MemoryCeilings
 from leanworker.actors.slot.messages import (
@@ -66,6 +64,7 @@ from leanworker.actors.slot.messages import (
     Submit,
     TakeSnapshot,
 )
+from leanworker.actors.slot.slot_life import CLOSED, EXHAUSTED, FAILED, SlotLife
 from leanworker.errors import (
     Cancelled,
     HandshakeError,
@@ -109,20 +108,16 @@ class SupervisorActor(pykka.ThreadingActor):
         self.gate = AdmissionGate(self.actor_ref, self.counters, scheduler, config.buffer_rows,
                                   config.request_timeout, tracer, name, policy.idle_cycle_after is not None,
                                   config.buffer_bytes)
-        self.state = "starting"  # starting, ready, stopping, failed, exhausted, closed
+        self.life = SlotLife(policy)  # the slot's state, restarts and intensity (slot_life.py)
         self.generation = 0
         self.gen: Generation | None = None
         self._cancel_sent: int | None = None  # the request id a cancel frame was last sent for
         self.pending: Pending | None = None
         self.ready_waiters: list[Future[int]] = []
-        self.intensity = RestartIntensity(policy.max_restarts, policy.restart_window)
         self.ceilings = MemoryCeilings(policy)
-        self.restarts: Counter[str] = Counter()
         self.sessions_opened = 0
-        self.ever_ready = False
         self.failure: LeanWorkerError | None = None
         self.cycle_pending: str | None = None
-        self.exhausted_until = 0.0
         self.closing: Future[ShutdownReport] | None = None
         self._answer_at_exit = False  # the shutdown's Stop could not be delivered: the exit report answers it
         self.last_rss: float | None = None
@@ -175,7 +170,7 @@ class SupervisorActor(pykka.ThreadingActor):
         self.gen = Generation(number, child, connection, time.monotonic())
         self.gate.started(number)
         self.gen.timer = self._later(self.config.startup_timeout, Deadline(number, 0, "startup"))
-        self.state = "starting"
+        self.life.starting()
         self._trace("generation_start")
 
     def _on_spawned(self, message: Spawned) -> None:
@@ -231,9 +226,8 @@ class SupervisorActor(pykka.ThreadingActor):
             return
         gen.phase = "ready"
         self.sessions_opened += 1
-        self.ever_ready = True
         self._trace("ready", startup_s=round(time.monotonic() - gen.started_at, 6))
-        self.state = "ready"
+        self.life.ready()
         self.gate.open(gen.connection, self.policy.max_requests)
         for waiter in self.ready_waiters:
             if not waiter.done():
@@ -278,41 +272,35 @@ class SupervisorActor(pykka.ThreadingActor):
         for channel in self.gate.fail_at_exit(channels, Terminal(CRASHED, error=crash)):
             self._trace("request_failed", channel.request_id, outcome=CRASHED)
         self._trace("exited", exit_code=message.exit_code, signal=message.signal, reason=gen.ending)
-        if self.closing is not None:
-            self.state = "closed"
+        started = gen.phase in ("ready", "ending") and gen.startup_error is None
+        if not started and self.closing is None:
+            self._fail_waiters(gen.startup_error or crash)
+        reason = gen.ending or "crash"
+        verdict = self.life.exited(reason, gen.planned, started, self.closing is not None, time.monotonic())
+        if verdict == CLOSED:
+            assert self.closing is not None
             if self._answer_at_exit and not self.closing.done():  # our Stop found the child stopped
                 self.closing.set_result(ShutdownReport("already_exited", gen.number, message.exit_code,
                                                        message.signal, 0.0))
-            return
-        if gen.phase not in ("ready", "ending") or gen.startup_error is not None:
-            self._fail_waiters(gen.startup_error or crash)
-            if not self.ever_ready:
-                self.state = "failed"
-                self.failure = gen.startup_error or crash
-                self._notify("failed", self.failure)
-                return
-        reason = gen.ending or "crash"
-        self.restarts[reason] += 1
-        self._notify("restart", (reason, gen.planned))
-        if not gen.planned and not self._restart_allowed():
-            return
-        self._spawn()
+        elif verdict == FAILED:
+            self.failure = gen.startup_error or crash
+            self._notify("failed", self.failure)
+        else:
+            self._notify("restart", (reason, gen.planned))
+            if verdict == EXHAUSTED:
+                self._exhausted()
+            else:
+                self._spawn()
 
-    def _restart_allowed(self) -> bool:
-        now = time.monotonic()
-        retry = self.intensity.record(now)
-        if retry is None:
-            return True
-        count, window = self.intensity.count, self.policy.restart_window
-        self.state = "exhausted"
-        self.exhausted_until = now + retry
+    def _exhausted(self) -> None:
+        life = self.life
+        count, window = life.intensity.count, self.policy.restart_window
         self.failure = RestartLimitExceeded(
             f"worker {self.name} restarted {count} times in {window:g} s (limit {self.policy.max_restarts});"
-            f" it may be tried again in {retry:.1f} s", retry_after=retry)
+            f" it may be tried again in {life.retry_after:.1f} s", retry_after=life.retry_after)
         self._trace("exhausted", restarts=count)
         self._fail_waiters(self.failure)
         self._notify("exhausted", self.failure)
-        return False
 
     # -- requests ------------------------------------------------------------------------------------------------
 
@@ -341,18 +329,15 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _on_submit(self, message: Submit) -> RequestChannel | Future[RequestChannel]:
         """The slow path, for requests the gate did not admit at once."""
-        if self.closing is not None or self.state == "closed":
+        state = self.life.state
+        if self.closing is not None or state == CLOSED:
             raise self.closed_error(f"worker {self.name} is shut down")
         if message.expect_generation is not None and message.expect_generation != self.generation:
             raise StaleLease(f"generation {message.expect_generation} of {self.name} has ended")
-        if self.state == "failed":
+        if state == FAILED or (state == EXHAUSTED and not self.life.may_start_again(time.monotonic())):
             assert self.failure is not None
             raise self.failure
-        if self.state == "exhausted":
-            if time.monotonic() < self.exhausted_until:
-                assert self.failure is not None
-                raise self.failure
-            self.intensity.clear()
+        if state == EXHAUSTED:
             self._spawn()
         channel = self.gate.try_admit(message)
         if channel is not None:
@@ -463,9 +448,9 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _on_await_ready(self, message: AwaitReady) -> Future[int]:
         future: Future[int] = Future()
-        if self.state == "ready" and self.gen is not None:
+        if self.life.state == "ready" and self.gen is not None:
             future.set_result(self.gen.number)
-        elif self.state in ("failed", "exhausted") and self.failure is not None:
+        elif self.life.state in (FAILED, EXHAUSTED) and self.failure is not None:
             future.set_exception(self.failure)
         elif self.closing is not None:
             future.set_exception(self.closed_error(f"worker {self.name} is shut down"))
@@ -477,7 +462,7 @@ class SupervisorActor(pykka.ThreadingActor):
         gen = self.gen
         pid = gen.pid if gen is not None and not gen.exited else None
         rss = self.last_rss if self.sampler is not None else (sample_tree_mib(pid) if pid else None)
-        state = self.state
+        state = self.life.state
         if state == "ready":
             state = "busy" if self.gate.inflight is not None else "idle"
         return WorkerSnapshot(
@@ -488,7 +473,7 @@ class SupervisorActor(pykka.ThreadingActor):
             requests_failed=self.gate.requests_failed,
             requests_this_generation=self.gate.served if gen is not None and gen.phase == "ready" else 0,
             rows_delivered=self.counters.rows_delivered,
-            restarts=dict(self.restarts),
+            restarts=dict(self.life.restarts),
             rss_mib=rss,
             stale_frames_dropped=self.counters.stale_frames_dropped,
             backpressure_waits=self.counters.backpressure_waits,
@@ -507,13 +492,13 @@ class SupervisorActor(pykka.ThreadingActor):
         self._fail_inflight(Terminal(SHUTDOWN, error=closed))
         self._fail_waiters(closed)
         gen = self.gen
-        self.state = "stopping"
+        self.life.stopping()
         if self.sampler is not None:
             self.sampler.unwatch(self)
         if gen is None or gen.exited:
             number = gen.number if gen is not None else 0
             message.reply.set_result(ShutdownReport("already_exited", number, None, None, 0.0))
-            self.state = "closed"
+            self.life.closed()
             return
         self._cancel_gen_timer(gen)
         gen.ending = gen.ending or "shutdown"
@@ -560,7 +545,7 @@ class SupervisorActor(pykka.ThreadingActor):
         gen.ending, gen.planned = reason, planned
         gen.phase = "ending"
         self._cancel_gen_timer(gen)
-        self.state = "stopping"
+        self.life.stopping()
         self._trace("generation_end", reason=reason, planned=planned)
         if self.sampler is not None:
             self.sampler.unwatch(self)
