@@ -1,5 +1,5 @@
-"""The pool: worker slots leased by session key (the pool actor, admission, affinity, the memory budget, the
-``Lease`` handle, ``WorkerPool`` and running a plan on local leases).
+"""The pool: worker slots leased by session key (the pool actor, a lease actor per slot, admission, affinity, the
+memory budget, the ``Lease`` handle, ``WorkerPool`` and running a plan on local leases).
 
 What other wings use is named here; every other module of the pool is internal to it.
 """

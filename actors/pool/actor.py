@@ -25,10 +25,13 @@ from leanworker.actors.core.results import ShutdownReport
 from leanworker.actors.core.timers import Scheduler
 from leanworker.actors.pool.admission import Grant, Refuse, Start, Step, StopFor
 from leanworker.actors.pool.book import PoolBook
+from leanworker.actors.pool.lease_actor import LeaseActor
 from leanworker.actors.pool.messages import (
     Abandon,
     Acquire,
     ClosePool,
+    GenerationEnded,
+    GrantTo,
     Recheck,
     Release,
     SlotEvent,
@@ -101,12 +104,16 @@ class PoolActor(pykka.ThreadingActor):
         self._admit()
 
     def _on_release(self, message: Release) -> None:
-        slot = self.book.give_back(message.lease_id)
-        if slot is None:
-            return  # its slot is gone already
-        if slot.state == "exhausted":
-            self._stop_slot(slot, "exhausted")
-        self._admit()
+        try:
+            slot = self.book.give_back(message.lease_id)
+            if slot is None:
+                return  # its slot is gone already
+            if slot.state == "exhausted":
+                self._stop_slot(slot, "exhausted")
+            self._admit()
+        finally:
+            if message.done is not None:
+                message.done.set_result(None)
 
     def _on_abandon(self, message: Abandon) -> None:
         self.admission.forget_waiter(message.waiter_id)
@@ -153,24 +160,31 @@ class PoolActor(pykka.ThreadingActor):
                 f"{self.config.max_total_rss_mib} MiB ({step.in_use_mib:.0f} MiB in use or reserved, about "
                 f"{step.expected_mib:.0f} MiB expected for this key; no idle worker to evict)"))
 
-    def _grant(self, slot: Slot, waiter: Waiter) -> bool:
-        if not waiter.future.set_running_or_notify_cancel():
-            return False  # the caller gave up: nobody would release this lease
-        lease = self.book.lease(slot, waited_s=round(time.monotonic() - waiter.enqueued_at, 6))
-        waiter.future.set_result(lease)
-        return True
+    def _grant(self, slot: Slot, waiter: Waiter) -> None:
+        """Book ``slot`` as leased to ``waiter``; its lease actor hands the lease over (or returns it, if the waiter
+        gave up meanwhile: nobody would release it)."""
+        lease_id = self.book.take(slot)
+        assert slot.handle is not None
+        if not tell_if_alive(slot.handle.lease_actor, GrantTo(waiter, lease_id, slot.generation)):
+            self.book.give_back(lease_id)
 
     def _start_slot(self, key: SessionKey, waiter: Waiter | None) -> None:
         slot_id = next(_slot_ids)
         pool = self.actor_ref
 
-        def listener(event: str, payload: Any) -> None:
-            tell_if_alive(pool, SlotEvent(slot_id, event, payload))
+        lease_actor = LeaseActor.start(slot_id, self.book, pool)
+
+        def listener(event: str, payload: Any) -> None:  # what the slot's supervisor tells
+            if event == "generation_ended":
+                generation, reason = payload
+                tell_if_alive(lease_actor, GenerationEnded(generation, reason))
+            else:
+                tell_if_alive(pool, SlotEvent(slot_id, event, payload))
 
         supervisor = SupervisorActor.start(key, self.config.worker, self.config.restart, self.book.tracer,
                                            self.scheduler, self.sampler, f"slot{slot_id}", listener, PoolClosed)
         port = RequestPort(supervisor, supervisor.proxy().gate.get(), self.config.worker)
-        slot = Slot(slot_id, key, port.gate, SlotHandle(supervisor, port), reserved_for=waiter)
+        slot = Slot(slot_id, key, port.gate, SlotHandle(supervisor, port, lease_actor), reserved_for=waiter)
         self.admission.slots[slot_id] = slot
         self.book.trace("slot_start", slot, key=key_label(key))
 
@@ -226,7 +240,7 @@ class PoolActor(pykka.ThreadingActor):
         if waiter is not None:
             waiter.bound = False
             if slot.lease_id is None and slot.grantable and self.admission.leave_queue(waiter):
-                self._grant(slot, waiter)  # False if it gave up: the worker is simply idle
+                self._grant(slot, waiter)  # if it gave up, its lease actor returns the lease: the worker is idle
         self._admit()
 
     def _on_slot_failed(self, slot: Slot, event: str, error: LeanWorkerError) -> None:
@@ -264,10 +278,11 @@ class PoolActor(pykka.ThreadingActor):
             slot.freed_for.reserved = True  # the capacity it freed is that waiter's, whoever is ahead in the queue
         self.retired.add_slot(slot)
         assert slot.handle is not None
-        try:
-            slot.handle.supervisor.stop(block=False)
-        except pykka.ActorDeadError:
-            pass
+        for actor in (slot.handle.supervisor, slot.handle.lease_actor):
+            try:
+                actor.stop(block=False)
+            except pykka.ActorDeadError:
+                pass
         self.book.trace("slot_stopped", slot)
         if self.closing is not None and not self.admission.slots:
             self.closing.set_result(None)

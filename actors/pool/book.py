@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import itertools
 import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from collections.abc import Callable
 from typing import Any
 
 from leanworker.actors.core import locks
 from leanworker.actors.core.config import SessionKey
+from leanworker.actors.core.mailbox import tell_if_alive
 from leanworker.actors.core.tracing import Tracer
 from leanworker.actors.pool.admission import Admission
 from leanworker.actors.pool.cooldowns import KeyCooldowns
 from leanworker.actors.pool.lease import Lease
+from leanworker.actors.pool.messages import ReturnLease
 from leanworker.actors.pool.records import Slot
 
-ReleaseToActor = Callable[[int], object]
+ReleaseToActor = Callable[[int, "Future[None] | None"], bool]
+RELEASE_WAIT = 10.0  # seconds a release waits for the pool to book it (it never waits on a worker)
 
 
 class PoolBook:
@@ -55,25 +60,61 @@ class PoolBook:
             return self.lease(slot, waited_s=0.0, fast=True)
 
     def lease(self, slot: Slot, waited_s: float, fast: bool = False) -> Lease:
-        """Lease ``slot`` (call with the lock held)."""
+        """Lease ``slot`` now, in this thread (call with the lock held)."""
+        lease_id = self.take(slot)
+        return self._handle(slot, lease_id, slot.generation, waited_s, fast)
+
+    def take(self, slot: Slot) -> int:
+        """Book ``slot`` as leased under a new lease id (call with the lock held); its handle comes later."""
         lease_id = next(self._lease_ids)
         self.admission.take(slot, lease_id, time.monotonic())
+        return lease_id
+
+    def handle(self, slot_id: int, lease_id: int, generation: int, enqueued_at: float) -> Lease | None:
+        """The caller's handle of a lease booked with :meth:`take` (the slot's lease actor hands it over); None when
+        the slot is gone meanwhile (the pool shut down)."""
+        with self.lock:
+            slot = self.admission.slots.get(slot_id)
+            if slot is None:
+                return None
+            return self._handle(slot, lease_id, generation, round(time.monotonic() - enqueued_at, 6), False)
+
+    def _handle(self, slot: Slot, lease_id: int, generation: int, waited_s: float, fast: bool) -> Lease:
         if self.tracer is not None:
             fields: dict[str, Any] = {"fast": True} if fast else {}
             self.trace("lease_granted", slot, lease_id, waited_s=waited_s, **fields)
         assert slot.handle is not None
-        return Lease(lease_id, slot.key, slot.handle.port, slot.generation, self.release)
+        return Lease(lease_id, slot.key, slot.handle.port, generation, self.release)
 
-    def release(self, lease_id: int) -> None:
+    def lease_on(self, slot_id: int, generation: int) -> int | None:
+        """The lease of slot ``slot_id`` granted on ``generation``, if one is held."""
+        with self.lock:
+            slot = self.admission.slots.get(slot_id)
+            if slot is None or slot.lease_id is None or slot.generation != generation:
+                return None
+            return slot.lease_id
+
+    def release(self, lease_id: int, wait: bool = True) -> None:
         """A lease's release, from any thread: booked in place when nobody waits and nothing is to decide, else by
-        the actor."""
+        the slot's lease actor (or the pool actor, when the slot is gone), which this waits for unless ``wait`` is
+        false (a release by the garbage collector, which may run in any thread, an actor's too)."""
         with self.lock:
             slot = self.admission.leased_slot(lease_id)
             if slot is not None and slot.state == "ready" and not self.closing and not self.admission.anyone_waits():
                 self.give_back(lease_id)
                 return
-        assert self._release_to_actor is not None
-        self._release_to_actor(lease_id)
+            lease_actor = slot.handle.lease_actor if slot is not None and slot.handle is not None else None
+            closing = self.closing
+        done: Future[None] | None = Future() if wait and not closing else None  # a closing pool books it anyway
+        if lease_actor is None or not tell_if_alive(lease_actor, ReturnLease(lease_id, done)):
+            assert self._release_to_actor is not None
+            if not self._release_to_actor(lease_id, done):
+                return  # the pool is gone: nothing to book
+        if done is not None:
+            try:
+                done.result(RELEASE_WAIT)
+            except FutureTimeout:
+                pass  # booked later all the same; the caller need not wait for a pool that is shutting down
 
     def give_back(self, lease_id: int) -> Slot | None:
         """Book the end of lease ``lease_id`` (exactly once; call with the lock held). Its slot, if any."""
@@ -81,6 +122,12 @@ class PoolBook:
         if self.tracer is not None:
             self.trace("lease_released", slot, lease_id)
         return slot
+
+    def trace_generation(self, kind: str, slot_id: int, generation: int, lease_id: int | None = None,
+                         **fields: Any) -> None:
+        """Record on ``slot_id``'s lane, for its generation ``generation``."""
+        if self.tracer is not None:
+            self.tracer.record(kind, f"slot{slot_id}", generation, lease_id=lease_id, **fields)
 
     def trace(self, kind: str, slot: Slot | None = None, lease_id: int | None = None, **fields: Any) -> None:
         """Record on the pool's lane, or on ``slot``'s lane (its current generation) when one is given."""

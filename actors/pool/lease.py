@@ -19,7 +19,7 @@ from leanworker.actors.core.results import CapabilityMetadata, Diagnostic, Docto
 from leanworker.actors.slot import RequestChannel, RequestPort, RowStream
 from leanworker.errors import PoolClosed, StaleLease, WorkerClosed
 
-ReleaseFunction = Callable[[int], None]
+ReleaseFunction = Callable[[int, bool], None]
 
 
 def _released_by_gc(release: ReleaseFunction, lease_id: int, key: SessionKey, owner_pid: int) -> None:
@@ -27,7 +27,7 @@ def _released_by_gc(release: ReleaseFunction, lease_id: int, key: SessionKey, ow
         return  # a forked child's copy: the worker belongs to the parent
     warnings.warn(f"lease {lease_id} on {key.capability} was garbage-collected without release(); its capacity "
                   "was returned", ResourceWarning, stacklevel=2)
-    release(lease_id)
+    release(lease_id, False)  # never wait: the collector may run in any thread, an actor's too
 
 
 class Lease:
@@ -131,7 +131,7 @@ class Lease:
         if call is not None and call.terminal is None:
             self._port.cancel(call.request_id)
             call.wait_terminal(self._port.settle_timeout())
-        self._release(self.lease_id)
+        self._release(self.lease_id, True)
 
     def __del__(self) -> None:
         # Cheaper than weakref.finalize on the warm path (a lease per request); runs at most once per object.

@@ -16,7 +16,10 @@ class Acquire:
 
 @dataclass(frozen=True)
 class Release:
+    """The capacity of lease ``lease_id`` goes back; ``done`` is resolved once the pool has booked it."""
+
     lease_id: int
+    done: Future[None] | None = None
 
 
 @dataclass(frozen=True)
@@ -49,3 +52,32 @@ class TakePoolSnapshot:
 @dataclass(frozen=True)
 class ClosePool:
     reply: Future[None]
+
+
+# -- to and from a slot's lease actor ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GrantTo:
+    """Pool -> lease actor: hand ``waiter`` the slot's lease ``lease_id``, granted on ``generation``."""
+
+    waiter: Waiter
+    lease_id: int
+    generation: int
+
+
+@dataclass(frozen=True)
+class ReturnLease:
+    """Lease handle -> lease actor: the holder released ``lease_id`` and the pool has something to decide;
+    ``done`` is resolved once the pool has booked it (so a snapshot taken after ``release()`` shows it)."""
+
+    lease_id: int
+    done: Future[None] | None = None
+
+
+@dataclass(frozen=True)
+class GenerationEnded:
+    """Supervisor -> lease actor: ``generation`` of the slot ended (``reason``); a lease granted on it is stale."""
+
+    generation: int
+    reason: str

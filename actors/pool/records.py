@@ -45,13 +45,22 @@ class Waiter:
         if self.future.set_running_or_notify_cancel():
             self.future.set_exception(error)
 
+    def hand(self, lease: Lease) -> None:
+        """End the wait with ``lease`` (after ``set_running_or_notify_cancel``), keeping no reference to it here: a
+        message that carried this waiter may outlive the grant, and a lease must be collectable once its holder
+        drops it (an unreleased lease is returned by the garbage collector)."""
+        future, self.future = self.future, _HANDED_OVER
+        future.set_result(lease)
+
 
 @dataclass(frozen=True)
 class SlotHandle:
-    """How the pool actor reaches a slot: its supervisor actor and the port its leases send requests through."""
+    """How the pool reaches a slot: its supervisor actor, the port its leases send requests through, and the lease
+    actor that owns its lease's lifecycle."""
 
     supervisor: pykka.ActorRef[Any]
     port: RequestPort
+    lease_actor: pykka.ActorRef[Any]
 
 
 @dataclass
@@ -82,6 +91,10 @@ class Slot:
         gate = self.gate
         return (self.state == "ready" and self.lease_id is None and self.reserved_for is None and gate.is_open
                 and gate.latest_generation == self.generation)
+
+
+_HANDED_OVER: Future[Any] = Future()
+_HANDED_OVER.cancel()  # what a waiter's future is once its lease is handed over
 
 
 def key_label(key: SessionKey) -> str:

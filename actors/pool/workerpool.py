@@ -50,7 +50,7 @@ class WorkerPool:
         self._book = PoolBook(admission, KeyCooldowns(config.restart), config.trace)
         self._actor = PoolActor.start(config, self._scheduler, self._sampler, self._book)
         actor = self._actor
-        self._book.attach(lambda lease_id: tell_if_alive(actor, Release(lease_id)))
+        self._book.attach(lambda lease_id, done: tell_if_alive(actor, Release(lease_id, done)))
         self._waiter_ids = itertools.count(1)
         self._closed = False
         self._final: PoolSnapshot | None = None

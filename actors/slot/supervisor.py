@@ -95,7 +95,7 @@ class SupervisorActor(pykka.ThreadingActor):
                  scheduler: Scheduler, sampler: MemorySampler | None, name: str = "worker",
                  listener: SlotListener | None = None, closed_error: type[WorkerClosed] = WorkerClosed) -> None:
         super().__init__()
-        self.listener = listener  # the pool hears: ready, failed, exhausted, restart, memory
+        self.listener = listener  # the pool hears: ready, failed, exhausted, restart, memory, generation_ended
         self.closed_error = closed_error
         self.key = key
         self.config = config
@@ -276,6 +276,7 @@ class SupervisorActor(pykka.ThreadingActor):
         if not started and self.closing is None:
             self._fail_waiters(gen.startup_error or crash)
         reason = gen.ending or "crash"
+        self._notify("generation_ended", (gen.number, reason))
         verdict = self.life.exited(reason, gen.planned, started, self.closing is not None, time.monotonic())
         if verdict == CLOSED:
             assert self.closing is not None

@@ -1,0 +1,68 @@
+"""The lease actor (docs/architecture.md, The actors and their messages): one per worker slot for the slot's life,
+owning its lease's lifecycle over real workers."""
+
+from __future__ import annotations
+
+import threading
+
+import pykka
+
+import leanworker as lw
+from conftest import FAST, FAULTS, THROUGHPUT, wait_for
+from leanworker.actors.pool.lease_actor import LeaseActor
+
+
+def lease_actors() -> list[pykka.ActorRef[LeaseActor]]:
+    return pykka.ActorRegistry.get_by_class(LeaseActor)
+
+
+def test_one_lease_actor_per_slot_and_no_thread_per_grant() -> None:
+    before = len(lease_actors())
+    with lw.WorkerPool(lw.PoolConfig(max_workers=2, worker=FAST)) as pool:
+        keys = [lw.SessionKey(THROUGHPUT), lw.SessionKey(THROUGHPUT, imports=("Other",))]
+        leases = [pool.lease(key) for key in keys]
+        for lease in leases:
+            lease.release()
+        assert len(lease_actors()) == before + 2
+        threads = threading.active_count()
+        for _ in range(50):
+            with pool.lease(keys[0]) as lease:
+                assert lease.call("echo", 1) == 1
+        assert threading.active_count() == threads
+    assert wait_for(lambda: len(lease_actors()) == before), "lease actors stop with their slots"
+
+
+def test_a_queued_waiter_gets_the_lease_through_the_lease_actor_and_release_is_booked_when_it_returns() -> None:
+    tracer = lw.Tracer()
+    with lw.WorkerPool(lw.PoolConfig(max_workers=1, worker=FAST, trace=tracer)) as pool:
+        key = lw.SessionKey(THROUGHPUT)
+        first = pool.lease(key)
+        got: list[lw.Lease] = []
+        waiter = threading.Thread(target=lambda: got.append(pool.lease(key, timeout=30)))
+        waiter.start()
+        assert wait_for(lambda: pool.snapshot().queue_depth == 1)
+        first.release()  # someone waits: the release goes through the slot's lease actor
+        waiter.join(30)
+        assert got and got[0].valid and got[0].call("echo", 2) == 2
+        snapshot = pool.snapshot()
+        assert snapshot.leases == snapshot.busy == 1 and snapshot.queue_depth == 0
+        got[0].release()
+        assert pool.snapshot().leases == 0, "release() returns once the pool has booked it"
+    granted = [e for e in tracer.events() if e.kind == "lease_granted"]
+    assert [e.lease_id for e in granted] == [first.lease_id, got[0].lease_id]
+
+
+def test_the_supervisors_notice_that_a_generation_ended_makes_the_lease_stale() -> None:
+    tracer = lw.Tracer()
+    with lw.WorkerPool(lw.PoolConfig(max_workers=1, worker=FAST, trace=tracer)) as pool:
+        lease = pool.lease(lw.SessionKey(FAULTS))
+        try:
+            lease.call("crash", {"how": "exit"})
+        except lw.WorkerCrashed:
+            pass
+        assert wait_for(lambda: any(e.kind == "lease_stale" for e in tracer.events()))
+        stale = next(e for e in tracer.events() if e.kind == "lease_stale")
+        assert stale.lease_id == lease.lease_id and stale.fields["reason"] == "crash"
+        assert not lease.valid
+        lease.release()
+        assert pool.snapshot().leases == 0
