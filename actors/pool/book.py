@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import weakref
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from collections.abc import Callable
@@ -84,20 +85,27 @@ class PoolBook:
             fields: dict[str, Any] = {"fast": True} if fast else {}
             self.trace("lease_granted", slot, lease_id, waited_s=waited_s, **fields)
         assert slot.handle is not None
-        return Lease(lease_id, slot.key, slot.handle.port, generation, self.release)
+        lease = Lease(lease_id, slot.key, slot.handle.port, generation, self.release)
+        slot.holder = weakref.ref(lease)  # for the lease actor's notice; never keeps the lease alive
+        return lease
 
-    def lease_on(self, slot_id: int, generation: int) -> int | None:
-        """The lease of slot ``slot_id`` granted on ``generation``, if one is held."""
+    def lease_on(self, slot_id: int, generation: int) -> Lease | None:
+        """The handle of the lease of slot ``slot_id`` granted on ``generation``, if one is held and alive."""
         with self.lock:
             slot = self.admission.slots.get(slot_id)
-            if slot is None or slot.lease_id is None or slot.generation != generation:
+            if slot is None or slot.lease_id is None or slot.generation != generation or slot.holder is None:
                 return None
-            return slot.lease_id
+            lease = slot.holder()
+            return lease if lease is not None and lease.lease_id == slot.lease_id else None
 
     def release(self, lease_id: int, wait: bool = True) -> None:
         """A lease's release, from any thread: booked in place when nobody waits and nothing is to decide, else by
         the slot's lease actor (or the pool actor, when the slot is gone), which this waits for unless ``wait`` is
         false (a release by the garbage collector, which may run in any thread, an actor's too)."""
+        if not wait:  # the garbage collector may run under any lock: only a message, never a lock
+            assert self._release_to_actor is not None
+            self._release_to_actor(lease_id, None)
+            return
         with self.lock:
             slot = self.admission.leased_slot(lease_id)
             if slot is not None and slot.state == "ready" and not self.closing and not self.admission.anyone_waits():
@@ -105,7 +113,7 @@ class PoolBook:
                 return
             lease_actor = slot.handle.lease_actor if slot is not None and slot.handle is not None else None
             closing = self.closing
-        done: Future[None] | None = Future() if wait and not closing else None  # a closing pool books it anyway
+        done: Future[None] | None = None if closing else Future()  # a closing pool books it anyway
         if lease_actor is None or not tell_if_alive(lease_actor, ReturnLease(lease_id, done)):
             assert self._release_to_actor is not None
             if not self._release_to_actor(lease_id, done):

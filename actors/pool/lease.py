@@ -33,8 +33,8 @@ def _released_by_gc(release: ReleaseFunction, lease_id: int, key: SessionKey, ow
 class Lease:
     """The right to run commands on one warm worker; a context manager. Use ``pool.lease(key)``."""
 
-    __slots__ = ("lease_id", "key", "generation", "_port", "_release", "_lock", "_released", "_stream", "_call",
-                 "__weakref__")
+    __slots__ = ("lease_id", "key", "generation", "_port", "_release", "_lock", "_released", "_ended", "_stream",
+                 "_call", "__weakref__")
 
     def __init__(self, lease_id: int, key: SessionKey, port: RequestPort, generation: int,
                  release: ReleaseFunction) -> None:
@@ -45,18 +45,19 @@ class Lease:
         self._release = release
         self._lock = locks.lock("lease")  # held while a command is admitted, and by release()
         self._released = False
+        self._ended = False  # the slot's lease actor heard that this lease's generation ended
         self._stream: RowStream | None = None
         self._call: RequestChannel | None = None  # a call() in flight
 
     @property
     def valid(self) -> bool:
         """True while the lease is unreleased and its worker generation is still the current one."""
-        return not self._released and self._port.gate.latest_generation == self.generation
+        return not self._released and not self._ended and self._port.gate.latest_generation == self.generation
 
     def _check(self) -> None:
         if self._released:
             raise StaleLease(f"lease {self.lease_id} was released")
-        if self._port.gate.latest_generation != self.generation:
+        if self._ended or self._port.gate.latest_generation != self.generation:
             raise StaleLease(f"lease {self.lease_id}: worker generation {self.generation} has ended "
                              f"(now {self._port.gate.latest_generation}); release it and lease again")
 
@@ -138,6 +139,10 @@ class Lease:
         if not getattr(self, "_released", True):
             self._released = True
             _released_by_gc(self._release, self.lease_id, self.key, self._port.owner_pid)
+
+    def generation_ended(self) -> None:
+        """The generation this lease was granted on ended (the slot's lease actor says so): it is stale from now."""
+        self._ended = True
 
     def __enter__(self) -> Lease:
         return self

@@ -74,6 +74,8 @@ class LeaseActor(pykka.ThreadingActor):
             done.set_result(None)  # the pool is gone: nothing to book
 
     def _generation_ended(self, message: GenerationEnded) -> None:
-        lease_id = self.book.lease_on(self.slot_id, message.generation)
-        if lease_id is not None and lease_id > self.last_returned:
-            self.book.trace_generation("lease_stale", self.slot_id, message.generation, lease_id, reason=message.reason)
+        lease = self.book.lease_on(self.slot_id, message.generation)
+        if lease is not None and lease.lease_id > self.last_returned:
+            lease.generation_ended()
+            self.book.trace_generation("lease_stale", self.slot_id, message.generation, lease.lease_id,
+                                       reason=message.reason)

@@ -4,6 +4,7 @@ marks, and the actor keeps (no threads, no processes)."""
 from __future__ import annotations
 
 import time
+import weakref
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -80,6 +81,7 @@ class Slot:
     rss: float | None = None
     sampled: bool = False
     started_at: float = field(default_factory=time.monotonic)  # of its current generation, for the open time
+    holder: weakref.ref[Lease] | None = None  # the current lease's handle, without keeping it alive
 
     @property
     def grantable(self) -> bool:
