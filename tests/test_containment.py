@@ -81,15 +81,19 @@ def test_a_worker_holding_the_gil_in_its_session_open_dies_with_its_sigkilled_pa
 def test_a_worker_has_a_guardian_that_kills_its_group_when_it_dies(faults_worker: lw.Worker) -> None:
     pid = faults_worker.snapshot().pid
     assert pid is not None
-    guardians = [p for p in psutil.Process(pid).children() if p.name() in ("sh", "dash", "bash")
-                 or "leanworker-guardian" in " ".join(p.cmdline())]
-    assert len(guardians) == 1, psutil.Process(pid).children()
+
+    def guardians() -> list[psutil.Process]:  # forked before the hello, it may still be on its way to exec sh
+        return [p for p in psutil.Process(pid).children() if p.name() in ("sh", "dash", "bash")
+                or "leanworker-guardian" in " ".join(p.cmdline())]
+
+    assert wait_for(lambda: len(guardians()) == 1), psutil.Process(pid).children()
+    guardian = guardians()[0]
     stream = faults_worker.stream("grandchild", {"ignore_cancel": True})
     grandchild = next(stream).payload["grandchild"]
     os.kill(pid, signal.SIGKILL)  # the worker dies; its parent (this test) is alive and reaps it
     with pytest.raises(lw.WorkerCrashed):
         stream.collect()
-    assert wait_for(lambda: pid_gone(grandchild) and pid_gone(guardians[0].pid), timeout=10)
+    assert wait_for(lambda: pid_gone(grandchild) and pid_gone(guardian.pid), timeout=10)
     faults_worker.wait_ready(30)
 
 
