@@ -39,6 +39,10 @@ class Context(Protocol):
     def request_id(self) -> int: ...
 
     @property
+    def max_frame_bytes(self) -> int:
+        """The negotiated frame cap: one row (or the result) must encode within it."""
+
+    @property
     def cancelled(self) -> bool:
         """True once the parent asked to cancel this request."""
 

@@ -100,6 +100,11 @@ def start_guardian() -> int | None:
     return pid
 
 
+def guardian_pid() -> int | None:
+    """The guardian's pid in this worker process (None where none was started)."""
+    return _guardian_pid
+
+
 def set_parent_death_signal() -> bool:
     """Ask the kernel to SIGKILL this process when its parent (thread) dies. True where it is set."""
     if not _prctl_pdeathsig(signal.SIGKILL):

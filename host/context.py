@@ -39,6 +39,10 @@ class RequestContext:
             self._watch()
 
     @property
+    def max_frame_bytes(self) -> int:
+        return self._writer.max_frame_bytes
+
+    @property
     def cancelled(self) -> bool:
         self._watching()
         return self._cancel.is_set()
