@@ -78,17 +78,19 @@ def test_output_that_arrives_while_nothing_is_asked_replaces_the_repl_before_the
     assert meta["replaced_for_unsolicited_output"] == 1 and repls_started(state) == 2
 
 
-@pytest.mark.parametrize("forgery", ["forge", "forge-error"])
-def test_a_forged_answer_from_a_process_an_item_started_never_becomes_a_verdict(worker: lw.Worker, state: Path,
-                                                                                 forgery: str) -> None:
-    # The forger writes {"env": <the next env>} (or an error object) to the REPL's stdout, as a #eval that starts a
-    # process could: the item it lands in is crashed, never given the forged verdict; the forger dies with the REPL.
-    rows, _ = check(worker, [f"TAG:a fake:{forgery}=next", "TAG:b", "TAG:c", "TAG:d ERROR"])
-    assert own(rows[0], "a") and own(rows[2], "c") and own(rows[3], "d", "error")
-    assert rows[1]["status"] == "crashed" and rows[1]["reason"] == "out_of_step"
-    assert events(state) == ["forged"]
+def test_a_forged_answer_from_a_process_an_item_started_never_becomes_a_verdict(worker: lw.Worker,
+                                                                                 state: Path) -> None:
+    # The forger writes {"env": <the next env>} (or an error object, which carries no env) to the REPL's stdout, as
+    # a #eval that starts a process could: the item it lands in is crashed, never given the forged verdict; the
+    # forger dies with the REPL it came from.
+    rows, _ = check(worker, ["TAG:a fake:forge=next", "TAG:b", "TAG:c", "TAG:d fake:forge-error=next", "TAG:e ERROR",
+                             "TAG:f sorry"])
+    assert own(rows[0], "a") and own(rows[2], "c") and own(rows[3], "d") and own(rows[5], "f", "sorry")
+    for victim in (rows[1], rows[4]):
+        assert victim["status"] == "crashed" and victim["reason"] == "out_of_step"
+    assert events(state) == ["forged", "forged"]
     forgers = [pid for pid, what in started_pids(state).items() if what == "grandchild"]
-    assert len(forgers) == 1 and wait_for(lambda: pid_gone(forgers[0]), timeout=10)
+    assert len(forgers) == 2 and wait_for(lambda: all(pid_gone(pid) for pid in forgers), timeout=10)
 
 
 def test_an_answer_before_any_request_is_refused(worker: lw.Worker, state: Path) -> None:
@@ -111,16 +113,18 @@ def test_a_request_left_unanswered_is_in_doubt(worker: lw.Worker) -> None:
     assert "not the request" in rows[0]["error"] and own(rows[1], "b")
 
 
-@pytest.mark.parametrize("misbehaviour, detail", [
-    ("garbage", "not a JSON answer"), ("array", "not an object"), ("blank", "empty line"),
-    ("env=99", "must carry env"), ("env=-1", "not an environment number"), ("env=true", "not an environment number"),
-])
-def test_output_that_is_not_the_answer_costs_only_its_item(worker: lw.Worker, misbehaviour: str,
-                                                           detail: str) -> None:
-    rows, meta = check(worker, ["TAG:a", f"TAG:x fake:{misbehaviour}", "TAG:b", "TAG:c ERROR"])
-    assert own(rows[0], "a") and own(rows[2], "b") and own(rows[3], "c", "error")
-    assert rows[1]["status"] == "crashed" and rows[1]["reason"] == "out_of_step" and detail in rows[1]["error"]
-    assert_readable(rows[1])
+def test_output_that_is_not_the_answer_costs_only_its_item(worker: lw.Worker) -> None:
+    cases = [("garbage", "not a JSON answer"), ("array", "not an object"), ("blank", "empty line"),
+             ("env=99", "must carry env"), ("env=-1", "not an environment number"),
+             ("env=true", "not an environment number")]
+    codes = [code for n, (kind, _) in enumerate(cases) for code in (f"TAG:x fake:{kind}", f"TAG:g{n} ERROR")]
+    rows, meta = check(worker, ["TAG:a", *codes])
+    assert own(rows[0], "a") and meta["repl_restarts"] == len(cases)
+    for n, (kind, detail) in enumerate(cases):
+        bad, good = rows[1 + 2 * n], rows[2 + 2 * n]
+        assert bad["status"] == "crashed" and bad["reason"] == "out_of_step" and detail in bad["error"], kind
+        assert_readable(bad)
+        assert own(good, f"g{n}", "error")
 
 
 def test_verdicts_stay_their_own_across_later_check_calls(worker: lw.Worker) -> None:
@@ -134,15 +138,13 @@ def test_verdicts_stay_their_own_across_later_check_calls(worker: lw.Worker) -> 
 # -- one item never sinks the batch -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("misbehaviour, detail", [("types", "messages of type int (5)"),
-                                                  ("severity", "severity 'fatal'")])
-def test_wrong_typed_fields_cost_their_item_a_typed_status_and_the_repl_stays(worker: lw.Worker, misbehaviour: str,
-                                                                              detail: str) -> None:
-    rows, meta = check(worker, ["TAG:a", f"fake:{misbehaviour}", "TAG:b"])
-    assert own(rows[0], "a") and own(rows[2], "b")
-    assert rows[1]["status"] == "crashed" and rows[1]["reason"] == "bad_answer" and detail in rows[1]["error"]
-    assert_readable(rows[1])
-    assert meta["repl_restarts"] == 0, "the answer was in step: the REPL is kept"
+def test_wrong_typed_fields_cost_their_item_a_typed_status_and_the_repl_stays(worker: lw.Worker) -> None:
+    rows, meta = check(worker, ["TAG:a", "fake:types", "TAG:b", "fake:severity", "TAG:c"])
+    assert own(rows[0], "a") and own(rows[2], "b") and own(rows[4], "c")
+    for row, detail in ((rows[1], "messages of type int (5)"), (rows[3], "severity 'fatal'")):
+        assert row["status"] == "crashed" and row["reason"] == "bad_answer" and detail in row["error"]
+        assert_readable(row)
+    assert meta["repl_restarts"] == 0, "the answers were in step: the REPL is kept"
 
 
 def test_a_10_mb_answer_keeps_its_verdict_in_a_row_cut_to_fit_the_frame(worker: lw.Worker) -> None:
@@ -232,24 +234,27 @@ def test_a_repl_program_that_does_not_exist_is_repl_not_found_at_open(tmp_path: 
 # -- processes -------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("how, status, said", [("exit", 3, "exited with status 3"), ("exit0", 0, "status 0"),
-                                               ("segv", -11, "SIGSEGV")])
-def test_a_repl_whose_grandchild_holds_its_stdout_is_seen_dead_when_it_exits(worker: lw.Worker, state: Path,
-                                                                             how: str, status: int, said: str) -> None:
-    rows, _ = check(worker, ["TAG:a", f"fake:grandchild={how}", "TAG:c"], timeout=30)
-    assert own(rows[0], "a") and own(rows[2], "c")
-    assert rows[1]["status"] == "crashed" and rows[1]["reason"] == "repl_exited" and rows[1]["exit"] == status
-    assert said in rows[1]["error"] and rows[1]["elapsed_s"] < 15, "seen at the exit, not at the 30 s deadline"
+def test_a_repl_whose_grandchild_holds_its_stdout_is_seen_dead_when_it_exits(worker: lw.Worker,
+                                                                             state: Path) -> None:
+    cases = [("exit", 3, "exited with status 3"), ("exit0", 0, "exited with status 0"),
+             ("segv", -11, "killed by signal SIGSEGV (status -11)")]
+    codes = [code for n, (how, _, _) in enumerate(cases) for code in (f"fake:grandchild={how}", f"TAG:g{n}")]
+    rows, _ = check(worker, codes, timeout=30)
+    for n, (how, status, said) in enumerate(cases):
+        row = rows[2 * n]
+        assert row["status"] == "crashed" and row["reason"] == "repl_exited" and row["exit"] == status, how
+        assert said in row["error"] and row["elapsed_s"] < 15, "seen at the exit, not at the 30 s deadline"
+        assert own(rows[2 * n + 1], f"g{n}")
     grandchildren = [pid for pid, what in started_pids(state).items() if what == "grandchild"]
-    assert grandchildren and wait_for(lambda: all(pid_gone(pid) for pid in grandchildren), timeout=10), \
-        "killed with the REPL it outlived, while the worker lives on"
+    assert len(grandchildren) == 3 and wait_for(lambda: all(pid_gone(pid) for pid in grandchildren), timeout=10), \
+        "killed with the REPL they outlived, while the worker lives on"
 
 
-@pytest.mark.parametrize("directive, status, said", [("exit=0", 0, "exited with status 0"),
-                                                     ("segv", -11, "killed by signal SIGSEGV (status -11)")])
-def test_the_repls_own_exit_status_is_reported(worker: lw.Worker, directive: str, status: int, said: str) -> None:
-    rows, _ = check(worker, [f"fake:{directive}", "TAG:b"])
-    assert rows[0]["exit"] == status and said in rows[0]["error"] and own(rows[1], "b")
+def test_the_repls_own_exit_status_is_reported(worker: lw.Worker) -> None:
+    rows, _ = check(worker, ["fake:exit=0", "TAG:b", "fake:segv", "TAG:d"])
+    assert rows[0]["exit"] == 0 and "the REPL exited with status 0 before it gave its answer" in rows[0]["error"]
+    assert rows[2]["exit"] == -11 and "was killed by signal SIGSEGV (status -11)" in rows[2]["error"]
+    assert own(rows[1], "b") and own(rows[3], "d")
 
 
 @pytest.mark.parametrize("ending", ["shutdown", "sigkill"])
@@ -289,15 +294,16 @@ def test_the_fake_says_it_is_a_fake_and_a_simulator() -> None:
     assert "FAKE" in done.stdout and "simulator" in done.stdout
 
 
-def test_a_cancel_while_an_item_waits_on_the_repl_stops_that_repl_and_the_worker_stays_warm(
-        worker: lw.Worker, state: Path) -> None:
-    stream = worker.stream("check", {"items": [{"id": 0, "code": "TAG:a"}, {"id": 1, "code": "HANG"},
-                                               {"id": 2, "code": "TAG:c"}], "timeout": None})
-    rows = iter(stream)
-    assert own(next(rows).payload, "a")
-    hung = [pid for pid, what in started_pids(state).items() if what == "repl"]
-    stream.cancel()
-    assert list(rows) == [] and stream.outcome == "cancelled"
-    assert wait_for(lambda: all(pid_gone(pid) for pid in hung), timeout=10), "the REPL stuck on the item was stopped"
-    rows_after, _ = check(worker, ["TAG:d"])
-    assert own(rows_after[0], "d") and worker.snapshot().restarts == {}
+def test_a_cancel_while_an_item_waits_on_the_repl_stops_that_repl_and_the_worker_stays_warm(state: Path) -> None:
+    config = lw.WorkerConfig(startup_timeout=10.0, request_timeout=20.0, cancel_grace=10.0, kill_wait=3.0)
+    with lw.Worker(fake_key(state), config) as worker:
+        stream = worker.stream("check", {"items": [{"id": 0, "code": "TAG:a"}, {"id": 1, "code": "HANG"},
+                                                   {"id": 2, "code": "TAG:c"}], "timeout": None})
+        rows = iter(stream)
+        assert own(next(rows).payload, "a")
+        hung = [pid for pid, what in started_pids(state).items() if what == "repl"]
+        stream.cancel()
+        assert list(rows) == [] and stream.outcome == "cancelled"
+        assert wait_for(lambda: all(pid_gone(pid) for pid in hung), timeout=10), "the REPL on the item was stopped"
+        rows_after, _ = check(worker, ["TAG:d"])
+        assert own(rows_after[0], "d") and worker.snapshot().restarts == {}, "the worker itself stayed warm"

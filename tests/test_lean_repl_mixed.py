@@ -86,7 +86,7 @@ def test_every_kind_of_misbehaviour_in_a_large_check_costs_only_its_items(tmp_pa
     rows: dict[int, dict[str, Any]] = {}
     with peak_worker_rss() as rss, lw.WorkerPool(config) as pool:
         run = pool.run(batches, "check", lambda batch: {
-            "items": [{"id": int(i), "code": checked[int(i)].body} for i in batch.modules], "timeout": 1.0})
+            "items": [{"id": int(i), "code": checked[int(i)].body} for i in batch.modules], "timeout": 2.0})
         with run:
             for result in run:
                 assert result.committed, result.error
