@@ -297,10 +297,11 @@ def test_the_fake_says_it_is_a_fake_and_a_simulator() -> None:
 def test_a_cancel_while_an_item_waits_on_the_repl_stops_that_repl_and_the_worker_stays_warm(state: Path) -> None:
     config = lw.WorkerConfig(startup_timeout=10.0, request_timeout=20.0, cancel_grace=10.0, kill_wait=3.0)
     with lw.Worker(fake_key(state), config) as worker:
-        stream = worker.stream("check", {"items": [{"id": 0, "code": "TAG:a"}, {"id": 1, "code": "HANG"},
+        stream = worker.stream("check", {"items": [{"id": 0, "code": "TAG:a"}, {"id": 1, "code": "fake:hang"},
                                                    {"id": 2, "code": "TAG:c"}], "timeout": None})
         rows = iter(stream)
         assert own(next(rows).payload, "a")
+        assert wait_for(lambda: events(state) == ["hang"], timeout=10), "the REPL is working on the item"
         hung = [pid for pid, what in started_pids(state).items() if what == "repl"]
         stream.cancel()
         assert list(rows) == [] and stream.outcome == "cancelled"
