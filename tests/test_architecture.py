@@ -21,9 +21,8 @@ SKIP_DIRS = {"tests", "bench", "build", "docs", "fixtures", ".venv", ".ci"}
 WINGS = ("core", "slot", "pool", "run")
 LOWER_LAYERS = ("protocol", "host", "planner", "lean")
 
-# Cycles that exist today and are being taken apart elsewhere (the command line, issue 20); this list only shrinks.
-KNOWN_CYCLES: set[frozenset[str]] = {
-}
+# Cycles that may stand for a while, each with its reason (none today); this list only shrinks.
+KNOWN_CYCLES: set[frozenset[str]] = set()
 
 
 def module_name(path: Path) -> str:
@@ -123,8 +122,8 @@ def strongly_connected(graph: dict[str, set[str]]) -> list[set[str]]:
     return components
 
 
-# Reaches into another module's private names that are being taken apart elsewhere (the command line, issue 20).
-KNOWN_REACH_INS = {("leanworker.cli_check", "_table"), ("leanworker.cli_run", "_table"), ("leanworker.cli_run", "_status")}
+# Reaches into another module's private names that may stand for a while, each with its reason (none today).
+KNOWN_REACH_INS: set[tuple[str, str]] = set()
 # Documented names of the standard library, and the lock protocol threading.Condition uses (core/locks.py wraps it).
 STDLIB_PRIVATE = {"os._exit", "sys._getframe", "self._inner._is_owned", "self._inner._release_save",
                   "self._inner._acquire_restore"}
