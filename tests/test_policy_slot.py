@@ -6,6 +6,10 @@ processes: test_worker_outcomes.py, test_worker_faults.py, test_cycling_memory.p
 from __future__ import annotations
 
 import leanworker as lw
+from leanworker.actors.slot.channel import RequestChannel
+from leanworker.actors.slot.connection import Connection
+from leanworker.actors.slot.counters import Counters
+from leanworker.actors.slot.generation import Generation
 from leanworker.actors.slot.gate_state import GateState
 from leanworker.actors.slot.intensity import RestartIntensity
 from leanworker.actors.slot.memory_ceilings import HARD, SOFT, MemoryCeilings
@@ -164,3 +168,38 @@ def test_shutdown_an_exit_while_closing_closes_the_slot_whatever_else_happened()
     life = SlotLife(lw.RestartPolicy())
     assert life.exited("crash", planned=False, started=False, closing=True, now=0.0) == "closed"
     assert life.state == "closed" and not life.restarts
+
+
+def generation() -> Generation:
+    return Generation(1, None, Connection(1, Counters()), 0.0)  # type: ignore[arg-type]  # no child actor here
+
+
+def test_start_up_a_broken_hello_is_a_handshake_error_and_a_broken_handshake_step_keeps_its_error() -> None:
+    gen = generation()
+    error = lw.ProtocolError("not a hello")
+    failure = gen.startup_violation(error)
+    assert isinstance(failure, lw.HandshakeError) and str(failure) == "not a hello"
+    assert gen.hello() and gen.phase == "configuring"
+    assert gen.startup_violation(error) is error
+    assert gen.step_done() == "opening" and gen.step_done() == "ready" and gen.started
+    assert gen.startup_violation(error) is None, "once ready, a violation is the request's, not the start-up's"
+
+
+def test_start_up_a_missed_hello_or_handshake_step_is_a_startup_timeout_until_the_step_is_done() -> None:
+    gen = generation()
+    assert isinstance(gen.startup_deadline("startup", 0, 10.0), lw.StartupTimeout)
+    gen.hello()
+    assert gen.startup_deadline("startup", 0, 10.0) is None, "the hello came: that deadline no longer applies"
+    gen.handshake = RequestChannel(7, 1, "configure", False, 16, Counters())
+    timeout = gen.startup_deadline("session", 7, 10.0)
+    assert isinstance(timeout, lw.StartupTimeout) and "configure" in str(timeout)
+    assert gen.startup_deadline("session", 6, 10.0) is None, "an older step's deadline"
+
+
+def test_generations_a_generation_ends_once_and_the_first_reason_stands() -> None:
+    gen = generation()
+    assert gen.end("timeout", planned=False)
+    assert not gen.end("idle", planned=True)
+    assert (gen.ending, gen.planned, gen.phase) == ("timeout", False, "ending")
+    gen.startup_error = lw.StartupTimeout("no hello")
+    assert not gen.started, "a generation whose start-up failed never started"

@@ -1,5 +1,11 @@
-"""What a supervisor knows of one generation of its slot (its child actor, connection, process and phase), and of a
-request that waits for a generation to become ready."""
+"""What a supervisor knows of one generation of its slot (its child actor, connection, process and phase), with the
+start-up decisions on it as pure methods (docs/semantics.md, Start-up; tests drive them without processes), and a
+request that waits for a generation to become ready.
+
+Phases: spawning (until the hello), configuring and opening (the two handshake steps), ready, ending. A generation
+that breaks the protocol or misses a deadline before it is ready has failed its start-up: a broken hello is a
+``HandshakeError``, a missed hello or handshake step a ``StartupTimeout``.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ from leanworker.actors.core.timers import TimerHandle
 from leanworker.actors.slot.channel import RequestChannel
 from leanworker.actors.slot.connection import Connection
 from leanworker.actors.slot.messages import Submit
-from leanworker.errors import LeanWorkerError
+from leanworker.errors import HandshakeError, LeanWorkerError, StartupTimeout
 
 
 @dataclass
@@ -33,6 +39,48 @@ class Generation:
     planned: bool = False  # a planned cycle (does not count toward restart intensity)
     startup_error: LeanWorkerError | None = None
     exited: bool = False
+
+    @property
+    def started(self) -> bool:
+        """It became ready (it may be ending since) and no start-up step failed."""
+        return self.phase in ("ready", "ending") and self.startup_error is None
+
+    def hello(self) -> bool:
+        """The worker said hello: True if that begins the handshake (only while spawning)."""
+        if self.phase != "spawning":
+            return False
+        self.phase = "configuring"
+        return True
+
+    def step_done(self) -> str:
+        """A handshake step succeeded: the next phase, "opening" (send the session open) or "ready"."""
+        self.handshake = None
+        self.phase = "opening" if self.phase == "configuring" else "ready"
+        return self.phase
+
+    def startup_violation(self, error: LeanWorkerError) -> LeanWorkerError | None:
+        """The start-up error a protocol violation is, or None once the generation is ready (a request's fault)."""
+        if self.phase == "spawning":
+            return error if isinstance(error, HandshakeError) else HandshakeError(str(error))
+        if self.phase in ("configuring", "opening"):
+            return error
+        return None
+
+    def startup_deadline(self, kind: str, request_id: int, startup_timeout: float) -> StartupTimeout | None:
+        """The start-up error a deadline of ``kind`` is, or None when it no longer applies (the step was done)."""
+        if kind == "startup" and self.phase == "spawning":
+            return StartupTimeout(f"worker did not say hello within {startup_timeout:g} s")
+        if kind == "session" and self.handshake is not None and self.handshake.request_id == request_id:
+            step = "session open" if self.phase == "opening" else "configure"
+            return StartupTimeout(f"{step} did not finish in time")
+        return None
+
+    def end(self, reason: str, planned: bool) -> bool:
+        """Begin ending for ``reason``: True unless it is ending already (the first reason stands)."""
+        if self.ending is not None:
+            return False
+        self.ending, self.planned, self.phase = reason, planned, "ending"
+        return True
 
 
 @dataclass

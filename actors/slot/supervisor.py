@@ -67,13 +67,11 @@ from leanworker.actors.slot.messages import (
 from leanworker.actors.slot.slot_life import CLOSED, EXHAUSTED, FAILED, SlotLife
 from leanworker.errors import (
     Cancelled,
-    HandshakeError,
     LeanWorkerError,
     MemoryLimitExceeded,
     RequestTimeout,
     RestartLimitExceeded,
     StaleLease,
-    StartupTimeout,
     WorkerBusy,
     WorkerClosed,
     WorkerCrashed,
@@ -190,10 +188,9 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _on_hello(self, message: HelloReceived) -> None:
         gen = self._current(message.generation)
-        if gen is None or gen.phase != "spawning":
+        if gen is None or not gen.hello():
             return
         self._cancel_gen_timer(gen)
-        gen.phase = "configuring"
         self._handshake_step(gen, messages.configure(0, self.config.max_frame_bytes))
 
     def _handshake_step(self, gen: Generation, message: dict[str, Any]) -> None:
@@ -213,18 +210,16 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _on_handshake_done(self, gen: Generation, terminal: Terminal) -> None:
         self._cancel_gen_timer(gen)
-        gen.handshake = None
         if terminal.outcome != OK:
+            gen.handshake = None
             assert terminal.error is not None
             self._startup_failed(gen, terminal.error)
             return
-        if gen.phase == "configuring":
-            gen.phase = "opening"
+        if gen.step_done() == "opening":
             key = self.key
             self._handshake_step(gen, messages.open_session(0, key.capability, key.workspace, list(key.imports),
                                                             key.options_dict()))
             return
-        gen.phase = "ready"
         self.sessions_opened += 1
         self._trace("ready", startup_s=round(time.monotonic() - gen.started_at, 6))
         self.life.ready()
@@ -272,7 +267,7 @@ class SupervisorActor(pykka.ThreadingActor):
         for channel in self.gate.fail_at_exit(channels, Terminal(CRASHED, error=crash)):
             self._trace("request_failed", channel.request_id, outcome=CRASHED)
         self._trace("exited", exit_code=message.exit_code, signal=message.signal, reason=gen.ending)
-        started = gen.phase in ("ready", "ending") and gen.startup_error is None
+        started = gen.started
         if not started and self.closing is None:
             self._fail_waiters(gen.startup_error or crash)
         reason = gen.ending or "crash"
@@ -366,15 +361,10 @@ class SupervisorActor(pykka.ThreadingActor):
         gen = self._current(message.generation)
         if gen is None:
             return
-        if message.kind == "startup":
-            if gen.phase == "spawning":
-                self._startup_failed(gen, StartupTimeout(
-                    f"worker did not say hello within {self.config.startup_timeout:g} s"))
-            return
-        if message.kind == "session":
-            if gen.handshake is not None and gen.handshake.request_id == message.request_id:
-                step = "session open" if gen.phase == "opening" else "configure"
-                self._startup_failed(gen, StartupTimeout(f"{step} did not finish in time"))
+        if message.kind in ("startup", "session"):
+            startup_error = gen.startup_deadline(message.kind, message.request_id, self.config.startup_timeout)
+            if startup_error is not None:
+                self._startup_failed(gen, startup_error)
             return
         inflight = self.gate.inflight
         command = inflight.command if inflight is not None and inflight.request_id == message.request_id else "?"
@@ -394,12 +384,9 @@ class SupervisorActor(pykka.ThreadingActor):
         gen = self._current(message.generation)
         if gen is None:
             return
-        if gen.phase == "spawning":
-            error = message.error if isinstance(message.error, HandshakeError) else HandshakeError(str(message.error))
-            self._startup_failed(gen, error)
-            return
-        if gen.phase in ("configuring", "opening"):  # the generation never became ready: a failed start-up
-            self._startup_failed(gen, message.error)
+        startup_error = gen.startup_violation(message.error)
+        if startup_error is not None:  # the generation never became ready: a failed start-up
+            self._startup_failed(gen, startup_error)
             return
         self._fail_inflight(Terminal(PROTOCOL, error=message.error))
         self._end_generation(gen, "protocol", planned=False, kill=True)
@@ -540,11 +527,9 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _end_generation(self, gen: Generation, reason: str, planned: bool, kill: bool) -> None:
         """Begin ending ``gen``; the restart (or not) happens when its exit arrives."""
-        if gen.ending is not None:
+        if not gen.end(reason, planned):
             return
         self.gate.close()
-        gen.ending, gen.planned = reason, planned
-        gen.phase = "ending"
         self._cancel_gen_timer(gen)
         self.life.stopping()
         self._trace("generation_end", reason=reason, planned=planned)
