@@ -1,10 +1,11 @@
-"""``Lease``: the affine right to run commands on one warm worker, granted by the pool.
+"""``Lease``: the caller's handle of the affine right to run commands on one warm worker, granted by the pool.
 
-A lease is not a thread-backed actor: starting and stopping a pykka ThreadingActor costs 180-240 us on a 2-core
-machine (measured), more than a warm command. It is an affine token (a lock and three fields): every command checks
-that it is unreleased and names the generation it was granted on, so a restarted worker answers ``StaleLease``;
-``release()`` returns the capacity to the pool actor exactly once (a second call does nothing); a lease collected
-unreleased returns it too, with a ``ResourceWarning``.
+The handle is not an actor (starting and stopping a pykka ThreadingActor costs 180-240 us on a 2-core machine,
+more than a warm command): it is an affine token (a lock and a few fields) on the direct data path, whose commands
+go to the slot's admission gate. Its lifecycle belongs to its slot's lease actor (lease_actor.py). Every command
+checks that it is unreleased and names the generation it was granted on, so a restarted worker answers
+``StaleLease``; ``release()`` returns the capacity to the pool exactly once (a second call does nothing); a lease
+collected unreleased returns it too, with a ``ResourceWarning``.
 """
 
 from __future__ import annotations
