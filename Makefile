@@ -24,8 +24,10 @@ $(REAL_LEAN): tests/requirements-real-lean.txt $(STAMP)
 probe: $(STAMP)
 	$(PY) -m leanworker probe
 
+# Most tests wait on processes, pipes and timeouts rather than compute: two test processes (a file each at a time)
+# halve the wall time on a 2-core machine.
 test: $(STAMP) $(REAL_LEAN) typecheck
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 # mypy needs the package on a plain path; the checkout root is the package, so link it under its real name.
 typecheck: $(STAMP)
