@@ -123,8 +123,11 @@ class TemporaryThreadedChecker:
                         pending.clear()
                     reason = f"{exc.code}: {exc.message}"
                     break
+                except lw.WorkerLost as exc:  # the same items may succeed on a fresh worker: once more
+                    reason = f"{type(exc).__name__}: {exc}"
                 except lw.LeanWorkerError as exc:
                     reason = f"{type(exc).__name__}: {exc}"
+                    break
         finally:
             for index in list(pending):
                 put((index, unchecked(reason)))

@@ -30,7 +30,7 @@ from leanworker.serve.cache import ResultCache
 from leanworker.serve.checker import Checker
 from leanworker.serve.config import ServeConfig
 from leanworker.serve.keys import KeyRing, presented_key
-from leanworker.serve.refusals import RequestRefused, json_invalid
+from leanworker.serve.refusals import HTTPRefusal, json_invalid
 from leanworker.serve.service import CheckOptions, CheckService, ItemResult
 
 access_log = logging.getLogger("leanworker.serve.access")
@@ -68,7 +68,7 @@ class _Access:
                         self.path, status, self.items, statuses, (time.perf_counter() - self.started) * 1000)
 
 
-def _refused(refusal: RequestRefused, access: _Access) -> Response:
+def _refused(refusal: HTTPRefusal, access: _Access) -> Response:
     access.log(refusal.status)
     return JSONResponse({"detail": refusal.detail}, refusal.status, headers=refusal.headers)
 
@@ -83,10 +83,10 @@ def _authorize(state: _State, request: Request) -> str:
         return ANONYMOUS
     presented = presented_key(request.headers)
     if presented is None:
-        raise RequestRefused(401, "Missing API key", {"WWW-Authenticate": "Bearer"})
+        raise HTTPRefusal(401, "Missing API key", {"WWW-Authenticate": "Bearer"})
     key_id = state.keys.identify(presented)
     if key_id is None:
-        raise RequestRefused(401, "Invalid API key", {"WWW-Authenticate": "Bearer"})
+        raise HTTPRefusal(401, "Invalid API key", {"WWW-Authenticate": "Bearer"})
     return key_id
 
 
@@ -98,7 +98,7 @@ async def _read_body(state: _State, request: Request) -> bytes:
     limit = state.config.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RequestRefused(413, f"the request body is {declared} bytes, over the limit of {limit} bytes")
+        raise HTTPRefusal(413, f"the request body is {declared} bytes, over the limit of {limit} bytes")
     chunks = []
     size = 0
     try:
@@ -106,12 +106,12 @@ async def _read_body(state: _State, request: Request) -> bytes:
             size += len(chunk)
             state.reading += len(chunk)
             if size > limit:
-                raise RequestRefused(413, f"the request body is over the limit of {limit} bytes")
+                raise HTTPRefusal(413, f"the request body is over the limit of {limit} bytes")
             if state.reading > state.admission.max_bytes:
-                raise RequestRefused(429, "too many request bytes are arriving at once", {"Retry-After": "1"})
+                raise HTTPRefusal(429, "too many request bytes are arriving at once", {"Retry-After": "1"})
             chunks.append(chunk)
     except ClientDisconnect:
-        raise RequestRefused(400, "the client disconnected while sending the body") from None
+        raise HTTPRefusal(400, "the client disconnected while sending the body") from None
     finally:
         state.reading -= size
     return b"".join(chunks)
@@ -122,19 +122,19 @@ def _admit(state: _State, key_id: str, codes: Sequence[str]) -> Ticket:
     decision = state.admission.admit(key_id, len(codes), size)
     if isinstance(decision, Refusal):
         headers = {"Retry-After": str(decision.retry_after)} if decision.retry_after is not None else {}
-        raise RequestRefused(decision.status, decision.detail, headers)
+        raise HTTPRefusal(decision.status, decision.detail, headers)
     return decision
 
 
 def _parse_json(body: bytes) -> Any:
     if not body.strip():
-        raise RequestRefused(422, [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}])
+        raise HTTPRefusal(422, [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}])
     try:
         return json.loads(body)
     except json.JSONDecodeError as exc:
         raise json_invalid(exc) from None
     except UnicodeDecodeError:
-        raise RequestRefused(400, "the request body is not UTF-8") from None
+        raise HTTPRefusal(400, "the request body is not UTF-8") from None
 
 
 async def _collect(state: _State, request: Request, ticket: Ticket, codes: Sequence[str],
@@ -163,7 +163,7 @@ async def _collect(state: _State, request: Request, ticket: Ticket, codes: Seque
         if not gathering.done():
             gathering.cancel()
             await asyncio.gather(gathering, return_exceptions=True)
-            raise RequestRefused(499, "Client disconnected")
+            raise HTTPRefusal(499, "Client disconnected")
     gathering.result()
     return [r for r in results if r is not None]
 
@@ -189,7 +189,7 @@ async def api_check(request: Request) -> Response:
             results = await _collect(state, request, ticket, codes, [s.id for s in body.snippets], options, access)
         finally:
             state.admission.release(ticket)
-    except RequestRefused as refusal:
+    except HTTPRefusal as refusal:
         return _refused(refusal, access)
     simulated = state.checker.simulated
     out = [kimina.check_result(body.snippets[r.position].id, r.row, codes[r.position], timeout, debug=body.debug,
@@ -219,7 +219,7 @@ async def verify(request: Request) -> Response:
             results = await _collect(state, request, ticket, codes, ids, options, access)
         finally:
             state.admission.release(ticket)
-    except RequestRefused as refusal:
+    except HTTPRefusal as refusal:
         return _refused(refusal, access)
     out = [kimina.verify_result(ids[r.position], r.row, codes[r.position], timeout) for r in results]
     access.log(200)
@@ -240,7 +240,7 @@ async def native_check(request: Request) -> Response:
         ids = [item.id for item in items]
         access.items = len(codes)
         ticket = _admit(state, access.key_id, codes)
-    except RequestRefused as refusal:
+    except HTTPRefusal as refusal:
         return _refused(refusal, access)
     service = state.service
     assert service is not None

@@ -86,7 +86,7 @@ class VerifyRequest(BaseModel):
 
 
 def parse_check(payload: Any) -> CheckRequest:
-    """A ``/api/check`` body, or :class:`RequestRefused` 422 with the Kimina server's detail."""
+    """A ``/api/check`` body, or :class:`HTTPRefusal` 422 with the Kimina server's detail."""
     try:  # from_attributes: FastAPI validates bodies so, and its error for a non-object is then the same
         return CheckRequest.model_validate(payload, from_attributes=True)
     except ValidationError as exc:
@@ -94,7 +94,7 @@ def parse_check(payload: Any) -> CheckRequest:
 
 
 def parse_verify(payload: Any) -> VerifyRequest:
-    """A ``/verify`` body, or :class:`RequestRefused` 422."""
+    """A ``/verify`` body, or :class:`HTTPRefusal` 422."""
     try:
         return VerifyRequest.model_validate(payload, from_attributes=True)
     except ValidationError as exc:

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, StrictInt, StrictStr, TypeAdapter, ValidationError
 
 from leanworker.serve.checker import Row
-from leanworker.serve.refusals import RequestRefused, field_error, from_pydantic, invalid, json_invalid
+from leanworker.serve.refusals import HTTPRefusal, field_error, from_pydantic, invalid, json_invalid
 
 NDJSON = "application/x-ndjson"
 
@@ -30,7 +30,7 @@ _ITEMS = TypeAdapter(list[NativeItem])
 
 
 def parse_items(body: bytes, content_type: str) -> list[NativeItem]:
-    """The items of a request body; raises :class:`RequestRefused` (400 for bad JSON, 422 for a wrong shape)."""
+    """The items of a request body; raises :class:`HTTPRefusal` (400 for bad JSON, 422 for a wrong shape)."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -83,7 +83,7 @@ def parse_timeout(raw: str | None, default: float | None, maximum: float) -> flo
     except ValueError:
         value = -1.0
     if not value > 0 or value != value or value == float("inf"):
-        raise RequestRefused(422, [field_error("greater_than", ["query", "timeout"],
+        raise HTTPRefusal(422, [field_error("greater_than", ["query", "timeout"],
                                                "timeout must be a number of seconds > 0", raw, {"gt": 0})])
     return min(value, maximum)
 

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 
-class RequestRefused(Exception):
-    """A request answered with ``status`` and ``{"detail": detail}`` instead of results."""
+class HTTPRefusal(Exception):
+    """A request answered with ``status`` and ``{"detail": detail}`` instead of results (an HTTP answer; not the
+    runtime's ``lw.RequestRefused``)."""
 
     def __init__(self, status: int, detail: Any, headers: dict[str, str] | None = None) -> None:
         super().__init__(f"{status}: {detail}")
@@ -27,18 +28,18 @@ def field_error(kind: str, loc: Sequence[str | int], msg: str, value: Any = None
     return entry
 
 
-def invalid(errors: list[dict[str, Any]], status: int = 422) -> RequestRefused:
-    return RequestRefused(status, errors)
+def invalid(errors: list[dict[str, Any]], status: int = 422) -> HTTPRefusal:
+    return HTTPRefusal(status, errors)
 
 
 def json_invalid(exc: json.JSONDecodeError, loc_prefix: Sequence[str | int] = ("body",),
-                 status: int = 422) -> RequestRefused:
+                 status: int = 422) -> HTTPRefusal:
     """Malformed JSON, as FastAPI reports it (the position of the error in ``loc``)."""
     return invalid([field_error("json_invalid", [*loc_prefix, exc.pos], "JSON decode error", {},
                                 {"error": exc.msg})], status)
 
 
-def from_pydantic(errors: Sequence[Any], loc_prefix: Sequence[str | int] = ("body",)) -> RequestRefused:
+def from_pydantic(errors: Sequence[Any], loc_prefix: Sequence[str | int] = ("body",)) -> HTTPRefusal:
     """A pydantic ``ValidationError.errors()`` list as a 422, as FastAPI renders it (exceptions in ``ctx`` as {})."""
     rendered = []
     for error in errors:

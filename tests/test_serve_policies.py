@@ -19,7 +19,7 @@ from leanworker.serve.cache import cache_key, cacheable  # noqa: E402
 from leanworker.serve.checker import Row  # noqa: E402
 from leanworker.serve.flight import SingleFlight  # noqa: E402
 from leanworker.serve.keys import KeyRing, load_keys, parse_keys, presented_key  # noqa: E402
-from leanworker.serve.refusals import RequestRefused  # noqa: E402
+from leanworker.serve.refusals import HTTPRefusal  # noqa: E402
 
 # -- admission -------------------------------------------------------------------------------------------------------
 
@@ -247,7 +247,7 @@ def test_single_flight_starts_one_check_for_identical_items_and_cancels_only_whe
 
 def test_kimina_check_request_validation_gives_the_kimina_servers_422_details() -> None:
     def detail(payload: object) -> list[dict[str, object]]:
-        with pytest.raises(RequestRefused) as caught:
+        with pytest.raises(HTTPRefusal) as caught:
             kimina.parse_check(payload)
         assert caught.value.status == 422
         return list(caught.value.detail)
@@ -273,9 +273,9 @@ def test_kimina_verify_accepts_proof_or_code_and_int_ids_and_refuses_what_kimina
     parsed = kimina.parse_verify({"codes": [{"custom_id": 7, "code": "c"},
                                                             {"custom_id": "a", "proof": "p"}]})
     assert [c.content for c in parsed.codes] == ["c", "p"] and parsed.timeout == 300
-    with pytest.raises(RequestRefused, match="neither `proof` nor `code`"):
+    with pytest.raises(HTTPRefusal, match="neither `proof` nor `code`"):
         kimina.parse_verify({"codes": [{"custom_id": "a"}]})
-    with pytest.raises(RequestRefused, match="unique custom ids"):
+    with pytest.raises(HTTPRefusal, match="unique custom ids"):
         kimina.parse_verify({"codes": [{"custom_id": 1, "proof": "x"}, {"custom_id": "1",
                                                                                         "proof": "y"}]})
 
@@ -322,8 +322,8 @@ def test_native_items_come_as_a_json_list_or_as_json_lines_and_bad_input_names_t
     lines = native.parse_items(b'{"id": "a", "code": "x"}\n\n{"id": "b", "code": "y"}\n', "application/x-ndjson")
     assert [i.id for i in lines] == ["a", "b"]
 
-    def refused(body: bytes, content_type: str = "application/json") -> RequestRefused:
-        with pytest.raises(RequestRefused) as caught:
+    def refused(body: bytes, content_type: str = "application/json") -> HTTPRefusal:
+        with pytest.raises(HTTPRefusal) as caught:
             native.parse_items(body, content_type)
         return caught.value
 
@@ -344,7 +344,7 @@ def test_the_native_timeout_is_positive_and_capped() -> None:
     assert native.parse_timeout("2.5", 60.0, 300.0) == 2.5
     assert native.parse_timeout("9999", 60.0, 300.0) == 300.0
     for bad in ("0", "-1", "nan", "inf", "soon"):
-        with pytest.raises(RequestRefused) as caught:
+        with pytest.raises(HTTPRefusal) as caught:
             native.parse_timeout(bad, 60.0, 300.0)
         assert caught.value.status == 422 and caught.value.detail[0]["loc"] == ["query", "timeout"]
 
