@@ -158,12 +158,16 @@ async def _collect(state: _State, request: Request, ticket: Ticket, codes: Seque
     watching = asyncio.ensure_future(disconnected())
     try:
         await asyncio.wait({gathering, watching}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
+    except asyncio.CancelledError:  # the server is stopping this request: stop its items, stay cancelled
+        gathering.cancel()
         watching.cancel()
-        if not gathering.done():
-            gathering.cancel()
-            await asyncio.gather(gathering, return_exceptions=True)
-            raise HTTPRefusal(499, "Client disconnected")
+        await asyncio.gather(gathering, watching, return_exceptions=True)
+        raise
+    watching.cancel()
+    if not gathering.done():  # the client went away: its items are withdrawn (as the Kimina server does)
+        gathering.cancel()
+        await asyncio.gather(gathering, return_exceptions=True)
+        raise HTTPRefusal(499, "Client disconnected")
     gathering.result()
     return [r for r in results if r is not None]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import AsyncGenerator, Iterator, Sequence
@@ -227,6 +228,30 @@ def test_the_per_key_limit_holds_back_one_key_and_not_another(serve: Any) -> Non
     assert server.client.post("/api/check", json=snippets("x"), headers={"X-API-Key": "key-b"}).status_code == 200
     server.checker.release()
     held.join(10)
+
+
+def test_a_client_that_goes_away_has_its_waiting_items_withdrawn_and_its_share_given_back(serve: Any) -> None:
+    server = serve()
+    holder = threading.Thread(target=lambda: server.client.post("/api/check", json=snippets("HOLD 1", "HOLD 2")))
+    holder.start()
+    server.wait_holding(2)  # both REPL slots busy
+    body = json.dumps(snippets("theorem gone_1 : True := trivial", "theorem gone_2 : True := trivial")).encode()
+    port = int(server.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as raw:
+        raw.sendall(b"POST /api/check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        state = server.app.state.serve
+        deadline = time.monotonic() + 10
+        while state.admission.items < 4:  # the request is admitted, its items wait
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    deadline = time.monotonic() + 10
+    while state.admission.items > 2:  # the client has gone: its two items are given back
+        assert time.monotonic() < deadline, "the items of a client that went away were never given back"
+        time.sleep(0.01)
+    server.checker.release()
+    holder.join(10)
+    assert not any("gone" in body for body in server.checker.bodies)  # they never reached a REPL
 
 
 def test_native_results_stream_as_they_complete_without_waiting_for_the_slowest(serve: Any) -> None:
