@@ -136,3 +136,14 @@ def test_cancel_ends_the_schedule_and_returns_what_was_pending() -> None:
     assert running is not None
     assert [t.order for t in schedule.cancel()] == [1 - running.order]
     assert schedule.take(a) is None
+
+
+def test_a_runner_waits_while_another_runs_what_may_come_back_and_the_run_is_over_when_nothing_can() -> None:
+    a = lw.SessionKey(MATHLIB, imports=("A",))
+    schedule = Schedule([batch(a, 2, 0)])
+    running = schedule.take(None)
+    assert running is not None
+    assert schedule.take(None) is None and not schedule.over, "wait: a failure may requeue its halves"
+    halves = [Task(running.batch, running.modules[:1], order=0), Task(running.batch, running.modules[1:], order=0)]
+    schedule.finished(running, requeue=halves)
+    assert schedule.take(a) is not None and schedule.take(a) is not None

@@ -21,6 +21,7 @@ from leanworker.actors.core.tracing import Tracer
 from leanworker.actors.run.journal import OutputJournal
 from leanworker.actors.run.places import Place, PlaceGone, Requeue, RunBackend
 from leanworker.actors.run.results import BatchResult, RunProgress, RunSummary
+from leanworker.actors.run.runner_queue import RunnerQueue
 from leanworker.actors.run.schedule import Schedule, Task
 from leanworker.errors import LeanWorkerError, NodeLost, WorkerLost
 from leanworker.planner.plan import ImportPlan, PlannedBatch
@@ -60,7 +61,7 @@ class PlanRun:
         self._errors: list[BaseException] = []
         self._places: dict[int, Place] = {}
         self._cancelled = threading.Event()
-        self._schedule = Schedule(tasks, affinity=affinity)
+        self._schedule = RunnerQueue(Schedule(tasks, affinity=affinity))
         self._results: queue.Queue[Any] = queue.Queue(maxsize=2 * max(1, backend.concurrency))
         self._summary: RunSummary | None = None
         self._started = time.monotonic()

@@ -1,4 +1,5 @@
-"""Which batch a free runner of a plan takes next (docs/semantics.md, Running a plan).
+"""Which batch a free runner of a plan takes next (docs/semantics.md, Running a plan), as a pure policy: no lock and
+no waiting (runner_queue.py makes the runners wait on it; tests drive it without threads).
 
 With affinity, a runner that holds a warm worker of a key takes that key's next batch first; a runner that needs a
 new key takes the key no other runner is on, biggest batch first. Without affinity (the round-robin baseline the
@@ -11,7 +12,6 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from leanworker.actors.core import locks
 from leanworker.actors.core.config import SessionKey
 from leanworker.planner.plan import PlannedBatch
 
@@ -30,7 +30,6 @@ class Schedule:
     """Pending tasks by key, biggest first; which keys runners are on; when the run is over."""
 
     def __init__(self, tasks: Iterable[Task], *, affinity: bool = True) -> None:
-        self._cond = locks.condition("schedule")
         self._affinity = affinity
         self._pending: dict[SessionKey, list[Task]] = {}
         self._running: Counter[SessionKey] = Counter()
@@ -44,22 +43,23 @@ class Schedule:
         # pop() takes the last: the biggest with affinity, the earliest in the plan without
         return (len(task.modules), 0) if self._affinity else (-task.order, 0)
 
+    @property
+    def over(self) -> bool:
+        """Nothing is left to take, now or later: cancelled, or nothing pending and nothing running."""
+        return self._cancelled or (not self._pending and not self._running)
+
     def take(self, warm_key: SessionKey | None) -> Task | None:
-        """The next task for a runner holding ``warm_key`` (or None). None: the run is over."""
-        with self._cond:
-            while True:
-                if self._cancelled:
-                    return None
-                key = self._choose(warm_key) if self._affinity else self._earliest()
-                if key is not None:
-                    task = self._pending[key].pop()
-                    if not self._pending[key]:
-                        del self._pending[key]
-                    self._running[key] += 1
-                    return task
-                if not self._running:
-                    return None
-                self._cond.wait()
+        """The next task for a runner holding ``warm_key``, or None when there is none now (see :attr:`over`)."""
+        if self._cancelled:
+            return None
+        key = self._choose(warm_key) if self._affinity else self._earliest()
+        if key is None:
+            return None
+        task = self._pending[key].pop()
+        if not self._pending[key]:
+            del self._pending[key]
+        self._running[key] += 1
+        return task
 
     def _choose(self, warm_key: SessionKey | None) -> SessionKey | None:
         if not self._pending:
@@ -78,29 +78,21 @@ class Schedule:
 
     def finished(self, task: Task, *, requeue: Iterable[Task] = ()) -> None:
         """``task`` is no longer running; ``requeue`` goes back to the pending tasks."""
-        with self._cond:
-            self._running[task.batch.key] -= 1
-            if self._running[task.batch.key] <= 0:
-                del self._running[task.batch.key]
-            for again in requeue:
-                tasks = self._pending.setdefault(again.batch.key, [])
-                tasks.append(again)
-                tasks.sort(key=self._rank)
-            self._cond.notify_all()
+        self._running[task.batch.key] -= 1
+        if self._running[task.batch.key] <= 0:
+            del self._running[task.batch.key]
+        for again in requeue:
+            tasks = self._pending.setdefault(again.batch.key, [])
+            tasks.append(again)
+            tasks.sort(key=self._rank)
 
     def cancel(self) -> list[Task]:
         """End the schedule: every later ``take`` returns None; the pending tasks are returned."""
-        with self._cond:
-            self._cancelled = True
-            return self._drain()
+        self._cancelled = True
+        return self.abandon()
 
     def abandon(self) -> list[Task]:
-        """No runner is left to run anything: take the pending tasks out (they end as failures)."""
-        with self._cond:
-            return self._drain()
-
-    def _drain(self) -> list[Task]:
+        """Take the pending tasks out (cancelled, or no runner is left to run them)."""
         left = [task for tasks in self._pending.values() for task in tasks]
         self._pending.clear()
-        self._cond.notify_all()
         return left
