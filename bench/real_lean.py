@@ -9,6 +9,9 @@ where a C compiler is present, the C stub (a real ``lean`` executable, as a tool
   the caller's wall clock) and against ``check`` of 20 items in one request (wall time / 20): the overhead per item
   is the median of the differences within a round (by hand just before and just after), so that load from
   elsewhere on the machine falls on both sides of each difference.
+- ``cpu_per_item``: CPU time per item (40 items), which load from elsewhere does not inflate: Lean's own, against
+  what running it costs besides, by hand (the caller's ``subprocess.run``) and through leanworker (the worker host's
+  loop, sampling and kill, plus the caller).
 - ``cold``: a new worker (python host), its session opened and its first item checked, against one check by hand.
 - ``memory``: RSS, PSS and USS per process and in total for 1 and 4 idle Lean processes (``lean --stdin`` waiting
   for input), by hand and as the pool sees 4 workers (``memory_metric`` "rss" and "pss"): docs/lean.md's table.
@@ -82,6 +85,31 @@ def cold(argv: list[str]) -> float:
     return elapsed
 
 
+def cpu_per_item(argv: list[str], worker: lw.Worker, items: int) -> dict[str, float]:
+    """CPU seconds per item, which load from elsewhere does not inflate as it does wall time: Lean's own (the
+    children's), and what running it costs besides, by hand (this process) and through leanworker (the worker host
+    plus this process, the caller)."""
+    me = psutil.Process()
+    host = psutil.Process(worker.snapshot().pid or 0)
+
+    def own(process: psutil.Process) -> tuple[float, float]:
+        times = process.cpu_times()
+        return times.user + times.system, times.children_user + times.children_system
+
+    caller0, lean0 = own(me)
+    for _ in range(items):
+        by_hand(argv)
+    caller1, lean1 = own(me)
+    host0, host_lean0 = own(host)
+    batch_of(worker, items)
+    caller2, _ = own(me)
+    host1, host_lean1 = own(host)
+    per = 1000 / items
+    return {"lean_by_hand_ms": round((lean1 - lean0) * per, 1), "caller_by_hand_ms": round((caller1 - caller0) * per, 2),
+            "lean_via_leanworker_ms": round((host_lean1 - host_lean0) * per, 1),
+            "worker_host_ms": round((host1 - host0) * per, 2), "caller_via_leanworker_ms": round((caller2 - caller1) * per, 2)}
+
+
 def median_ms(samples: list[float]) -> float:
     return round(statistics.median(samples) * 1000, 1)
 
@@ -104,6 +132,7 @@ def timing(argv: list[str], rounds: int) -> dict[str, Any]:
                 batch = batch_of(worker, 20)
                 samples["batch"].append(batch)
                 samples["paired_batch"].append(batch - (hand + by_hand(argv)) / 2)
+        cpu = cpu_per_item(argv, worker, 40)
     for _ in range(max(3, rounds // 6)):
         samples["cold_by_hand"].append(by_hand(argv))
         samples["cold"].append(cold(argv))
@@ -114,6 +143,7 @@ def timing(argv: list[str], rounds: int) -> dict[str, Any]:
                      "overhead_one_call_ms": median_ms(samples["paired_one_call"]),
                      "overhead_batch_per_item_ms": median_ms(samples["paired_batch"]),
                      "ratio_one_call_over_hand": round(call / hand, 3), "ratio_batch_over_hand": round(batch / hand, 3)},
+        "cpu_per_item": cpu,
         "cold": {"worker_start_open_first_item_ms": median_ms(samples["cold"]),
                  "by_hand_ms": median_ms(samples["cold_by_hand"]),
                  "ratio": round(statistics.median(samples["cold"]) / statistics.median(samples["cold_by_hand"]), 2)},

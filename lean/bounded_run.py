@@ -81,9 +81,10 @@ def run_bounded(argv: Sequence[str], *, on_stdout: Callable[[bytes], None], stdi
     finally:
         if exited_at is None or stopped_for is not None:
             kill_tree(process.pid, signal.SIGKILL)  # before the reap: its group id is still ours
+            exit_status = reap(process, 10.0)
         else:  # it ended on its own: its children were re-parented, only its group can still hold leftovers
             signal_group(process.pid, signal.SIGKILL)
-        exit_status = reap(process, 10.0)
+            exit_status = process.wait()  # it has exited: a plain wait returns at once (no polling with sleeps)
         run.finish()
     return RunOutcome(exit_status, stopped_for, time.monotonic() - started, peak, run.stderr_text())
 

@@ -7,6 +7,7 @@ installed, and failing instead where ``LEANWORKER_REAL_LEAN=require`` (CI)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shlex
@@ -143,6 +144,38 @@ def test_a_stack_overflow_is_crashed_with_the_signal_and_the_worker_stays_warm()
     assert "Stack overflow" in crashed["stderr_tail"] and "SIGABRT" in crashed["error"]
     assert good["status"] == "ok"
     assert meta["by_status"]["crashed"] == 1 and meta["by_status"]["ok"] == 1
+
+
+def test_lean_output_past_the_message_budget_still_fits_the_smallest_frame() -> None:
+    # 1,500 messages (~400 KB of JSON lines) against a 64 KiB frame cap: the row keeps 48 KiB of text and counts the rest.
+    many = real_lean.NAT + "#check N.z\n" * 1500 + "#check foo\n"
+    config = dataclasses.replace(FAST, max_frame_bytes=65536)
+    with lw.Worker(file_key(), config) as worker:
+        rows, _ = check(worker, [{"id": 1, "code": many}, {"id": 2, "code": real_lean.GOOD}], timeout=30)
+    big, good = rows
+    assert big["status"] == "error", "the one error, past the budget, still decides the status"
+    assert big["messages_dropped"] > 0 and len(big["messages"]) + big["messages_dropped"] == 1501
+    assert len(json.dumps(big).encode()) < 65536
+    assert good["status"] == "ok"
+
+
+def test_a_cancel_kills_the_items_lean_at_once_and_the_worker_stays_warm() -> None:
+    with lw.Worker(file_key(), FAST) as worker:
+        pid = worker.snapshot().pid or 0
+        with worker.stream("check", {"items": [{"id": 1, "code": real_lean.cpu_bound()}]}) as stream:
+            assert wait_for(lambda: any(busy(p) for p in lean_processes(pid)), timeout=20)
+            leans = lean_processes(pid)
+            stream.cancel()
+            assert list(stream) == []
+        assert wait_for(lambda: all(not psutil.pid_exists(p.pid) for p in leans), timeout=5)
+        rows, _ = check(worker, [{"id": 2, "code": real_lean.GOOD}])
+        assert rows[0]["status"] == "ok" and worker.snapshot().pid == pid and worker.snapshot().restarts == {}
+
+
+def test_the_doctor_runs_lean_version_through_the_sessions_command() -> None:
+    with lw.Worker(file_key(), FAST) as worker:
+        checks = {check.name: check for check in worker.doctor().checks}
+    assert checks["lean"].status == "pass" and "Lean (version 4.35.0" in checks["lean"].message
 
 
 # -- deadlines, memory, signals -----------------------------------------------------------------------------------
