@@ -9,6 +9,7 @@ where a C compiler is present, the C stub (a real ``lean`` executable, as a tool
   the caller's wall clock) and against ``check`` of 20 items in one request (wall time / 20): the overhead per item
   is the median of the differences within a round (by hand just before and just after), so that load from
   elsewhere on the machine falls on both sides of each difference.
+- ``fastest_round_ms``: the fastest sample of each figure: on a loaded machine, the closest to a quiet one.
 - ``cpu_per_item``: CPU time per item (40 items), which load from elsewhere does not inflate: Lean's own, against
   what running it costs besides, by hand (the caller's ``subprocess.run``) and through leanworker (the worker host's
   loop, sampling and kill, plus the caller).
@@ -105,9 +106,13 @@ def cpu_per_item(argv: list[str], worker: lw.Worker, items: int) -> dict[str, fl
     caller2, _ = own(me)
     host1, host_lean1 = own(host)
     per = 1000 / items
-    return {"lean_by_hand_ms": round((lean1 - lean0) * per, 1), "caller_by_hand_ms": round((caller1 - caller0) * per, 2),
-            "lean_via_leanworker_ms": round((host_lean1 - host_lean0) * per, 1),
-            "worker_host_ms": round((host1 - host0) * per, 2), "caller_via_leanworker_ms": round((caller2 - caller1) * per, 2)}
+    lean_by_hand, lean_via = (lean1 - lean0) * per, (host_lean1 - host_lean0) * per
+    extra_by_hand, extra_via = (caller1 - caller0) * per, (host1 - host0 + caller2 - caller1) * per
+    return {"lean_by_hand_ms": round(lean_by_hand, 1), "caller_by_hand_ms": round(extra_by_hand, 2),
+            "lean_via_leanworker_ms": round(lean_via, 1), "worker_host_ms": round((host1 - host0) * per, 2),
+            "caller_via_leanworker_ms": round((caller2 - caller1) * per, 2),
+            "extra_over_lean_by_hand": round(extra_by_hand / lean_by_hand, 3),
+            "extra_over_lean_via_leanworker": round(extra_via / lean_via, 3)}
 
 
 def median_ms(samples: list[float]) -> float:
@@ -137,12 +142,15 @@ def timing(argv: list[str], rounds: int) -> dict[str, Any]:
         samples["cold_by_hand"].append(by_hand(argv))
         samples["cold"].append(cold(argv))
     hand, call, batch = (median_ms(samples[name]) for name in ("by_hand", "one_call", "batch"))
+    fastest = {name: round(min(samples[name]) * 1000, 1) for name in ("version", "by_hand", "one_call", "batch")}
     return {
         "version_ms": median_ms(samples["version"]),
         "per_item": {"by_hand_ms": hand, "leanworker_one_call_ms": call, "leanworker_batch20_per_item_ms": batch,
                      "overhead_one_call_ms": median_ms(samples["paired_one_call"]),
                      "overhead_batch_per_item_ms": median_ms(samples["paired_batch"]),
                      "ratio_one_call_over_hand": round(call / hand, 3), "ratio_batch_over_hand": round(batch / hand, 3)},
+        "fastest_round_ms": {**fastest, "overhead_one_call": round(fastest["one_call"] - fastest["by_hand"], 1),
+                             "overhead_batch_per_item": round(fastest["batch"] - fastest["by_hand"], 1)},
         "cpu_per_item": cpu,
         "cold": {"worker_start_open_first_item_ms": median_ms(samples["cold"]),
                  "by_hand_ms": median_ms(samples["cold_by_hand"]),

@@ -217,12 +217,12 @@ def test_a_memory_hog_is_stopped_at_its_limit_with_a_peak_under_600_mib() -> Non
 def test_a_sigstopped_lean_still_meets_its_deadline_and_is_reaped() -> None:
     with lw.Worker(file_key(), FAST) as worker:
         pid = worker.snapshot().pid or 0
-        stream = worker.stream("check", {"items": [{"id": 1, "code": real_lean.cpu_bound()}], "timeout": 3.0})
+        stream = worker.stream("check", {"items": [{"id": 1, "code": real_lean.cpu_bound()}], "timeout": 2.0})
         rows: list[dict[str, Any]] = []
         reader = threading.Thread(target=lambda: rows.extend(row.payload for row in stream))
         reader.start()
         try:
-            assert wait_for(lambda: any(busy(p) for p in lean_processes(pid)), timeout=20)
+            assert wait_for(lambda: len(lean_processes(pid)) == 1, timeout=20)
             (lean,) = lean_processes(pid)
             lean.send_signal(signal.SIGSTOP)
             assert wait_for(lambda: pid_gone(lean.pid) or lean.status() == psutil.STATUS_STOPPED, timeout=5)
@@ -238,13 +238,13 @@ def test_a_lean_server_tree_is_killed_together_at_the_deadline(stub: Path) -> No
         pid = worker.snapshot().pid or 0
         good, _ = check(worker, [{"id": 1, "code": real_lean.BAD}], timeout=30)
         assert good[0]["status"] == "error" and good[0]["messages"][1]["data"] == "Unknown identifier `foo`"
-        stream = worker.stream("check", {"items": [{"id": 2, "code": real_lean.cpu_bound()}], "timeout": 3.0})
+        stream = worker.stream("check", {"items": [{"id": 2, "code": real_lean.cpu_bound()}], "timeout": 4.0})
         rows: list[dict[str, Any]] = []
         reader = threading.Thread(target=lambda: rows.extend(row.payload for row in stream))
         reader.start()
         try:
-            assert wait_for(lambda: any("--worker" in p.cmdline() and busy(p) for p in lean_processes(pid)),
-                            timeout=20), "lean --server never started a busy worker"
+            assert wait_for(lambda: any("--worker" in p.cmdline() for p in lean_processes(pid)), timeout=20), \
+                "lean --server never started a worker"
             tree = lean_processes(pid)
             assert len(tree) == 3  # the client, the server and its worker
         finally:
