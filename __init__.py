@@ -20,6 +20,10 @@ _EXPORTS: dict[str, str] = {
     "Worker": "leanworker.actors.slot",
     "WorkerPool": "leanworker.actors.pool",
     "Lease": "leanworker.actors.pool",
+    "AsyncWorkerPool": "leanworker.aio",
+    "AsyncLease": "leanworker.aio",
+    "AsyncRowStream": "leanworker.aio",
+    "AsyncPlanRun": "leanworker.aio",
     "PoolSnapshot": "leanworker.actors.core.results",
     "RowStream": "leanworker.actors.slot",
     "Tracer": "leanworker.actors.core.tracing",
@@ -135,6 +139,12 @@ if TYPE_CHECKING:  # the same names for type checkers (tests/test_public_api.py 
     from leanworker.actors.slot import (
         RowStream as RowStream,
         Worker as Worker,
+    )
+    from leanworker.aio import (
+        AsyncLease as AsyncLease,
+        AsyncPlanRun as AsyncPlanRun,
+        AsyncRowStream as AsyncRowStream,
+        AsyncWorkerPool as AsyncWorkerPool,
     )
     from leanworker.errors import (
         Cancelled as Cancelled,

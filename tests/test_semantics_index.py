@@ -26,7 +26,7 @@ def rule_names(rules: str) -> list[str]:
     for line in rules.splitlines():
         if line.startswith("# "):
             part = line[2:].strip()
-            if part == "Running a plan":
+            if part in ("Running a plan", "asyncio"):
                 names.append(part)  # its rules are the bullets right under it
         elif line.startswith("## "):
             title = line[3:].strip()

@@ -4,7 +4,8 @@ memory budget, the ``Lease`` handle, ``WorkerPool`` and running a plan on local 
 What other wings use is named here; every other module of the pool is internal to it.
 """
 
+from leanworker.actors.pool.claim import LeaseClaim
 from leanworker.actors.pool.lease import Lease
 from leanworker.actors.pool.workerpool import WorkerPool
 
-__all__ = ["Lease", "WorkerPool"]
+__all__ = ["Lease", "LeaseClaim", "WorkerPool"]

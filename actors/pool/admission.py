@@ -16,7 +16,7 @@ leases granted; :meth:`Admission.next_step` says what to do next, and the actor 
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -143,6 +143,10 @@ class Admission:
         """What to do for at most one waiter; None when nothing can be done now (the queue is looked at again on
         the next event, or at ``recheck_at``)."""
         self.waiters = deque(w for w in self.waiters if not w.future.cancelled())
+        reserved = sum(1 for w in self.waiters if w.reserved)
+        if not self.idle_slots() and self.max_workers - len(self.slots) - max(0, reserved - 1) <= 0:
+            return None  # nothing to grant, nothing to stop, no capacity for anyone: O(1) per waiter beyond here
+        wanted = Counter(w.key for w in self.waiters if not w.bound)  # keys still wanted by unbound waiters
         earlier: list[Waiter] = []
         for waiter in self.waiters:
             slot = self.idle_slot(waiter.key)
@@ -159,7 +163,7 @@ class Admission:
                     w.passed_over += 1
                 self.waiters.remove(waiter)
                 return Grant(slot, waiter)
-            step = self._use_capacity(waiter, now)
+            step = self._use_capacity(waiter, now, reserved, wanted)
             if step is not None:
                 return step
             earlier.append(waiter)
@@ -184,13 +188,15 @@ class Admission:
         """Capacity is being freed for ``waiter``: a worker stopping for it, or one reaped for it."""
         return waiter.reserved or any(s.freed_for is waiter for s in self.slots.values())
 
-    def _free_capacity(self, waiter: Waiter) -> int:
-        """Processes ``waiter`` may start: capacity not in use and not reserved for another waiter."""
-        reserved = sum(1 for w in self.waiters if w.reserved and w is not waiter)
-        return self.max_workers - len(self.slots) - reserved
+    def _free_capacity(self, waiter: Waiter, reserved: int) -> int:
+        """Processes ``waiter`` may start: capacity not in use and not reserved for another waiter (``reserved``:
+        the waiters holding a reservation)."""
+        return self.max_workers - len(self.slots) - (reserved - 1 if waiter.reserved else reserved)
 
-    def _use_capacity(self, waiter: Waiter, now: float) -> Step | None:
-        if self._free_capacity(waiter) > 0:
+    def _use_capacity(self, waiter: Waiter, now: float, reserved: int, wanted: Counter[SessionKey]) -> Step | None:
+        """``waiter`` (unbound, no idle worker of its key) takes capacity if it can. ``wanted``: how many unbound
+        waiters want each key, this one included."""
+        if self._free_capacity(waiter, reserved) > 0:
             if not self.budget.allows(waiter.key, self.slots.values()):
                 return self._make_room_in_memory(waiter)
             waiter.reserved = False
@@ -201,9 +207,11 @@ class Admission:
         if not self.may_evict_for(waiter, now):
             self._recheck_later(waiter, now)  # its own key's worker will be free (or it waits long enough to evict)
             return None
-        wanted_later = {w.key for w in self.waiters if w is not waiter and not w.bound}
+        def wanted_later(key: SessionKey) -> bool:  # by another unbound waiter
+            return wanted[key] - (key == waiter.key) > 0
+
         victims = [s for s in self.idle_slots()
-                   if s.key not in wanted_later or waiter.passed_over >= self.bypass_limit]
+                   if not wanted_later(s.key) or waiter.passed_over >= self.bypass_limit]
         if not victims:
             return None
         victim = min(victims, key=lambda s: s.last_used)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 from leanworker.actors.core import lifecycle, locks
@@ -98,6 +99,27 @@ class Lease:
                 raise self._closed(exc) from None
             self._stream = stream
             return stream
+
+    def admit_nowait(self, command: str, request: Any = None, timeout: float | None = None, *,
+                     streaming: bool) -> RequestChannel | Future[RequestChannel]:
+        """Admit one command without waiting, for a caller that must never block (``AsyncLease``): the request's
+        channel, or a future of it (``RequestPort.admit_nowait``). The caller reads the channel with ``poll``,
+        cancels with :meth:`cancel_request`, and waits for its terminal before :meth:`release`."""
+        with self._lock:
+            self._check()
+            try:
+                return self._port.admit_nowait(command, request, timeout, streaming=streaming,
+                                               expect_generation=self.generation)
+            except WorkerClosed as exc:
+                raise self._closed(exc) from None
+
+    def cancel_request(self, request_id: int) -> None:
+        """Ask the worker to stop request ``request_id`` (never waits)."""
+        self._port.cancel(request_id)
+
+    def settle_timeout(self) -> float:
+        """How long a cancelled request may take to end (its grace, then a kill and a reap)."""
+        return self._port.settle_timeout()
 
     def metadata(self) -> CapabilityMetadata:
         self._check()

@@ -23,6 +23,7 @@ from leanworker.actors.pool.admission import Admission
 from leanworker.actors.pool.affinity import SessionAffinity
 from leanworker.actors.pool.book import PoolBook
 from leanworker.actors.pool.budget import MemoryBudget
+from leanworker.actors.pool.claim import LeaseClaim
 from leanworker.actors.pool.cooldowns import KeyCooldowns
 from leanworker.actors.pool.lease import Lease
 from leanworker.actors.pool.local_backend import LocalBackend
@@ -59,26 +60,37 @@ class WorkerPool:
 
     def lease(self, key: SessionKey, timeout: float | None = None) -> Lease:
         """Wait for a warm worker of ``key`` (see the class docstring) and return the lease."""
+        claim = self.claim(key)
+        future = claim.future
+        if future is None:
+            assert claim.lease is not None
+            return claim.lease
+        wait = self.config.queue_wait_timeout if timeout is None else timeout
+        try:
+            return future.result(wait)
+        except FutureTimeout:
+            if claim.abandon():
+                raise QueueTimeout(f"no worker for {key.capability} within {wait:g} s") from None
+            return future.result()  # granted as we gave up: it is ours
+
+    def claim(self, key: SessionKey) -> LeaseClaim:
+        """Ask for a lease of ``key`` without waiting (actors/pool/claim.py): granted at once when a warm worker is
+        idle and nobody waits, else queued, its future resolved by the pool actor. For callers that must never
+        block (``AsyncWorkerPool``); ``lease()`` is this plus a wait."""
         lifecycle.check_owner(self._owner_pid, "pool")
         if self._closed:
             raise PoolClosed("the pool is shut down")
         warm = self._book.try_grant_warm(key)
         if warm is not None:
-            return warm
+            return LeaseClaim(key, lease=warm)
         future: Future[Lease] = Future()
         waiter = Waiter(next(self._waiter_ids), key, future, time.monotonic())
-        wait = self.config.queue_wait_timeout if timeout is None else timeout
+        actor = self._actor
         try:
-            self._actor.tell(Acquire(waiter))
+            actor.tell(Acquire(waiter))
         except pykka.ActorDeadError:
             raise PoolClosed("the pool is shut down") from None
-        try:
-            return future.result(wait)
-        except FutureTimeout:
-            if future.cancel():
-                tell_if_alive(self._actor, Abandon(waiter.waiter_id))
-                raise QueueTimeout(f"no worker for {key.capability} within {wait:g} s") from None
-            return future.result()  # granted as we gave up: it is ours
+        return LeaseClaim(key, future=future, withdraw=lambda: tell_if_alive(actor, Abandon(waiter.waiter_id)))
 
     def run(self, plan: ImportPlan | Iterable[PlannedBatch], command: str, request: RequestSpec = None, *,
             retries: int = 1, output: str | None = None, resume: bool = False) -> PlanRun:
@@ -93,6 +105,11 @@ class WorkerPool:
             raise PoolClosed("the pool is shut down")
         return PlanRun(LocalBackend(self), plan, command, request, retries=retries, output=output, resume=resume,
                        tracer=self.config.trace)
+
+    @property
+    def closed(self) -> bool:
+        """True once ``shutdown()`` has begun."""
+        return self._closed
 
     def snapshot(self) -> PoolSnapshot:
         """A consistent view of the pool; after ``shutdown()``, the figures it ended with."""

@@ -63,6 +63,8 @@ class PlanRun:
         self._cancelled = threading.Event()
         self._schedule = RunnerQueue(Schedule(tasks, affinity=affinity))
         self._results: queue.Queue[Any] = queue.Queue(maxsize=2 * max(1, backend.concurrency))
+        self._wake: Callable[[], None] | None = None  # a poll()ing reader's (an event loop), called once
+        self._wake_lock = threading.Lock()
         self._summary: RunSummary | None = None
         self._started = time.monotonic()
         self._tracer = tracer
@@ -195,10 +197,14 @@ class PlanRun:
         while True:
             try:
                 self._results.put(item, timeout=0.1)
-                return
+                break
             except queue.Full:
                 if self._cancelled.is_set() and item is not _END:
                     return  # nobody reads a cancelled run's results
+        with self._wake_lock:
+            wake, self._wake = self._wake, None
+        if wake is not None:
+            wake()
 
     def _finish_run(self) -> None:
         lost = NodeLost("no node is left to run this batch: every runner's node was lost")
@@ -231,7 +237,22 @@ class PlanRun:
         return self
 
     def __next__(self) -> BatchResult:
-        item = self._results.get()
+        return self._delivered(self._results.get())
+
+    def poll(self, wake: Callable[[], None]) -> BatchResult | None:
+        """The next result without waiting, for a reader that must never block (an event loop): None when none is
+        ready, and ``wake()`` is then called once, from a runner thread, when one is (it must be quick and must not
+        raise). At the end it raises ``StopIteration`` (or the error that ended the run), as ``next()`` does."""
+        with self._wake_lock:
+            try:
+                item = self._results.get_nowait()
+            except queue.Empty:
+                self._wake = wake
+                return None
+            self._wake = None
+        return self._delivered(item)
+
+    def _delivered(self, item: Any) -> BatchResult:
         if item is _END:
             self._results.put(_END)  # later calls end too
             if self._errors:

@@ -4,7 +4,7 @@ request channel, the pipe writer, the caller's ``RowStream`` and ``Worker``).
 What other wings use is named here; every other module of the slot is internal to it.
 """
 
-from leanworker.actors.slot.channel import RequestChannel
+from leanworker.actors.slot.channel import CANCELLED, DIAG, END, OK, PROGRESS, ROWS, RequestChannel, Terminal
 from leanworker.actors.slot.intensity import RestartIntensity
 from leanworker.actors.slot.memory import MemorySampler
 from leanworker.actors.slot.messages import Shutdown
@@ -13,5 +13,7 @@ from leanworker.actors.slot.stream import RowStream
 from leanworker.actors.slot.supervisor import SupervisorActor
 from leanworker.actors.slot.worker import Worker
 
-__all__ = ["MemorySampler", "RequestChannel", "RequestPort", "RestartIntensity", "RowStream", "Shutdown",
-           "SupervisorActor", "Worker"]
+# CANCELLED, DIAG, END, OK, PROGRESS, ROWS: a channel's item kinds and the outcomes a reader tells apart
+# (RequestChannel.get and poll).
+__all__ = ["CANCELLED", "DIAG", "END", "OK", "PROGRESS", "ROWS", "MemorySampler", "RequestChannel", "RequestPort",
+           "RestartIntensity", "RowStream", "Shutdown", "SupervisorActor", "Terminal", "Worker"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from leanworker.actors.core import locks
@@ -54,7 +55,8 @@ class RequestChannel:
 
     __slots__ = ("request_id", "generation", "command", "streaming", "capacity", "capacity_bytes", "counters",
                  "_cond", "_items", "_buffered", "_buffered_bytes", "_event_count", "_event_bytes", "_progress",
-                 "_terminal", "_abandoned", "received", "_next_seq", "timers", "events_dropped", "timeout")
+                 "_terminal", "_abandoned", "received", "_next_seq", "timers", "events_dropped", "timeout",
+                 "_wake")
 
     def __init__(self, request_id: int, generation: int, command: str, streaming: bool, capacity: int,
                  counters: Counters, capacity_bytes: int = DEFAULT_BUFFER_BYTES) -> None:
@@ -79,6 +81,7 @@ class RequestChannel:
         self.timers: list[Any] = []  # deadline and cancel-grace timer handles of this request
         self.events_dropped = 0
         self.timeout: float | None = None  # the request's deadline in seconds, for messages
+        self._wake: Callable[[], None] | None = None  # a poll()ing consumer's, called once by the next producer
 
     # -- producer side (a reader thread, or the supervisor for terminals) -------------------------------------------
 
@@ -109,6 +112,8 @@ class RequestChannel:
             self._buffered += len(payloads)
             self._buffered_bytes += nbytes
             self._cond.notify_all()
+            if self._wake is not None:
+                self._woken()
             return True
 
     def put_event(self, kind: str, value: Any, nbytes: int = 0) -> bool:
@@ -138,6 +143,8 @@ class RequestChannel:
             else:
                 self._items.append((kind, value, nbytes))
             self._cond.notify_all()
+            if self._wake is not None:
+                self._woken()
             return True
 
     def finish(self, terminal: Terminal) -> bool:
@@ -147,6 +154,8 @@ class RequestChannel:
                 return False
             self._terminal = terminal
             self._cond.notify_all()
+            if self._wake is not None:
+                self._woken()
             return True
 
     def cancel_timers(self) -> None:
@@ -166,29 +175,49 @@ class RequestChannel:
         """
         with self._cond:
             while True:
-                if self._items:
-                    item = self._items.popleft()
-                    kind = item[0]
-                    if kind is ROWS:
-                        was_full = self._full()
-                        self._buffered -= len(item[3])
-                        self._buffered_bytes -= item[4]
-                        self.counters.add("rows_delivered", len(item[3]))
-                        if was_full and not self._full():
-                            self._cond.notify_all()
-                        return item
-                    self._event_count -= 1
-                    if kind is PROGRESS:
-                        progress, nbytes = item[1]
-                        if self._progress.get(progress.phase) is item[1]:
-                            del self._progress[progress.phase]
-                        self._event_bytes -= nbytes
-                        return (PROGRESS, progress)
-                    self._event_bytes -= item[2]
-                    return (kind, item[1])
-                if self._terminal is not None:
-                    return (END, self._terminal)
+                item = self._take()
+                if item is not None:
+                    return item
                 self._cond.wait()
+
+    def poll(self, wake: Callable[[], None]) -> tuple[Any, ...] | None:
+        """The next item as :meth:`get` gives it, without waiting. None when there is none yet: ``wake()`` is then
+        called once, by the thread that buffers the next item or sets the terminal (it must be quick and must not
+        raise). A later poll replaces a wake function not yet called."""
+        with self._cond:
+            item = self._take()
+            self._wake = wake if item is None else None
+            return item
+
+    def _take(self) -> tuple[Any, ...] | None:
+        if self._items:
+            item = self._items.popleft()
+            kind = item[0]
+            if kind is ROWS:
+                was_full = self._full()
+                self._buffered -= len(item[3])
+                self._buffered_bytes -= item[4]
+                self.counters.add("rows_delivered", len(item[3]))
+                if was_full and not self._full():
+                    self._cond.notify_all()
+                return item
+            self._event_count -= 1
+            if kind is PROGRESS:
+                progress, nbytes = item[1]
+                if self._progress.get(progress.phase) is item[1]:
+                    del self._progress[progress.phase]
+                self._event_bytes -= nbytes
+                return (PROGRESS, progress)
+            self._event_bytes -= item[2]
+            return (kind, item[1])
+        if self._terminal is not None:
+            return (END, self._terminal)
+        return None
+
+    def _woken(self) -> None:
+        wake, self._wake = self._wake, None
+        if wake is not None:
+            wake()
 
     def abandon(self) -> None:
         """The caller stops reading: drop buffered and future rows, unblock the reader."""

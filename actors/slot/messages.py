@@ -10,7 +10,7 @@ from leanworker.errors import LeanWorkerError
 
 if TYPE_CHECKING:
     from leanworker.actors.core.results import ShutdownReport
-    from leanworker.actors.slot.channel import Terminal
+    from leanworker.actors.slot.channel import RequestChannel, Terminal
 
 
 # Child -> supervisor
@@ -103,6 +103,15 @@ class Submit:
     streaming: bool
     timeout: float | None
     expect_generation: int | None = None
+
+
+@dataclass(frozen=True)
+class SubmitLater:
+    """A :class:`Submit` told, not asked: the channel (or the error) goes to ``reply``, for a caller that must not
+    block (an event loop). A reply cancelled before the request is admitted leaves nothing running."""
+
+    submit: Submit
+    reply: Future[RequestChannel]
 
 
 @dataclass(frozen=True)

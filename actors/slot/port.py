@@ -29,6 +29,7 @@ from leanworker.actors.slot.gate import AdmissionGate
 from leanworker.actors.slot.messages import (
     CancelRequest,
     Submit,
+    SubmitLater,
     TakeSnapshot,
 )
 from leanworker.actors.slot.stream import RowStream
@@ -68,6 +69,22 @@ class RequestPort:
                 raise LeanWorkerError("the worker did not become ready in time") from None
         channel: RequestChannel = answer
         return channel
+
+    def admit_nowait(self, command: str, request: Any = None, timeout: float | None = None, *, streaming: bool,
+                     expect_generation: int | None = None) -> RequestChannel | Future[RequestChannel]:
+        """Admit a request without ever waiting (for an event loop): its channel when the gate admits it at once,
+        else a future the supervisor resolves with the channel or the error. Cancelling that future before it is
+        resolved withdraws the request (a request admitted meanwhile is cancelled at once). The channel is read with
+        ``RequestChannel.poll``; the reader thread reads every answer, a call's too."""
+        lifecycle.check_owner(self.owner_pid, "worker")
+        submit = Submit(command, request, streaming, timeout, expect_generation)
+        channel = self.gate.try_admit(submit)
+        if channel is not None:
+            return channel
+        reply: Future[RequestChannel] = Future()
+        if not tell_if_alive(self.supervisor, SubmitLater(submit, reply)):
+            raise WorkerClosed("the worker is shut down")
+        return reply
 
     def stream(self, command: str, request: Any = None, timeout: float | None = None, *, streaming: bool = True,
                on_diagnostic: Callable[[Diagnostic], None] | None = None,
@@ -110,12 +127,20 @@ class RequestPort:
         return settle_bound(self.config, cancel=True, slack=5.0)
 
     def metadata(self, expect_generation: int | None = None) -> CapabilityMetadata:
-        data = self.call(messages.METADATA_COMMAND, expect_generation=expect_generation)
+        return self.metadata_of(self.call(messages.METADATA_COMMAND, expect_generation=expect_generation))
+
+    def doctor(self, expect_generation: int | None = None) -> DoctorReport:
+        return self.doctor_of(self.call(messages.DOCTOR_COMMAND, expect_generation=expect_generation))
+
+    @staticmethod
+    def metadata_of(data: Any) -> CapabilityMetadata:
+        """The answer of the built-in metadata command, typed."""
         return CapabilityMetadata(data["name"], data["version"], tuple(data["commands"]), data["protocol"],
                                   data["host"], data["python"], data["lean"])
 
-    def doctor(self, expect_generation: int | None = None) -> DoctorReport:
-        data = self.call(messages.DOCTOR_COMMAND, expect_generation=expect_generation)
+    @staticmethod
+    def doctor_of(data: Any) -> DoctorReport:
+        """The answer of the built-in doctor command, typed."""
         return DoctorReport(tuple(DoctorCheck(c["name"], c["status"], c["message"]) for c in data["checks"]))
 
     def snapshot(self) -> WorkerSnapshot:

@@ -62,6 +62,7 @@ from leanworker.actors.slot.messages import (
     SpawnFailed,
     Stop,
     Submit,
+    SubmitLater,
     TakeSnapshot,
 )
 from leanworker.actors.slot.slot_life import CLOSED, EXHAUSTED, FAILED, SlotLife
@@ -130,6 +131,7 @@ class SupervisorActor(pykka.ThreadingActor):
             IdleCheck: self._on_idle_check,
             MemorySample: self._on_memory,
             Submit: self._on_submit,
+            SubmitLater: self._on_submit_later,
             CancelRequest: self._on_cancel,
             AwaitReady: self._on_await_ready,
             Cycle: self._on_cycle,
@@ -342,6 +344,34 @@ class SupervisorActor(pykka.ThreadingActor):
             raise WorkerBusy(f"worker {self.name} is running another request")
         self.pending = Pending(message)
         return self.pending.reply
+
+    def _on_submit_later(self, message: SubmitLater) -> None:
+        """The slow path for a caller that must not block: the answer of :meth:`_on_submit` goes to its reply."""
+        try:
+            answer = self._on_submit(message.submit)
+        except Exception as exc:  # as an ask would raise it in the caller
+            if message.reply.set_running_or_notify_cancel():
+                message.reply.set_exception(exc)
+            return
+        if isinstance(answer, Future):  # pending: resolved in this actor's thread (when ready, or failed)
+            answer.add_done_callback(lambda done: self._answer(done, message.reply))
+        else:
+            self._answer(answer, message.reply)
+
+    def _answer(self, answer: RequestChannel | Future[RequestChannel], reply: Future[RequestChannel]) -> None:
+        if isinstance(answer, Future):
+            error = answer.exception()
+            if error is not None:
+                if reply.set_running_or_notify_cancel():
+                    reply.set_exception(error)
+                return
+            answer = answer.result()
+        channel = answer
+        if reply.set_running_or_notify_cancel():
+            reply.set_result(channel)
+        else:  # the caller gave up before its request was admitted: stop it at once
+            channel.abandon()
+            self._on_cancel(CancelRequest(channel.request_id))
 
     def _on_cancel(self, message: CancelRequest) -> None:
         gen = self.gen
