@@ -10,7 +10,7 @@ granted in the instant it gave up is released at once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from concurrent.futures import Future
 from typing import Any
 
@@ -21,9 +21,17 @@ from leanworker.aio.wakeup import LoopWakeup
 from leanworker.errors import QueueTimeout
 
 
-def _release_if_granted(future: Future[Lease]) -> None:
-    if not future.cancelled() and future.exception() is None:
-        future.result().release()  # a fresh lease: nothing runs on it, so this never waits
+def _release_on(loop: asyncio.AbstractEventLoop) -> Callable[[Future[Lease]], None]:
+    """A done-callback that releases a lease granted to a waiter that gave up. It runs in the pool actor's thread,
+    under the pool's lock, which a lease's own lock must not follow: so the release is done on the loop (a fresh
+    lease runs nothing, so it never waits). Were the loop closed, the lease's collection would release it."""
+    def release_if_granted(future: Future[Lease]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            try:
+                loop.call_soon_threadsafe(future.result().release)
+            except RuntimeError:
+                pass
+    return release_if_granted
 
 
 class LeaseAcquisition:
@@ -58,7 +66,7 @@ class LeaseAcquisition:
             return await self._resolved(future, wakeup)  # granted (or failed) as we gave up
         except asyncio.CancelledError:
             if not claim.abandon():
-                future.add_done_callback(_release_if_granted)  # granted as we gave up: nobody would release it
+                future.add_done_callback(_release_on(loop))  # granted as we gave up: nobody would release it
             raise
         return future.result()
 

@@ -4,7 +4,7 @@ A task that finds nothing to read arms a fresh asyncio future (:meth:`LoopWakeup
 plain callable, to whatever will produce the next item (a request channel's ``poll``, a plan run's ``poll``, a lease
 claim's future). The producing thread calls it; it schedules the future's resolution on the loop with
 ``call_soon_threadsafe`` and returns at once. So a waiting task costs a future, never a thread, and the loop's
-thread is only ever woken, never made to wait (DESIGN.md, Known traps: asyncio).
+thread is only ever woken, never made to wait (docs/semantics.md, asyncio).
 """
 
 from __future__ import annotations

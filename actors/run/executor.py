@@ -64,7 +64,7 @@ class PlanRun:
         self._schedule = RunnerQueue(Schedule(tasks, affinity=affinity))
         self._results: queue.Queue[Any] = queue.Queue(maxsize=2 * max(1, backend.concurrency))
         self._wake: Callable[[], None] | None = None  # a poll()ing reader's (an event loop), called once
-        self._wake_lock = threading.Lock()
+        self._wake_lock = locks.lock("run")  # never held with the other: it only hands over results
         self._summary: RunSummary | None = None
         self._started = time.monotonic()
         self._tracer = tracer
