@@ -398,6 +398,7 @@ def test_aclose_fails_queued_waiters_with_pool_closed_and_reaps_every_worker() -
         with pytest.raises(lw.PoolClosed):
             await pool.lease(ROWS)
         assert pool.snapshot().workers == 0
+        await holder.release()  # not left to the garbage collector
     run(main)
 
 
