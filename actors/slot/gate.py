@@ -165,15 +165,15 @@ class AdmissionGate:
                                          self.buffer_rows, self.counters, self.buffer_bytes)
                 connection.register(channel)  # before writing: the answer can arrive before the write returns
                 self.inflight = channel
+                if self.tracer is not None:  # before writing too, so that no trace holds its done before it
+                    self.tracer.record("request_admitted", self.name, generation, request_id,
+                                       command=submit.command)
                 pipe.write_frame(frame)
                 timeout = submit.timeout if submit.timeout is not None else self.request_timeout
                 channel.timeout = timeout
                 if timeout is not None:
                     channel.timers.append(self.scheduler.call_later(
                         timeout, lambda: tell_if_alive(self.supervisor, Deadline(generation, request_id, "request"))))
-                if self.tracer is not None:
-                    self.tracer.record("request_admitted", self.name, generation, request_id,
-                                       command=submit.command)
                 return channel
 
     @staticmethod
