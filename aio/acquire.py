@@ -22,13 +22,13 @@ from leanworker.errors import QueueTimeout
 
 
 def _release_on(loop: asyncio.AbstractEventLoop) -> Callable[[Future[Lease]], None]:
-    """A done-callback that releases a lease granted to a waiter that gave up. It runs in the pool actor's thread,
-    under the pool's lock, which a lease's own lock must not follow: so the release is done on the loop (a fresh
-    lease runs nothing, so it never waits). Were the loop closed, the lease's collection would release it."""
+    """A done-callback that releases a lease granted to a waiter that gave up. It runs in the thread that granted
+    the lease (the slot's lease actor): the release is done on the loop, where the lease belongs (a fresh lease runs
+    nothing, and it is released without waiting). Were the loop closed, the lease's collection would release it."""
     def release_if_granted(future: Future[Lease]) -> None:
         if not future.cancelled() and future.exception() is None:
             try:
-                loop.call_soon_threadsafe(future.result().release)
+                loop.call_soon_threadsafe(future.result().release_nowait)
             except RuntimeError:
                 pass
     return release_if_granted

@@ -23,10 +23,11 @@ from leanworker.actors.pool import Lease
 from leanworker.actors.slot import OK, RequestChannel, RequestPort, Terminal
 from leanworker.aio.reader import ChannelReader
 from leanworker.aio.stream import AsyncRowStream
-from leanworker.aio.wakeup import LoopWakeup
+from leanworker.aio.wakeup import LoopWakeup, settled
 from leanworker.errors import StaleLease
 from leanworker.protocol import messages
 
+RELEASE_WAIT = 10.0  # seconds a release waits for the pool to book it (as the threaded lease's)
 PENDING_CANCEL_YIELDS = 3  # loop turns a command waits for a just-cancelled task to cancel its request
 _background: set[asyncio.Task[None]] = set()  # releases that outlive a cancelled task (strong references)
 
@@ -178,13 +179,19 @@ class AsyncLease:
                 _background.add(task)
                 task.add_done_callback(_background.discard)
                 raise
-        self._lease.release()
+        await self._return()
 
     async def _release_after(self, reader: ChannelReader) -> None:
         try:
             await self.settle(reader)
         finally:
-            self._lease.release()
+            self._lease.release_nowait()
+
+    async def _return(self) -> None:
+        """Give the worker back; wait (on the loop) until the pool has booked it, when an actor books it."""
+        booked = self._lease.release_nowait()
+        if booked is not None:
+            await settled(booked, RELEASE_WAIT)
 
     async def __aenter__(self) -> AsyncLease:
         return self

@@ -10,6 +10,8 @@ thread is only ever woken, never made to wait (docs/semantics.md, asyncio).
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import Future
+from typing import Any
 
 
 class LoopWakeup:
@@ -43,3 +45,17 @@ class LoopWakeup:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+
+async def settled(future: Future[Any], timeout: float) -> bool:
+    """Wait (on the loop, without a thread) until ``future``, resolved in another thread, is done; at most
+    ``timeout`` seconds. True if it is done."""
+    wakeup = LoopWakeup(asyncio.get_running_loop())
+    waiter = wakeup.arm()
+    future.add_done_callback(lambda _: wakeup())
+    try:
+        async with asyncio.timeout(timeout):
+            await waiter
+    except TimeoutError:
+        pass
+    return future.done()

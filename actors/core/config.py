@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from leanworker.actors.core.tracing import TraceSink, as_sink
 from leanworker.protocol.frames import DEFAULT_MAX_FRAME_BYTES, check_frame_cap
-
-if TYPE_CHECKING:
-    from leanworker.actors.core.tracing import Tracer
 
 OptionValue = str | int | float | bool | None
 
@@ -115,15 +113,21 @@ class PoolConfig:
     memory_metric: str = "rss"
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     restart: RestartPolicy = field(default_factory=RestartPolicy)
-    trace: Tracer | None = None
+    trace: TraceSink | Sequence[TraceSink] | None = None  # one tracer, several (each gets every event), or None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "trace", as_sink(self.trace))  # a sequence becomes one TracerGroup
         if self.max_workers < 1:
             raise ValueError("PoolConfig.max_workers must be >= 1")
         if self.worker_rss_estimate_mib < 0:
             raise ValueError("PoolConfig.worker_rss_estimate_mib must be >= 0")
         if self.memory_metric not in ("rss", "pss"):
             raise ValueError("PoolConfig.memory_metric must be 'rss' or 'pss'")
+
+    @property
+    def tracer(self) -> TraceSink | None:
+        """The one sink the runtime records to (``trace``, with a sequence grouped)."""
+        return as_sink(self.trace)
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ import json
 import os
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,43 @@ class TraceEvent:
     request_id: int | None = None
     lease_id: int | None = None
     fields: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class TraceSink(Protocol):
+    """What the runtime records to: ``lw.Tracer`` (the ring the timeline reads),
+    ``leanworker.telemetry.OpenTelemetryTracer`` (spans), or any object with this method. ``record`` is called from
+    the runtime's threads, sometimes under its locks: it must be quick, thread-safe, and take none of them."""
+
+    def record(self, kind: str, actor: str, generation: int | None = None, request_id: int | None = None,
+               lease_id: int | None = None, **fields: Any) -> None: ...
+
+
+class TracerGroup:
+    """Several trace sinks as one: each event goes to every sink, in their order."""
+
+    def __init__(self, sinks: Sequence[TraceSink]) -> None:
+        self.sinks = tuple(sinks)
+
+    def record(self, kind: str, actor: str, generation: int | None = None, request_id: int | None = None,
+               lease_id: int | None = None, **fields: Any) -> None:
+        for sink in self.sinks:
+            sink.record(kind, actor, generation, request_id, lease_id, **fields)
+
+
+def as_sink(trace: TraceSink | Sequence[TraceSink] | None) -> TraceSink | None:
+    """One sink for what a ``trace=`` argument accepts: None, one tracer, or a sequence of them."""
+    if trace is None or isinstance(trace, TraceSink):
+        return trace
+    if isinstance(trace, (list, tuple)):
+        sinks = tuple(trace)
+        bad = [s for s in sinks if not isinstance(s, TraceSink)]
+        if bad:
+            raise TypeError(f"trace= takes tracers (objects with a record() method), got {bad[0]!r}")
+        if not sinks:
+            return None
+        return sinks[0] if len(sinks) == 1 else TracerGroup(sinks)
+    raise TypeError(f"trace= takes a tracer, a sequence of tracers, or None, got {trace!r}")
 
 
 class Tracer:

@@ -22,6 +22,7 @@ import pykka
 from leanworker.actors.core.config import PoolConfig, SessionKey
 from leanworker.actors.core.mailbox import tell_if_alive
 from leanworker.actors.core.results import ShutdownReport
+from leanworker.actors.core.stats import Histogram, PoolStats, RequestStats
 from leanworker.actors.core.timers import Scheduler
 from leanworker.actors.pool.admission import Grant, Refuse, Start, Step, StopFor
 from leanworker.actors.pool.book import PoolBook
@@ -37,6 +38,7 @@ from leanworker.actors.pool.messages import (
     SlotEvent,
     SlotStopped,
     TakePoolSnapshot,
+    TakePoolStats,
 )
 from leanworker.actors.pool.records import Slot, SlotHandle, Waiter, key_label
 from leanworker.actors.pool.snapshot import Totals, pool_snapshot
@@ -62,21 +64,23 @@ class PoolActor(pykka.ThreadingActor):
         self.admission = book.admission
         self.cooldowns = book.cooldowns
         self.retired = Totals()
+        self.retired_requests = RequestStats()  # requests of slots that are gone
+        self.session_open = Histogram()
         self.restarts: Counter[str] = Counter()
         self.sessions_opened = 0
         self.closing: Future[None] | None = None
         self._handlers: dict[type, Callable[[Any], Any]] = {
             Acquire: self._on_acquire, Release: self._on_release, Abandon: self._on_abandon,
             SlotEvent: self._on_slot_event, SlotStopped: self._on_slot_stopped, Recheck: self._on_recheck,
-            ClosePool: self._on_close, TakePoolSnapshot: self._on_snapshot,
+            ClosePool: self._on_close, TakePoolSnapshot: self._on_snapshot, TakePoolStats: self._on_stats,
         }
 
     def on_receive(self, message: Any) -> Any:
         if self.book.tracer is not None:
             self.book.tracer.record("message", "pool", message=type(message).__name__)
         with self.book.lock:
-            if isinstance(message, TakePoolSnapshot):
-                return self._on_snapshot(message)  # asked: an error goes to the caller
+            if isinstance(message, (TakePoolSnapshot, TakePoolStats)):
+                return self._handlers[type(message)](message)  # asked: an error goes to the caller
             try:
                 return self._handlers[type(message)](message)
             except Exception:  # in a tell, pykka would stop the actor: log the bug and keep admitting
@@ -122,6 +126,16 @@ class PoolActor(pykka.ThreadingActor):
     def _on_recheck(self, message: Recheck) -> None:
         self.admission.rechecked()
         self._admit()
+
+    def _on_stats(self, message: TakePoolStats) -> PoolStats:
+        requests = self.retired_requests.copy()
+        slots = list(self.admission.slots.values())
+        for slot in slots:
+            if slot.handle is not None:
+                requests.merge(slot.handle.port.gate.counters.request_stats())
+        memory = {s.position: (s.rss if s.sampled else None) for s in slots if s.state != "stopping"}
+        return PoolStats(requests, self.book.queue_wait.copy(), self.session_open.copy(), memory,
+                         self.config.memory_metric)
 
     def _on_snapshot(self, message: TakePoolSnapshot) -> Any:
         now = time.monotonic()
@@ -170,6 +184,11 @@ class PoolActor(pykka.ThreadingActor):
 
     def _start_slot(self, key: SessionKey, waiter: Waiter | None) -> None:
         slot_id = next(_slot_ids)
+        if self.book.tracer is not None:  # before its worker starts: a tracer hears first whose start this is
+            fields: dict[str, Any] = {"key": key_label(key)}
+            if waiter is not None:
+                fields["waiter"] = waiter.waiter_id
+            self.book.tracer.record("slot_start", f"slot{slot_id}", None, **fields)
         pool = self.actor_ref
 
         lease_actor = LeaseActor.start(slot_id, self.book, pool)
@@ -184,9 +203,12 @@ class PoolActor(pykka.ThreadingActor):
         supervisor = SupervisorActor.start(key, self.config.worker, self.config.restart, self.book.tracer,
                                            self.scheduler, self.sampler, f"slot{slot_id}", listener, PoolClosed)
         port = RequestPort(supervisor, supervisor.proxy().gate.get(), self.config.worker)
-        slot = Slot(slot_id, key, port.gate, SlotHandle(supervisor, port, lease_actor), reserved_for=waiter)
+        taken = {s.position for s in self.admission.slots.values()}
+        position = next(p for p in range(len(taken) + 1) if p not in taken)
+        slot = Slot(slot_id, key, port.gate, SlotHandle(supervisor, port, lease_actor), reserved_for=waiter,
+                    position=position)
         self.admission.slots[slot_id] = slot
-        self.book.trace("slot_start", slot, key=key_label(key))
+
 
     def _stop_slot(self, slot: Slot, reason: str) -> None:
         if slot.state == "stopping":
@@ -232,6 +254,7 @@ class PoolActor(pykka.ThreadingActor):
         now = time.monotonic()
         slot.generation = generation
         self.sessions_opened += 1
+        self.session_open.observe(now - slot.started_at)
         self.admission.affinity.record_open(slot.key, now - slot.started_at)
         self.admission.affinity.touch(slot.key, now)
         if slot.state == "starting":
@@ -277,6 +300,8 @@ class PoolActor(pykka.ThreadingActor):
         if slot.freed_for is not None and slot.freed_for in self.admission.waiters:
             slot.freed_for.reserved = True  # the capacity it freed is that waiter's, whoever is ahead in the queue
         self.retired.add_slot(slot)
+        if slot.handle is not None:
+            self.retired_requests.merge(slot.handle.port.gate.counters.request_stats())
         assert slot.handle is not None
         for actor in (slot.handle.supervisor, slot.handle.lease_actor):
             try:

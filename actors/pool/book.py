@@ -19,7 +19,8 @@ from typing import Any
 from leanworker.actors.core import locks
 from leanworker.actors.core.config import SessionKey
 from leanworker.actors.core.mailbox import tell_if_alive
-from leanworker.actors.core.tracing import Tracer
+from leanworker.actors.core.stats import Histogram
+from leanworker.actors.core.tracing import TraceSink
 from leanworker.actors.pool.admission import Admission
 from leanworker.actors.pool.cooldowns import KeyCooldowns
 from leanworker.actors.pool.lease import Lease
@@ -33,7 +34,8 @@ RELEASE_WAIT = 10.0  # seconds a release waits for the pool to book it (it never
 class PoolBook:
     """Admission state, cool-downs and lease ids, and the warm path over them (see the module docstring)."""
 
-    def __init__(self, admission: Admission, cooldowns: KeyCooldowns, tracer: Tracer | None) -> None:
+    def __init__(self, admission: Admission, cooldowns: KeyCooldowns, tracer: TraceSink | None) -> None:
+        self.queue_wait = Histogram()  # every grant's wait in admission (0 for a warm grant)
         self.lock = locks.rlock("pool")
         self.admission = admission
         self.cooldowns = cooldowns
@@ -81,11 +83,12 @@ class PoolBook:
             return self._handle(slot, lease_id, generation, round(time.monotonic() - enqueued_at, 6), False)
 
     def _handle(self, slot: Slot, lease_id: int, generation: int, waited_s: float, fast: bool) -> Lease:
+        self.queue_wait.observe(waited_s)
         if self.tracer is not None:
             fields: dict[str, Any] = {"fast": True} if fast else {}
             self.trace("lease_granted", slot, lease_id, waited_s=waited_s, **fields)
         assert slot.handle is not None
-        lease = Lease(lease_id, slot.key, slot.handle.port, generation, self.release)
+        lease = Lease(lease_id, slot.key, slot.handle.port, generation, self.release, self.return_lease)
         slot.holder = weakref.ref(lease)  # for the lease actor's notice; never keeps the lease alive
         return lease
 
@@ -106,23 +109,30 @@ class PoolBook:
             assert self._release_to_actor is not None
             self._release_to_actor(lease_id, None)
             return
+        done = self.return_lease(lease_id)
+        if done is not None:
+            try:
+                done.result(RELEASE_WAIT)
+            except FutureTimeout:
+                pass  # booked later all the same; the caller need not wait for a pool that is shutting down
+
+    def return_lease(self, lease_id: int) -> Future[None] | None:
+        """Begin returning lease ``lease_id`` without waiting (for a caller that must never block: an event loop).
+        None when it is booked already (in place) or needs no waiting (the pool is closing or gone); else a future
+        the actor that books it resolves."""
         with self.lock:
             slot = self.admission.leased_slot(lease_id)
             if slot is not None and slot.state == "ready" and not self.closing and not self.admission.anyone_waits():
                 self.give_back(lease_id)
-                return
+                return None
             lease_actor = slot.handle.lease_actor if slot is not None and slot.handle is not None else None
             closing = self.closing
         done: Future[None] | None = None if closing else Future()  # a closing pool books it anyway
         if lease_actor is None or not tell_if_alive(lease_actor, ReturnLease(lease_id, done)):
             assert self._release_to_actor is not None
             if not self._release_to_actor(lease_id, done):
-                return  # the pool is gone: nothing to book
-        if done is not None:
-            try:
-                done.result(RELEASE_WAIT)
-            except FutureTimeout:
-                pass  # booked later all the same; the caller need not wait for a pool that is shutting down
+                return None  # the pool is gone: nothing to book
+        return done
 
     def give_back(self, lease_id: int) -> Slot | None:
         """Book the end of lease ``lease_id`` (exactly once; call with the lock held). Its slot, if any."""

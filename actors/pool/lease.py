@@ -22,6 +22,7 @@ from leanworker.actors.slot import RequestChannel, RequestPort, RowStream
 from leanworker.errors import PoolClosed, StaleLease, WorkerClosed
 
 ReleaseFunction = Callable[[int, bool], None]
+ReturnFunction = Callable[[int], "Future[None] | None"]
 
 
 def _released_by_gc(release: ReleaseFunction, lease_id: int, key: SessionKey, owner_pid: int) -> None:
@@ -35,16 +36,17 @@ def _released_by_gc(release: ReleaseFunction, lease_id: int, key: SessionKey, ow
 class Lease:
     """The right to run commands on one warm worker; a context manager. Use ``pool.lease(key)``."""
 
-    __slots__ = ("lease_id", "key", "generation", "_port", "_release", "_lock", "_released", "_ended", "_stream",
-                 "_call", "__weakref__")
+    __slots__ = ("lease_id", "key", "generation", "_port", "_release", "_return", "_lock", "_released", "_ended",
+                 "_stream", "_call", "__weakref__")
 
     def __init__(self, lease_id: int, key: SessionKey, port: RequestPort, generation: int,
-                 release: ReleaseFunction) -> None:
+                 release: ReleaseFunction, return_lease: ReturnFunction | None = None) -> None:
         self.lease_id = lease_id
         self.key = key
         self.generation = generation
         self._port = port
         self._release = release
+        self._return = return_lease
         self._lock = locks.lock("lease")  # held while a command is admitted, and by release()
         self._released = False
         self._ended = False  # the slot's lease actor heard that this lease's generation ended
@@ -156,6 +158,22 @@ class Lease:
             self._port.cancel(call.request_id)
             call.wait_terminal(self._port.settle_timeout())
         self._release(self.lease_id, True)
+
+    def release_nowait(self) -> Future[None] | None:
+        """Release without ever waiting, for a caller that must not block (``AsyncLease``, which first waits, on its
+        loop, for the command it ran to end). Idempotent. Returns a future resolved once the pool has booked the
+        release, or None when there is nothing to wait for."""
+        with self._lock:
+            if self._released:
+                return None
+            self._released = True
+            self._stream = self._call = None
+        if lifecycle.current_pid() != self._port.owner_pid:
+            return None
+        if self._return is None:
+            self._release(self.lease_id, False)  # a message: booked soon
+            return None
+        return self._return(self.lease_id)
 
     def __del__(self) -> None:
         # Cheaper than weakref.finalize on the warm path (a lease per request); runs at most once per object.

@@ -50,6 +50,11 @@ class TakePoolSnapshot:
 
 
 @dataclass(frozen=True)
+class TakePoolStats:
+    pass
+
+
+@dataclass(frozen=True)
 class ClosePool:
     reply: Future[None]
 

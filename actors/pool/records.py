@@ -82,6 +82,7 @@ class Slot:
     sampled: bool = False
     started_at: float = field(default_factory=time.monotonic)  # of its current generation, for the open time
     holder: weakref.ref[Lease] | None = None  # the current lease's handle, without keeping it alive
+    position: int = 0  # 0 .. max_workers-1, unique among live slots: a stable, bounded label for metrics
 
     @property
     def grantable(self) -> bool:

@@ -16,6 +16,7 @@ from leanworker.actors.core import lifecycle
 from leanworker.actors.core.config import PoolConfig, SessionKey
 from leanworker.actors.core.mailbox import tell_if_alive
 from leanworker.actors.core.results import PoolSnapshot
+from leanworker.actors.core.stats import PoolStats
 from leanworker.actors.core.timers import Scheduler
 from leanworker.actors.core.waits import settle_bound
 from leanworker.actors.pool.actor import PoolActor
@@ -27,8 +28,8 @@ from leanworker.actors.pool.claim import LeaseClaim
 from leanworker.actors.pool.cooldowns import KeyCooldowns
 from leanworker.actors.pool.lease import Lease
 from leanworker.actors.pool.local_backend import LocalBackend
-from leanworker.actors.pool.messages import Abandon, Acquire, ClosePool, Release, TakePoolSnapshot
-from leanworker.actors.pool.records import Waiter
+from leanworker.actors.pool.messages import Abandon, Acquire, ClosePool, Release, TakePoolSnapshot, TakePoolStats
+from leanworker.actors.pool.records import Waiter, key_label
 from leanworker.actors.run import PlanRun, RequestSpec
 from leanworker.actors.slot import MemorySampler
 from leanworker.errors import PoolClosed, QueueTimeout
@@ -48,13 +49,14 @@ class WorkerPool:
         self._sampler = MemorySampler(config.memory_sample_interval, config.memory_metric)
         admission = Admission(config.max_workers, MemoryBudget(config.max_total_rss_mib,
                                                                config.worker_rss_estimate_mib), SessionAffinity())
-        self._book = PoolBook(admission, KeyCooldowns(config.restart), config.trace)
+        self._book = PoolBook(admission, KeyCooldowns(config.restart), config.tracer)
         self._actor = PoolActor.start(config, self._scheduler, self._sampler, self._book)
         actor = self._actor
         self._book.attach(lambda lease_id, done: tell_if_alive(actor, Release(lease_id, done)))
         self._waiter_ids = itertools.count(1)
         self._closed = False
         self._final: PoolSnapshot | None = None
+        self._final_stats: PoolStats | None = None
         self._owner_pid = os.getpid()
         lifecycle.register(self)
 
@@ -85,6 +87,8 @@ class WorkerPool:
             return LeaseClaim(key, lease=warm)
         future: Future[Lease] = Future()
         waiter = Waiter(next(self._waiter_ids), key, future, time.monotonic())
+        if self._book.tracer is not None:  # in the caller's thread: a tracer may note whose request this is
+            self._book.trace("lease_requested", waiter=waiter.waiter_id, key=key_label(key))
         actor = self._actor
         try:
             actor.tell(Acquire(waiter))
@@ -104,7 +108,7 @@ class WorkerPool:
         if self._closed:
             raise PoolClosed("the pool is shut down")
         return PlanRun(LocalBackend(self), plan, command, request, retries=retries, output=output, resume=resume,
-                       tracer=self.config.trace)
+                       tracer=self.config.tracer)
 
     @property
     def closed(self) -> bool:
@@ -122,6 +126,20 @@ class WorkerPool:
             raise PoolClosed("the pool is shut down") from None
         assert isinstance(snapshot, PoolSnapshot)
         return snapshot
+
+    def stats(self) -> PoolStats:
+        """What the pool has measured over its life: requests by command and outcome with their durations, lease
+        waits, session opens, memory by slot position (``leanworker.actors.core.stats.PoolStats``; what
+        ``leanworker.metrics`` exposes). After ``shutdown()``, the figures it ended with."""
+        lifecycle.check_owner(self._owner_pid, "pool")
+        if self._final_stats is not None:
+            return self._final_stats
+        try:
+            stats: Any = self._actor.ask(TakePoolStats())
+        except pykka.ActorDeadError:
+            raise PoolClosed("the pool is shut down") from None
+        assert isinstance(stats, PoolStats)
+        return stats
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Stop admission, fail queued waiters with ``PoolClosed``, end requests in flight, reap every worker.
@@ -142,6 +160,8 @@ class WorkerPool:
             try:
                 final = self._actor.ask(TakePoolSnapshot(), timeout=wait)
                 self._final = final if isinstance(final, PoolSnapshot) else None
+                stats = self._actor.ask(TakePoolStats(), timeout=wait)
+                self._final_stats = stats if isinstance(stats, PoolStats) else None
             except (pykka.ActorDeadError, pykka.Timeout, FutureTimeout):
                 pass
             try:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from leanworker.actors.core import locks
-from leanworker.actors.core.tracing import Tracer
+from leanworker.actors.core.tracing import TraceSink
 from leanworker.actors.run.journal import OutputJournal
 from leanworker.actors.run.places import Place, PlaceGone, Requeue, RunBackend
 from leanworker.actors.run.results import BatchResult, RunProgress, RunSummary
@@ -41,7 +41,7 @@ class PlanRun:
 
     def __init__(self, backend: RunBackend, plan: ImportPlan | Iterable[PlannedBatch], command: str,
                  request: RequestSpec = None, *, retries: int = 1, output: str | None = None,
-                 resume: bool = False, affinity: bool = True, tracer: Tracer | None = None) -> None:
+                 resume: bool = False, affinity: bool = True, tracer: TraceSink | None = None) -> None:
         if retries < 0:
             raise ValueError("retries must be >= 0")
         self._backend = backend

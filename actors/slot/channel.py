@@ -10,9 +10,10 @@ timeout cannot give two outcomes.
 
 from __future__ import annotations
 
+import time
 from collections import deque
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from leanworker.actors.core import locks
@@ -56,7 +57,7 @@ class RequestChannel:
     __slots__ = ("request_id", "generation", "command", "streaming", "capacity", "capacity_bytes", "counters",
                  "_cond", "_items", "_buffered", "_buffered_bytes", "_event_count", "_event_bytes", "_progress",
                  "_terminal", "_abandoned", "received", "_next_seq", "timers", "events_dropped", "timeout",
-                 "_wake")
+                 "_wake", "admitted_at")
 
     def __init__(self, request_id: int, generation: int, command: str, streaming: bool, capacity: int,
                  counters: Counters, capacity_bytes: int = DEFAULT_BUFFER_BYTES) -> None:
@@ -82,6 +83,7 @@ class RequestChannel:
         self.events_dropped = 0
         self.timeout: float | None = None  # the request's deadline in seconds, for messages
         self._wake: Callable[[], None] | None = None  # a poll()ing consumer's, called once by the next producer
+        self.admitted_at: float | None = None  # time.monotonic() at admission; set by the gate (not for handshakes)
 
     # -- producer side (a reader thread, or the supervisor for terminals) -------------------------------------------
 
@@ -156,6 +158,8 @@ class RequestChannel:
             self._cond.notify_all()
             if self._wake is not None:
                 self._woken()
+            if self.admitted_at is not None:  # a request (not a handshake step): counted once, by its first terminal
+                self.counters.request_ended(self.command, terminal.outcome, time.monotonic() - self.admitted_at)
             return True
 
     def cancel_timers(self) -> None:

@@ -31,7 +31,7 @@ from leanworker.actors.core.process_tree import kill_tree
 from leanworker.actors.core.results import ShutdownReport
 from leanworker.actors.core.sandbox import SandboxUnavailable, sandboxed
 from leanworker.actors.core.stderr import StderrTail, drain_into
-from leanworker.actors.core.tracing import Tracer
+from leanworker.actors.core.tracing import TraceSink
 from leanworker.actors.slot.connection import Connection
 from leanworker.actors.slot.dispatch import FrameDispatcher
 from leanworker.actors.slot.gate import AdmissionGate
@@ -84,7 +84,7 @@ class ChildActor(pykka.ThreadingActor):
     use_daemon_thread = True
 
     def __init__(self, supervisor: pykka.ActorRef[Any], generation: int, key: SessionKey, config: WorkerConfig,
-                 connection: Connection, gate: AdmissionGate, tracer: Tracer | None, slot: str) -> None:
+                 connection: Connection, gate: AdmissionGate, tracer: TraceSink | None, slot: str) -> None:
         super().__init__()
         self.supervisor = supervisor
         self.generation = generation

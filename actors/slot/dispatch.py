@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from leanworker.actors.core.results import Diagnostic, Progress
-from leanworker.actors.core.tracing import Tracer
+from leanworker.actors.core.tracing import TraceSink
 from leanworker.actors.slot.channel import CANCELLED, DIAG, ERROR, OK, PROGRESS, PROTOCOL, Terminal
 from leanworker.actors.slot.connection import Connection
 from leanworker.actors.slot.gate import AdmissionGate
@@ -42,7 +42,7 @@ class FrameDispatcher:
 
     __slots__ = ("connection", "gate", "tracer", "name", "generation")
 
-    def __init__(self, connection: Connection, gate: AdmissionGate, tracer: Tracer | None, name: str) -> None:
+    def __init__(self, connection: Connection, gate: AdmissionGate, tracer: TraceSink | None, name: str) -> None:
         self.connection = connection
         self.gate = gate
         self.tracer = tracer
@@ -80,7 +80,11 @@ class FrameDispatcher:
                 return
             terminal = terminal_from_done(message, channel.received, channel.streaming)
             if self.tracer is not None:
-                self.tracer.record("done", self.name, self.generation, request_id, outcome=terminal.outcome)
+                fields: dict[str, Any] = {"rows": sum(terminal.counts.values())}
+                if terminal.error is not None:
+                    fields["error"] = type(terminal.error).__name__
+                self.tracer.record("done", self.name, self.generation, request_id, outcome=terminal.outcome,
+                                   **fields)
             # Free the slot (and tell the supervisor, when it has something to decide) before the caller can see
             # the terminal, so that the caller's next request finds the slot idle.
             self.gate.release(channel, terminal)

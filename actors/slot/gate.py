@@ -13,6 +13,7 @@ runs them under its lock, which it alone takes.
 from __future__ import annotations
 
 import itertools
+import time
 from typing import Any
 
 import pykka
@@ -20,7 +21,7 @@ import pykka
 from leanworker.actors.core import locks
 from leanworker.actors.core.mailbox import tell_if_alive
 from leanworker.actors.core.timers import Scheduler
-from leanworker.actors.core.tracing import Tracer
+from leanworker.actors.core.tracing import TraceSink
 from leanworker.actors.slot.channel import DEFAULT_BUFFER_BYTES, RequestChannel, Terminal
 from leanworker.actors.slot.connection import Connection
 from leanworker.actors.slot.counters import Counters
@@ -36,7 +37,7 @@ class AdmissionGate:
     """Admission shared by a supervisor (the owner), its callers and its reader threads."""
 
     def __init__(self, supervisor: pykka.ActorRef[Any], counters: Counters, scheduler: Scheduler,
-                 buffer_rows: int, request_timeout: float | None, tracer: Tracer | None, name: str,
+                 buffer_rows: int, request_timeout: float | None, tracer: TraceSink | None, name: str,
                  notify_every_done: bool, buffer_bytes: int = DEFAULT_BUFFER_BYTES) -> None:
         self.lock = locks.lock("gate")
         self.supervisor = supervisor
@@ -163,6 +164,7 @@ class AdmissionGate:
                 generation = connection.generation
                 channel = RequestChannel(request_id, generation, submit.command, submit.streaming,
                                          self.buffer_rows, self.counters, self.buffer_bytes)
+                channel.admitted_at = time.monotonic()
                 connection.register(channel)  # before writing: the answer can arrive before the write returns
                 self.inflight = channel
                 if self.tracer is not None:  # before writing too, so that no trace holds its done before it

@@ -26,7 +26,7 @@ from leanworker.actors.core.mailbox import tell_if_alive
 from leanworker.actors.core.process_tree import sample_tree_mib
 from leanworker.actors.core.results import ShutdownReport, WorkerSnapshot
 from leanworker.actors.core.timers import Scheduler, TimerHandle
-from leanworker.actors.core.tracing import Tracer
+from leanworker.actors.core.tracing import TraceSink
 from leanworker.actors.slot.channel import (
     CANCELLED,
     CRASHED,
@@ -90,7 +90,7 @@ class SupervisorActor(pykka.ThreadingActor):
 
     use_daemon_thread = True  # a forgotten worker must not keep the interpreter alive (atexit still reaps it)
 
-    def __init__(self, key: SessionKey, config: WorkerConfig, policy: RestartPolicy, tracer: Tracer | None,
+    def __init__(self, key: SessionKey, config: WorkerConfig, policy: RestartPolicy, tracer: TraceSink | None,
                  scheduler: Scheduler, sampler: MemorySampler | None, name: str = "worker",
                  listener: SlotListener | None = None, closed_error: type[WorkerClosed] = WorkerClosed) -> None:
         super().__init__()
@@ -267,7 +267,7 @@ class SupervisorActor(pykka.ThreadingActor):
             channels.remove(gen.handshake)
             gen.handshake.finish(Terminal(CRASHED, error=crash))
         for channel in self.gate.fail_at_exit(channels, Terminal(CRASHED, error=crash)):
-            self._trace("request_failed", channel.request_id, outcome=CRASHED)
+            self._trace("request_failed", channel.request_id, outcome=CRASHED, error="WorkerCrashed")
         self._trace("exited", exit_code=message.exit_code, signal=message.signal, reason=gen.ending)
         started = gen.started
         if not started and self.closing is None:
@@ -284,6 +284,7 @@ class SupervisorActor(pykka.ThreadingActor):
             self.failure = gen.startup_error or crash
             self._notify("failed", self.failure)
         else:
+            self._trace("restart", reason=reason, planned=gen.planned)
             self._notify("restart", (reason, gen.planned))
             if verdict == EXHAUSTED:
                 self._exhausted()
@@ -601,7 +602,8 @@ class SupervisorActor(pykka.ThreadingActor):
             return False
         if self.gen is not None:
             self.gen.connection.pop(channel.request_id)
-        self._trace("request_failed", channel.request_id, outcome=terminal.outcome)
+        self._trace("request_failed", channel.request_id, outcome=terminal.outcome,
+                    error=type(terminal.error).__name__)
         return True
 
 

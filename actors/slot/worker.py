@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -23,7 +23,7 @@ from leanworker.actors.core.results import (
     WorkerSnapshot,
 )
 from leanworker.actors.core.timers import Scheduler
-from leanworker.actors.core.tracing import Tracer
+from leanworker.actors.core.tracing import TraceSink, as_sink
 from leanworker.actors.core.waits import settle_bound
 from leanworker.actors.slot.memory import MemorySampler
 from leanworker.actors.slot.messages import (
@@ -50,15 +50,16 @@ class Worker:
     """
 
     def __init__(self, key: SessionKey, config: WorkerConfig = WorkerConfig(),
-                 restart: RestartPolicy = RestartPolicy(), trace: Tracer | None = None) -> None:
+                 restart: RestartPolicy = RestartPolicy(),
+                 trace: TraceSink | Sequence[TraceSink] | None = None) -> None:
         self.key = key
         self.config = config
         self.restart = restart
-        self.trace = trace
+        self.trace = as_sink(trace)  # one tracer, or several grouped
         self._scheduler = Scheduler()
         self._sampler = MemorySampler() if restart.watches_memory else None
         self._closed: ShutdownReport | None = None
-        self._supervisor = SupervisorActor.start(key, config, restart, trace, self._scheduler, self._sampler,
+        self._supervisor = SupervisorActor.start(key, config, restart, self.trace, self._scheduler, self._sampler,
                                                  f"worker{next(_names)}")
         gate = self._supervisor.proxy().gate.get()
         self._port = RequestPort(self._supervisor, gate, config)
