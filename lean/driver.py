@@ -106,7 +106,9 @@ class ReplProcess:
     def exchange(self, body: dict[str, Any], timeout: float | None,
                  cancelled: Callable[[], bool] | None = None) -> Any:
         """Send ``body`` and its fence; return the answer (parsed JSON, matched to ``body``). Raises a
-        :class:`ReplError`; after any error but :class:`ReplUnsolicited` with ``sent=False`` the REPL is stopped."""
+        :class:`ReplError`, after which the REPL is stopped; :class:`ReplUnsolicited` means ``body`` was not sent
+        (output nobody asked for was waiting), so it may go to a fresh REPL. ``TypeError``/``ValueError`` (nothing
+        sent, the REPL kept) when ``body`` cannot be written as JSON."""
         fence, nonce = new_fence()
         payload = encode_request(body) + encode_request(fence)
         if self._dead:

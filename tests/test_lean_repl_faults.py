@@ -236,8 +236,10 @@ def test_a_repl_program_that_does_not_exist_is_repl_not_found_at_open(tmp_path: 
 
 def test_a_repl_whose_grandchild_holds_its_stdout_is_seen_dead_when_it_exits(worker: lw.Worker,
                                                                              state: Path) -> None:
+    # "escape": the process left the REPL's group and session before the REPL died, so only the worker's adopting
+    # the orphan (a child subreaper) finds it.
     cases = [("exit", 3, "exited with status 3"), ("exit0", 0, "exited with status 0"),
-             ("segv", -11, "killed by signal SIGSEGV (status -11)")]
+             ("segv", -11, "killed by signal SIGSEGV (status -11)"), ("escape", 3, "exited with status 3")]
     codes = [code for n, (how, _, _) in enumerate(cases) for code in (f"fake:grandchild={how}", f"TAG:g{n}")]
     rows, _ = check(worker, codes, timeout=30)
     for n, (how, status, said) in enumerate(cases):
@@ -246,7 +248,7 @@ def test_a_repl_whose_grandchild_holds_its_stdout_is_seen_dead_when_it_exits(wor
         assert said in row["error"] and row["elapsed_s"] < 15, "seen at the exit, not at the 30 s deadline"
         assert own(rows[2 * n + 1], f"g{n}")
     grandchildren = [pid for pid, what in started_pids(state).items() if what == "grandchild"]
-    assert len(grandchildren) == 3 and wait_for(lambda: all(pid_gone(pid) for pid in grandchildren), timeout=10), \
+    assert len(grandchildren) == 4 and wait_for(lambda: all(pid_gone(pid) for pid in grandchildren), timeout=10), \
         "killed with the REPL they outlived, while the worker lives on"
 
 
@@ -266,10 +268,12 @@ def test_a_process_holding_the_repls_stdout_does_not_outlive_its_worker(state: P
     try:
         rows, _ = check(worker, ["TAG:a fake:forge=600000"])  # a process that sleeps with the REPL's stdout open
         assert own(rows[0], "a")
+        assert worker.call("run", {"cmd": "TAG:b fake:forge=600000", "env": 0})["env"] == 2  # and under `run`
         pid = worker.snapshot().pid
         assert pid is not None and len(repl_children(pid)) == 1
         started = started_pids(state)
-        assert sorted(started.values()) == ["grandchild", "repl"] and not any(map(pid_gone, started))
+        assert sorted(started.values()) == ["grandchild", "grandchild", "repl"]
+        assert not any(map(pid_gone, started))
         if ending == "sigkill":
             os.kill(pid, signal.SIGKILL)
     finally:
