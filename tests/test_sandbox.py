@@ -157,6 +157,8 @@ def test_every_escape_attempt_fails_and_the_worker_still_answers(tmp_path: Path,
     assert identity["uid"] == SANDBOX_USER and identity["cap_eff"] == "0000000000000000"
     assert identity["hostname"] == "leanworker-sandbox" and identity["ppid"] == 1  # the namespace's init
     assert wait_for(lambda: not sleepers(marker), timeout=10), "a process started in the sandbox outlived it"
+    pids_groups = Path("/sys/fs/cgroup/pids")
+    assert not list(pids_groups.glob(f"leanworker-{os.getpid()}-*")), "the worker's cgroup v1 group was left behind"
 
 
 def test_without_the_sandbox_the_same_attempts_succeed(tmp_path: Path, listener: tuple[str, int]) -> None:

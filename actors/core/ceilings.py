@@ -18,12 +18,25 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PREFIX = "leanworker-"
+from leanworker.actors.core.containment import PREFIX, remove_cgroup, sweep_stale
+
 _names = itertools.count(1)
 
 
+_swept: set[Path] = set()
+
+
 def _v1_base(controller: str) -> Path | None:
-    """Our own group in the cgroup v1 hierarchy of ``controller``, if it is mounted."""
+    """Our own group in the cgroup v1 hierarchy of ``controller``, if it is mounted (the first time, with the groups
+    of parents that died removed)."""
+    base = _find_v1_base(controller)
+    if base is not None and base not in _swept:
+        _swept.add(base)
+        sweep_stale(base)
+    return base
+
+
+def _find_v1_base(controller: str) -> Path | None:
     mount = None
     try:
         with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
@@ -54,11 +67,10 @@ class Ceilings:
     groups: list[Path] = field(default_factory=list)  # cgroup v1 groups made for this worker (removed after it)
 
     def remove(self) -> None:
+        """Remove the groups once the worker's processes have left them (its PID namespace ends a moment after the
+        worker is reaped); a group left by a parent that died is removed by the next parent (:func:`_v1_base`)."""
         for group in self.groups:
-            try:
-                group.rmdir()
-            except OSError:
-                pass
+            remove_cgroup(group, wait=2.0)
         self.groups.clear()
 
 

@@ -73,11 +73,11 @@ def cgroup_base() -> Path | None:
             except OSError:
                 pass
         if _base is not None:
-            _sweep_stale(_base)
+            sweep_stale(_base)
         return _base
 
 
-def _sweep_stale(base: Path) -> None:
+def sweep_stale(base: Path) -> None:
     """Remove cgroups left by parents that died (SIGKILL leaves an empty one behind)."""
     for path in base.glob(f"{PREFIX}*"):
         owner = path.name[len(PREFIX):].split("-", 1)[0]
