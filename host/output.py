@@ -11,6 +11,7 @@ import threading
 import time
 from typing import Any
 
+from leanworker.actors.core import locks
 from leanworker.errors import CommandError, NotPlainData, ProtocolError
 from leanworker.protocol import messages
 from leanworker.protocol.frames import DEFAULT_MAX_FRAME_BYTES, HEADER, encode_body, write_all
@@ -38,7 +39,7 @@ class ProtocolWriter:
     def __init__(self, fd: int, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
         self.fd = fd
         self.max_frame_bytes = max_frame_bytes
-        self._cond = threading.Condition()
+        self._cond = locks.condition("host_writer", locks.rlock("host_writer"))
         self._request_id = 0
         self._stream = ""
         self._seq: dict[str, int] = {}

@@ -13,6 +13,7 @@ import traceback
 from collections import deque
 from typing import Any
 
+from leanworker.actors.core import locks
 from leanworker.actors.core.env import SPIN_ENV, SYS_PATH_ENV
 from leanworker.errors import CommandError, NotPlainData, ProtocolError
 from leanworker.host.capability import (
@@ -50,7 +51,7 @@ class Host:
     def __init__(self, in_fd: int, out_fd: int) -> None:
         self.reader = FrameReader(in_fd)
         self.writer = ProtocolWriter(out_fd)
-        self.read_lock = threading.Lock()
+        self.read_lock = locks.lock("host_read")
         os.set_blocking(in_fd, False)  # reads spin, then sleep in poll() (FrameReader.read_waiting)
         self.spin_wait = spin_wait_from_env()
         self._stash: deque[Message | None] = deque()
@@ -60,8 +61,8 @@ class Host:
         self._current: RequestContext | None = None
         self._current_cancel = threading.Event()  # the running command's cancel flag (its ctx sees it)
         self._current_watched = False  # the running command has used its ctx: the watchdog reads for it
-        self._current_lock = threading.Lock()
-        self._running = threading.Condition(self._current_lock)
+        self._current_lock = locks.lock("host_running")
+        self._running = locks.condition("host_running", self._current_lock)
         # A cancel can be read before its own call starts: remember it until then. Request ids rise, so a cancel
         # for an id at or below the last started one is late and dropped.
         self._early_cancels: set[int] = set()
@@ -332,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(devnull, 0)
     os.close(devnull)
     extend_sys_path()
+    locks.fail_fast = locks.checking  # under the test suite's lock check, an inversion ends the worker at once
     join_cgroup()
     start_guardian()  # before any thread exists
     signal.signal(signal.SIGTERM, lambda signum, frame: end_process_group(128 + signum))

@@ -64,3 +64,27 @@ def test_a_condition_wait_keeps_the_held_locks_true() -> None:
     assert not locks.violations
     with pytest.raises(ValueError, match="not in the written lock order"):
         locks.lock("nameless")
+
+
+def test_the_worker_hosts_locks_are_in_the_order_and_an_inversion_in_a_worker_ends_it() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from leanworker.host.serve import Host
+
+    read_fd, write_fd = os.pipe()
+    try:
+        host = Host(read_fd, write_fd)
+        assert isinstance(host.read_lock, locks.OrderedLock) and host.read_lock.name == "host_read"
+        host.writer.close()
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+    code = ("from leanworker.actors.core import locks\n"
+            "locks.fail_fast = True\n"
+            "inner, outer = locks.lock('host_writer'), locks.lock('host_read')\n"
+            "with inner, outer: pass\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, locks.LOCK_CHECK_ENV: "1"})
+    assert done.returncode == 70 and "took 'host_read' while holding 'host_writer'" in done.stderr

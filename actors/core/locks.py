@@ -19,6 +19,9 @@ LOCK_CHECK_ENV = "LEANWORKER_LOCK_CHECK"
 
 # Outer to inner: a thread holding a lock may take only locks further down this list.
 ORDER: tuple[str, ...] = (
+    "host_read",     # in a worker process: one reader of the parent's frames at a time
+    "host_running",  # in a worker process: the command running and its cancel state
+    "host_writer",   # in a worker process: the protocol writer and its row batch
     "lease",         # a Lease handle: one command admitted at a time
     "pool",          # the pool's book: slots, queue, leases
     "run",           # a plan run's counts
@@ -39,6 +42,7 @@ ORDER: tuple[str, ...] = (
 RANK = {name: rank for rank, name in enumerate(ORDER)}
 
 checking = os.environ.get(LOCK_CHECK_ENV) == "1"
+fail_fast = False  # a worker process ends at once on an inversion (the parent's test sees the crash and its stderr)
 violations: list[str] = []
 _held = threading.local()
 
@@ -85,6 +89,8 @@ class OrderedLock:
                         f"holding {held.name!r} (docs/architecture.md, The lock order)")
                 violations.append(text)
                 print(f"leanworker: {text}", file=sys.stderr, flush=True)
+                if fail_fast:
+                    os._exit(70)
                 return
 
     def locked(self) -> bool:
