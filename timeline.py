@@ -1,20 +1,23 @@
 """Render a trace as a self-contained HTML/SVG timeline: ``leanworker trace render TRACE -o timeline.html``.
 
 A summary strip (requests by outcome, restarts by reason, slots stopped for another key or for memory) and a
-legend, then the SVG at the page's full width: stages (or runs) as a band on top; one lane per worker slot and
-generation, labelled with its session key and stage; requests as bars (never thinner than a few pixels) coloured by
-outcome, with a marker above the lane where a request failed, timed out, crashed or was cancelled; rows as ticks;
-lifecycle, eviction and cycling events as marks. Hover anything for details. No scripts, no network.
-docs/tracing.md explains how to read it.
+legend; then a header that stays at the top while the page scrolls (stages, runs and the time axis) and the lanes:
+grouped (the pool, then the slots of each session key) and ordered by first activity, each labelled with its key
+and stage. Requests are bars coloured by outcome, never thinner than a few units, with a tick across the lane for a
+short one and a marker above the lane where one failed, timed out, crashed or was cancelled; rows are ticks;
+lifecycle, eviction and cycling events are marks. Hover anything for details: a request's tooltip names its lane,
+request id, key, command, outcome and time. A few lines of plain JavaScript in the page zoom (Ctrl + wheel, the
+buttons, + and -) and pan (drag, the arrow keys); nothing is fetched. docs/tracing.md explains how to read it.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import math
 
 from leanworker.actors.core.tracing import TraceEvent
-from leanworker.timeline_model import FAULTS, Model, build_model, short_key
+from leanworker.timeline_model import FAULTS, NO_KEY, Bar, Group, Lane, Model, build_model, short_key
 
 OUTCOME_COLOURS = {"ok": "#2e7d32", "error": "#ef6c00", "cancelled": "#757575", "timeout": "#c62828",
                    "crashed": "#6d1b1b", "memory": "#6a1b9a", "protocol": "#795548", "shutdown": "#1565c0",
@@ -38,12 +41,19 @@ MARKS = {
     "evict_for_memory": ("swap", "#6a1b9a", "evicted: stopped to stay within the memory budget"),
     "slot_stop": ("square-open", "#455a64", "slot stopping"),
 }
-VIEW_WIDTH = 1600  # viewBox units; the SVG itself takes the page width
-LEFT = 260
+VIEW_WIDTH = 1600  # viewBox units; both SVGs take the page width, so a unit is the same size in each
+LEFT = 260  # the label column
 RIGHT = 70
-TOP = 44  # below the stage band
+PLOT = VIEW_WIDTH - LEFT - RIGHT
 LANE_HEIGHT = 44
+GROUP_HEIGHT = 22  # a group's heading row
+HEAD_HEIGHT = 62  # the sticky header: stage band, run band, axis labels
 MIN_BAR = 4.0  # the narrowest a request is drawn, in viewBox units
+SHORT_BAR = 2 * MIN_BAR  # a request drawn narrower than this also gets a tick across its lane
+LANE_NAME_CHARS = 30  # what fits the label column: 13-unit bold monospace, 11-unit monospace below
+LANE_DETAIL_CHARS = 36
+STAGE_CHAR = 6.5  # the width of a character of a stage label (11-unit sans-serif), for eliding to a band
+ELLIPSIS = "…"
 
 
 def render_timeline(events: list[TraceEvent], title: str = "leanworker trace") -> str:
@@ -51,84 +61,289 @@ def render_timeline(events: list[TraceEvent], title: str = "leanworker trace") -
     if not events:
         return f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title><p>empty trace</p>"
     model = build_model(events)
-    return _page(model, _svg(model), title, len(events))
+    return _page(model, _head(model), _body(model), title, len(events))
 
 
-def _svg(model: Model) -> str:
-    plot = VIEW_WIDTH - LEFT - RIGHT
-    row = {lane.name: i for i, lane in enumerate(model.lanes)}
-    height = TOP + len(model.lanes) * LANE_HEIGHT + 34
+def elide(text: str, chars: int) -> str:
+    """``text`` cut in the middle to ``chars`` characters (an ellipsis marks the cut)."""
+    if len(text) <= chars:
+        return text
+    if chars <= 1:
+        return ""
+    head = (chars - 1) - (chars - 1) // 2
+    tail = (chars - 1) // 2
+    return text[:head] + ELLIPSIS + (text[len(text) - tail:] if tail else "")
 
-    def x(t: float) -> float:
-        return LEFT + (t / model.span) * plot
 
-    def y(lane: str) -> float:
-        return TOP + row.get(lane, 0) * LANE_HEIGHT
+def key_label(key: str | None) -> str:
+    """A session key in words: ``capability, imports A, B`` (or ``no imports``)."""
+    if not key:
+        return "not in the trace"
+    capability, _, imports = key.partition("|")
+    return f"{capability}, {'imports ' + imports.replace(',', ', ') if imports else 'no imports'}"
 
-    parts: list[str] = []
-    for lane in model.lanes:
-        top = y(lane.name)
-        parts.append(f"<rect x='0' y='{top}' width='{VIEW_WIDTH}' height='{LANE_HEIGHT}' "
-                     f"fill='{'#f5f5f5' if row[lane.name] % 2 else '#ffffff'}'/>")
-        detail = " · ".join(p for p in (short_key(lane.key), lane.stage) if p)
-        tip = f"{lane.name}: key {lane.key or '-'}; stage {lane.stage or '-'}"
-        parts.append(f"<g class='lane-label'><title>{html.escape(tip)}</title>"
-                     f"<svg x='0' y='{top}' width='{LEFT - 8}' height='{LANE_HEIGHT}'>"
-                     f"<text x='8' y='18' class='lane'>{html.escape(lane.name)}</text>"
-                     f"<text x='8' y='34' class='lane-detail'>{html.escape(detail)}</text></svg></g>")
+
+class _Scale:
+    """Time to viewBox x, for the whole trace (the page's script does the same for the zoomed view)."""
+
+    def __init__(self, span: float) -> None:
+        self.span = span
+
+    def __call__(self, t: float) -> float:
+        return LEFT + (t / self.span) * PLOT
+
+
+def _t(value: float) -> str:
+    return f"{value:.6f}".rstrip("0").rstrip(".") or "0"
+
+
+def _head(model: Model) -> str:
+    """The sticky header: stage bands, run bands and the time axis."""
+    x = _Scale(model.span)
+    parts = [f"<rect x='0' y='0' width='{VIEW_WIDTH}' height='{HEAD_HEIGHT}' fill='white'/>",
+             f"<text x='8' y='18' class='head-label'>stages</text><text x='8' y='34' class='head-label'>runs</text>",
+             f"<text x='8' y='54' class='head-label'>time</text>",
+             "<g clip-path='url(#head-plot)'>"]
     for index, stage in enumerate(model.stages):
-        left, right = x(stage.start), max(x(stage.end), x(stage.start) + 2)
-        band_y, band_h = (6, 18) if stage.level == 0 else (24, 14)
+        left, right = x(stage.start), x(stage.end)
+        band_y, band_h = (6, 18) if stage.level == 0 else (26, 14)
         fill = ("#e3f2fd" if index % 2 else "#ede7f6") if stage.level == 0 else "#fff8e1"
-        parts.append(f"<g class='stage stage-{stage.level}'><title>{html.escape(stage.name)}: "
-                     f"{_fmt(stage.start, model.span)} to {_fmt(stage.end, model.span)}</title>"
-                     f"<rect x='{left:.1f}' y='{band_y}' width='{right - left:.1f}' height='{band_h}' fill='{fill}' "
-                     f"stroke='#90a4ae'/><svg x='{left:.1f}' y='{band_y}' width='{right - left:.1f}' "
-                     f"height='{band_h}'><text x='4' y='{band_h - 4}' class='stage-name'>{html.escape(stage.name)}"
-                     f"</text></svg></g>")
+        tip = f"{stage.name}: {_fmt(stage.start, model.span)} to {_fmt(stage.end, model.span)}"
+        label = elide(stage.name, int((min(right, VIEW_WIDTH) - left - 6) / STAGE_CHAR))
+        parts.append(
+            f"<g class='stage stage-{stage.level}'><title>{html.escape(tip)}</title>"
+            f"<rect class='tx' data-t='{_t(stage.start)}' data-t1='{_t(stage.end)}' data-min='2' x='{left:.2f}' "
+            f"y='{band_y}' width='{max(right - left, 2):.2f}' height='{band_h}' fill='{fill}' stroke='#90a4ae'/>"
+            f"<text class='tx fit stage-name' data-t='{_t(stage.start)}' data-t1='{_t(stage.end)}' "
+            f"data-full='{html.escape(stage.name)}' transform='translate({left:.2f},0)' x='4' "
+            f"y='{band_y + band_h - 4}'>{html.escape(label)}</text></g>")
+    parts.append("</g><g id='axis'>")
+    ticks = _ticks(0, model.span)
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else model.span
+    parts += [f"<text x='{x(t):.2f}' y='54' class='axis'>{axis_label(t, step, model.span)}</text>" for t in ticks]
+    parts.append("</g>")
+    return (f"<svg id='head' xmlns='http://www.w3.org/2000/svg' width='100%' viewBox='0 0 {VIEW_WIDTH} "
+            f"{HEAD_HEIGHT}' preserveAspectRatio='xMinYMin meet'><defs><clipPath id='head-plot'><rect x='{LEFT}' "
+            f"y='0' width='{PLOT + RIGHT}' height='{HEAD_HEIGHT}'/></clipPath></defs>{''.join(parts)}</svg>")
+
+
+def _layout(model: Model) -> tuple[dict[str, float], list[tuple[Group, float]], float]:
+    """Each lane's top, each group's heading top, and the height of the lanes."""
+    top = 4.0
+    lanes: dict[str, float] = {}
+    groups: list[tuple[Group, float]] = []
+    for group in model.groups:
+        groups.append((group, top))
+        top += GROUP_HEIGHT
+        for lane in group.lanes:
+            lanes[lane.name] = top
+            top += LANE_HEIGHT
+    return lanes, groups, top + 6
+
+
+def _group_heading(group: Group) -> tuple[str, str]:
+    """A group's heading and its full text."""
+    count = f"{len(group.lanes)} lane{'s' if len(group.lanes) != 1 else ''}"
+    if group.name == "pool":
+        return "pool: admission, leases, cycles and evictions", "the pool's own events"
+    if group.name == NO_KEY:
+        return f"workers whose key is not in the trace ({count})", "single lw.Worker lanes: the pool records keys"
+    return f"key {short_key(group.name)} ({count})", f"key: {key_label(group.name)}"
+
+
+def _body(model: Model) -> str:
+    x = _Scale(model.span)
+    lane_top, group_tops, height = _layout(model)
+    lanes = {lane.name: lane for lane in model.lanes}
+    parts: list[str] = []
+    for index, (group, top) in enumerate(group_tops):
+        heading, full = _group_heading(group)
+        parts.append(f"<g class='group' id='group-{index}'><title>{html.escape(full)}</title><rect x='0' y='{top}' "
+                     f"width='{VIEW_WIDTH}' "
+                     f"height='{GROUP_HEIGHT}' fill='#eceff1'/><text x='8' y='{top + 15}' class='group-name'>"
+                     f"{html.escape(elide(heading, 200))}</text></g>")
+        for row, lane in enumerate(group.lanes):
+            parts.append(_lane_label(lane, lane_top[lane.name], row))
+    parts.append("<g clip-path='url(#plot)'><g id='grid'>")
+    parts += [f"<line x1='{x(t):.2f}' y1='0' x2='{x(t):.2f}' y2='{height}' class='grid'/>"
+              for t in _ticks(0, model.span)]
+    parts.append("</g>")
+    for stage in model.stages:
         if stage.level == 0:
-            parts.append(f"<line x1='{left:.1f}' y1='{TOP}' x2='{left:.1f}' y2='{height - 30}' "
-                         f"class='stage-edge'/>")
-    for t in _ticks(model.span):
-        parts.append(f"<line x1='{x(t):.1f}' y1='{TOP}' x2='{x(t):.1f}' y2='{height - 30}' class='grid'/>")
-        parts.append(f"<text x='{x(t):.1f}' y='{height - 12}' class='axis'>{_fmt(t, model.span)}</text>")
+            parts.append(f"<line class='tx stage-edge' data-t='{_t(stage.start)}' x1='{x(stage.start):.2f}' y1='0' "
+                         f"x2='{x(stage.start):.2f}' y2='{height}'/>")
     for bar in model.bars:
-        end = bar.end if bar.end is not None else model.span
-        colour = OUTCOME_COLOURS.get(bar.outcome, "#bdbdbd")
-        tip = (f"request {bar.request_id}: {bar.command}, outcome {bar.outcome or 'unfinished'}, "
-               f"{(end - bar.start) * 1000:.3f} ms, from {_fmt(bar.start, model.span)}")
-        left = x(bar.start)
-        width = max(x(end) - left, MIN_BAR)
-        parts.append(f"<rect class='request' x='{left:.2f}' y='{y(bar.lane) + 16}' width='{width:.2f}' "
-                     f"height='14' fill='{colour}' rx='2'><title>{html.escape(tip)}</title></rect>")
-        if bar.outcome in FAULTS:  # a marker above the lane, the same size at any zoom and any request length
-            cx, top = left + width, y(bar.lane)
-            parts.append(f"<g class='fault fault-{bar.outcome}'><title>{html.escape(tip)}</title>"
-                         f"<line x1='{cx:.2f}' y1='{top + 9}' x2='{cx:.2f}' y2='{top + 30}' stroke='{colour}' "
-                         f"stroke-width='1.5'/><path d='M{cx - 6:.2f},{top + 1} L{cx + 6:.2f},{top + 1} "
-                         f"L{cx:.2f},{top + 11} Z' fill='{colour}' stroke='white' stroke-width='0.8'/></g>")
+        parts.append(_bar(bar, lanes.get(bar.lane), lane_top[bar.lane], model, x))
     for lane_name, t, event in model.marks:
-        if event.kind == "rows":
-            tip = f"rows: {event.fields.get('count')} on {event.fields.get('stream')} (request {event.request_id})"
-            parts.append(f"<line x1='{x(t):.2f}' y1='{y(lane_name) + 32}' x2='{x(t):.2f}' y2='{y(lane_name) + 38}' "
-                         f"class='tick'><title>{html.escape(tip)}</title></line>")
-        elif event.kind in MARKS:
-            shape, colour, label = MARKS[event.kind]
-            detail = ", ".join(f"{k}={v}" for k, v in event.fields.items())
-            tip = f"{label} at {_fmt(t, model.span)} ({event.actor}{'; ' + detail if detail else ''})"
-            parts.append(_mark(shape, x(t), y(lane_name) + 23, colour, tip, event.kind))
-            why = {"cycle_for_key": f"cycled for {short_key(str(event.fields.get('key', '')))}",
-                   "evict_for_memory": "evicted for memory"}.get(event.kind)
-            if why is not None:  # near the right edge the text runs leftwards, so it is never cut
-                near_end = x(t) > VIEW_WIDTH - RIGHT - 220
-                anchor, at = ("end", x(t) - 8) if near_end else ("start", x(t) + 8)
-                parts.append(f"<text x='{at:.2f}' y='{y(lane_name) + 12}' class='why' text-anchor='{anchor}'>"
-                             f"{html.escape(why)}</text>")
-    return (f"<svg xmlns='http://www.w3.org/2000/svg' width='100%' viewBox='0 0 {VIEW_WIDTH} {height}' "
-            f"preserveAspectRatio='xMinYMin meet'>" + "".join(parts) + "</svg>")
+        if lane_name in lane_top:  # the pool's events that are not drawn have no lane
+            parts.append(_event_mark(event, t, lane_top[lane_name], model, x))
+    parts.append("</g>")
+    return (f"<svg id='body' xmlns='http://www.w3.org/2000/svg' width='100%' viewBox='0 0 {VIEW_WIDTH} "
+            f"{height:.0f}' preserveAspectRatio='xMinYMin meet'><defs><clipPath id='plot'><rect x='{LEFT}' y='0' "
+            f"width='{PLOT + RIGHT}' height='{height:.0f}'/></clipPath></defs>{''.join(parts)}</svg>")
 
 
-def _page(model: Model, svg: str, title: str, event_count: int) -> str:
+def _lane_label(lane: Lane, top: float, row: int) -> str:
+    detail = lane.stage or ""  # its key heads its group
+    tip = f"{lane.name}: key {key_label(lane.key)}; started in stage {lane.stage or '-'}"
+    return (f"<rect x='0' y='{top}' width='{VIEW_WIDTH}' height='{LANE_HEIGHT}' "
+            f"fill='{'#f7f7f7' if row % 2 else '#ffffff'}'/><g class='lane-label'><title>{html.escape(tip)}</title>"
+            f"<text x='8' y='{top + 18}' class='lane'>{html.escape(elide(lane.name, LANE_NAME_CHARS))}</text>"
+            f"<text x='8' y='{top + 34}' class='lane-detail'>{html.escape(elide(detail, LANE_DETAIL_CHARS))}</text>"
+            f"</g>")
+
+
+def _bar(bar: Bar, lane: Lane | None, top: float, model: Model, x: _Scale) -> str:
+    end = bar.end if bar.end is not None else model.span
+    colour = OUTCOME_COLOURS.get(bar.outcome, "#bdbdbd")
+    tip = (f"{bar.lane}, request {bar.request_id}: command {bar.command}, outcome {bar.outcome or 'unfinished'}; "
+           f"key {key_label(lane.key if lane else None)}; {(end - bar.start) * 1000:.3f} ms from "
+           f"{_fmt(bar.start, model.span)}")
+    title = f"<title>{html.escape(tip)}</title>"
+    left, right = x(bar.start), x(end)
+    width = max(right - left, MIN_BAR)
+    parts = [f"<rect class='tx request' data-t='{_t(bar.start)}' data-t1='{_t(end)}' data-min='{MIN_BAR:g}' "
+             f"x='{left:.2f}' y='{top + 16}' width='{width:.2f}' height='14' fill='{colour}' rx='2'>{title}</rect>"]
+    if right - left < SHORT_BAR:  # a short request: a tick across the lane, so it is seen at any zoom
+        parts.append(f"<line class='tx short' data-t='{_t(bar.start)}' x1='{left:.2f}' y1='{top + 6}' "
+                     f"x2='{left:.2f}' y2='{top + 40}' stroke='{colour}'>{title}</line>")
+    if bar.outcome in FAULTS:  # a marker above the lane, the same size at any zoom and any request length
+        parts.append(f"<g class='tx fault fault-{bar.outcome}' data-t='{_t(end)}' transform='translate({right:.2f},0)'>"
+                     f"{title}<line x1='0' y1='{top + 9}' x2='0' y2='{top + 30}' stroke='{colour}' "
+                     f"stroke-width='1.5'/><path d='M-6,{top + 1} L6,{top + 1} L0,{top + 11} Z' fill='{colour}' "
+                     f"stroke='white' stroke-width='0.8'/></g>")
+    return "".join(parts)
+
+
+def _event_mark(event: TraceEvent, t: float, top: float, model: Model, x: _Scale) -> str:
+    if event.kind == "rows":
+        tip = (f"rows: {event.fields.get('count')} on stream {event.fields.get('stream')} "
+               f"({event.actor}, request {event.request_id})")
+        return (f"<line class='tx tick' data-t='{_t(t)}' x1='{x(t):.2f}' y1='{top + 32}' x2='{x(t):.2f}' "
+                f"y2='{top + 38}'><title>{html.escape(tip)}</title></line>")
+    if event.kind not in MARKS:
+        return ""
+    shape, colour, label = MARKS[event.kind]
+    detail = ", ".join(f"{k} {v}" for k, v in event.fields.items())
+    tip = f"{label} at {_fmt(t, model.span)} ({event.actor}{'; ' + detail if detail else ''})"
+    mark = (f"<g class='tx mark mark-{event.kind}' data-t='{_t(t)}' transform='translate({x(t):.2f},0)'>"
+            f"{_shape(shape, top + 23, colour, tip)}</g>")
+    why = {"cycle_for_key": f"cycled for {short_key(str(event.fields.get('key', '')))}",
+           "evict_for_memory": "evicted for memory"}.get(event.kind)
+    if why is None:
+        return mark
+    # Near the right edge the text runs leftwards, so it is never cut (the page's script keeps it so when zoomed).
+    near_end = x(t) > VIEW_WIDTH - RIGHT - 220
+    anchor, at = ("end", -8) if near_end else ("start", 8)
+    return (mark + f"<g class='tx why-at' data-t='{_t(t)}' transform='translate({x(t):.2f},0)'><text x='{at}' "
+                   f"y='{top + 12}' class='why' text-anchor='{anchor}'>{html.escape(why)}</text></g>")
+
+
+SCRIPT = """
+(function () {
+  var W = %(width)d, L = %(left)d, R = %(right)d, P = W - L - R, SPAN = %(span)s;
+  var v0 = 0, v1 = SPAN, drag = null;
+  var head = document.getElementById('head'), body = document.getElementById('body');
+  var shown = document.getElementById('shown'), NS = 'http://www.w3.org/2000/svg';
+  function X(t) { return L + (t - v0) / (v1 - v0) * P; }
+  function fmt(t, step) {
+    if (v1 >= 1) return t.toFixed(Math.min(6, Math.max(1, Math.ceil(-Math.log10(step) - 1e-9)))) + ' s';
+    return (t * 1000).toFixed(Math.min(6, Math.max(0, Math.ceil(-Math.log10(step * 1000) - 1e-9)))) + ' ms';
+  }
+  function ticks() {
+    var raw = (v1 - v0) / 10, p = Math.pow(10, Math.floor(Math.log10(raw))), step = 10 * p, out = [];
+    [1, 2, 5].some(function (m) { if (m * p >= raw) { step = m * p; return true; } return false; });
+    for (var i = Math.ceil(v0 / step - 1e-9); i * step <= v1 + 1e-12; i++) out.push(i * step);
+    return {step: step, at: out};
+  }
+  function el(name, attrs, text) {
+    var e = document.createElementNS(NS, name);
+    for (var k in attrs) e.setAttribute(k, attrs[k]);
+    if (text) e.textContent = text;
+    return e;
+  }
+  function elide(text, n) {
+    if (text.length <= n) return text;
+    if (n <= 1) return '';
+    var h = n - 1 - Math.floor((n - 1) / 2), t = Math.floor((n - 1) / 2);
+    return text.slice(0, h) + '\\u2026' + (t ? text.slice(text.length - t) : '');
+  }
+  function draw() {
+    document.querySelectorAll('.tx').forEach(function (e) {
+      var x = X(+e.dataset.t), d = e.dataset;
+      if (e.tagName === 'rect') {
+        e.setAttribute('x', x); e.setAttribute('width', Math.max(X(+d.t1) - x, +(d.min || 0)));
+      } else if (e.tagName === 'line') {
+        e.setAttribute('x1', x); e.setAttribute('x2', x);
+      } else {
+        e.setAttribute('transform', 'translate(' + x + ',0)');
+      }
+      if (d.full !== undefined) {  // a band's label: from the band's visible start, elided to its visible width
+        var a = Math.max(x, L);
+        e.setAttribute('transform', 'translate(' + a + ',0)');
+        e.textContent = elide(d.full, Math.floor((Math.min(X(+d.t1), W) - a - 6) / %(char)s));
+      }
+      if (e.classList.contains('why-at')) {
+        var near = x > W - R - 220, txt = e.firstElementChild;
+        txt.setAttribute('x', near ? -8 : 8); txt.setAttribute('text-anchor', near ? 'end' : 'start');
+      }
+    });
+    var axis = document.getElementById('axis'), grid = document.getElementById('grid');
+    var h = body.viewBox.baseVal.height;
+    axis.replaceChildren(); grid.replaceChildren();
+    var tk = ticks();
+    tk.at.forEach(function (t) {
+      axis.appendChild(el('text', {x: X(t), y: 54, 'class': 'axis'}, fmt(t, tk.step)));
+      grid.appendChild(el('line', {x1: X(t), x2: X(t), y1: 0, y2: h, 'class': 'grid'}));
+    });
+    shown.textContent = fmt(v0, tk.step / 10) + ' to ' + fmt(v1, tk.step / 10) +
+      (v1 - v0 < SPAN ? ' (zoomed)' : ' (the whole trace)');
+  }
+  function view(a, b) {
+    var w = Math.min(Math.max(b - a, SPAN / 1e5), SPAN);
+    a = Math.min(Math.max(a, 0), SPAN - w);
+    v0 = a; v1 = a + w; draw();
+  }
+  function zoom(f, at) { var c = at === undefined ? (v0 + v1) / 2 : at; view(c - (c - v0) * f, c + (v1 - c) * f); }
+  function pan(frac) { var w = v1 - v0; view(v0 + frac * w, v1 + frac * w); }
+  function timeAt(ev) {
+    var r = body.getBoundingClientRect(), u = (ev.clientX - r.left) / r.width * W;
+    return v0 + (u - L) / P * (v1 - v0);
+  }
+  [head, body].forEach(function (svg) {
+    svg.addEventListener('wheel', function (ev) {
+      if (ev.ctrlKey || ev.metaKey) { ev.preventDefault(); zoom(ev.deltaY > 0 ? 1.25 : 0.8, timeAt(ev)); }
+      else if (ev.shiftKey) { ev.preventDefault(); pan((ev.deltaY || ev.deltaX) > 0 ? 0.1 : -0.1); }
+    }, {passive: false});
+    svg.addEventListener('mousedown', function (ev) { drag = {x: ev.clientX, a: v0, b: v1}; });
+  });
+  window.addEventListener('mousemove', function (ev) {
+    if (!drag) return;
+    var dt = (ev.clientX - drag.x) / body.getBoundingClientRect().width * W / P * (drag.b - drag.a);
+    view(drag.a - dt, drag.b - dt);
+  });
+  window.addEventListener('mouseup', function () { drag = null; });
+  window.addEventListener('keydown', function (ev) {
+    var k = {'+': function () { zoom(0.5); }, '=': function () { zoom(0.5); }, '-': function () { zoom(2); },
+             '0': function () { view(0, SPAN); }, ArrowLeft: function () { pan(-0.2); },
+             ArrowRight: function () { pan(0.2); }}[ev.key];
+    if (k) { ev.preventDefault(); k(); }
+  });
+  document.getElementById('zoom-in').onclick = function () { zoom(0.5); };
+  document.getElementById('zoom-out').onclick = function () { zoom(2); };
+  document.getElementById('zoom-reset').onclick = function () { view(0, SPAN); };
+  var asked = /^#view=([0-9.e-]+),([0-9.e-]+)$/.exec(location.hash);
+  if (asked) view(+asked[1], +asked[2]); else draw();
+})();
+"""
+
+
+def _script(model: Model) -> str:
+    return SCRIPT % {"width": VIEW_WIDTH, "left": LEFT, "right": RIGHT, "span": json.dumps(model.span),
+                     "char": json.dumps(STAGE_CHAR)}
+
+
+def _page(model: Model, head: str, body: str, title: str, event_count: int) -> str:
     outcomes = " ".join(
         f"<span class='chip' style='border-color:{OUTCOME_COLOURS.get(o, '#bdbdbd')}'>"
         f"<span class='key' style='background:{OUTCOME_COLOURS.get(o, '#bdbdbd')}'></span>{html.escape(o)} {n}</span>"
@@ -148,45 +363,70 @@ h2 {{ margin: 0 0 6px 0; font-size: 16px; }}
   background: #fafafa; border: 1px solid #e0e0e0; border-radius: 4px; margin-bottom: 6px; }}
 .chip {{ border: 1px solid; border-radius: 10px; padding: 1px 8px 1px 2px; }}
 .legend {{ color: #424242; margin: 4px 0; }}
+.sticky {{ position: sticky; top: 0; z-index: 1; background: white; border-bottom: 1px solid #cfd8dc; }}
+.controls {{ display: flex; gap: 8px; align-items: center; padding: 4px 0; color: #424242; }}
+.controls button {{ font: 13px system-ui, sans-serif; min-width: 28px; }}
+#body {{ cursor: grab; user-select: none; }}
 .lane {{ font: bold 13px monospace; fill: #263238; }}
 .lane-detail {{ font: 11px monospace; fill: #607d8b; }}
+.group-name {{ font: bold 12px system-ui, sans-serif; fill: #37474f; }}
+.head-label {{ font: 11px system-ui, sans-serif; fill: #78909c; }}
 .stage-name {{ font: 11px system-ui, sans-serif; fill: #263238; }}
 .stage-edge {{ stroke: #90a4ae; stroke-dasharray: 4 3; }}
 .axis {{ font: 11px monospace; fill: #616161; text-anchor: middle; }}
 .why {{ font: 10px system-ui, sans-serif; fill: #00695c; }}
 .grid {{ stroke: #e0e0e0; }}
 .tick {{ stroke: #00897b; stroke-width: 1; }}
+.short {{ stroke-width: 1.5; stroke-opacity: 0.55; }}
 .key {{ display: inline-block; width: 12px; height: 10px; margin: 0 4px 0 6px; border-radius: 2px; }}
 .mk {{ margin: 0 3px 0 10px; }}
 </style></head><body>
 <h2>{html.escape(title)}</h2>
 <div class="summary" id="summary">
-<span><b>{model.span * 1000:.1f} ms</b>, {event_count} events, {len(model.bars)} requests, {len(model.lanes)} lanes</span>
+<span><b>{_fmt(model.span, model.span)}</b>, {event_count} events, {len(model.bars)} requests, {len(model.lanes)} lanes</span>
 <span>requests by outcome: {outcomes or "none"}</span>
 <span>restarts by reason: {restarts}</span>
 <span>slots stopped: {stops}</span>
 </div>
 <div class="legend">Bars (requests) by outcome: {legend}. A triangle above a lane marks a request that ended in
-error, timeout, crash, memory, protocol error or cancel.</div>
+error, timeout, crash, memory, protocol error or cancel; a faint line across a lane marks a request too short to
+see at this zoom.</div>
 <div class="legend">Marks: {marks} <span class='mk' style='color:#00897b'>|</span>rows frame.
-Lanes: one per worker slot and generation, labelled with its session key and stage. Hover for details.</div>
-{svg}
+Lanes: one per worker slot and generation, grouped by session key, in order of first activity. Hover for details.</div>
+<div class="sticky">
+<div class="controls"><button id="zoom-out" title="zoom out (-)">&minus;</button>
+<button id="zoom-in" title="zoom in (+)">+</button><button id="zoom-reset" title="the whole trace (0)">whole trace</button>
+<span>showing <b id="shown">{_fmt(0, model.span)} to {_fmt(model.span, model.span)} (the whole trace)</b>; Ctrl + wheel zooms at the
+pointer, drag or the arrow keys pan</span></div>
+{head}
+</div>
+{body}
+<script>{_script(model)}</script>
 </body></html>
 """
 
 
-def _ticks(span: float) -> list[float]:
-    """Round tick times (1, 2 or 5 times a power of ten) covering ``[0, span]``, about ten of them."""
-    raw = span / 10
+def _ticks(start: float, end: float) -> list[float]:
+    """Round tick times (1, 2 or 5 times a power of ten) covering ``[start, end]``, about ten of them."""
+    raw = (end - start) / 10
     power = 10 ** math.floor(math.log10(raw))
     step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-    return [i * step for i in range(int(span / step + 1e-9) + 1)]
+    first = math.ceil(start / step - 1e-9)
+    return [i * step for i in range(first, int(end / step + 1e-9) + 1)]
+
+
+def axis_label(t: float, step: float, end: float) -> str:
+    """A tick's label: seconds when the view reaches 1 s, else milliseconds, with the decimals its step needs."""
+    if end >= 1:
+        return f"{t:.{min(6, max(1, math.ceil(-math.log10(step) - 1e-9)))}f} s"
+    return f"{t * 1000:.{min(6, max(0, math.ceil(-math.log10(step * 1000) - 1e-9)))}f} ms"
 
 
 def _fmt(t: float, span: float) -> str:
+    """A time in a trace ``span`` seconds long: in seconds from 1 s on, else in milliseconds."""
     if span >= 10:
         return f"{t:.1f} s"
-    if span >= 2:
+    if span >= 1:
         return f"{t:.2f} s"
     return f"{t * 1000:.1f} ms" if span >= 0.01 else f"{t * 1000:.3f} ms"
 
@@ -196,30 +436,26 @@ def _glyph(shape: str) -> str:
             "diamond": "◆", "diamond-open": "◇", "bar": "┃", "swap": "⇄"}[shape]
 
 
-def _mark(shape: str, cx: float, cy: float, colour: str, tip: str, kind: str) -> str:
+def _shape(shape: str, cy: float, colour: str, tip: str) -> str:
+    """A mark drawn around x = 0 (its group is moved to the event's time)."""
     title = f"<title>{html.escape(tip)}</title>"
-    attrs = f"class='mark mark-{kind}'"
     if shape in ("circle", "circle-open"):
         fill = colour if shape == "circle" else "white"
-        return (f"<circle {attrs} cx='{cx:.2f}' cy='{cy}' r='4' fill='{fill}' stroke='{colour}' "
-                f"stroke-width='1.5'>{title}</circle>")
+        return f"<circle cx='0' cy='{cy}' r='4' fill='{fill}' stroke='{colour}' stroke-width='1.5'>{title}</circle>"
     if shape in ("square", "square-open"):
         fill = colour if shape == "square" else "white"
-        return (f"<rect {attrs} x='{cx - 3.5:.2f}' y='{cy - 3.5}' width='7' height='7' fill='{fill}' "
-                f"stroke='{colour}'>{title}</rect>")
+        return (f"<rect x='-3.5' y='{cy - 3.5}' width='7' height='7' fill='{fill}' stroke='{colour}'>{title}"
+                f"</rect>")
     if shape == "cross":
-        return (f"<path {attrs} d='M{cx - 4:.2f},{cy - 4} L{cx + 4:.2f},{cy + 4} M{cx - 4:.2f},{cy + 4} "
-                f"L{cx + 4:.2f},{cy - 4}' stroke='{colour}' stroke-width='2'>{title}</path>")
+        return (f"<path d='M-4,{cy - 4} L4,{cy + 4} M-4,{cy + 4} L4,{cy - 4}' stroke='{colour}' stroke-width='2'>"
+                f"{title}</path>")
     if shape == "triangle":
-        return (f"<path {attrs} d='M{cx:.2f},{cy - 5} L{cx + 5:.2f},{cy + 4} L{cx - 5:.2f},{cy + 4} Z' "
-                f"fill='{colour}'>{title}</path>")
+        return f"<path d='M0,{cy - 5} L5,{cy + 4} L-5,{cy + 4} Z' fill='{colour}'>{title}</path>"
     if shape in ("diamond", "diamond-open"):
         fill = colour if shape == "diamond" else "white"
-        return (f"<path {attrs} d='M{cx:.2f},{cy - 5} L{cx + 5:.2f},{cy} L{cx:.2f},{cy + 5} L{cx - 5:.2f},{cy} Z' "
-                f"fill='{fill}' stroke='{colour}' stroke-width='1.5'>{title}</path>")
+        return (f"<path d='M0,{cy - 5} L5,{cy} L0,{cy + 5} L-5,{cy} Z' fill='{fill}' stroke='{colour}' "
+                f"stroke-width='1.5'>{title}</path>")
     if shape == "swap":
-        return (f"<path {attrs} d='M{cx - 6:.2f},{cy - 3} L{cx + 6:.2f},{cy - 3} L{cx + 3:.2f},{cy - 6} "
-                f"M{cx + 6:.2f},{cy + 3} L{cx - 6:.2f},{cy + 3} L{cx - 3:.2f},{cy + 6}' fill='none' "
+        return (f"<path d='M-6,{cy - 3} L6,{cy - 3} L3,{cy - 6} M6,{cy + 3} L-6,{cy + 3} L-3,{cy + 6}' fill='none' "
                 f"stroke='{colour}' stroke-width='2'>{title}</path>")
-    return (f"<line {attrs} x1='{cx:.2f}' y1='{cy - 7}' x2='{cx:.2f}' y2='{cy + 7}' stroke='{colour}' "
-            f"stroke-width='2'>{title}</line>")
+    return f"<line x1='0' y1='{cy - 7}' x2='0' y2='{cy + 7}' stroke='{colour}' stroke-width='2'>{title}</line>"

@@ -1,7 +1,10 @@
 """What the timeline shows, computed from trace events (pure; timeline.py draws it).
 
 Lanes: one per worker slot and generation (events of a slot recorded between generations join the slot's current
-lane), plus the pool's. Each lane knows its session key and the stage or run it started in. Bars are requests;
+lane), plus the pool's; a lane with nothing to draw is left out. Each lane knows its session key and the stage or run it
+started in. Lanes are grouped (the pool, then one group per session key, and one for lanes whose key the trace
+does not hold, such as a single ``lw.Worker``'s) and ordered by first activity, groups too, so a lane reads left to right where the one above it left
+off. Bars are requests;
 stages are the spans between ``stage_start`` and ``stage_end`` events (the probe's stages, ``pool.run``'s runs);
 the summary counts requests by outcome, restarts by reason and slots stopped for another key or for memory.
 """
@@ -16,6 +19,10 @@ from leanworker.actors.core.tracing import TraceEvent, lane_of, slot_of
 
 # Outcomes a person opens a timeline to find: drawn with a marker above the lane.
 FAULTS = ("error", "timeout", "crashed", "memory", "protocol", "cancelled")
+# The events drawn as marks (timeline.MARKS says how) or ticks; a lane with none of these and no request is not shown.
+MARK_KINDS = frozenset({"spawn", "ready", "kill", "reap", "generation_end", "exhausted", "lease_granted",
+                        "lease_released", "cancel", "memory_hard", "memory_soft", "protocol_error", "cooldown",
+                        "cycle_for_key", "evict_for_memory", "slot_stop", "rows"})
 
 
 @dataclass
@@ -45,16 +52,35 @@ class Stage:
 
 
 @dataclass
+class Group:
+    """Lanes shown together under one heading: the pool's, or the slots of one session key."""
+
+    name: str  # "pool", a key ("capability|imports"), or NO_KEY
+    lanes: list[Lane]
+
+    @property
+    def first(self) -> float:
+        return min(lane.first for lane in self.lanes)
+
+
+NO_KEY = ""  # the group of lanes whose key the trace does not hold (a single lw.Worker's)
+
+
+@dataclass
 class Model:
     origin: float
     span: float
-    lanes: list[Lane]
+    lanes: list[Lane]  # in the order drawn: group by group
     bars: list[Bar]
     stages: list[Stage]
     marks: list[tuple[str, float, TraceEvent]]  # lane, time since origin, event
     outcomes: Counter[str] = field(default_factory=Counter)
     restarts: Counter[str] = field(default_factory=Counter)
     stops: Counter[str] = field(default_factory=Counter)
+    groups: list[Group] = field(default_factory=list)
+
+    def lane(self, name: str) -> Lane | None:
+        return next((lane for lane in self.lanes if lane.name == name), None)
 
 
 def short_key(key: str | None) -> str:
@@ -67,10 +93,22 @@ def short_key(key: str | None) -> str:
     return label if len(label) <= 34 else label[:33] + "…"
 
 
-def _lane_order(lane: str) -> tuple[int, int, str]:
+def group_lanes(lanes: list[Lane]) -> list[Group]:
+    """The pool first, then a group per key (and one of the lanes whose key the trace does not hold), ordered by
+    first activity, lanes within a group too."""
+    by_name: dict[str, list[Lane]] = {}
+    for lane in lanes:
+        name = "pool" if lane.name == "pool" else (lane.key or NO_KEY)
+        by_name.setdefault(name, []).append(lane)
+    groups = [Group(name, sorted(members, key=lambda lane: (lane.first, _lane_number(lane.name))))
+              for name, members in by_name.items()]
+    return sorted(groups, key=lambda g: (g.name != "pool", g.first))
+
+
+def _lane_number(lane: str) -> tuple[int, int, str]:
     match = re.fullmatch(r"(?:slot|worker)(\d+)(?: g(\d+))?", lane)
     if match:
-        return (1, int(match.group(1)) * 10_000 + int(match.group(2) or 0), lane)
+        return (int(match.group(1)), int(match.group(2) or 0), lane)
     return (0, 0, lane)
 
 
@@ -130,7 +168,7 @@ def build_model(events: list[TraceEvent]) -> Model:
     span = max(events[-1].time - origin, 1e-6)
     stages = _stages(events, origin, span)
     lane_of_event = _assign_lanes(events)
-    lanes: dict[str, Lane] = {"pool": Lane("pool", 0.0)}
+    lanes: dict[str, Lane] = {}  # the pool's lane exists only when the pool recorded something
     keys: dict[str, str] = {}  # slot -> key, from the pool's slot_start
     ended: dict[str, str] = {}  # slot -> why its current generation ended
     bars: list[Bar] = []
@@ -175,5 +213,7 @@ def build_model(events: list[TraceEvent]) -> Model:
         names = [max((s for s in around if s.level == level), key=lambda s: s.start).name
                  for level in (0, 1) if any(s.level == level for s in around)]
         lane.stage = " / ".join(names) or None
-    model.lanes = sorted(lanes.values(), key=lambda lane: _lane_order(lane.name))
+    drawn = {bar.lane for bar in bars} | {lane for lane, _, event in marks if event.kind in MARK_KINDS}
+    model.groups = group_lanes([lane for lane in lanes.values() if lane.name in drawn])
+    model.lanes = [lane for group in model.groups for lane in group.lanes]
     return model

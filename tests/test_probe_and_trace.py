@@ -53,7 +53,7 @@ def test_the_probe_passes_every_stage_on_the_fallback_workload(tmp_path: Path) -
     spawns = [event for event in read_trace(trace) if event.kind == "spawn"]
     assert len(spawns) >= 16 + 2, "every stage that runs workers is traced (the 16 naive workers included)"
     page = render_timeline(read_trace(trace))
-    assert all(f"class='stage-name'>{stage}<" in page for stage in STAGES), "a band for every stage"
+    assert all(f"data-full='{stage}'" in page for stage in STAGES), "a band for every stage"
 
 
 def test_the_probe_says_why_it_skipped_real_lean_where_the_wheel_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -130,7 +130,7 @@ def test_the_timeline_renders_a_run_with_a_crash_and_a_restart(tracer: lw.Tracer
                            str(out)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     page = out.read_text()
-    assert page.startswith("<!doctype html>") and "<svg" in page and "<script" not in page
+    assert page.startswith("<!doctype html>") and "<svg" in page and "<script src" not in page
     assert " g1</text>" in page and " g2</text>" in page, "one lane per generation"
     assert "outcome crashed" in page and "outcome ok" in page
     assert "reap: the process was reaped" in page and "lease granted" in page and "rows:" in page

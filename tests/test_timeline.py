@@ -1,5 +1,6 @@
-"""The timeline a person reads (``leanworker trace render``): faults stand out, lanes say what they are, cycles for
-another key are drawn, the page uses its width, and the summary counts what happened (issue 12, item 6).
+"""The timeline a person reads (``leanworker trace render``): faults stand out, lanes say what they are and come
+grouped by key in order of first activity, short requests stay visible, labels fit (the full text on hover), the
+time axis stays on screen, the page zooms and pans by itself, and the summary counts what happened (issues 12, 20).
 
 The trace comes from a real traced pool: one worker slot, two keys (so one is cycled for the other), a request
 that times out, one that crashes its worker, a command error, a cancelled stream and a ``pool.run``."""
@@ -7,18 +8,23 @@ that times out, one that crashes its worker, a command error, a cancelled stream
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 import leanworker as lw
 from conftest import FAULTS, MATHLIB
 from leanworker.actors.core.tracing import TraceEvent
-from leanworker.timeline import MIN_BAR, VIEW_WIDTH, render_timeline
-from leanworker.timeline_model import build_model, short_key
+from leanworker.timeline import MARKS, MIN_BAR, SHORT_BAR, VIEW_WIDTH, render_timeline
+from leanworker.timeline_model import MARK_KINDS, build_model, short_key
 
 WORKER = lw.WorkerConfig(startup_timeout=10.0, request_timeout=20.0, cancel_grace=0.5, shutdown_timeout=2.0,
                          kill_wait=3.0)
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
@@ -62,33 +68,98 @@ def test_the_summary_counts_requests_by_outcome_restarts_by_reason_and_cycles(ev
 def test_every_failed_or_cancelled_request_has_a_marker_above_its_lane(events: list[TraceEvent]) -> None:
     page = render_timeline(events)
     for outcome in ("timeout", "crashed", "error", "cancelled"):
-        assert page.count(f"class='fault fault-{outcome}'") == 1, outcome
-    assert "class='fault fault-ok'" not in page
+        assert page.count(f"class='tx fault fault-{outcome}'") == 1, outcome
+    assert "fault-ok'" not in page
 
 
-def test_short_requests_keep_a_visible_width(events: list[TraceEvent]) -> None:
+def test_short_requests_keep_a_visible_width_and_get_a_tick_across_their_lane(events: list[TraceEvent]) -> None:
     page = render_timeline(events)
-    widths = [float(w) for w in re.findall(r"<rect class='request' [^>]*width='([0-9.]+)'", page)]
-    assert len(widths) == len(build_model(events).bars) >= 7
-    assert min(widths) >= MIN_BAR
-
-
-def test_lanes_are_labelled_with_their_key_and_stage_and_cycles_are_drawn(events: list[TraceEvent]) -> None:
+    bars = re.findall(r"<rect class='tx request' data-t='([0-9.]+)' data-t1='([0-9.]+)' data-min='4' "
+                      r"x='[0-9.]+' y='[0-9.]+' width='([0-9.]+)'", page)
     model = build_model(events)
-    labelled = {short_key(lane.key) for lane in model.lanes if lane.key}
-    assert {"faults · Left", "faults · Right", "mathlib_scale · Mathlib"} <= labelled, labelled
-    assert any(lane.stage and lane.stage.startswith("run ") for lane in model.lanes), "the pool.run's lanes"
+    assert len(bars) == len(model.bars) >= 7
+    assert min(float(width) for _, _, width in bars) >= MIN_BAR
+    plot = VIEW_WIDTH - 260 - 70
+    short = [b for b in bars if (float(b[1]) - float(b[0])) / model.span * plot < SHORT_BAR]
+    assert short and page.count("class='tx short'") == len(short), "each short request has its tick"
+
+
+def test_lanes_are_grouped_by_key_and_ordered_by_first_activity(events: list[TraceEvent]) -> None:
+    model = build_model(events)
+    names = [group.name for group in model.groups]
+    assert "pool" not in names[1:], "the pool's lanes come first, when it has any"
+    keys = [name for name in names if name != "pool"]
+    assert {short_key(k) for k in keys} == {"faults · Left", "faults · Right", "mathlib_scale · Mathlib"}, keys
+    firsts = [group.first for group in model.groups if group.name != "pool"]
+    assert firsts == sorted(firsts), "groups in order of first activity"
+    for group in model.groups:
+        assert [lane.first for lane in group.lanes] == sorted(lane.first for lane in group.lanes)
+        assert all(lane.key == group.name for lane in group.lanes if group.name != "pool")
+    assert [lane.name for lane in model.lanes] == [lane.name for g in model.groups for lane in g.lanes]
     page = render_timeline(events)
-    assert "faults · Left" in page and "faults · Right" in page
-    assert "class='mark mark-cycle_for_key'" in page and "cycled for faults · Right" in page
+    headings = re.findall(r"class='group-name'>([^<]+)<", page)
+    assert [h.split(" (")[0] for h in headings if h.startswith("key ")] == [f"key {short_key(k)}" for k in keys]
+    assert "class='tx mark mark-cycle_for_key'" in page and "cycled for faults · Right" in page
     assert "class='stage stage-1'" in page, "the run is drawn as a band"
+    assert any(lane.stage and lane.stage.startswith("run ") for lane in model.lanes), "the pool.run's lanes"
+
+
+def test_a_lane_with_nothing_to_draw_is_not_shown_and_marks_are_the_drawn_kinds() -> None:
+    tracer = lw.Tracer()
+    tracer.record("queued", "pool", key="k")  # the pool recorded something, but nothing that is drawn
+    tracer.record("spawn", "worker1", 1, pid=1)
+    tracer.record("ready", "worker1", 1)
+    model = build_model(tracer.events())
+    assert model.lane("pool") is None and [lane.name for lane in model.lanes] == ["worker1 g1"]
+    assert "pool: admission" not in render_timeline(tracer.events())
+    assert set(MARKS) | {"rows"} == MARK_KINDS
+
+
+def test_long_labels_are_elided_and_keep_their_full_text_on_hover() -> None:
+    tracer = lw.Tracer()
+    stage = "a_stage_with_a_name_far_too_long_for_its_band_" * 3
+    tracer.record("stage_start", "probe", name=stage)
+    tracer.record("spawn", "slot1", 1, pid=1)
+    tracer.record("stage_end", "probe", name=stage)
+    tracer.record("stage_start", "probe", name="next")
+    for _ in range(50):
+        tracer.record("ready", "slot1", 1)
+    tracer.record("stage_end", "probe", name="next")
+    page = render_timeline(tracer.events())
+    label = re.search(rf"data-full='{stage}'[^>]*>([^<]*)</text>", page)
+    assert label is not None and "…" in label.group(1) and len(label.group(1)) < len(stage)
+    assert f"<title>{stage}: " in page, "the full name on hover"
+
+
+def test_tooltips_name_the_lane_request_key_command_and_outcome(events: list[TraceEvent]) -> None:
+    page = render_timeline(events)
+    tips = re.findall(r"<rect class='tx request'[^>]*><title>([^<]+)</title>", page)
+    assert len(tips) == len(build_model(events).bars) and len(set(tips)) == len(tips), "no two tooltips alike"
+    pattern = re.compile(r"^slot\d+ g\d+, request \d+: command \S+, outcome \w+; key leanworker\.fixtures\.\w+:"
+                         r"capability, (imports \S+|no imports); [0-9.]+ ms from [0-9.]+ (ms|s)$")
+    assert all(pattern.match(tip) for tip in tips), [t for t in tips if not pattern.match(t)]
+    assert any("command hang, outcome timeout; key leanworker.fixtures.faults:capability, imports Left" in tip
+               for tip in tips)
+
+
+def test_the_page_has_a_sticky_axis_and_zooms_with_its_own_script_and_fetches_nothing(
+        events: list[TraceEvent]) -> None:
+    page = render_timeline(events)
+    assert "position: sticky" in page and page.index("<div class=\"sticky\">") < page.index("<svg id='head'")
+    assert page.index("<g id='axis'>") < page.index("<svg id='body'"), "the axis is in the sticky header"
+    assert page.count("<script>") == 1 and "function zoom(" in page and "'wheel'" in page and "mousemove" in page
+    outside = re.findall(r"https?://[^'\" ]+", page)
+    assert set(outside) == {"http://www.w3.org/2000/svg"}, outside  # a namespace name, never fetched
+    assert not any(word in page for word in ("src=", "fetch(", "XMLHttpRequest", "import(", "<link"))
 
 
 def test_the_svg_takes_the_page_width_and_its_axis_labels_fit(events: list[TraceEvent]) -> None:
     page = render_timeline(events)
-    svg = re.search(r"<svg xmlns='http://www.w3.org/2000/svg' width='100%' viewBox='0 0 (\d+) (\d+)'", page)
-    assert svg is not None and int(svg.group(1)) == VIEW_WIDTH
-    labels = re.findall(r"<text x='([0-9.]+)' y='[0-9.]+' class='axis'>([^<]+)</text>", page)
+    for svg in ("head", "body"):
+        found = re.search(rf"<svg id='{svg}' xmlns='http://www.w3.org/2000/svg' width='100%' viewBox='0 0 (\d+) ",
+                          page)
+        assert found is not None and int(found.group(1)) == VIEW_WIDTH
+    labels = re.findall(r"<text x='([0-9.]+)' y='54' class='axis'>([^<]+)</text>", page)
     assert len(labels) >= 5
     for x, text in labels:  # centred labels: half of ~7 units a character either side
         assert 0 <= float(x) - len(text) * 3.5 and float(x) + len(text) * 3.5 <= VIEW_WIDTH, (x, text)
@@ -102,4 +173,23 @@ def test_a_probe_like_trace_gets_a_band_per_stage() -> None:
         tracer.record("stage_end", "probe", name=name)
     model = build_model(tracer.events())
     assert [(s.name, s.level) for s in model.stages] == [("first", 0), ("second", 0)]
-    assert "class='stage-name'>first<" in render_timeline(tracer.events())
+    assert "data-full='first'" in render_timeline(tracer.events())
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_in_a_browser_the_script_redraws_the_axis_for_the_zoomed_view(events: list[TraceEvent]) -> None:
+    model = build_model(events)
+    with tempfile.TemporaryDirectory() as folder:
+        page = Path(folder) / "timeline.html"
+        page.write_text(render_timeline(events), encoding="utf-8")
+        start, end = model.span * 0.25, model.span * 0.35
+        done = subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                               "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                               "--disable-sync", f"--user-data-dir={folder}/profile", "--dump-dom",
+                               f"file://{page}#view={start},{end}"], capture_output=True, text=True, timeout=60)
+    dom = done.stdout
+    assert "(zoomed)" in dom, done.stderr[-2000:]
+    shown = re.search(r'<b id="shown">([^<]+)</b>', dom)
+    assert shown is not None and shown.group(1).endswith("(zoomed)")
+    labels = re.findall(r'class="axis"[^>]*>([^<]+)<', dom)
+    assert len(labels) >= 5 and labels != re.findall(r"class='axis'>([^<]+)<", render_timeline(events))

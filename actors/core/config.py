@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -11,6 +12,44 @@ from leanworker.actors.core.tracing import TraceSink, as_sink
 from leanworker.protocol.frames import DEFAULT_MAX_FRAME_BYTES, check_frame_cap
 
 OptionValue = str | int | float | bool | None
+
+
+def _whole(owner: str, name: str, value: object, minimum: int, optional: bool = False) -> None:
+    """``owner.name`` is a whole number (not a bool) of at least ``minimum`` (or None when ``optional``)."""
+    if value is None and optional:
+        return
+    alternative = " or None" if optional else ""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{owner}.{name} must be a whole number{alternative}, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{owner}.{name} must be >= {minimum}{alternative}, got {value}")
+
+
+def _seconds(owner: str, name: str, value: object, *, optional: bool = False, zero: bool = False,
+             most: float | None = None) -> None:
+    """``owner.name`` is a finite number of seconds: > 0 (>= 0 with ``zero``), at most ``most``, or None."""
+    if value is None and optional:
+        return
+    alternative = " or None" if optional else ""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise TypeError(f"{owner}.{name} must be a finite number of seconds{alternative}, got {value!r} "
+                        f"({type(value).__name__})")
+    if (value < 0 if zero else value <= 0) or (most is not None and value > most):
+        bound = f"in [0, {most:g}]" if most is not None else (">= 0" if zero else "> 0")
+        raise ValueError(f"{owner}.{name} must be {bound} seconds{alternative}, got {value!r}")
+
+
+def _one_of(owner: str, name: str, value: object, choices: tuple[object, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{owner}.{name} must be {' or '.join(repr(c) for c in choices)}, got {value!r}")
+
+
+def _texts(owner: str, name: str, value: object) -> tuple[str, ...]:
+    """``owner.name`` as a tuple of strings (a list is accepted; a lone string is not a sequence of paths)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list)) or \
+            not all(isinstance(item, str) for item in value):
+        raise TypeError(f"{owner}.{name} must be a sequence of strings, got {value!r}")
+    return tuple(value)
 
 
 @dataclass(frozen=True)
@@ -27,13 +66,10 @@ class RestartPolicy:
 
     def __post_init__(self) -> None:
         for name in ("max_requests", "max_imports", "rss_soft_limit_mib", "rss_hard_limit_mib"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"RestartPolicy.{name} must be >= 1 or None, got {value}")
-        if self.idle_cycle_after is not None and self.idle_cycle_after <= 0:
-            raise ValueError("RestartPolicy.idle_cycle_after must be > 0 or None")
-        if self.max_restarts < 0 or self.restart_window <= 0:
-            raise ValueError("RestartPolicy needs max_restarts >= 0 and restart_window > 0")
+            _whole("RestartPolicy", name, getattr(self, name), 1, optional=True)
+        _seconds("RestartPolicy", "idle_cycle_after", self.idle_cycle_after, optional=True)
+        _whole("RestartPolicy", "max_restarts", self.max_restarts, 0)
+        _seconds("RestartPolicy", "restart_window", self.restart_window)
 
     @property
     def watches_memory(self) -> bool:
@@ -75,25 +111,24 @@ class WorkerConfig:
     sandbox_memory_mib: int | None = None
 
     def __post_init__(self) -> None:
-        check_frame_cap(self.max_frame_bytes)
-        if self.sandbox not in (None, "auto", "bwrap"):
-            raise ValueError("WorkerConfig.sandbox must be None, 'auto' or 'bwrap'")
-        object.__setattr__(self, "sandbox_paths", tuple(self.sandbox_paths))
-        object.__setattr__(self, "sandbox_hidden", tuple(self.sandbox_hidden))
-        for name in ("sandbox_max_processes", "sandbox_memory_mib"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"WorkerConfig.{name} must be >= 1 or None")
-        if not 0 <= self.spin_wait <= 0.01:
-            raise ValueError("WorkerConfig.spin_wait must be in [0, 0.01] seconds")
-        if self.buffer_rows < 1:
-            raise ValueError("WorkerConfig.buffer_rows must be >= 1")
-        if self.buffer_bytes < 64 * 1024:
-            raise ValueError("WorkerConfig.buffer_bytes must be >= 65536")
-        if self.containment not in ("auto", "cgroup", "group"):
-            raise ValueError("WorkerConfig.containment must be 'auto', 'cgroup' or 'group'")
+        owner = "WorkerConfig"
         for name in ("startup_timeout", "cancel_grace", "shutdown_timeout", "kill_wait"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"WorkerConfig.{name} must be > 0")
+            _seconds(owner, name, getattr(self, name))
+        _seconds(owner, "request_timeout", self.request_timeout, optional=True)
+        _seconds(owner, "spin_wait", self.spin_wait, zero=True, most=0.01)
+        _whole(owner, "max_frame_bytes", self.max_frame_bytes, 1)
+        check_frame_cap(self.max_frame_bytes)
+        _whole(owner, "buffer_rows", self.buffer_rows, 1)
+        _whole(owner, "buffer_bytes", self.buffer_bytes, 64 * 1024)
+        if self.env is not None and (not isinstance(self.env, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in self.env.items())):
+            raise TypeError(f"{owner}.env must be a mapping of strings to strings or None, got {self.env!r}")
+        _one_of(owner, "containment", self.containment, ("auto", "cgroup", "group"))
+        _one_of(owner, "sandbox", self.sandbox, (None, "auto", "bwrap"))
+        object.__setattr__(self, "sandbox_paths", _texts(owner, "sandbox_paths", self.sandbox_paths))
+        object.__setattr__(self, "sandbox_hidden", _texts(owner, "sandbox_hidden", self.sandbox_hidden))
+        for name in ("sandbox_max_processes", "sandbox_memory_mib"):
+            _whole(owner, name, getattr(self, name), 1, optional=True)
 
 
 @dataclass(frozen=True)
@@ -117,12 +152,16 @@ class PoolConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "trace", as_sink(self.trace))  # a sequence becomes one TracerGroup
-        if self.max_workers < 1:
-            raise ValueError("PoolConfig.max_workers must be >= 1")
-        if self.worker_rss_estimate_mib < 0:
-            raise ValueError("PoolConfig.worker_rss_estimate_mib must be >= 0")
-        if self.memory_metric not in ("rss", "pss"):
-            raise ValueError("PoolConfig.memory_metric must be 'rss' or 'pss'")
+        owner = "PoolConfig"
+        _whole(owner, "max_workers", self.max_workers, 1)
+        _whole(owner, "max_total_rss_mib", self.max_total_rss_mib, 1, optional=True)
+        _whole(owner, "worker_rss_estimate_mib", self.worker_rss_estimate_mib, 0)
+        _seconds(owner, "queue_wait_timeout", self.queue_wait_timeout)
+        _seconds(owner, "memory_sample_interval", self.memory_sample_interval)
+        _one_of(owner, "memory_metric", self.memory_metric, ("rss", "pss"))
+        for name, kind in (("worker", WorkerConfig), ("restart", RestartPolicy)):
+            if not isinstance(getattr(self, name), kind):
+                raise TypeError(f"{owner}.{name} must be a {kind.__name__}, got {getattr(self, name)!r}")
 
     @property
     def tracer(self) -> TraceSink | None:
@@ -147,12 +186,16 @@ class SessionKey:
 
     def __post_init__(self) -> None:
         # Accept lists where tuples are meant, so a key built from JSON is still hashable.
+        if isinstance(self.imports, str):  # type: ignore[unreachable]  # a caller without type checking
+            raise TypeError(f"SessionKey.imports must be a sequence of module names, not the string {self.imports!r}")
         object.__setattr__(self, "imports", tuple(self.imports))
         if self.command is not None:
             object.__setattr__(self, "command", tuple(self.command))
         object.__setattr__(self, "options", tuple((str(k), v) for k, v in self.options))
-        if ":" not in self.capability:
+        if not isinstance(self.capability, str) or ":" not in self.capability:
             raise ValueError(f"SessionKey.capability must be 'module:attribute', got {self.capability!r}")
+        if not all(isinstance(module, str) for module in self.imports):
+            raise TypeError(f"SessionKey.imports must be module names (strings), got {self.imports!r}")
 
     def argv(self) -> list[str]:
         """The worker process command line."""

@@ -219,7 +219,7 @@ class PlanRun:
                 batches_total=len(self.batches), batches_committed=self._committed, batches_failed=self._failed,
                 batches_skipped=self._skipped, rows=self._rows,
                 sessions_opened=self._backend.sessions_opened(), retries=self._retry_count,
-                quarantined=tuple(self._quarantined), elapsed=time.monotonic() - self._started,
+                quarantined=tuple(self._quarantined), elapsed=round(time.monotonic() - self._started, 3),
                 batches_cancelled=self._cancelled_tasks, cancelled=self._cancelled.is_set())
         if self._tracer is not None:
             self._tracer.record("stage_end", "run", name=self._name)

@@ -27,7 +27,8 @@ class BatchResult:
 @dataclass(frozen=True)
 class RunSummary:
     """How a run ended. Batch counts count results (a bisected batch gives several); ``batches_total`` counts the
-    plan's batches; ``batches_skipped`` those already committed by an earlier run (``resume=True``)."""
+    plan's batches; ``batches_skipped`` those already committed by an earlier run (``resume=True``); ``elapsed`` is
+    in seconds, to the millisecond."""
 
     batches_total: int
     batches_committed: int
