@@ -113,15 +113,18 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int | No
     lines = [line(headers), (" " * gap).join("-" * w for w in widths)]
     lines += [line(row) for row in rows]
     if cut:
-        lines.append(f"({ELLIPSIS} marks text shortened to fit {limit} columns; --json shows it in full)")
+        import textwrap
+
+        lines += textwrap.wrap(f"({ELLIPSIS} marks text cut to fit {limit} columns; --json has it all)", limit)
     return "\n".join(lines)
 
 
 def wrap_figures(figures: Sequence[str], width: int) -> list[str]:
-    """``figures`` joined with "; " and wrapped at ``width``, breaking between figures, never inside one unless it
-    is longer than a line."""
+    """``figures`` joined with "; " and wrapped at ``width``, breaking between figures (or after a comma inside
+    one), never inside a word unless it is longer than a line."""
     import textwrap
 
-    glued = "; ".join(figure.replace(" ", "\xa0") for figure in figures)  # textwrap does not break at U+00A0
+    # textwrap does not break at U+00A0: a figure breaks only after its commas, and only when it must
+    glued = "; ".join(figure.replace(" ", "\xa0").replace(",\xa0", ", ") for figure in figures)
     lines = textwrap.wrap(glued, max(20, width), break_on_hyphens=False)
     return [line.replace("\xa0", " ").strip() for line in lines] or [""]
