@@ -383,7 +383,8 @@ h2 {{ margin: 0 0 6px 0; font-size: 16px; }}
 </style></head><body>
 <h2>{html.escape(title)}</h2>
 <div class="summary" id="summary">
-<span><b>{_fmt(model.span, model.span)}</b>, {event_count} events, {len(model.bars)} requests, {len(model.lanes)} lanes</span>
+<span><b>{_fmt(model.span, model.span)}</b>, {event_count} events, {len(model.bars)} requests,
+{len(model.lanes)} lanes</span>
 <span>requests by outcome: {outcomes or "none"}</span>
 <span>restarts by reason: {restarts}</span>
 <span>slots stopped: {stops}</span>
@@ -395,8 +396,10 @@ see at this zoom.</div>
 Lanes: one per worker slot and generation, grouped by session key, in order of first activity. Hover for details.</div>
 <div class="sticky">
 <div class="controls"><button id="zoom-out" title="zoom out (-)">&minus;</button>
-<button id="zoom-in" title="zoom in (+)">+</button><button id="zoom-reset" title="the whole trace (0)">whole trace</button>
-<span>showing <b id="shown">{_fmt(0, model.span)} to {_fmt(model.span, model.span)} (the whole trace)</b>; Ctrl + wheel zooms at the
+<button id="zoom-in" title="zoom in (+)">+</button>
+<button id="zoom-reset" title="the whole trace (0)">whole trace</button>
+<span>showing <b id="shown">{_fmt(0, model.span)} to {_fmt(model.span, model.span)} (the whole trace)</b>;
+Ctrl + wheel zooms at the
 pointer, drag or the arrow keys pan</span></div>
 {head}
 </div>

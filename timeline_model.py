@@ -1,12 +1,12 @@
 """What the timeline shows, computed from trace events (pure; timeline.py draws it).
 
 Lanes: one per worker slot and generation (events of a slot recorded between generations join the slot's current
-lane), plus the pool's; a lane with nothing to draw is left out. Each lane knows its session key and the stage or run it
-started in. Lanes are grouped (the pool, then one group per session key, and one for lanes whose key the trace
-does not hold, such as a single ``lw.Worker``'s) and ordered by first activity, groups too, so a lane reads left to right where the one above it left
-off. Bars are requests;
-stages are the spans between ``stage_start`` and ``stage_end`` events (the probe's stages, ``pool.run``'s runs);
-the summary counts requests by outcome, restarts by reason and slots stopped for another key or for memory.
+lane), plus the pool's; a lane with nothing to draw is left out. Each lane knows its session key and the stage or
+run it started in. Lanes are grouped (the pool, then one group per session key, and one for lanes whose key the
+trace does not hold, such as a single ``lw.Worker``'s) and ordered by first activity, groups too, so a lane reads
+left to right where the one above it left off. Bars are requests; stages are the spans between ``stage_start`` and
+``stage_end`` events (the probe's stages, ``pool.run``'s runs); the summary counts requests by outcome, restarts by
+reason and slots stopped for another key or for memory.
 """
 
 from __future__ import annotations

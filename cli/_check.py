@@ -1,10 +1,11 @@
-"""``leanworker check ITEMS.jsonl``: proof checking at scale on warm Lean REPLs, or with ``--mode file`` one
-``lean --json`` process an item (docs/lean.md).
+"""``leanworker check ITEMS.jsonl``: proof checking at scale on warm Lean REPLs, or with ``--mode file`` one ``lean
+--json`` process an item (docs/lean.md).
 
-Before any item runs: the items file is read whole (one bad line, no item, or a repeated id stops it), the
-workspace must exist, and the REPL (or ``lean``) must resolve to a program that can run; then the first session opens (the REPL
-imports its header once) and must succeed. Items run one request each on warm sessions, so each result is written
-as it arrives and ``--resume`` skips exactly the items whose id and code already have a result (_results.py).
+Before any item runs: the items file is read whole (one bad line, no item, or a repeated id stops it), the workspace
+must exist, and the REPL (or ``lean``) must resolve to a program that can run; then the first session opens (the
+REPL imports its header once) and must succeed. Items run one request each on warm sessions, so each result is
+written as it arrives and ``--resume`` skips exactly the items whose id and code already have a result
+(_results.py).
 """
 
 from __future__ import annotations

@@ -81,8 +81,8 @@ class _ProgressBars:
     def __init__(self) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.progress = Progress(TextColumn("{task.description:18}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                                 TimeElapsedColumn(), transient=False)
+        self.progress = Progress(TextColumn("{task.description:18}"), BarColumn(),
+                                 TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(), transient=False)
         self.tasks: dict[str, Any] = {}
         self.progress.start()
 
@@ -98,10 +98,10 @@ class _ProgressBars:
 def print_probe(report: dict[str, Any]) -> None:
     """The probe's report as a table whose figures wrap to the terminal (none is cut; --json has them as data)."""
     workload = report["workload"]
+    batches = plural(report["plan"]["batches"], "planned batch", "planned batches")
     print(textwrap.fill(f"leanworker probe: {plural(workload['modules'], 'module')} ({workload['source']}: "
-                        f"{workload['origin']}), {plural(report['plan']['batches'], 'planned batch', 'planned batches')}"
-                        f", simulated import {report['import_ms']} ms (capability {report['capability']}, a "
-                        "simulation)", terminal_width(), break_on_hyphens=False))
+                        f"{workload['origin']}), {batches}, simulated import {report['import_ms']} ms (capability "
+                        f"{report['capability']}, a simulation)", terminal_width(), break_on_hyphens=False))
     names = list(report["stages"])
     name_width = max(len("stage"), *(len(n) for n in names))
     width = terminal_width() - name_width - len("status") - 2 * 2 - 1

@@ -104,6 +104,7 @@ def run_plan_command(args: argparse.Namespace) -> int:
             if args.ray is None:
                 with spinner(args, "opening the first session..."):
                     open_first_session(pool, plan.batches, args.command)
+            opened_before = pool.snapshot().sessions_opened if args.ray is None else 0  # the first, for the bar
             with pool.run(plan, args.command, retries=args.retries, output=args.output, resume=args.resume) as run:
                 interrupts.cancel_with(run.cancel)
                 committed = 0
@@ -117,7 +118,7 @@ def run_plan_command(args: argparse.Namespace) -> int:
                         failures.append({"modules": list(result.modules), "error": type(result.error).__name__,
                                          "message": str(result.error)})
                     if bar is not None:
-                        bar.update(run.progress)
+                        bar.update(run.progress, opened_before)
             interrupts.cancel_with(lambda: None)  # a Ctrl-C from here on waits for the workers to stop
             summary = _with_sessions(run.summary, pool, args)
     except KeyboardInterrupt:  # before the run started (discovery is done): nothing of this run was committed
@@ -240,10 +241,10 @@ class _RunBar:
         self.task = self.progress.add_task("run", total=max(modules, 1), detail="")
         self.progress.start()
 
-    def update(self, progress: Any) -> None:
+    def update(self, progress: Any, sessions_before: int) -> None:
         eta = f", eta {progress.eta_s:.0f} s" if progress.eta_s else ""
         detail = (f"{plural(progress.batches_done, 'batch')}, {plural(progress.rows, 'row')}, "
-                  f"{plural(progress.sessions_opened, 'session')}, {progress.failures} failed{eta}")
+                  f"{plural(progress.sessions_opened + sessions_before, 'session')}, {progress.failures} failed{eta}")
         self.progress.update(self.task, completed=progress.modules_done, detail=detail)
 
     def close(self) -> None:

@@ -27,32 +27,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     add("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one, named in the start line)")
-    add("--workspace", default=None, help="the Lean project the REPLs run in")
+    add("--workspace", default=None, help="the Lean project the REPLs run in (default: none)")
     repl = parser.add_mutually_exclusive_group()
-    repl.add_argument("--repl", default=None, help="the REPL's command line (else LEANWORKER_REPL, the project's "
-                                                   "built REPL under lake env, or repl on PATH)")
+    repl.add_argument("--repl", default=None, help="the REPL's command line (default: LEANWORKER_REPL, else the "
+                                                   "project's built REPL under lake env, else repl on PATH)")
     repl.add_argument("--simulator", action="store_true", help="the bundled REPL SIMULATOR (not Lean; every "
-                                                               "answer says so)")
+                                                               "answer says so) (default: off)")
     add("--workers", type=int, default=2, help="REPL workers (default 2)")
     add("--timeout", type=float, default=60.0, help="seconds per item when a request names none (default 60)")
     add("--max-timeout", type=float, default=300.0, help="the most seconds per item a request may ask (default 300)")
-    add("--api-key-file", default=None, help=f"API keys, one per line (or NAME:KEY); also ${KEYS_ENV}")
+    add("--api-key-file", default=None, help=f"API keys, one per line (or NAME:KEY); also ${KEYS_ENV} "
+                                                        "(default: none)")
     cache = parser.add_mutually_exclusive_group()
     cache.add_argument("--cache", type=Path, default=None, help=f"the results cache (default {default_cache_path()})")
-    cache.add_argument("--no-cache", action="store_true", help="no results cache")
+    cache.add_argument("--no-cache", action="store_true", help="no results cache (default: off)")
     add("--cache-max-mib", type=int, default=256, help="the cache's size bound (default 256 MiB)")
     add("--max-queue", type=int, default=100_000, help="items admitted and not yet answered (default 100000); "
                                                        "past it, 429 with Retry-After")
-    add("--max-in-flight-per-key", type=int, default=None, help="items one API key may have in flight")
+    add("--max-in-flight-per-key", type=int, default=None, help="items one API key may have in flight "
+                                                                       "(default: no limit)")
     add("--max-body-mib", type=int, default=64, help="request body limit (default 64 MiB; over it, 413)")
     add("--max-item-kib", type=int, default=1024, help="code size limit per item (default 1024 KiB)")
-    add("--insecure", action="store_true", help="listen on a non-loopback address without API keys")
+    add("--insecure", action="store_true", help="listen on a non-loopback address without API keys "
+                                                      "(default: off)")
     add("--sandbox", choices=["auto", "bwrap", "none"], default="auto", help="run workers under bubblewrap: auto "
         "(where installed, the default), bwrap (required), none")
     add("--sandbox-path", action="append", default=[], metavar="DIR", help="also bind DIR read-only in the "
-        "sandbox (the REPL's toolchain, say, when it is not found from --repl); repeatable")
+        "sandbox (the REPL's toolchain, say, when it is not found from --repl); repeatable (default: none)")
     add("--grace", type=float, default=10.0, help="seconds requests in flight may finish on SIGTERM (default 10)")
-    add("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="the server's log level "
+        "(default: info)")
 
 
 class StartError(Exception):

@@ -72,9 +72,9 @@ def one_line_error(done: Done, command: str) -> str:
 
 def interrupt_when(args: tuple[str, ...], cwd: Path, started: Callable[[int], bool], env: dict[str, str] | None = None,
                    timeout: float = 120) -> tuple[Done, list[psutil.Process]]:
-    """Start ``leanworker ARGS`` in its own session (a terminal's foreground job), wait until ``started()`` says
-    work is under way (it is given the command's pid), press Ctrl-C (SIGINT to the whole process group, as a terminal does), and return what it
-    printed and every process it had started."""
+    """Start ``leanworker ARGS`` in its own session (a terminal's foreground job), wait until ``started()`` says work
+    is under way (it is given the command's pid), press Ctrl-C (SIGINT to the whole process group, as a terminal
+    does), and return what it printed and every process it had started."""
     process = subprocess.Popen([str(LEANWORKER), *args], cwd=cwd, env=env or person_env(), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
     try:
