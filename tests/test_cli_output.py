@@ -3,7 +3,7 @@ counts agree with their nouns, and no ``None`` or Python repr reaches a person."
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leanworker.cli._output import elide, fit_widths, human, plural, table, wrap_figures
@@ -20,6 +20,7 @@ def test_figures_are_plain_words() -> None:
     assert human(["ok", "sorry"]) == "ok, sorry" and human({}) == "-" and human({"a": None}) == "a -"
 
 
+@settings(deadline=None, database=None)
 @given(st.text(min_size=0, max_size=80), st.integers(min_value=0, max_value=90))
 def test_elide_keeps_both_ends_and_never_exceeds_the_width(text: str, width: int) -> None:
     cut = elide(text, width)
@@ -30,6 +31,7 @@ def test_elide_keeps_both_ends_and_never_exceeds_the_width(text: str, width: int
         assert cut.count("…") >= 1 and text.startswith(cut.split("…")[0])
 
 
+@settings(deadline=None, database=None)
 @given(st.lists(st.integers(min_value=1, max_value=300), min_size=1, max_size=8), st.integers(10, 400))
 def test_fitted_widths_stay_within_the_budget_unless_the_minimums_do_not_fit(natural: list[int], budget: int) -> None:
     minimum = [min(n, 8) for n in natural]
