@@ -5,15 +5,15 @@ stream yields the rows that arrived, then raises its typed error; after :meth:`A
 quietly with outcome ``cancelled``. The channel between the worker's reader thread and this stream is bounded: a
 slow consumer makes the reader wait, the pipe fill and the worker block (backpressure end to end).
 
-On the loop: the stream never blocks it. It awaits a wakeup when nothing is buffered, and while rows keep coming
-faster than they are consumed it yields to the loop at least every ``YIELD_EVERY`` seconds, so that other tasks run.
+On the loop: the stream never blocks it. It awaits a wakeup when nothing is buffered, and when rows keep coming
+faster than they are consumed it still lets the loop run other tasks every ``YIELD_ROWS`` rows
+(``asyncio.sleep(0)`` costs microseconds), so a fast stream cannot starve the loop.
 Cancelling the task that iterates cancels the request (cooperatively: the worker stays warm).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
@@ -22,8 +22,6 @@ from leanworker.actors.core.results import Diagnostic, Progress, Row, StreamSumm
 from leanworker.actors.slot import CANCELLED, DIAG, END, OK, PROGRESS, ROWS, RequestChannel, Terminal
 from leanworker.aio.reader import ChannelReader
 from leanworker.errors import LeanWorkerError
-
-YIELD_EVERY = 0.002  # seconds of rows handed out back to back before the stream lets other tasks run
 
 
 class RequestOwner(Protocol):
@@ -37,6 +35,9 @@ class RequestOwner(Protocol):
     def settled(self, reader: ChannelReader) -> None: ...
 
     async def settle(self, reader: ChannelReader) -> Terminal | None: ...
+
+
+YIELD_ROWS = 64  # rows handed out back to back before the stream lets the loop's other tasks run
 
 
 def _abandon(lease: RequestOwner, reader: ChannelReader) -> None:
@@ -64,10 +65,10 @@ class AsyncRowStream:
         self._rows: Iterator[Row] | None = None
         self._terminal: Terminal | None = None
         self._cancel_requested = False
+        self._handed = 0  # rows handed out since the stream last let the loop run
         self._started = False
         self._never_ran = False  # cancelled before it started: no request was made
         self._start_error: LeanWorkerError | None = None  # the admission's error (raised again at every use)
-        self._yielded_at = 0.0
         self._finalizer: weakref.finalize[Any, AsyncRowStream] | None = None
         self.diagnostics: list[Diagnostic] = []
         self.progress: list[Progress] = []
@@ -92,7 +93,6 @@ class AsyncRowStream:
         self._reader = reader
         self._finalizer = weakref.finalize(self, _abandon, self._lease, reader)
         self._cancel_if_requested(reader)  # cancel() may have come while the request was being admitted
-        self._yielded_at = time.monotonic()
         return reader
 
     def _cancel_if_requested(self, reader: ChannelReader) -> None:
@@ -109,9 +109,20 @@ class AsyncRowStream:
         if rows is not None:
             row = next(rows, None)
             if row is not None:
+                self._handed += 1
+                if self._handed >= YIELD_ROWS:  # rows keep coming: let the loop's other tasks run now and then
+                    self._handed = 0
+                    await self._yield_to_loop()
                 return row
             self._rows = None
         return await self._next_frame()
+
+    async def _yield_to_loop(self) -> None:
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            self._cancelled_by_task()
+            raise
 
     async def _next_frame(self) -> Row:
         try:
@@ -122,10 +133,6 @@ class AsyncRowStream:
                 item = await reader.next()
                 kind = item[0]
                 if kind is ROWS:
-                    now = time.monotonic()
-                    if now - self._yielded_at >= YIELD_EVERY:  # rows keep coming: let the loop's other tasks run
-                        self._yielded_at = now
-                        await asyncio.sleep(0)
                     stream = item[1]
                     rows = self._rows = (Row(stream, seq, payload) for seq, payload in enumerate(item[3], item[2]))
                     row = next(rows, None)

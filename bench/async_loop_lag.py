@@ -8,7 +8,9 @@ it because something held it) while the pool works beside it:
 - ``thousand_waiters``: 1,000 tasks queue for a lease on 2 workers, each runs one call (threads added are counted);
 - ``idle``: the ticker alone, the floor of the measurement on this machine.
 
-Beside it, in the same run: an awaited call's round trip against a ``to_thread`` call of the threaded pool (what an
+The loop shares the process with the workers' reader threads: when one is busy decoding rows, the loop waits up to
+CPython's switch interval (``sys.getswitchinterval()``, 5 ms by default) for the GIL each time it wakes;
+``--switch-interval 0.001`` shows the difference that setting makes. Beside it, in the same run: an awaited call's round trip against a ``to_thread`` call of the threaded pool (what an
 asyncio program does without this API) and a threaded caller's own round trip. Budget (docs: README, Benchmarks):
 the ticker's p99 lag under 20 ms while 200k rows stream.
 """
@@ -17,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -150,9 +154,11 @@ async def round_trips(pool: lw.AsyncWorkerPool, repeat: int) -> dict[str, Any]:
 
 
 async def scenarios(quick: bool) -> dict[str, Any]:
-    report: dict[str, Any] = {"loop": type(asyncio.get_running_loop()).__module__.split(".")[0]}
+    report: dict[str, Any] = {"loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
+                              "switch_interval_s": sys.getswitchinterval(), "load_1min": round(os.getloadavg()[0], 1)}
     report["idle"] = await measured(idle)
-    async with lw.AsyncWorkerPool(lw.PoolConfig(max_workers=2, queue_wait_timeout=120.0)) as pool:
+    config = lw.PoolConfig(max_workers=2, queue_wait_timeout=120.0, restart=lw.RestartPolicy(max_restarts=100))
+    async with lw.AsyncWorkerPool(config) as pool:
         async with pool.lease(ROWS) as lease:  # warm
             await lease.call("echo")
         report["stream_200k"] = await measured(lambda: stream_200k(pool, 50_000 if quick else 200_000))
@@ -167,7 +173,12 @@ def main() -> None:
     parser.add_argument("--loop", choices=("asyncio", "uvloop", "both"), default="both")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--switch-interval", type=float, default=None,
+                        help="sys.setswitchinterval() for the run (CPython's default: 0.005 s); a loop that shares "
+                             "the process with the workers' reader threads waits up to this long for the GIL")
     args = parser.parse_args()
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
     reports = []
     if args.loop in ("asyncio", "both"):
         reports.append(asyncio.run(scenarios(args.quick)))
