@@ -66,13 +66,18 @@ class RequestStats:
     durations: dict[str, Histogram] = field(default_factory=dict)
 
     def record(self, command: str, outcome: str, seconds: float) -> None:
-        command = self._label(command)
         histogram = self.durations.get(command)
-        if histogram is None:
-            histogram = self.durations[command] = Histogram()
-        histogram.observe(seconds)
+        if histogram is None:  # a command not seen yet (or past the bound: counted as OTHER_COMMAND)
+            command = self._label(command)
+            histogram = self.durations.get(command)
+            if histogram is None:
+                histogram = self.durations[command] = Histogram()
+        histogram.counts[bisect_left(histogram.bounds, seconds)] += 1  # observe(), inlined: once per request
+        histogram.total += seconds
+        histogram.count += 1
         key = (command, outcome)
-        self.outcomes[key] = self.outcomes.get(key, 0) + 1
+        outcomes = self.outcomes
+        outcomes[key] = outcomes.get(key, 0) + 1
 
     def merge(self, other: RequestStats) -> None:
         labels: dict[str, str] = {}
