@@ -122,10 +122,20 @@ class AsyncLease:
         return answer.result()
 
     def _admitted_too_late(self, answer: Future[RequestChannel]) -> None:
+        """Runs in the supervisor's thread: cancel the request at once, and let the loop remember it, so that the
+        lease's next command or its release waits for its end."""
         if answer.exception() is None:
             channel = answer.result()
             channel.abandon()
             self._lease.cancel_request(channel.request_id)
+            try:
+                self._loop.call_soon_threadsafe(self._remember_cancelled, channel)
+            except RuntimeError:
+                pass  # the loop is closed: nobody will use this lease again
+
+    def _remember_cancelled(self, channel: RequestChannel) -> None:
+        if channel.terminal is None:
+            self._inflight = self._cancelled = ChannelReader(channel, self._loop)
 
     def cancel(self, reader: ChannelReader, *, abandon: bool) -> None:
         """Cancel ``reader``'s request (never waits); ``abandon`` drops its unread rows. The lease's next command,

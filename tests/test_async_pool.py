@@ -436,3 +436,25 @@ def test_cancelling_a_run_is_a_plain_call_and_leaves_no_worker_busy() -> None:
             while pool.snapshot().busy:
                 await asyncio.sleep(0.02)
     run(main)
+
+
+def test_the_slow_admission_path_answers_through_a_future_and_a_withdrawn_one_leaves_nothing_running() -> None:
+    """``RequestPort.admit_nowait``: while the worker restarts, the supervisor answers later (``SubmitLater``)."""
+    from concurrent.futures import Future
+
+    from leanworker.actors.slot import RequestChannel
+
+    with lw.Worker(ROWS, FAST) as worker:
+        port = worker._port  # the port leases use; lw.Worker has no async face of its own
+        worker.cycle()  # the next generation starts: the gate admits nothing until it is ready
+        answer = port.admit_nowait("echo", "later", streaming=False)
+        assert isinstance(answer, Future)  # the gate closed as the cycle began: the supervisor answers later
+        channel = answer.result(20)
+        assert isinstance(channel, RequestChannel)
+        terminal = channel.wait_terminal(20)
+        assert terminal is not None and terminal.result == "later"
+        worker.cycle()
+        withdrawn = port.admit_nowait("rows", {"count": 10_000_000}, streaming=True)
+        if isinstance(withdrawn, Future) and withdrawn.cancel():
+            assert worker.call("echo", "free") == "free"  # nothing was left running on the new generation
+        assert worker.snapshot().restarts.get("cycle", 0) >= 1

@@ -238,6 +238,8 @@ class SupervisorActor(pykka.ThreadingActor):
             self._arm_idle_check(gen)
 
     def _admit_pending(self, pending: Pending) -> None:
+        if not pending.reply.set_running_or_notify_cancel():
+            return  # withdrawn while it waited (an event loop's caller gave up): nothing is sent
         try:
             channel = self.gate.try_admit(pending.submit)
         except LeanWorkerError as exc:
@@ -326,8 +328,10 @@ class SupervisorActor(pykka.ThreadingActor):
 
     # -- the slow admission path, cancel, deadlines, violations, cycling, memory --------------------------------
 
-    def _on_submit(self, message: Submit) -> RequestChannel | Future[RequestChannel]:
-        """The slow path, for requests the gate did not admit at once."""
+    def _on_submit(self, message: Submit, reply: Future[RequestChannel] | None = None
+                   ) -> RequestChannel | Future[RequestChannel]:
+        """The slow path, for requests the gate did not admit at once. A request that must wait for the generation
+        being started is answered through ``reply`` (a new future if None), which is returned."""
         state = self.life.state
         if self.closing is not None or state == CLOSED:
             raise self.closed_error(f"worker {self.name} is shut down")
@@ -341,38 +345,29 @@ class SupervisorActor(pykka.ThreadingActor):
         channel = self.gate.try_admit(message)
         if channel is not None:
             return channel
+        if self.pending is not None and self.pending.reply.cancelled():
+            self.pending = None  # its caller withdrew it: it never runs
         if self.gate.inflight is not None or self.pending is not None:
             raise WorkerBusy(f"worker {self.name} is running another request")
-        self.pending = Pending(message)
+        self.pending = Pending(message) if reply is None else Pending(message, reply)
         return self.pending.reply
 
     def _on_submit_later(self, message: SubmitLater) -> None:
         """The slow path for a caller that must not block: the answer of :meth:`_on_submit` goes to its reply."""
+        reply = message.reply
         try:
-            answer = self._on_submit(message.submit)
+            answer = self._on_submit(message.submit, reply)
         except Exception as exc:  # as an ask would raise it in the caller
-            if message.reply.set_running_or_notify_cancel():
-                message.reply.set_exception(exc)
+            if reply.set_running_or_notify_cancel():
+                reply.set_exception(exc)
             return
-        if isinstance(answer, Future):  # pending: resolved in this actor's thread (when ready, or failed)
-            answer.add_done_callback(lambda done: self._answer(done, message.reply))
-        else:
-            self._answer(answer, message.reply)
-
-    def _answer(self, answer: RequestChannel | Future[RequestChannel], reply: Future[RequestChannel]) -> None:
         if isinstance(answer, Future):
-            error = answer.exception()
-            if error is not None:
-                if reply.set_running_or_notify_cancel():
-                    reply.set_exception(error)
-                return
-            answer = answer.result()
-        channel = answer
+            return  # pending: the reply is answered when the generation is ready (or fails), unless withdrawn
         if reply.set_running_or_notify_cancel():
-            reply.set_result(channel)
+            reply.set_result(answer)
         else:  # the caller gave up before its request was admitted: stop it at once
-            channel.abandon()
-            self._on_cancel(CancelRequest(channel.request_id))
+            answer.abandon()
+            self._on_cancel(CancelRequest(answer.request_id))
 
     def _on_cancel(self, message: CancelRequest) -> None:
         gen = self.gen
@@ -574,7 +569,7 @@ class SupervisorActor(pykka.ThreadingActor):
                 waiter.set_exception(error)
         self.ready_waiters.clear()
         if self.pending is not None:
-            if not self.pending.reply.done():
+            if self.pending.reply.set_running_or_notify_cancel():  # False: withdrawn by its caller
                 self.pending.reply.set_exception(error)
             self.pending = None
 
