@@ -4,6 +4,7 @@ waiting caller and a loop that is never blocked. Each test runs its own loop wit
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import threading
 import time
@@ -22,8 +23,12 @@ OTHER = lw.SessionKey(THROUGHPUT, imports=("Other",))
 FAULTY = lw.SessionKey(FAULTS)
 
 
+# Cancels here must be cooperative (the worker stays warm): a grace a loaded machine always meets.
+PATIENT = dataclasses.replace(FAST, cancel_grace=5.0)
+
+
 def config(**overrides: Any) -> lw.PoolConfig:
-    settings: dict[str, Any] = {"max_workers": 2, "queue_wait_timeout": 20.0, "worker": FAST,
+    settings: dict[str, Any] = {"max_workers": 2, "queue_wait_timeout": 20.0, "worker": PATIENT,
                                 "memory_sample_interval": 0.1}
     settings.update(overrides)
     return lw.PoolConfig(**settings)
@@ -321,7 +326,7 @@ def test_the_loop_keeps_ticking_while_rows_stream_and_a_worker_crashes() -> None
 
 
 def test_a_slow_consumer_holds_the_worker_back_instead_of_buffering_everything() -> None:
-    small = lw.WorkerConfig(**{**FAST.__dict__, "buffer_rows": 64})
+    small = dataclasses.replace(PATIENT, buffer_rows=64)
 
     async def main() -> None:
         async with lw.AsyncWorkerPool(config(worker=small)) as pool:
