@@ -10,6 +10,13 @@ from typing import Any, Protocol, TypeVar
 from leanworker.errors import UsageError
 
 
+WRAP_OPTION = "leanworker.wrap"
+"""A session option naming (``"module:attribute"``) a capability to open *instead of* the key's own, which it
+wraps: it receives the same :class:`SessionSpec` (``spec.capability`` is still the key's capability) and serves
+that capability's commands its own way. The host takes the option out of the spec. ``leanworker.testing`` uses it
+to fire faults inside a real worker process."""
+
+
 class RequestCancelled(BaseException):
     """Raised inside a command when its request was cancelled.
 

@@ -17,6 +17,7 @@ from leanworker.actors.core import locks
 from leanworker.actors.core.env import SPIN_ENV, SYS_PATH_ENV
 from leanworker.errors import CommandError, NotPlainData, ProtocolError
 from leanworker.host.capability import (
+    WRAP_OPTION,
     Capability,
     CapabilityLoadError,
     RequestCancelled,
@@ -145,6 +146,8 @@ class Host:
     # -- serve loop ----------------------------------------------------------------------------------------------
 
     def serve(self) -> int:
+        global _serving
+        _serving = self
         self.writer.send(messages.hello(HOST_VERSION, os.getpid(), platform.python_version(), None))
         threading.Thread(target=self.watch, name="leanworker-watchdog", daemon=True).start()
         while True:
@@ -183,12 +186,14 @@ class Host:
     def _open(self, message: Message, started: float) -> None:
         request_id = message["id"]
         try:
-            capability = load_capability(message["capability"])
+            options = dict(message["options"])
+            wrapper = options.pop(WRAP_OPTION, None)  # a capability that serves the key's own (host/capability.py)
+            capability = load_capability(wrapper if isinstance(wrapper, str) else message["capability"])
             spec = SessionSpec(
                 capability=message["capability"],
                 workspace=message["workspace"],
                 imports=tuple(message["imports"]),
-                options=dict(message["options"]),
+                options=options,
             )
             session = capability.open(spec)
         except CapabilityLoadError as exc:
@@ -295,6 +300,19 @@ class Host:
                     status, text = "error", f"check raised {type(exc).__name__}: {exc}"
                 checks.append({"name": name, "status": status, "message": text})
         return {"checks": checks}
+
+
+_serving: Host | None = None  # the host this process runs (set by Host.serve)
+
+
+def protocol_output() -> ProtocolWriter | None:
+    """The protocol writer of the host serving this worker process, or None outside one.
+
+    For fault injection only (``leanworker.testing`` flushes rows before a crash and writes malformed frames with
+    it): capability code never needs it, and bytes written with ``send_raw`` break the protocol on purpose.
+    """
+    host = _serving
+    return host.writer if host is not None else None
 
 
 def _wire_text(value: object, limit: int) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from leanworker.actors.core.config import PoolConfig, SessionKey
+from leanworker.actors.core.env import AGENT_PID_ENV
 from leanworker.actors.core.results import PoolSnapshot, Row
 from leanworker.actors.pool import WorkerPool
 from leanworker.actors.slot import RowStream
@@ -28,6 +29,7 @@ class NodeAgent:
     """Runs attempts on its node's pool. Wrapped by ``ray.remote`` in runner.py; plain Python here."""
 
     def __init__(self, pool: PoolConfig, chunk_rows: int) -> None:
+        os.environ[AGENT_PID_ENV] = str(os.getpid())  # its workers know their parent is a node agent (node_lost)
         self._pool = WorkerPool(pool)
         self._chunk_rows = chunk_rows
         self._lock = threading.Lock()

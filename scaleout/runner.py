@@ -18,7 +18,7 @@ import ray
 from leanworker.actors.core.config import PoolConfig, SessionKey
 from leanworker.actors.core.results import PoolSnapshot, Row, StreamSummary
 from leanworker.actors.core.waits import lease_bound
-from leanworker.actors.run import Attempt, Place, PlaceGone, PlanRun, RequestSpec
+from leanworker.actors.run import Attempt, FaultSource, Place, PlaceGone, PlanRun, RequestSpec
 from leanworker.errors import NodeLost, ProtocolError, UsageError
 from leanworker.planner.plan import ImportPlan, PlannedBatch
 from leanworker.scaleout.fleet import AGENT_GONE, Fleet
@@ -145,13 +145,15 @@ class RayRunner:
         self._closed = False
 
     def run(self, plan: ImportPlan | Iterable[PlannedBatch], command: str, request: RequestSpec = None, *,
-            retries: int = 1, output: str | None = None, resume: bool = False) -> PlanRun:
+            retries: int = 1, output: str | None = None, resume: bool = False,
+            faults: FaultSource | None = None) -> PlanRun:
         """Run every batch of ``plan`` with ``command`` across the cluster; iterate the result. Same meaning as
-        ``WorkerPool.run`` (docs/semantics.md), plus ``NodeLost`` among the failures that are retried."""
+        ``WorkerPool.run`` (docs/semantics.md), plus ``NodeLost`` among the failures that are retried; with
+        ``faults``, a fault plan's ``node_lost`` rules kill the agent of the node an attempt runs on."""
         if self._closed:
             raise NotConnected("the runner is closed")
         return PlanRun(_RayBackend(self), plan, command, request, retries=retries, output=output, resume=resume,
-                       affinity=self.affinity)
+                       affinity=self.affinity, faults=faults, node_faults=True)
 
     def snapshot(self) -> dict[str, PoolSnapshot]:
         """Each node agent's pool snapshot, by node id; after ``close()``, the figures each pool ended with."""

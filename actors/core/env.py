@@ -11,3 +11,4 @@ SPIN_ENV = "LEANWORKER_SPIN_WAIT"  # WorkerConfig.spin_wait: how long the idle h
 SYS_PATH_ENV = "LEANWORKER_SYS_PATH"  # where the parent found the capability's module, for the worker's sys.path
 CGROUP_ENV = "LEANWORKER_CGROUP"  # the cgroup v2 the worker joins at start-up (core/containment.py)
 SANDBOX_ENV = "LEANWORKER_SANDBOX"  # set inside a sandbox (core/sandbox.py): the parent's pid means nothing there
+AGENT_PID_ENV = "LEANWORKER_AGENT_PID"  # set by a Ray node agent (scaleout/) in its own environment: its pid

@@ -38,6 +38,8 @@ ORDER: tuple[str, ...] = (
     "sampler",       # the memory sampler's targets
     "lifecycle",     # live pools and workers, pipe descriptors
     "containment",   # the cgroup probe
+    "interceptors",  # the line of installed interceptors (core/intercept.py)
+    "fault_plan",    # a fault plan's counts and record (leanworker.testing): taken under the gate's, by its hook
 )
 RANK = {name: rank for rank, name in enumerate(ORDER)}
 

@@ -30,7 +30,7 @@ from leanworker.actors.pool.lease import Lease
 from leanworker.actors.pool.local_backend import LocalBackend
 from leanworker.actors.pool.messages import Abandon, Acquire, ClosePool, Release, TakePoolSnapshot, TakePoolStats
 from leanworker.actors.pool.records import Waiter, key_label
-from leanworker.actors.run import PlanRun, RequestSpec
+from leanworker.actors.run import FaultSource, PlanRun, RequestSpec
 from leanworker.actors.slot import MemorySampler
 from leanworker.errors import PoolClosed, QueueTimeout
 from leanworker.planner.plan import ImportPlan, PlannedBatch
@@ -97,18 +97,20 @@ class WorkerPool:
         return LeaseClaim(key, future=future, withdraw=lambda: tell_if_alive(actor, Abandon(waiter.waiter_id)))
 
     def run(self, plan: ImportPlan | Iterable[PlannedBatch], command: str, request: RequestSpec = None, *,
-            retries: int = 1, output: str | None = None, resume: bool = False) -> PlanRun:
+            retries: int = 1, output: str | None = None, resume: bool = False,
+            faults: FaultSource | None = None) -> PlanRun:
         """Run every batch of ``plan`` with ``command`` on this pool; iterate the result (docs/semantics.md).
 
         A batch's request is ``{"modules": [...]}``; a dict ``request`` is merged with it (the batch's modules win);
         a callable ``request(batch)`` returns it. ``output=PATH`` writes committed rows exactly once (with
-        ``resume=True`` a rerun of the same plan skips what is committed).
+        ``resume=True`` a rerun of the same plan skips what is committed). ``faults``: a
+        ``leanworker.testing.FaultPlan`` whose faults the run's attempts carry (a chaos run, docs/testing.md).
         """
         lifecycle.check_owner(self._owner_pid, "pool")
         if self._closed:
             raise PoolClosed("the pool is shut down")
         return PlanRun(LocalBackend(self), plan, command, request, retries=retries, output=output, resume=resume,
-                       tracer=self.config.tracer)
+                       tracer=self.config.tracer, faults=faults)
 
     @property
     def closed(self) -> bool:

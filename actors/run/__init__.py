@@ -6,6 +6,7 @@ wing but the core: the pool and ``leanworker.scaleout`` each bring their own pla
 """
 
 from leanworker.actors.run.executor import PlanRun, RequestSpec
+from leanworker.actors.run.faults import FaultedAttempt, FaultSource, ambient_faults
 from leanworker.actors.run.journal import ResumeMismatch
 from leanworker.actors.run.places import (
     Attempt,
@@ -16,5 +17,5 @@ from leanworker.actors.run.places import (
 )
 from leanworker.actors.run.results import BatchResult, RunProgress, RunSummary
 
-__all__ = ["Attempt", "BatchResult", "Place", "PlaceGone", "PlanRun", "RequestSpec", "Requeue",
-           "ResumeMismatch", "RunBackend", "RunProgress", "RunSummary"]
+__all__ = ["Attempt", "BatchResult", "FaultSource", "FaultedAttempt", "Place", "PlaceGone", "PlanRun", "RequestSpec",
+           "Requeue", "ResumeMismatch", "RunBackend", "RunProgress", "RunSummary", "ambient_faults"]

@@ -17,7 +17,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from leanworker.actors.core import locks
+from leanworker.actors.core.config import SessionKey
 from leanworker.actors.core.tracing import TraceSink
+from leanworker.actors.run.faults import FaultSource, ambient_faults
 from leanworker.actors.run.journal import OutputJournal
 from leanworker.actors.run.places import Place, PlaceGone, Requeue, RunBackend
 from leanworker.actors.run.results import BatchResult, RunProgress, RunSummary
@@ -41,10 +43,17 @@ class PlanRun:
 
     def __init__(self, backend: RunBackend, plan: ImportPlan | Iterable[PlannedBatch], command: str,
                  request: RequestSpec = None, *, retries: int = 1, output: str | None = None,
-                 resume: bool = False, affinity: bool = True, tracer: TraceSink | None = None) -> None:
+                 resume: bool = False, affinity: bool = True, tracer: TraceSink | None = None,
+                 faults: FaultSource | None = None, node_faults: bool = False) -> None:
         if retries < 0:
             raise ValueError("retries must be >= 0")
+        if faults is not None and not isinstance(faults, FaultSource):
+            raise TypeError(f"faults must be a fault plan (leanworker.testing.FaultPlan), got {faults!r}")
         self._backend = backend
+        self._faults = faults if faults is not None else ambient_faults()
+        self._node_faults = node_faults
+        self._faults_before = len(self._faults.fired()) if self._faults is not None else 0
+        self._run_keys: dict[SessionKey, SessionKey] = {}  # the key an attempt ran on -> its batch's key
         self._command = command
         self._request = request
         self._retries = retries
@@ -58,6 +67,7 @@ class PlanRun:
         self._done_modules = self._skipped_modules
         self._committed = self._failed = self._rows = self._retry_count = self._cancelled_tasks = 0
         self._quarantined: list[str] = []
+        self._injected: list[str] = []
         self._errors: list[BaseException] = []
         self._places: dict[int, Place] = {}
         self._cancelled = threading.Event()
@@ -101,7 +111,8 @@ class PlanRun:
             place = self._backend.place(index)
             self._places[index] = place
             while True:
-                task = self._schedule.take(place.warm_key)
+                warm = place.warm_key
+                task = self._schedule.take(self._run_keys.get(warm, warm) if warm is not None else None)
                 if task is None:
                     return
                 self._attempt(place, task)
@@ -123,8 +134,13 @@ class PlanRun:
     def _attempt(self, place: Place, task: Task) -> None:
         """Run ``task`` once on ``place`` and settle it: commit, fail, retry or bisect."""
         started = time.monotonic()
+        key, request, fault = task.batch.key, self._request_for(task), None
+        if self._faults is not None:  # decided here, at the attempt's admission (faults.py)
+            faulted = self._faults.attempt(key, self._command, request, remote=self._node_faults)
+            key, request, fault = faulted.key, faulted.request, faulted.fault
+            self._run_keys[key] = task.batch.key
         try:
-            rows, summary = place.attempt(task.batch.key, self._command, self._request_for(task), self._cancelled)
+            rows, summary = place.attempt(key, self._command, request, self._cancelled)
         except Requeue:  # not this batch's failure: run it again without counting an attempt
             self._schedule.finished(task, requeue=[task])
             return
@@ -132,10 +148,14 @@ class PlanRun:
             self._schedule.finished(task, requeue=[task])
             raise
         except WorkerLost as exc:  # the same request may succeed on a fresh worker: retry, then bisect
-            self._retry_or_split(task, exc, started)
+            self._retry_or_split(task, exc, started, self._explained(fault, exc))
             return
         except LeanWorkerError as exc:  # the capability's answer (CommandError), or the pool's
-            self._finish(task, self._failed_result(task, exc, started))
+            injected = self._explained(fault, exc)
+            if injected:
+                with self._lock:
+                    self._injected.extend(task.modules)
+            self._finish(task, self._failed_result(task, exc, started, injected))
             return
         if self._cancelled.is_set() and summary is None:
             self._schedule.finished(task)
@@ -147,6 +167,9 @@ class PlanRun:
         self._finish(task, BatchResult(task.batch, task.modules, True, rows, summary, None, task.attempts + 1,
                                        started, time.monotonic()))
 
+    def _explained(self, fault: Any, error: LeanWorkerError) -> bool:
+        return self._faults is not None and self._faults.explains(fault, error)
+
     def _request_for(self, task: Task) -> Any:
         request = self._request
         if callable(request):
@@ -155,7 +178,7 @@ class PlanRun:
         body["modules"] = list(task.modules)
         return body
 
-    def _retry_or_split(self, task: Task, error: LeanWorkerError, started: float) -> None:
+    def _retry_or_split(self, task: Task, error: LeanWorkerError, started: float, injected: bool) -> None:
         if self._cancelled.is_set():
             self._schedule.finished(task)
             with self._lock:
@@ -173,14 +196,14 @@ class PlanRun:
             self._schedule.finished(task, requeue=parts)
         else:
             failed = BatchResult(task.batch, task.modules, False, (), None, error, attempts, started,
-                                 time.monotonic())
+                                 time.monotonic(), injected)
             with self._lock:
-                self._quarantined.extend(task.modules)
+                (self._injected if injected else self._quarantined).extend(task.modules)
             self._finish(task, failed)
 
-    def _failed_result(self, task: Task, error: LeanWorkerError, started: float) -> BatchResult:
+    def _failed_result(self, task: Task, error: LeanWorkerError, started: float, injected: bool) -> BatchResult:
         return BatchResult(task.batch, task.modules, False, (), None, error, task.attempts + 1, started,
-                           time.monotonic())
+                           time.monotonic(), injected)
 
     def _finish(self, task: Task, result: BatchResult) -> None:
         with self._lock:
@@ -220,10 +243,14 @@ class PlanRun:
                 batches_skipped=self._skipped, rows=self._rows,
                 sessions_opened=self._backend.sessions_opened(), retries=self._retry_count,
                 quarantined=tuple(self._quarantined), elapsed=round(time.monotonic() - self._started, 3),
-                batches_cancelled=self._cancelled_tasks, cancelled=self._cancelled.is_set())
+                batches_cancelled=self._cancelled_tasks, cancelled=self._cancelled.is_set(),
+                injected=tuple(self._injected), faults=self._faults_fired())
         if self._tracer is not None:
             self._tracer.record("stage_end", "run", name=self._name)
         self._put(_END)
+
+    def _faults_fired(self) -> tuple[Any, ...]:
+        return tuple(self._faults.fired()[self._faults_before:]) if self._faults is not None else ()
 
     def _finish_unrun(self, task: Task, result: BatchResult) -> None:
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from leanworker.actors.core.results import Row, StreamSummary
 from leanworker.errors import LeanWorkerError
@@ -22,6 +23,7 @@ class BatchResult:
     attempts: int
     started_at: float = 0.0  # time.monotonic() of its last attempt's start and end
     finished_at: float = 0.0
+    injected: bool = False  # failed by a fault the run's fault plan injected (faults=), not by its modules
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class RunSummary:
     elapsed: float
     batches_cancelled: int = 0
     cancelled: bool = False
+    injected: tuple[str, ...] = ()  # modules lost to injected faults (faults=): not poison, unlike quarantined
+    faults: tuple[Any, ...] = ()  # the faults the run's fault plan recorded while it ran, in firing order
 
 
 @dataclass(frozen=True)

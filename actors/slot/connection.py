@@ -10,6 +10,7 @@ later frame of it can reach a request; and :meth:`reads_for` lets a caller read 
 from __future__ import annotations
 
 from leanworker.actors.core import locks
+from leanworker.actors.core.intercept import RequestHook
 from leanworker.actors.slot.channel import RequestChannel
 from leanworker.actors.slot.counters import Counters
 from leanworker.actors.slot.pipe import PipeWriter
@@ -19,13 +20,14 @@ from leanworker.actors.slot.readside import ReadSide
 class Connection:
     """One generation's request ids, pipe writer and read side (see the module docstring)."""
 
-    __slots__ = ("generation", "counters", "pipe", "reads", "closed", "_channels", "_lock")
+    __slots__ = ("generation", "counters", "pipe", "reads", "requests", "closed", "_channels", "_lock")
 
     def __init__(self, generation: int, counters: Counters) -> None:
         self.generation = generation
         self.counters = counters
         self.pipe: PipeWriter | None = None  # set at spawn
         self.reads: ReadSide | None = None  # set once the hello is in: a caller may read its own answer
+        self.requests: RequestHook | None = None  # an interceptor's hook, set before the session opens
         self.closed = False
         self._channels: dict[int, RequestChannel] = {}
         self._lock = locks.lock("connection")

@@ -19,6 +19,7 @@ from typing import Any
 import pykka
 
 from leanworker.actors.core import locks
+from leanworker.actors.core.intercept import RequestHook
 from leanworker.actors.core.mailbox import tell_if_alive
 from leanworker.actors.core.timers import Scheduler
 from leanworker.actors.core.tracing import TraceSink
@@ -31,6 +32,8 @@ from leanworker.actors.slot.readside import ReadSide
 from leanworker.errors import NotPlainData, ProtocolError, UnencodableValue
 from leanworker.protocol import messages
 from leanworker.protocol.frames import encode_frame
+
+BUILTIN_PREFIX = "leanworker."  # built-in commands (metadata, doctor): never seen by a request hook
 
 
 class AdmissionGate:
@@ -161,6 +164,8 @@ class AdmissionGate:
                     return None
                 if not state.admit(request_id):
                     continue  # another caller took a later id first: ids must rise on the wire
+                if connection.requests is not None and not submit.command.startswith(BUILTIN_PREFIX):
+                    frame = self._intercepted_frame(submit, request_id, pipe.max_frame_bytes, connection.requests)
                 generation = connection.generation
                 channel = RequestChannel(request_id, generation, submit.command, submit.streaming,
                                          self.buffer_rows, self.counters, self.buffer_bytes)
@@ -177,6 +182,19 @@ class AdmissionGate:
                     channel.timers.append(self.scheduler.call_later(
                         timeout, lambda: tell_if_alive(self.supervisor, Deadline(generation, request_id, "request"))))
                 return channel
+
+    def _intercepted_frame(self, submit: Submit, request_id: int, max_frame_bytes: int,
+                           hook: RequestHook) -> bytes:
+        """The frame of an admitted request on an intercepted generation (actors/core/intercept.py): the hook
+        decides, once, what is sent. Called under the lock, after admission: a frame that cannot be built withdraws
+        the admission (nothing was written)."""
+        request = hook(submit.command, submit.request)
+        try:
+            return self._encode(Submit(submit.command, request, submit.streaming, submit.timeout,
+                                       submit.expect_generation), request_id, max_frame_bytes)
+        except BaseException:
+            self.state.withdraw(request_id)
+            raise
 
     @staticmethod
     def _encode(submit: Submit, request_id: int, max_frame_bytes: int) -> bytes:

@@ -67,6 +67,12 @@ class GateState:
         self.last_id = self.inflight = request_id
         return True
 
+    def withdraw(self, request_id: int) -> None:
+        """An admitted request whose frame could not be built: nothing was written, so nothing is in flight (its
+        id stays used: ids still rise)."""
+        if self.inflight == request_id:
+            self.inflight = None
+
     def begin_handshake(self, request_id: int) -> None:
         """A handshake step (``configure``, ``open``) goes out as ``request_id``, outside admission: its ``done``
         goes to the supervisor, and later requests use higher ids."""

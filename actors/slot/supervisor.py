@@ -22,6 +22,7 @@ from typing import Any
 import pykka
 
 from leanworker.actors.core.config import RestartPolicy, SessionKey, WorkerConfig
+from leanworker.actors.core.intercept import intercept
 from leanworker.actors.core.mailbox import tell_if_alive
 from leanworker.actors.core.process_tree import sample_tree_mib
 from leanworker.actors.core.results import ShutdownReport, WorkerSnapshot
@@ -219,8 +220,17 @@ class SupervisorActor(pykka.ThreadingActor):
             return
         if gen.step_done() == "opening":
             key = self.key
+            options = key.options_dict()
+            try:
+                intercepted = intercept(key, gen.pid)
+            except Exception as exc:  # an interceptor's bug fails this start-up, typed, instead of the actor
+                self._startup_failed(gen, LeanWorkerError(f"an interceptor failed: {type(exc).__name__}: {exc}"))
+                return
+            if intercepted is not None:
+                options.update(intercepted.options)
+                gen.connection.requests = intercepted.requests
             self._handshake_step(gen, messages.open_session(0, key.capability, key.workspace, list(key.imports),
-                                                            key.options_dict()))
+                                                            options))
             return
         self.sessions_opened += 1
         self._trace("ready", startup_s=round(time.monotonic() - gen.started_at, 6))

@@ -1,0 +1,330 @@
+"""``FaultPlan``: which requests (and session opens) get which fault, decided in the parent, recorded as sent.
+
+A plan is plain data (rules and a seed: printable, JSON, replayable) plus what it has seen in this process: how many
+requests and session opens of each key it has admitted, and the faults it has fired. It takes part at two places,
+both in the parent and both at admission:
+
+- as an *interceptor* (``leanworker.actors.core.intercept``): consulted before a session of a key it owns opens (it
+  may fail that open: ``session_fail``), and given a hook its generation's admission gate calls for each request
+  admitted, in admission order (it may send the request with a fault directive). A plan owns the keys
+  :meth:`FaultPlan.wrap` gave out, and, once installed ``everywhere``, every key a worker can be wrapped for.
+- as a run's *fault source* (``pool.run(..., faults=plan)``, ``leanworker.actors.run.faults``): the run asks it, at
+  each attempt's admission, which fault the attempt carries; that works the same for a Ray run, whose workers are
+  in other processes.
+
+Whether a request gets a fault depends only on the rules, the seed, the key and the request's number for that key
+(``nth``): never on timing, threads or how many workers run. A probability draw is a hash of those, not a shared
+random stream, so one key's requests cannot shift another key's draws.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from leanworker.actors.core import intercept, locks
+from leanworker.actors.core.config import SessionKey
+from leanworker.actors.core.intercept import Intercepted
+from leanworker.actors.run import FaultedAttempt
+from leanworker.errors import (
+    Cancelled,
+    CommandError,
+    MemoryLimitExceeded,
+    NodeLost,
+    ProtocolError,
+    RequestTimeout,
+    WorkerCrashed,
+)
+from leanworker.host.capability import WRAP_OPTION
+from leanworker.testing.fault import KINDS, OPEN_KINDS, REMOTE_KINDS, REQUEST_KINDS, Fault, key_as_dict
+from leanworker.testing.fired import FiredFault
+from leanworker.testing.wire import (
+    OPEN_OPTION,
+    OPTION_PREFIX,
+    PLAN_OPTION,
+    RUN_OPTION,
+    WRAPPER,
+    Directive,
+    envelope,
+    unwrap,
+)
+
+SESSION_FAIL_CODE = "injected_session_fail"
+# What each kind makes a request end with (a run counts such a failure as injected, not as a poison module).
+OUTCOMES: dict[str, tuple[type[BaseException], ...]] = {
+    "crash": (WorkerCrashed,),
+    "hang": (RequestTimeout, Cancelled),
+    "memory": (MemoryLimitExceeded, RequestTimeout),
+    "garbage": (ProtocolError,),
+    "slow": (RequestTimeout,),
+    "node_lost": (NodeLost,),
+}
+# The rules of a chaos plan: every kind, in several shapes; each gets an equal share of the rate.
+CHAOS_RULES: tuple[Fault, ...] = (
+    Fault("crash", how="exit"),
+    Fault("crash", how="signal", after_rows=1),
+    Fault("crash", how="abort"),
+    Fault("hang"),
+    Fault("hang", ignore_cancel=True),
+    Fault("memory", mib=128, hold=1.0),
+    Fault("garbage"),
+    Fault("slow", seconds=0.2),
+    Fault("node_lost"),
+    Fault("session_fail"),
+)
+
+
+def base_key(key: SessionKey) -> SessionKey:
+    """``key`` as its caller wrote it: without the options a plan adds."""
+    options = tuple((name, value) for name, value in key.options
+                    if name != WRAP_OPTION and not name.startswith(OPTION_PREFIX))
+    return key if len(options) == len(key.options) else dataclasses.replace(key, options=options)
+
+
+def key_digest(key: SessionKey) -> str:
+    return hashlib.sha256(json.dumps(key_as_dict(key), sort_keys=True, default=str).encode()).hexdigest()
+
+
+def draw(seed: int, rule: int, digest: str, number: int) -> float:
+    """A uniform number in [0, 1) that depends only on its arguments."""
+    data = hashlib.sha256(f"{seed}:{rule}:{digest}:{number}".encode()).digest()
+    return int.from_bytes(data[:8], "big") / 2**64
+
+
+class FaultPlan:
+    """``FaultPlan(rules, seed=0)``: a list of :class:`Fault` rules and a seed (see the module docstring).
+
+    ``plan.wrap(key)`` gives the key whose workers fire the plan's faults; ``plan.fired()`` lists the faults sent so
+    far. ``repr(plan)`` and ``plan.to_json()`` replay it (``FaultPlan.from_json``); two plans with the same rules and
+    seed decide the same faults for the same requests.
+    """
+
+    def __init__(self, rules: Iterable[Fault] = (), seed: int = 0) -> None:
+        if type(seed) is not int:
+            raise TypeError(f"FaultPlan seed must be an int, got {seed!r}")
+        self._rules: tuple[Fault, ...] = ()
+        self.seed = seed
+        self._token = uuid.uuid4().hex[:16]
+        self._lock = locks.lock("fault_plan")
+        self._requests: Counter[SessionKey] = Counter()
+        self._opens: Counter[SessionKey] = Counter()
+        self._fired: list[FiredFault] = []
+        self._everywhere = False
+        self.add(*rules)
+
+    # -- the rules -------------------------------------------------------------------------------------------------
+
+    @property
+    def rules(self) -> tuple[Fault, ...]:
+        return self._rules
+
+    def add(self, *rules: Fault) -> FaultPlan:
+        """Append rules (tried in order: the first that matches a request fires). Returns the plan."""
+        for rule in rules:
+            if not isinstance(rule, Fault):
+                raise TypeError(f"a FaultPlan rule must be a Fault, got {rule!r}")
+        with self._lock:
+            self._rules = (*self._rules, *rules)
+        return self
+
+    @classmethod
+    def chaos(cls, rate: float, seed: int = 0, kinds: Iterable[str] | None = None) -> FaultPlan:
+        """Random faults of every kind (or of ``kinds``): each of its rules fires with an equal share of ``rate``,
+        so about ``rate`` of the requests get a fault (a little less off Ray, where ``node_lost`` never fires), and
+        a session open fails with that share too. Plain rules, so ``repr`` replays it like any plan."""
+        if not 0 <= rate <= 1:
+            raise ValueError(f"chaos rate must be in [0, 1], got {rate!r}")
+        wanted = set(kinds) if kinds is not None else None
+        unknown = sorted((wanted or set()) - set(KINDS))
+        if unknown:
+            raise ValueError(f"unknown fault kinds {unknown}: one of {', '.join(KINDS)}")
+        rules = [rule for rule in CHAOS_RULES if wanted is None or rule.kind in wanted]
+        share = round(rate / max(1, len([r for r in rules if r.kind not in OPEN_KINDS])), 6)
+        return cls([Fault.from_dict({**rule.as_dict(), "probability": share}) for rule in rules], seed=seed)
+
+    # -- keys ------------------------------------------------------------------------------------------------------
+
+    def wrap(self, key: SessionKey) -> SessionKey:
+        """The same capability with this plan's faults: a worker of the returned key serves ``key``'s capability
+        through the fault wrapper, and the plan decides, at admission, which of its requests get which fault. The
+        plan is installed (this process's pools and workers consult it) until :meth:`uninstall`."""
+        if key.command is not None:
+            raise ValueError("only a key served by leanworker's own worker host (SessionKey.command None) can be "
+                             f"wrapped: {key.command!r} is a worker program of its own")
+        owner = key.options_dict().get(PLAN_OPTION)
+        if owner == self._token:
+            return key
+        if owner is not None:
+            raise ValueError("this key is already wrapped by another fault plan")
+        self.install(everywhere=self._everywhere)
+        return dataclasses.replace(key, options=(*key.options, (WRAP_OPTION, WRAPPER), (PLAN_OPTION, self._token)))
+
+    def install(self, everywhere: bool = False) -> None:
+        """Put the plan in this process's line of interceptors. ``everywhere``: also every key a worker can be
+        wrapped for (``command`` None) of every pool and worker, and every run started without ``faults=``."""
+        self._everywhere = everywhere
+        if not self._installed() or everywhere:
+            intercept.install(self)
+
+    def _installed(self) -> bool:
+        return any(interceptor is self for interceptor in intercept.installed())
+
+    def uninstall(self) -> None:
+        """Take the plan out: sessions opened from now on are not intercepted (live workers keep their hooks)."""
+        self._everywhere = False
+        intercept.uninstall(self)
+
+    @contextmanager
+    def everywhere(self) -> Iterator[FaultPlan]:
+        """``with plan.everywhere():`` every pool, worker and run of this process gets the plan's faults."""
+        self.install(everywhere=True)
+        try:
+            yield self
+        finally:
+            self.uninstall()
+
+    # -- what fired ------------------------------------------------------------------------------------------------
+
+    def fired(self) -> list[FiredFault]:
+        """The faults sent so far, in the order they were decided (each recorded before its request was sent)."""
+        with self._lock:
+            return list(self._fired)
+
+    def reset(self) -> None:
+        """Forget what was counted and fired: the next requests are numbered from 1 again."""
+        with self._lock:
+            self._requests.clear()
+            self._opens.clear()
+            self._fired.clear()
+
+    # -- deciding ----------------------------------------------------------------------------------------------------
+
+    def _decide(self, kinds: frozenset[str], key: SessionKey, command: str | None,
+                number: int) -> tuple[int, Fault] | None:
+        digest: str | None = None
+        for index, rule in enumerate(self._rules):
+            if rule.kind not in kinds or not rule.matches(key, command, number):
+                continue
+            if rule.probability is not None:
+                digest = digest or key_digest(key)
+                if draw(self.seed, index, digest, number) >= rule.probability:
+                    continue
+            return index, rule
+        return None
+
+    def _fire_locked(self, kinds: frozenset[str], key: SessionKey, command: str | None, number: int,
+                     pid: int | None) -> Directive | None:
+        decided = self._decide(kinds, key, command, number)
+        if decided is None:
+            return None
+        index, rule = decided
+        directive = rule.directive()
+        self._fired.append(FiredFault(rule.kind, command, key, number, pid, index, dict(directive["params"])))
+        return {**directive, "nth": number, "record": len(self._fired) - 1}
+
+    def _request(self, key: SessionKey, command: str, request: Any, kinds: frozenset[str],
+                 pid: int | None) -> tuple[Any, FiredFault | None]:
+        with self._lock:
+            self._requests[key] += 1
+            directive = self._fire_locked(kinds, key, command, self._requests[key], pid)
+            if directive is None:
+                return request, None
+            return envelope(directive, request), self._fired[-1]
+
+    def _noted(self, pid: int | None) -> Any:
+        def note(command: str, request: Any) -> Any:
+            """A run decided this request's fault: record the pid of the worker it is sent to."""
+            directive, _ = unwrap(request)
+            record = directive.get("record") if directive is not None else None
+            with self._lock:
+                if type(record) is int and 0 <= record < len(self._fired) and self._fired[record].pid is None:
+                    self._fired[record] = dataclasses.replace(self._fired[record], pid=pid)
+            return request
+        return note
+
+    # -- the interceptor (actors/core/intercept.py) ------------------------------------------------------------------
+
+    def intercept(self, key: SessionKey, pid: int | None) -> Intercepted | None:
+        """A generation of ``key`` is about to open its session: claim it if the plan owns the key."""
+        options = key.options_dict()
+        owner = options.get(PLAN_OPTION)
+        if owner != self._token and not (self._everywhere and owner is None and WRAP_OPTION not in options
+                                         and key.command is None):
+            return None
+        base = base_key(key)
+        added: dict[str, Any] = {WRAP_OPTION: WRAPPER}
+        with self._lock:
+            self._opens[base] += 1
+            directive = self._fire_locked(OPEN_KINDS, base, None, self._opens[base], pid)
+        if directive is not None:
+            added[OPEN_OPTION] = json.dumps(directive)
+        if RUN_OPTION in options:
+            return Intercepted(added, self._noted(pid))
+
+        def requests(command: str, request: Any) -> Any:
+            return self._request(base, command, request, REQUEST_KINDS, pid)[0]
+
+        return Intercepted(added, requests)
+
+    # -- the fault source of a run (actors/run/faults.py) ------------------------------------------------------------
+
+    @property
+    def ambient(self) -> bool:
+        """True while installed ``everywhere``: runs without ``faults=`` take this plan too."""
+        return self._everywhere
+
+    def attempt(self, key: SessionKey, command: str, request: Any, *, remote: bool) -> FaultedAttempt:
+        """Decide one attempt of a run: the key to run it on and the request to send (with its fault, if any)."""
+        base = base_key(key)
+        if base.command is not None:  # a worker program of its own: nothing to wrap it with
+            return FaultedAttempt(key, request)
+        if not self._installed():
+            self.install(everywhere=self._everywhere)  # session opens of local runs, and the workers' pids
+        run_key = dataclasses.replace(base, options=(*base.options, (WRAP_OPTION, WRAPPER),
+                                                     (PLAN_OPTION, self._token), (RUN_OPTION, True)))
+        kinds = REQUEST_KINDS | REMOTE_KINDS if remote else REQUEST_KINDS
+        sent, fired = self._request(base, command, request, kinds, None)
+        return FaultedAttempt(run_key, sent, fired)
+
+    def explains(self, fault: Any, error: BaseException) -> bool:
+        """Whether ``error`` is what ``fault`` makes a request end with, or an injected session open failure."""
+        if isinstance(error, CommandError) and error.code == SESSION_FAIL_CODE:
+            return True
+        return isinstance(fault, FiredFault) and isinstance(error, OUTCOMES.get(fault.kind, ()))
+
+    # -- plain data --------------------------------------------------------------------------------------------------
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, "rules": [rule.as_dict() for rule in self._rules]}
+
+    def to_json(self) -> str:
+        """The plan as JSON: ``FaultPlan.from_json(plan.to_json())`` decides the same faults."""
+        return json.dumps(self.as_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> FaultPlan:
+        data = json.loads(text)
+        if not isinstance(data, dict) or not isinstance(data.get("rules", []), list):
+            raise ValueError("a fault plan's JSON is an object with 'rules' (a list) and 'seed'")
+        return cls([Fault.from_dict(rule) for rule in data.get("rules", [])], seed=int(data.get("seed", 0)))
+
+    @classmethod
+    def from_repr(cls, text: str) -> FaultPlan:
+        """Rebuild a plan from its ``repr`` (evaluated with only ``Fault``, ``FaultPlan`` and ``SessionKey`` in
+        scope, no builtins: a plan's repr, not arbitrary code)."""
+        plan = eval(text, {"__builtins__": {}, "Fault": Fault, "FaultPlan": cls, "SessionKey": SessionKey})
+        if not isinstance(plan, cls):
+            raise ValueError(f"not the repr of a FaultPlan: {text[:80]!r}")
+        return plan
+
+    def __repr__(self) -> str:
+        return f"FaultPlan([{', '.join(map(repr, self._rules))}], seed={self.seed!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FaultPlan) and (self._rules, self.seed) == (other.rules, other.seed)

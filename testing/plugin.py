@@ -1,0 +1,155 @@
+"""The pytest plugin (entry point ``pytest11``, name ``leanworker``): installed with leanworker, nothing to configure.
+
+- ``lw_pool``: a :class:`~leanworker.WorkerPool` (configured by the ``lw_pool_config`` fixture, which a test module
+  or conftest may override) shut down after the test; the test fails if a worker process outlives it.
+- ``lw_faults``: a :class:`~leanworker.testing.FaultPlan` bound to the test (add rules, then ``lw_faults.wrap(key)``);
+  what it fired is listed in the test's report section "leanworker faults", and it is uninstalled afterwards.
+- ``@pytest.mark.lw_chaos(rate=0.05, seed=0, kinds=None)``: every pool, worker and plan run the test creates,
+  however it creates them, runs with random faults (``FaultPlan.chaos``); a failing chaos test prints the seed and
+  the plan's JSON, which replays it.
+
+Nothing heavy is imported until a fixture is used: this module is loaded by every pytest run in the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from leanworker.actors.core.config import PoolConfig
+    from leanworker.actors.pool import WorkerPool
+    from leanworker.testing.plan import FaultPlan
+
+CHAOS_MARKER = "lw_chaos"
+PARENT_PID_ENV = "LEANWORKER_PARENT_PID"  # every worker of this process, and what it starts, inherits it
+OUTLIVE_WAIT_S = 10.0
+_plans_key = pytest.StashKey[list["FaultPlan"]]()
+_chaos_key = pytest.StashKey["FaultPlan"]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{CHAOS_MARKER}(rate=0.05, seed=0, kinds=None): run every leanworker pool, worker and plan run "
+        "the test creates with random injected faults (leanworker.testing; docs/testing.md)")
+
+
+# -- lw_pool -----------------------------------------------------------------------------------------------------------
+
+def _our_workers() -> dict[int, str]:
+    """Live processes below this one that a leanworker worker of this process started (or is): pid -> command."""
+    import psutil
+
+    found: dict[int, str] = {}
+    me = str(os.getpid())
+    for process in psutil.Process().children(recursive=True):
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE or process.environ().get(PARENT_PID_ENV) != me:
+                continue
+            found[process.pid] = " ".join(process.cmdline())[:200]
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+@pytest.fixture
+def lw_pool_config() -> PoolConfig:
+    """The config of ``lw_pool``: short timeouts, so that a fault ends a test quickly. Override it to change."""
+    from leanworker.actors.core.config import PoolConfig, WorkerConfig
+
+    return PoolConfig(max_workers=2, queue_wait_timeout=30.0,
+                      worker=WorkerConfig(startup_timeout=10.0, request_timeout=10.0, cancel_grace=0.5,
+                                          shutdown_timeout=2.0, kill_wait=3.0))
+
+
+@pytest.fixture
+def lw_pool(lw_pool_config: PoolConfig) -> Iterator[WorkerPool]:
+    """A worker pool shut down after the test; the test fails if one of its worker processes outlives it."""
+    from leanworker.actors.pool import WorkerPool
+
+    before = set(_our_workers())
+    pool = WorkerPool(lw_pool_config)
+    try:
+        yield pool
+    finally:
+        pool.shutdown()
+    deadline = time.monotonic() + OUTLIVE_WAIT_S
+    left = {pid: cmd for pid, cmd in _our_workers().items() if pid not in before}
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = {pid: cmd for pid, cmd in _our_workers().items() if pid not in before}
+    if left:
+        _kill(left)
+        pytest.fail(f"worker processes outlived lw_pool's shutdown: {sorted(left.items())}", pytrace=False)
+
+
+def _kill(pids: dict[int, str]) -> None:
+    import psutil
+
+    for pid in pids:
+        try:
+            psutil.Process(pid).kill()
+        except psutil.NoSuchProcess:
+            continue
+
+
+# -- lw_faults and lw_chaos --------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def lw_faults(request: pytest.FixtureRequest) -> Iterator[FaultPlan]:
+    """A fault plan bound to this test: add rules, wrap keys with it; its fired faults go in the test's report."""
+    from leanworker.testing.plan import FaultPlan
+
+    plan = FaultPlan()
+    request.node.stash.setdefault(_plans_key, []).append(plan)
+    try:
+        yield plan
+    finally:
+        plan.uninstall()
+
+
+@pytest.fixture(autouse=True)
+def _lw_chaos(request: pytest.FixtureRequest) -> Iterator[None]:
+    marker = request.node.get_closest_marker(CHAOS_MARKER)
+    if marker is None:
+        yield
+        return
+    from leanworker.testing.plan import FaultPlan
+
+    if marker.args:
+        raise pytest.UsageError(f"{CHAOS_MARKER} takes keyword arguments only: rate=..., seed=..., kinds=...")
+    plan = FaultPlan.chaos(float(marker.kwargs.get("rate", 0.05)), int(marker.kwargs.get("seed", 0)),
+                           marker.kwargs.get("kinds"))
+    request.node.stash[_chaos_key] = plan
+    with plan.everywhere():
+        yield
+
+
+def _fired_text(plan: FaultPlan) -> str:
+    fired = plan.fired()
+    lines = [f"plan: {plan!r}", f"fired: {len(fired)}"]
+    lines.extend(f"  {index + 1}. {fault}" for index, fault in enumerate(fired))
+    return "\n".join(lines)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when != "call":
+        return report
+    for plan in item.stash.get(_plans_key, []):
+        report.sections.append(("leanworker faults", _fired_text(plan)))
+    chaos = item.stash.get(_chaos_key, None)
+    if chaos is not None:
+        text = (f"lw_chaos seed={chaos.seed}; replay this plan with "
+                f"leanworker.testing.FaultPlan.from_json({chaos.to_json()!r})\n{_fired_text(chaos)}")
+        report.sections.append(("leanworker chaos", text))
+        add_section = getattr(report.longrepr, "addsection", None)
+        if report.failed and callable(add_section):  # shown with the failure, whatever --show-capture says
+            add_section("leanworker chaos (replay)", text)
+    return report
