@@ -86,7 +86,7 @@ class Fault:
             raise ValueError(f"Fault probability must be in [0, 1] or None, got {probability!r}")
         if type(after_rows) is not int or after_rows < 0:
             raise ValueError(f"Fault after_rows must be an integer >= 0, got {after_rows!r}")
-        if kind not in REQUEST_KINDS and after_rows:
+        if kind in OPEN_KINDS and after_rows:
             raise ValueError(f"Fault({kind!r}) does not fire inside a command: after_rows does not apply")
         if kind == "session_fail" and command is not None:
             raise ValueError("Fault('session_fail') fires at the session open, which has no command")

@@ -44,7 +44,8 @@ from leanworker.host.serve import protocol_output
 from leanworker.testing.wire import OPEN_OPTION, OPTION_PREFIX, Directive, unwrap
 
 GROW_STEP_MIB = 16
-GARBAGE = b"\xff\xfeleanworker.testing: injected garbage, not a frame\n" * 4
+GARBAGE_BODY = b"\xff\xfe leanworker.testing: injected garbage, not CBOR"
+GARBAGE = len(GARBAGE_BODY).to_bytes(4, "big") + GARBAGE_BODY  # a frame of the right length, of bytes that are no item
 
 
 def announce(directive: Directive, where: str) -> None:
@@ -71,7 +72,8 @@ def fire(directive: Directive, ctx: Context) -> None:
     """Do what ``directive`` says, in this process; returns only for faults after which the command carries on."""
     kind = directive["kind"]
     params: dict[str, Any] = directive.get("params", {})
-    announce(directive, f"at request {directive.get('nth')} (rows so far flushed)")
+    nth = directive.get("nth")
+    announce(directive, f"at request {nth} (rows so far flushed)" if nth is not None else "(rows so far flushed)")
     flush_rows()
     if kind == "crash":
         how = params.get("how", "exit")

@@ -135,9 +135,10 @@ class FaultPlan:
 
     @classmethod
     def chaos(cls, rate: float, seed: int = 0, kinds: Iterable[str] | None = None) -> FaultPlan:
-        """Random faults of every kind (or of ``kinds``): each of its rules fires with an equal share of ``rate``,
-        so about ``rate`` of the requests get a fault (a little less off Ray, where ``node_lost`` never fires), and
-        a session open fails with that share too. Plain rules, so ``repr`` replays it like any plan."""
+        """Random faults of every kind (or of ``kinds``), in several shapes: each rule fires with the probability
+        that makes ``rate`` the chance that a request gets one of them (a little less off Ray, where ``node_lost``
+        never fires); a session open fails with that probability too. Plain rules: it prints and replays like any
+        plan."""
         if not 0 <= rate <= 1:
             raise ValueError(f"chaos rate must be in [0, 1], got {rate!r}")
         wanted = set(kinds) if kinds is not None else None
@@ -145,7 +146,8 @@ class FaultPlan:
         if unknown:
             raise ValueError(f"unknown fault kinds {unknown}: one of {', '.join(KINDS)}")
         rules = [rule for rule in CHAOS_RULES if wanted is None or rule.kind in wanted]
-        share = round(rate / max(1, len([r for r in rules if r.kind not in OPEN_KINDS])), 6)
+        count = max(1, len([rule for rule in rules if rule.kind not in OPEN_KINDS]))
+        share = round(1 - (1 - rate) ** (1 / count), 6)  # independent draws: 1 - (1 - share)^count == rate
         return cls([Fault.from_dict({**rule.as_dict(), "probability": share}) for rule in rules], seed=seed)
 
     # -- keys ------------------------------------------------------------------------------------------------------

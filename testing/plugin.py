@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 CHAOS_MARKER = "lw_chaos"
 PARENT_PID_ENV = "LEANWORKER_PARENT_PID"  # every worker of this process, and what it starts, inherits it
-OUTLIVE_WAIT_S = 10.0
+OUTLIVE_WAIT_S = 2.0  # the shutdown killed and reaped every worker: what is left after this escaped
 _plans_key = pytest.StashKey[list["FaultPlan"]]()
 _chaos_key = pytest.StashKey["FaultPlan"]()
 
@@ -41,17 +41,21 @@ def pytest_configure(config: pytest.Config) -> None:
 # -- lw_pool -----------------------------------------------------------------------------------------------------------
 
 def _our_workers() -> dict[int, str]:
-    """Live processes below this one that a leanworker worker of this process started (or is): pid -> command."""
+    """Live processes that are, or were started by, a leanworker worker of this process: pid -> command line. Found
+    by the environment a worker passes on, not by parentage: a descendant that left its worker's session was
+    re-parented away from us."""
     import psutil
 
     found: dict[int, str] = {}
-    me = str(os.getpid())
-    for process in psutil.Process().children(recursive=True):
+    me, uid = str(os.getpid()), os.getuid()
+    for process in psutil.process_iter(["uids"]):
         try:
-            if process.status() == psutil.STATUS_ZOMBIE or process.environ().get(PARENT_PID_ENV) != me:
+            if process.info["uids"] is None or process.info["uids"].real != uid or process.pid == os.getpid():
+                continue
+            if process.environ().get(PARENT_PID_ENV) != me or process.status() == psutil.STATUS_ZOMBIE:
                 continue
             found[process.pid] = " ".join(process.cmdline())[:200]
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
     return found
 

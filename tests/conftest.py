@@ -16,7 +16,8 @@ import psutil  # noqa: E402
 import pytest  # noqa: E402
 
 import leanworker as lw  # noqa: E402
-from leanworker.actors.core import locks  # noqa: E402
+from leanworker.actors.core import intercept, locks  # noqa: E402
+from leanworker.testing import Fault, FaultPlan  # noqa: E402
 
 MATHLIB = "leanworker.fixtures.mathlib_scale:capability"
 THROUGHPUT = "leanworker.fixtures.throughput:capability"
@@ -84,6 +85,20 @@ def lock_order_kept() -> Iterator[None]:
     yield
     found, locks.violations[:] = list(locks.violations), []
     assert not found, f"lock order inverted: {found}"
+
+
+@pytest.fixture(autouse=True)
+def no_fault_plan_left() -> Iterator[None]:
+    """A fault plan a test installed (leanworker.testing) is taken out after it, so no later test gets its faults."""
+    yield
+    for interceptor in intercept.installed():
+        intercept.uninstall(interceptor)
+
+
+def faulted(*rules: Fault, capability: str = THROUGHPUT) -> tuple[lw.SessionKey, FaultPlan]:
+    """A key of ``capability`` whose workers fire ``rules`` (leanworker.testing), and the plan that decides them."""
+    plan = FaultPlan(rules)
+    return plan.wrap(lw.SessionKey(capability)), plan
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 import leanworker as lw
-from conftest import FAST, FAULTS, THROUGHPUT, wait_for
+from conftest import FAST, FAULTS, THROUGHPUT, faulted, wait_for
+from leanworker.testing import Fault
 from leanworker.host.serve import SPIN_ENV, spin_wait_from_env
 
 CALLS = 200
@@ -60,21 +61,28 @@ def test_a_worker_killed_while_the_caller_reads_gives_worker_crashed_and_a_fresh
     assert faults_worker.snapshot().restarts == {"crash": 1}
 
 
-def test_a_timeout_while_the_caller_reads_ends_the_call_and_replaces_the_worker(faults_worker: lw.Worker) -> None:
-    with pytest.raises(lw.RequestTimeout):
-        faults_worker.call("hang", {"ignore_cancel": True}, timeout=0.3)
-    faults_worker.wait_ready(30)
-    assert faults_worker.call("echo", 1) == 1
+def test_a_timeout_while_the_caller_reads_ends_the_call_and_replaces_the_worker() -> None:
+    key, _ = faulted(Fault("hang", nth=1, ignore_cancel=True))
+    with lw.Worker(key, FAST) as worker:
+        with pytest.raises(lw.RequestTimeout):
+            worker.call("echo", 0, timeout=0.3)
+        worker.wait_ready(30)
+        assert worker.call("echo", 1) == 1
 
 
-@pytest.mark.parametrize("command", ["garbage", "oversized"])
-def test_bad_output_read_by_the_caller_is_one_protocol_error_and_one_restart(faults_worker: lw.Worker,
-                                                                            command: str) -> None:
-    with pytest.raises(lw.ProtocolError):
-        faults_worker.call(command)
-    faults_worker.wait_ready(30)
-    assert faults_worker.call("echo", 2) == 2
-    assert faults_worker.snapshot().restarts == {"protocol": 1}
+@pytest.mark.parametrize("fault", ["malformed", "oversized"])
+def test_bad_output_read_by_the_caller_is_one_protocol_error_and_one_restart(fault: str) -> None:
+    # a malformed frame is injected (leanworker.testing); a frame over the cap is the fault fixture's own command
+    if fault == "malformed":
+        key, command = faulted(Fault("garbage", nth=1))[0], "echo"
+    else:
+        key, command = lw.SessionKey(FAULTS), "oversized"
+    with lw.Worker(key, FAST) as worker:
+        with pytest.raises(lw.ProtocolError):
+            worker.call(command)
+        worker.wait_ready(30)
+        assert worker.call("echo", 2) == 2
+        assert worker.snapshot().restarts == {"protocol": 1}
 
 
 def test_rows_on_a_call_read_by_the_caller_are_a_protocol_error(faults_worker: lw.Worker) -> None:

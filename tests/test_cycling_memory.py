@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 import leanworker as lw
-from conftest import FAST, FAULTS, THROUGHPUT, wait_for
+from conftest import FAST, THROUGHPUT, faulted, wait_for
+from leanworker.testing import Fault
 
 
 def pids_of(worker: lw.Worker, calls: int) -> list[int]:
@@ -55,8 +56,9 @@ def test_the_soft_memory_ceiling_cycles_the_worker_once_it_is_idle() -> None:
 
 
 def test_the_hard_memory_ceiling_kills_the_request_in_flight() -> None:
-    with lw.Worker(lw.SessionKey(FAULTS), FAST, lw.RestartPolicy(rss_hard_limit_mib=150)) as worker:
-        stream = worker.stream("balloon", {"mib": 300})
+    key, _ = faulted(Fault("memory", nth=1, mib=300))
+    with lw.Worker(key, FAST, lw.RestartPolicy(rss_hard_limit_mib=150)) as worker:
+        stream = worker.stream("rows", {"count": 3})
         with pytest.raises(lw.MemoryLimitExceeded) as info:
             stream.collect()
         assert stream.outcome == "memory" and not stream.committed
@@ -68,9 +70,10 @@ def test_the_hard_memory_ceiling_kills_the_request_in_flight() -> None:
 
 def test_memory_under_the_ceilings_changes_nothing() -> None:
     policy = lw.RestartPolicy(rss_soft_limit_mib=4000, rss_hard_limit_mib=8000)
-    with lw.Worker(lw.SessionKey(FAULTS), FAST, policy) as worker:
-        stream = worker.stream("balloon", {"mib": 20, "hold_s": 0.8})
-        assert stream.collect() == [] and stream.committed
+    key, plan = faulted(Fault("memory", nth=1, mib=20, hold=0.8))
+    with lw.Worker(key, FAST, policy) as worker:
+        stream = worker.stream("rows", {"count": 0})
+        assert stream.collect() == [] and stream.committed and [f.kind for f in plan.fired()] == ["memory"]
         assert worker.snapshot().restarts == {} and worker.snapshot().rss_mib is not None
 
 

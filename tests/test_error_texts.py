@@ -8,7 +8,8 @@ import sys
 import pytest
 
 import leanworker as lw
-from conftest import FAST, FAULTS, THROUGHPUT
+from conftest import FAST, FAULTS, THROUGHPUT, faulted
+from leanworker.testing import Fault
 
 
 def test_a_missing_attribute_is_named_as_such() -> None:
@@ -27,13 +28,14 @@ def test_a_capability_exception_carries_the_worker_traceback(faults_worker: lw.W
     assert "worker traceback (last lines)" in str(error) and "RuntimeError: boom" in str(error).splitlines()[-1]
 
 
-def test_a_request_timeout_names_the_command_the_timeout_and_a_pool_unique_request(faults_worker: lw.Worker) -> None:
-    with pytest.raises(lw.RequestTimeout) as info:
-        faults_worker.call("hang", {"after_rows": 0}, timeout=0.5)
+def test_a_request_timeout_names_the_command_the_timeout_and_a_pool_unique_request() -> None:
+    key, _ = faulted(Fault("hang", nth=1))
+    with lw.Worker(key, FAST) as worker:
+        with pytest.raises(lw.RequestTimeout) as info:
+            worker.call("echo", 1, timeout=0.5)
     text = str(info.value)
-    assert text.startswith("'hang' (request worker") and "did not finish within 0.5 s" in text
+    assert text.startswith("'echo' (request worker") and "did not finish within 0.5 s" in text
     assert "/1/" in text  # worker name / generation / request id
-    faults_worker.wait_ready(30)
 
 
 def test_a_pool_snapshot_after_shutdown_returns_the_final_figures() -> None:

@@ -11,7 +11,8 @@ import threading
 import pytest
 
 import leanworker as lw
-from conftest import FAST, FAULTS, THROUGHPUT, wait_for
+from conftest import FAST, THROUGHPUT, faulted, wait_for
+from leanworker.testing import Fault
 
 FORK = textwrap.dedent("""
     import os, sys, time
@@ -55,13 +56,14 @@ def test_a_forked_child_refuses_inherited_pools_and_exits_at_once() -> None:
 
 
 def test_releasing_a_lease_from_another_thread_cancels_its_call_before_handing_the_worker_on() -> None:
+    key, _ = faulted(Fault("hang", nth=1))
     with lw.WorkerPool(lw.PoolConfig(max_workers=1, worker=FAST)) as pool:
-        lease = pool.lease(lw.SessionKey(FAULTS))
+        lease = pool.lease(key)
         caught: list[BaseException] = []
 
         def hold() -> None:
             try:
-                lease.call("hang", {"after_rows": 0}, timeout=60)
+                lease.call("echo", "hangs", timeout=60)
             except BaseException as exc:  # noqa: BLE001 - recorded for the assertion below
                 caught.append(exc)
 
@@ -72,7 +74,7 @@ def test_releasing_a_lease_from_another_thread_cancels_its_call_before_handing_t
         lease.release()  # from this thread, while the call runs in the other
         holder.join(30)
         assert len(caught) == 1 and isinstance(caught[0], lw.Cancelled), caught
-        with pool.lease(lw.SessionKey(FAULTS), timeout=30) as next_holder:
+        with pool.lease(key, timeout=30) as next_holder:
             assert next_holder.call("echo", "mine now") == "mine now"  # never WorkerBusy
             assert next_holder.snapshot().generation == 1  # the cancel was cooperative: still warm
 

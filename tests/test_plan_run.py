@@ -1,5 +1,6 @@
 """``pool.run``: a plan's batches on the pool, concurrent, session-affine, retried, bisected, exactly once
-(issue 9). Real workers of the mathlib-scale fixture, with faults injected by its ``fail`` request field."""
+(issue 9). Real workers of the mathlib-scale fixture: a poison module is its ``fail`` request field (a fault tied to
+a module's content), a crash of an attempt is injected with ``leanworker.testing``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 import leanworker as lw
 from conftest import FAST, MATHLIB
+from leanworker.testing import Fault, FaultPlan
 
 IMPORT = (("import_ms", 100),)
 
@@ -84,13 +86,17 @@ def test_a_shuffled_multi_key_plan_opens_few_sessions() -> None:
 
 def test_a_crash_is_retried_on_a_fresh_worker_and_then_succeeds(tmp_path: Path) -> None:
     the_plan = plan(["Mathlib.A", "Mathlib.B", "Mathlib.C"], 3)
-    request = {"fail": {"Mathlib.B": "crash_once"}, "state_dir": str(tmp_path)}
+    output = tmp_path / "rows.jsonl"
+    faults = FaultPlan([Fault("crash", nth=1, after_rows=5)])  # the first attempt crashes after 5 rows
     with pool(1) as workers:
-        results = list(workers.run(the_plan, "index", request))
+        run = workers.run(the_plan, "index", output=str(output), faults=faults)
+        results = list(run)
         snapshot = workers.snapshot()
-    assert len(results) == 1 and results[0].committed and results[0].attempts == 2
+    assert len(results) == 1 and results[0].committed and results[0].attempts == 2 and not results[0].injected
     assert results[0].modules == ("Mathlib.A", "Mathlib.B", "Mathlib.C")
     assert snapshot.restarts.get("crash") == 1
+    assert run.summary is not None and run.summary.retries == 1 and [f.kind for f in run.summary.faults] == ["crash"]
+    assert len(output.read_text().splitlines()) == len(results[0].rows), "the crashed attempt's rows: never written"
 
 
 @pytest.mark.parametrize("fault", ["crash", "hang"])

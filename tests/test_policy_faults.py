@@ -21,13 +21,6 @@ KEY = lw.SessionKey("mytool:capability")
 OTHER = lw.SessionKey("mytool:capability", imports=("Other",))
 
 
-@pytest.fixture(autouse=True)
-def nothing_installed_after() -> object:
-    yield
-    for interceptor in intercept.installed():
-        intercept.uninstall(interceptor)
-
-
 def requests_hook(plan: FaultPlan, key: lw.SessionKey, pid: int = 4242) -> intercept.RequestHook:
     intercepted = plan.intercept(plan.wrap(key), pid)
     assert intercepted is not None and intercepted.requests is not None

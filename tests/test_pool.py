@@ -14,7 +14,8 @@ import psutil
 import pytest
 
 import leanworker as lw
-from conftest import FAST, FAULTS, THROUGHPUT, wait_for
+from conftest import FAST, THROUGHPUT, faulted, wait_for
+from leanworker.testing import Fault
 
 A = lw.SessionKey(THROUGHPUT, imports=("A",))
 B = lw.SessionKey(THROUGHPUT, imports=("B",))
@@ -217,7 +218,7 @@ def test_an_unreleased_lease_collected_by_gc_returns_capacity_with_a_resource_wa
 
 
 def test_a_lease_of_a_restarted_worker_is_stale() -> None:
-    key = lw.SessionKey(FAULTS)
+    key, _ = faulted(Fault("crash", nth=1))
     with lw.WorkerPool(pool_config(max_workers=1)) as pool:
         _stale_after_restart(pool, key)
 
@@ -225,7 +226,7 @@ def test_a_lease_of_a_restarted_worker_is_stale() -> None:
 def _stale_after_restart(pool: lw.WorkerPool, key: lw.SessionKey) -> None:
     lease = pool.lease(key)
     with pytest.raises(lw.WorkerCrashed):
-        lease.call("crash", {"how": "exit"})
+        lease.call("echo", "crashes")
     assert wait_for(lambda: not lease.valid)
     with pytest.raises(lw.StaleLease, match="generation 1 has ended"):
         lease.call("echo", 1)
@@ -236,14 +237,14 @@ def _stale_after_restart(pool: lw.WorkerPool, key: lw.SessionKey) -> None:
 
 
 def test_a_crash_of_one_worker_does_not_disturb_a_stream_on_another(pool: lw.WorkerPool) -> None:
-    with pool.lease(A) as streaming, pool.lease(lw.SessionKey(FAULTS)) as crashing:
+    with pool.lease(A) as streaming, pool.lease(faulted(Fault("crash", how="signal"))[0]) as crashing:
         stream = streaming.stream("rows", {"count": 50_000, "payload_bytes": 8})
         seen = 0
         for row in stream:
             seen += 1
             if seen == 1000:
                 with pytest.raises(lw.WorkerCrashed):
-                    crashing.call("crash", {"how": "signal"})
+                    crashing.call("echo", "crashes")
         assert seen == 50_000 and stream.committed
 
 
@@ -265,14 +266,14 @@ def test_the_memory_budget_evicts_idle_workers_then_refuses() -> None:
 
 def test_a_key_that_keeps_dying_is_cooled_down_while_other_keys_work() -> None:
     config = pool_config(restart=lw.RestartPolicy(max_restarts=1, restart_window=30.0))
-    key = lw.SessionKey(FAULTS)
+    key, _ = faulted(Fault("crash"))  # every request of the key
     with lw.WorkerPool(config) as pool:
         with pool.lease(key) as lease:
             with pytest.raises(lw.WorkerCrashed):
-                lease.call("crash", {"how": "exit"})
+                lease.call("echo", 1)
         with pool.lease(key, timeout=20) as lease:
             with pytest.raises(lw.WorkerCrashed):
-                lease.call("crash", {"how": "exit"})
+                lease.call("echo", 2)
         assert wait_for(lambda: pool.snapshot().cooldowns != {})
         with pytest.raises(lw.RestartLimitExceeded, match="try again in") as info:
             pool.lease(key, timeout=5)
@@ -283,8 +284,8 @@ def test_a_key_that_keeps_dying_is_cooled_down_while_other_keys_work() -> None:
 
 def test_shutdown_with_work_in_flight_fails_it_typed_and_reaps_everything() -> None:
     pool = lw.WorkerPool(pool_config(max_workers=1))
-    lease = pool.lease(lw.SessionKey(FAULTS))
-    stream = lease.stream("hang", {"after_rows": 0})
+    lease = pool.lease(faulted(Fault("hang"))[0])
+    stream = lease.stream("rows", {"count": 1})
     queued_error: list[BaseException] = []
     waiter = threading.Thread(target=lambda: _catch(lambda: pool.lease(A, timeout=30), queued_error))
     waiter.start()
@@ -340,13 +341,14 @@ def test_the_snapshot_reports_memory_per_worker() -> None:
 
 def test_per_worker_memory_ceilings_apply_inside_the_pool() -> None:
     config = pool_config(max_workers=1, restart=lw.RestartPolicy(rss_hard_limit_mib=150))
+    key, _ = faulted(Fault("memory", nth=1, mib=300))
     with lw.WorkerPool(config) as pool:
-        with pool.lease(lw.SessionKey(FAULTS)) as lease:
-            stream = lease.stream("balloon", {"mib": 300})
+        with pool.lease(key) as lease:
+            stream = lease.stream("rows", {"count": 1})
             with pytest.raises(lw.MemoryLimitExceeded):
                 stream.collect()
             assert stream.outcome == "memory" and not stream.committed
-        with pool.lease(lw.SessionKey(FAULTS), timeout=20) as lease:
+        with pool.lease(key, timeout=20) as lease:
             assert lease.call("echo", 1) == 1
         assert pool.snapshot().restarts == {"memory_hard": 1}
 

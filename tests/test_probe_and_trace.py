@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 import leanworker as lw
-from conftest import FAST, FAULTS
+from conftest import FAST, FAULTS, faulted
+from leanworker.testing import Fault
 from leanworker.actors.core.tracing import read_trace, to_chrome, write_chrome, write_jsonl
 from leanworker.fixtures import real_lean
 from leanworker.timeline import render_timeline
@@ -90,12 +91,13 @@ def test_a_modules_file_is_a_workload(tmp_path: Path) -> None:
 
 
 def traced_run_with_a_crash(tracer: lw.Tracer) -> None:
+    key, _ = faulted(Fault("crash", nth=2, after_rows=2), capability=FAULTS)
     with lw.WorkerPool(lw.PoolConfig(max_workers=1, worker=FAST, trace=tracer)) as pool:
-        with pool.lease(lw.SessionKey(FAULTS)) as lease:
+        with pool.lease(key) as lease:
             lease.stream("slow_rows", {"count": 3, "delay_ms": 1}).collect()
             with pytest.raises(lw.WorkerCrashed):
-                lease.stream("crash", {"after_rows": 2, "how": "exit"}).collect()
-        with pool.lease(lw.SessionKey(FAULTS), timeout=20) as lease:
+                lease.stream("slow_rows", {"count": 5, "delay_ms": 1}).collect()
+        with pool.lease(key, timeout=20) as lease:
             lease.call("echo", 1)
 
 

@@ -27,6 +27,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'lean
 from leanworker.scaleout import NotConnected, RayRunner  # noqa: E402
 from leanworker.scaleout.runner import start_attempt  # noqa: E402
 from leanworker.scaleout.local_cluster import LocalCluster, local_cluster  # noqa: E402
+from leanworker.testing import Fault, FaultPlan  # noqa: E402
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -145,6 +146,26 @@ def test_a_worker_killed_inside_an_agent_is_worker_crashed_on_the_driver(cluster
     assert isinstance(failed[0].error, lw.WorkerCrashed), repr(failed[0].error)
     assert failed[0].error.signal == 9 and failed[0].rows == ()
     assert [r.modules for r in results if r.committed] == [("Mathlib.Fine",)]
+
+
+def test_an_injected_node_lost_kills_the_agent_from_its_worker_and_the_run_still_commits_once(
+        cluster: LocalCluster, tmp_path: Path) -> None:
+    the_plan = plan([f"Mathlib.N{i:02d}" for i in range(6)], 3)
+    faults = FaultPlan([Fault("node_lost", nth=1, after_rows=2)])
+    output = tmp_path / "rows.jsonl"
+    with runner() as on_ray:
+        agents = {slot.pid for slot in on_ray.fleet.slots}
+        with on_ray.run(the_plan, "index", output=str(output), faults=faults) as run:
+            results = list(run)
+        assert sum(slot.generation for slot in on_ray.fleet.slots) == len(agents) + 1, "one agent replaced"
+    summary = run.summary
+    assert summary is not None and summary.retries == 1 and summary.injected == ()
+    assert all(r.committed for r in results) and sorted(r.attempts for r in results) == [1, 2]
+    [fired] = summary.faults
+    assert (fired.kind, fired.nth, fired.pid) == ("node_lost", 1, None), "the driver does not know a node's pids"
+    assert not any(psutil.pid_exists(pid) for pid in agents - {s.pid for s in on_ray.fleet.slots})
+    written = [json.loads(line) for line in output.read_text().splitlines()]
+    assert len(written) == len({(w["batch"], w["stream"], w["seq"]) for w in written}) == summary.rows
 
 
 def test_a_capability_error_arrives_as_command_error_with_its_fields(cluster: LocalCluster) -> None:

@@ -18,10 +18,12 @@ import pytest
 
 import leanworker as lw
 from conftest import FAULTS, MATHLIB
+from leanworker.testing import Fault, FaultPlan
 from leanworker.actors.core.tracing import TraceEvent
 from leanworker.timeline import MARKS, MIN_BAR, SHORT_BAR, VIEW_WIDTH, render_timeline
 from leanworker.timeline_model import MARK_KINDS, build_model, short_key
 
+LEFT, RIGHT = lw.SessionKey(FAULTS, imports=("Left",)), lw.SessionKey(FAULTS, imports=("Right",))
 WORKER = lw.WorkerConfig(startup_timeout=10.0, request_timeout=20.0, cancel_grace=0.5, shutdown_timeout=2.0,
                          kill_wait=3.0)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -30,19 +32,21 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 @pytest.fixture(scope="module")
 def events() -> Iterator[list[TraceEvent]]:
     tracer = lw.Tracer()
-    left, right = lw.SessionKey(FAULTS, imports=("Left",)), lw.SessionKey(FAULTS, imports=("Right",))
+    plan = FaultPlan([Fault("hang", nth=2, key=LEFT), Fault("crash", nth=1, key=RIGHT, after_rows=2, how="signal"),
+                      Fault("hang", nth=3, key=RIGHT, after_rows=1)])
+    left, right = plan.wrap(LEFT), plan.wrap(RIGHT)
     with lw.WorkerPool(lw.PoolConfig(max_workers=1, worker=WORKER, trace=tracer)) as pool:
         with pool.lease(left) as lease:
             lease.call("echo", 1)
             with pytest.raises(lw.RequestTimeout):
-                lease.call("hang", None, timeout=0.5)
+                lease.call("echo", 2, timeout=0.5)
         with pool.lease(right) as lease:  # the only slot holds Left: it is cycled for Right
             with pytest.raises(lw.WorkerCrashed):
-                lease.stream("crash", {"after_rows": 2, "how": "signal"}).collect()
+                lease.stream("slow_rows", {"count": 5, "delay_ms": 1}).collect()
         with pool.lease(right, timeout=20) as lease:
             with pytest.raises(lw.CommandError):
-                lease.call("crash", {"how": "nonsense"})
-            with lease.stream("hang", {"after_rows": 1}) as stream:
+                lease.call("raise")
+            with lease.stream("slow_rows", {"count": 5, "delay_ms": 1}) as stream:
                 next(iter(stream))
                 stream.cancel()
                 assert list(stream) == []

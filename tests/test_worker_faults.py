@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 import leanworker as lw
-from conftest import FAST, FAULTS, fault_host, pid_gone, wait_for
+from conftest import FAST, FAULTS, fault_host, faulted, pid_gone, wait_for
+from leanworker.testing import Fault
 
 QUICK_START = lw.WorkerConfig(startup_timeout=1.0, request_timeout=10.0, cancel_grace=0.5, kill_wait=3.0)
 
@@ -37,12 +38,14 @@ def test_a_worker_command_that_does_not_exist_raises_worker_crashed() -> None:
         lw.Worker(lw.SessionKey(FAULTS, command=("/nonexistent/leanworker-worker",)), QUICK_START)
 
 
-def test_garbage_bytes_mid_request_give_protocol_error_and_a_fresh_worker(faults_worker: lw.Worker) -> None:
-    with pytest.raises(lw.ProtocolError):
-        faults_worker.call("garbage")
-    faults_worker.wait_ready(30)
-    assert faults_worker.call("echo", "ok") == "ok"
-    assert faults_worker.snapshot().restarts == {"protocol": 1}
+def test_a_malformed_frame_mid_request_gives_protocol_error_and_a_fresh_worker() -> None:
+    key, _ = faulted(Fault("garbage", nth=1))
+    with lw.Worker(key, FAST) as worker:
+        with pytest.raises(lw.ProtocolError):
+            worker.call("echo", "garbage follows")
+        worker.wait_ready(30)
+        assert worker.call("echo", "ok") == "ok"
+        assert worker.snapshot().restarts == {"protocol": 1}
 
 
 def test_an_oversized_frame_is_refused_from_its_header(faults_worker: lw.Worker) -> None:
@@ -61,13 +64,14 @@ def test_grandchild_processes_die_with_their_worker(faults_worker: lw.Worker) ->
     faults_worker.wait_ready(30)
 
 
-def test_a_stderr_flood_does_not_block_the_worker_and_the_tail_stays_bounded(faults_worker: lw.Worker) -> None:
-    assert faults_worker.call("stderr_flood", {"mib": 4}) == 4
-    with pytest.raises(lw.WorkerCrashed) as info:
-        faults_worker.call("crash", {"how": "exit"})
-    tail = info.value.stderr_tail
-    assert "END-OF-FLOOD" in tail and len(tail) <= 64 * 1024
-    faults_worker.wait_ready(30)
+def test_a_stderr_flood_does_not_block_the_worker_and_the_tail_stays_bounded() -> None:
+    key, _ = faulted(Fault("crash", nth=2), capability=FAULTS)
+    with lw.Worker(key, FAST) as worker:
+        assert worker.call("stderr_flood", {"mib": 4}) == 4
+        with pytest.raises(lw.WorkerCrashed) as info:
+            worker.call("echo", "the end")
+        tail = info.value.stderr_tail
+        assert "END-OF-FLOOD" in tail and len(tail) <= 64 * 1024
 
 
 def test_output_for_a_finished_request_is_dropped_and_counted(faults_worker: lw.Worker) -> None:
@@ -98,8 +102,8 @@ def test_shutdown_reports_graceful_when_the_worker_obeys_stop() -> None:
 
 def test_shutdown_reports_terminated_when_stop_is_ignored() -> None:
     config = lw.WorkerConfig(shutdown_timeout=0.3, kill_wait=5.0)
-    worker = lw.Worker(lw.SessionKey(FAULTS), config)
-    worker.stream("hang", {"ignore_cancel": True})
+    worker = lw.Worker(faulted(Fault("hang", ignore_cancel=True))[0], config)
+    worker.stream("rows", {"count": 1})
     assert worker.shutdown().how == "terminated"
 
 
@@ -113,9 +117,9 @@ def test_shutdown_reports_killed_when_sigterm_is_ignored_too() -> None:
 
 
 def test_shutdown_reports_already_exited_after_a_crash_with_no_restart() -> None:
-    worker = lw.Worker(lw.SessionKey(FAULTS), FAST, lw.RestartPolicy(max_restarts=0))
+    worker = lw.Worker(faulted(Fault("crash"))[0], FAST, lw.RestartPolicy(max_restarts=0))
     with pytest.raises(lw.WorkerCrashed):
-        worker.call("crash", {"how": "exit"})
+        worker.call("echo", 1)
     with pytest.raises(lw.RestartLimitExceeded):
         worker.wait_ready(10)
     assert worker.shutdown().how == "already_exited"

@@ -1,4 +1,6 @@
-"""One supervised worker: every request ends in exactly one terminal outcome; rows are tentative until success."""
+"""One supervised worker: every request ends in exactly one terminal outcome; rows are tentative until success.
+
+Crashes and hangs are injected into the throughput fixture's real worker processes with ``leanworker.testing``."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ import threading
 import pytest
 
 import leanworker as lw
-from conftest import FAST, FAULTS, MATHLIB, THROUGHPUT
+from conftest import FAST, FAULTS, MATHLIB, THROUGHPUT, faulted
+from leanworker.testing import Fault
 
 
 def test_index_on_the_fallback_modules_streams_47_rows_and_commits(mathlib_worker: lw.Worker) -> None:
@@ -50,47 +53,53 @@ def test_metadata_and_doctor_are_typed(mathlib_worker: lw.Worker) -> None:
     assert report.ok and {c.name for c in report.checks} >= {"python", "session", "simulation"}
 
 
-@pytest.mark.parametrize("how", ["exit", "signal", "abort"])
-def test_crash_mid_stream_gives_worker_crashed_and_rows_stay_uncommitted(faults_worker: lw.Worker, how: str) -> None:
-    first_pid = faults_worker.snapshot().pid
-    stream = faults_worker.stream("crash", {"after_rows": 5, "how": how})
-    rows = []
-    with pytest.raises(lw.WorkerCrashed) as info:
-        for row in stream:
-            rows.append(row)
-    assert len(rows) == 5, "rows that arrived before the crash were delivered, as tentative"
-    assert not stream.committed and stream.outcome == "crashed" and stream.summary is None
-    if how == "exit":
-        assert info.value.exit_code == 3
-    else:
-        assert info.value.signal in (6, 9)
-    assert faults_worker.wait_ready(30) >= 2
-    assert faults_worker.call("echo", "after") == "after"
-    snapshot = faults_worker.snapshot()
-    assert snapshot.pid != first_pid and snapshot.restarts == {"crash": 1}
+@pytest.mark.parametrize(("how", "exit_code", "signal"), [("exit", 3, None), ("signal", None, 9), ("abort", None, 6)])
+def test_crash_mid_stream_gives_worker_crashed_and_rows_stay_uncommitted(how: str, exit_code: int | None,
+                                                                        signal: int | None) -> None:
+    key, plan = faulted(Fault("crash", command="rows", after_rows=5, how=how))
+    with lw.Worker(key, FAST) as worker:
+        first_pid = worker.snapshot().pid
+        stream = worker.stream("rows", {"count": 50})
+        rows = []
+        with pytest.raises(lw.WorkerCrashed) as info:
+            for row in stream:
+                rows.append(row)
+        assert [r.payload["i"] for r in rows] == [0, 1, 2, 3, 4], "rows that arrived before the crash: tentative"
+        assert not stream.committed and stream.outcome == "crashed" and stream.summary is None
+        assert (info.value.exit_code, info.value.signal) == (exit_code, signal)
+        assert "injected crash" in info.value.stderr_tail
+        assert worker.wait_ready(30) >= 2
+        assert worker.call("echo", "after") == "after"
+        snapshot = worker.snapshot()
+        assert snapshot.pid != first_pid and snapshot.restarts == {"crash": 1}
+    assert [(f.kind, f.nth, f.pid) for f in plan.fired()] == [("crash", 1, first_pid)]
 
 
-def test_hang_then_timeout_kills_and_replaces_the_worker(faults_worker: lw.Worker) -> None:
-    pid = faults_worker.snapshot().pid
-    stream = faults_worker.stream("hang", {"after_rows": 2}, timeout=0.5)
-    with pytest.raises(lw.RequestTimeout):
-        stream.collect()
-    assert stream.outcome == "timeout" and not stream.committed
-    faults_worker.wait_ready(30)
-    assert faults_worker.call("echo", 1) == 1 and faults_worker.snapshot().pid != pid
-    assert faults_worker.snapshot().restarts == {"timeout": 1}
+def test_hang_then_timeout_kills_and_replaces_the_worker() -> None:
+    key, _ = faulted(Fault("hang", nth=1, after_rows=2))
+    with lw.Worker(key, FAST) as worker:
+        pid = worker.snapshot().pid
+        stream = worker.stream("rows", {"count": 10}, timeout=0.5)
+        with pytest.raises(lw.RequestTimeout):
+            stream.collect()
+        assert stream.outcome == "timeout" and not stream.committed
+        worker.wait_ready(30)
+        assert worker.call("echo", 1) == 1 and worker.snapshot().pid != pid
+        assert worker.snapshot().restarts == {"timeout": 1}
 
 
-def test_cooperative_cancel_ends_cancelled_and_keeps_the_worker_warm(faults_worker: lw.Worker) -> None:
-    pid = faults_worker.snapshot().pid
-    stream = faults_worker.stream("hang", {"after_rows": 3})
-    rows = [next(stream) for _ in range(3)]
-    stream.cancel()
-    assert list(stream) == [] and stream.outcome == "cancelled" and not stream.committed
-    assert len(rows) == 3
-    assert faults_worker.call("echo", "warm") == "warm"
-    snapshot = faults_worker.snapshot()
-    assert snapshot.pid == pid and snapshot.generation == 1 and snapshot.restarts == {}
+def test_cooperative_cancel_ends_cancelled_and_keeps_the_worker_warm() -> None:
+    key, _ = faulted(Fault("hang", nth=1, after_rows=3))
+    with lw.Worker(key, FAST) as worker:
+        pid = worker.snapshot().pid
+        stream = worker.stream("rows", {"count": 10})
+        rows = [next(stream) for _ in range(3)]
+        stream.cancel()
+        assert list(stream) == [] and stream.outcome == "cancelled" and not stream.committed
+        assert len(rows) == 3
+        assert worker.call("echo", "warm") == "warm"
+        snapshot = worker.snapshot()
+        assert snapshot.pid == pid and snapshot.generation == 1 and snapshot.restarts == {}
 
 
 def test_leaving_the_with_block_early_cancels_and_frees_the_worker(mathlib_worker: lw.Worker) -> None:
@@ -102,59 +111,67 @@ def test_leaving_the_with_block_early_cancels_and_frees_the_worker(mathlib_worke
     assert mathlib_worker.snapshot().generation == 1
 
 
-def test_a_worker_that_ignores_cancel_is_killed_and_replaced(faults_worker: lw.Worker) -> None:
-    pid = faults_worker.snapshot().pid
-    stream = faults_worker.stream("hang", {"after_rows": 1, "ignore_cancel": True})
-    next(stream)
-    stream.cancel()
-    assert stream.collect() == [], "after the caller's cancel, iteration ends quietly"
-    assert stream.outcome == "cancelled" and not stream.committed
-    assert isinstance(stream.error, lw.Cancelled) and "ignored cancel" in str(stream.error)
-    faults_worker.wait_ready(30)
-    assert faults_worker.call("echo", 1) == 1
-    snapshot = faults_worker.snapshot()
-    assert snapshot.pid != pid and snapshot.restarts == {"cancel": 1}
+def test_a_worker_that_ignores_cancel_is_killed_and_replaced() -> None:
+    key, _ = faulted(Fault("hang", nth=1, after_rows=1, ignore_cancel=True))
+    with lw.Worker(key, FAST) as worker:
+        pid = worker.snapshot().pid
+        stream = worker.stream("rows", {"count": 10})
+        next(stream)
+        stream.cancel()
+        assert stream.collect() == [], "after the caller's cancel, iteration ends quietly"
+        assert stream.outcome == "cancelled" and not stream.committed
+        assert isinstance(stream.error, lw.Cancelled) and "ignored cancel" in str(stream.error)
+        worker.wait_ready(30)
+        assert worker.call("echo", 1) == 1
+        snapshot = worker.snapshot()
+        assert snapshot.pid != pid and snapshot.restarts == {"cancel": 1}
 
 
-def test_a_second_concurrent_request_is_refused_with_worker_busy(faults_worker: lw.Worker) -> None:
-    with faults_worker.stream("hang", {"after_rows": 0}):
-        with pytest.raises(lw.WorkerBusy):
-            faults_worker.call("echo", 1)
-    assert faults_worker.call("echo", 1) == 1
+def test_a_second_concurrent_request_is_refused_with_worker_busy() -> None:
+    key, _ = faulted(Fault("hang", nth=1))
+    with lw.Worker(key, FAST) as worker:
+        with worker.stream("rows", {"count": 1}):
+            with pytest.raises(lw.WorkerBusy):
+                worker.call("echo", 1)
+        assert worker.call("echo", 1) == 1
 
 
-def test_every_request_ends_in_exactly_one_terminal_outcome(faults_worker: lw.Worker) -> None:
+def test_every_request_ends_in_exactly_one_terminal_outcome() -> None:
+    key, _ = faulted(Fault("hang", nth=2, after_rows=1), Fault("crash", nth=3, after_rows=1),
+                     capability=FAULTS)
     cases = [
         ("echo", 1, None, "ok"),
+        ("slow_rows", {"count": 3, "delay_ms": 1}, 0.3, "timeout"),
+        ("slow_rows", {"count": 3, "delay_ms": 1}, None, "crashed"),
         ("raise", {}, None, "error"),
-        ("hang", {"after_rows": 1}, 0.3, "timeout"),
-        ("crash", {"after_rows": 1}, None, "crashed"),
         ("slow_rows", {"count": 2, "delay_ms": 1}, None, "ok"),
     ]
     outcomes = []
-    for command, request, timeout, expected in cases:
-        faults_worker.wait_ready(30)
-        stream = faults_worker.stream(command, request, timeout=timeout)
-        try:
-            stream.collect()
-        except lw.LeanWorkerError:
-            pass
-        outcomes.append(stream.outcome)
-        assert stream.committed == (expected == "ok")
+    with lw.Worker(key, FAST) as worker:
+        for command, request, timeout, expected in cases:
+            worker.wait_ready(30)
+            stream = worker.stream(command, request, timeout=timeout)
+            try:
+                stream.collect()
+            except lw.LeanWorkerError:
+                pass
+            outcomes.append(stream.outcome)
+            assert stream.committed == (expected == "ok")
+        snapshot = worker.snapshot()
     assert outcomes == [c[3] for c in cases]
-    snapshot = faults_worker.snapshot()
     assert snapshot.requests_ok == 2 and snapshot.requests_failed == 3
 
 
 def test_restart_intensity_exhaustion_gives_restart_limit_exceeded() -> None:
     policy = lw.RestartPolicy(max_restarts=2, restart_window=60.0)
-    with lw.Worker(lw.SessionKey(FAULTS), FAST, policy) as worker:
+    key, _ = faulted(Fault("crash", command="rows"))
+    with lw.Worker(key, FAST, policy) as worker:
         for _ in range(2):
             with pytest.raises(lw.WorkerCrashed):
-                worker.call("crash", {"how": "exit"})
+                worker.call("rows")
             worker.wait_ready(30)
         with pytest.raises(lw.WorkerCrashed):
-            worker.call("crash", {"how": "exit"})
+            worker.call("rows")
         with pytest.raises(lw.RestartLimitExceeded) as info:
             worker.wait_ready(30)
         assert info.value.retry_after is not None and 0 < info.value.retry_after <= 60
@@ -176,8 +193,9 @@ def test_backpressure_bounds_the_buffer_and_loses_nothing() -> None:
 
 
 def test_shutdown_ends_a_request_in_flight_with_a_typed_outcome() -> None:
-    worker = lw.Worker(lw.SessionKey(FAULTS), FAST)
-    stream = worker.stream("hang", {"after_rows": 0})
+    key, _ = faulted(Fault("hang"))
+    worker = lw.Worker(key, FAST)
+    stream = worker.stream("rows", {"count": 1})
     report = worker.shutdown()
     assert report.how == "graceful"
     with pytest.raises(lw.WorkerClosed):
