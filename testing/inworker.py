@@ -142,6 +142,10 @@ class FaultingContext:
         return self._ctx.request_id
 
     @property
+    def max_frame_bytes(self) -> int:
+        return self._ctx.max_frame_bytes
+
+    @property
     def cancelled(self) -> bool:
         return self._ctx.cancelled
 
@@ -170,6 +174,9 @@ class FaultingContext:
     def fire(self) -> None:
         self.fired = True
         fire(self._directive, self._ctx)
+
+    def __getattr__(self, name: str) -> Any:  # what a later host adds to its ctx reaches the command unchanged
+        return getattr(self._ctx, name)
 
 
 def serve_with_faults(function: CommandFunction) -> CommandFunction:
