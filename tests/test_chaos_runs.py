@@ -4,6 +4,7 @@ Chaos runs). On Ray (``node_lost``): test_scaleout.py."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -57,3 +58,20 @@ def test_a_plan_installed_everywhere_reaches_a_run_started_without_faults() -> N
         assert all(r.committed for r in run)
     assert run.summary is not None and run.summary.retries == 1
     assert [f.kind for f in run.summary.faults] == ["crash"]
+
+
+def test_the_asyncio_runner_takes_the_same_faults() -> None:
+    plan = FaultPlan([Fault("crash", key=MATHLIB)])  # every attempt of the key crashes: everything is lost to it
+
+    async def main() -> lw.RunSummary | None:
+        config = lw.PoolConfig(max_workers=1, worker=lw.WorkerConfig(request_timeout=10, kill_wait=3))
+        async with lw.AsyncWorkerPool(config) as pool:
+            async with pool.run(batches("Mathlib", ["Mathlib.A", "Mathlib.B"]), "index", retries=0,
+                                faults=plan) as run:
+                results = [result async for result in run]
+        assert all(r.injected and isinstance(r.error, lw.WorkerCrashed) for r in results)
+        return run.summary
+
+    summary = asyncio.run(main())
+    assert summary is not None and sorted(summary.injected) == ["Mathlib.A", "Mathlib.B"]
+    assert summary.quarantined == () and [f.kind for f in summary.faults] == ["crash"] * 3
