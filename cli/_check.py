@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from leanworker.cli._chaos import add_chaos_arguments, chaos_json, chaos_line, chaos_plan
 from leanworker.cli._output import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -43,6 +44,7 @@ from leanworker.cli._values import positive_float, positive_int
 
 VERDICTS = ("ok", "sorry", "error")  # a Lean verdict; any other status means the item could not be checked
 UNCHECKED_SHOWN = 10
+CHAOS_REQUEST_TIMEOUT = 30.0  # seconds an item may take with --chaos, at least: an injected hang ends there
 SIMULATED_NOTE = "SIMULATED: these verdicts come from leanworker's REPL simulator, not from Lean"
 
 
@@ -80,6 +82,7 @@ def add_check_command(add: Callable[..., argparse.ArgumentParser]) -> None:
     check.add_argument("--resume", action="store_true",
                        help="skip the items whose id and code already have a result in --output (default: off: "
                             "--output starts afresh)")
+    add_chaos_arguments(check)
     check.set_defaults(handler=run_check)
 
 
@@ -165,6 +168,7 @@ def run_check(args: argparse.Namespace) -> int:
     import leanworker as lw
 
     check_mode_options(args)
+    faults = chaos_plan(args)
     workspace = str(existing_directory(args.workspace, "--workspace")) if args.workspace else None
     items = read_items(readable_file(args.items, "ITEMS"), paths=args.mode == "file", workspace=workspace)
     command = resolve_lean(args, workspace) if args.mode == "file" else resolve_repl(args, workspace)
@@ -172,14 +176,16 @@ def run_check(args: argparse.Namespace) -> int:
     output = writable_file(args.output, "--output") if args.output else None
     earlier = resume(output, items) if output is not None and args.resume else None
     todo = [item for item in items if earlier is None or item.key not in earlier.done]
-    report = _Report(args, items, todo, simulated, dict(earlier.statuses) if earlier else {})
+    report = _Report(args, items, todo, simulated, dict(earlier.statuses) if earlier else {}, faults)
     if not todo:
         return report.finish()
     plan = plan_checks(args, todo, workspace, command)
     writer: ResultWriter | None = None
     interrupts = args.interrupts
     bar = _CheckBar(len(todo)) if not args.json and sys.stderr.isatty() else None
-    config = lw.PoolConfig(max_workers=args.workers, worker=lw.WorkerConfig(request_timeout=None))
+    # an item has its own deadline in the REPL; an injected hang has none but the request's (CHAOS_REQUEST_TIMEOUT)
+    timeout = None if faults is None else max(CHAOS_REQUEST_TIMEOUT, 2 * (args.timeout or 0.0))
+    config = lw.PoolConfig(max_workers=args.workers, worker=lw.WorkerConfig(request_timeout=timeout))
     try:
         with lw.WorkerPool(config) as pool:
             open_first_session(pool, plan.batches, "check")
@@ -187,7 +193,7 @@ def run_check(args: argparse.Namespace) -> int:
                 writer = ResultWriter.to_file(output, append=earlier is not None)
             elif not args.json:
                 writer = ResultWriter(sys.stdout, owned=False)
-            with pool.run(plan.batches, "check", plan.request) as run:
+            with pool.run(plan.batches, "check", plan.request, faults=faults) as run:
                 interrupts.cancel_with(run.cancel)
                 for result in run:
                     report.take(result, todo, plan.row, writer)
@@ -219,8 +225,9 @@ class _Report:
     """Counts results as they come and prints the end: a table (or JSON), and the unchecked items."""
 
     def __init__(self, args: argparse.Namespace, items: list[Item], todo: list[Item], simulated: bool,
-                 by_status: dict[str, int]) -> None:
+                 by_status: dict[str, int], faults: Any = None) -> None:
         self.args = args
+        self.faults = faults  # the --chaos plan, or None
         self.items = items
         self.todo = todo
         self.simulated = simulated
@@ -236,7 +243,8 @@ class _Report:
         if not result.committed:
             error = result.error
             text = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
-            self.unchecked += [{"id": todo[int(i)].id, "error": text} for i in result.modules]
+            self.unchecked += [{"id": todo[int(i)].id, "error": text, **({"injected": True} if result.injected else {})}
+                               for i in result.modules]
             self.done_now += len(result.modules)
             return
         for row in result.rows:
@@ -267,6 +275,8 @@ class _Report:
             "checked": self.checked, "by_status": self.by_status, "unchecked": self.unchecked,
             "sessions_opened": self.sessions_opened,
             "output": self.args.output}
+        if self.faults is not None:
+            data["chaos"] = chaos_json(self.args, self.faults, [str(u["id"]) for u in self.unchecked if u.get("injected")])
         if self.args.json and self.args.output is None:
             data["results"] = self.results
         return data
@@ -281,14 +291,20 @@ class _Report:
             print(f"nothing left to check: all {plural(len(self.items), 'item')} have results in "
                   f"{self.args.output}", file=out)
         statuses = sorted(self.by_status)
-        print(table(["items", "done before", "checked", *statuses, "not checked"],
+        injected = [u for u in self.unchecked if u.get("injected")]
+        chaos = self.faults is not None  # with --chaos: items lost to injected faults, apart
+        print(table(["items", "done before", "checked", *statuses, "not checked", *(["injected"] if chaos else [])],
                     [[str(len(self.items)), str(self.skipped), str(self.checked),
-                      *(str(self.by_status[s]) for s in statuses), str(len(self.unchecked))]]), file=out)
+                      *(str(self.by_status[s]) for s in statuses), str(len(self.unchecked)),
+                      *([str(len(injected))] if chaos else [])]]), file=out)
+        if chaos:
+            print(chaos_line(self.args, self.faults, len(injected), "items"), file=out)
         if self.simulated:
             print(SIMULATED_NOTE, file=out)
         width = terminal_width()
         for entry in self.unchecked[:UNCHECKED_SHOWN]:
-            print(elide(f"not checked: {entry['id']}: {entry['error']}", width), file=sys.stderr)
+            why = " (an injected fault)" if entry.get("injected") else ""
+            print(elide(f"not checked{why}: {entry['id']}: {entry['error']}", width), file=sys.stderr)
         if len(self.unchecked) > UNCHECKED_SHOWN:
             print(f"... {len(self.unchecked) - UNCHECKED_SHOWN} more not checked (--json lists every one)",
                   file=sys.stderr)

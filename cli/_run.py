@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from leanworker.cli._chaos import add_chaos_arguments, chaos_json, chaos_line, chaos_plan
 from leanworker.cli._output import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -68,6 +69,7 @@ def add_run_command(add: Callable[..., argparse.ArgumentParser]) -> None:
                      help="run on a Ray cluster (needs leanworker[ray]): HOST:PORT, 'auto' for one started with "
                           "`ray start` here, or 'local' for a one-machine cluster for this run; docs/distributed.md "
                           "(default: a local pool, no Ray)")
+    add_chaos_arguments(run)
     run.set_defaults(handler=run_plan_command)
 
 
@@ -75,6 +77,7 @@ def check_arguments(args: argparse.Namespace) -> None:
     """Everything that can be checked before discovery: one line and exit status 2 on the first problem."""
     if args.resume and args.output is None:
         raise UsageError("--resume needs --output")
+    chaos_plan(args)  # --seed without --chaos
     if args.output is not None:
         writable_file(args.output, "--output")
     if args.ray is not None:
@@ -99,24 +102,27 @@ def run_plan_command(args: argparse.Namespace) -> int:
     failures: list[dict[str, Any]] = []
     stopped: str | None = None
     bar = None if args.json or not sys.stderr.isatty() else _RunBar(plan.module_count)
+    faults = chaos_plan(args)
     try:
         with _runner(args, lw.PoolConfig(max_workers=args.workers)) as pool:
             if args.ray is None:
                 with spinner(args, "opening the first session..."):
                     open_first_session(pool, plan.batches, args.command)
             opened_before = pool.snapshot().sessions_opened if args.ray is None else 0  # the first, for the bar
-            with pool.run(plan, args.command, retries=args.retries, output=args.output, resume=args.resume) as run:
+            with pool.run(plan, args.command, retries=args.retries, output=args.output, resume=args.resume,
+                          faults=faults) as run:
                 interrupts.cancel_with(run.cancel)
                 committed = 0
                 for result in run:
-                    stopped = shared_failure(result, plan.batches, committed)
+                    stopped = None if result.injected else shared_failure(result, plan.batches, committed)
                     if stopped is not None:
                         run.cancel()
                         break
                     committed += result.committed
                     if not result.committed:
                         failures.append({"modules": list(result.modules), "error": type(result.error).__name__,
-                                         "message": str(result.error)})
+                                         "message": str(result.error),
+                                         **({"injected": True} if result.injected else {})})
                     if bar is not None:
                         bar.update(run.progress, opened_before)
             interrupts.cancel_with(lambda: None)  # a Ctrl-C from here on waits for the workers to stop
@@ -135,9 +141,12 @@ def run_plan_command(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"status": "ok" if ok else "failed", "plan": plan.fingerprint, "modules": plan.module_count,
                    "summary": summary_json(summary), "failures": failures,
-                   "diagnostics": [vars(d) for d in project.diagnostics], "output": args.output})
+                   "diagnostics": [vars(d) for d in project.diagnostics], "output": args.output,
+                   **({"chaos": chaos_json(args, faults, summary.injected)} if faults is not None else {})})
     else:
         print_summary(args, summary, failures)
+        if faults is not None:
+            print(chaos_line(args, faults, len(summary.injected), "modules"))
     return EXIT_OK if ok else EXIT_FAILED
 
 
@@ -149,20 +158,24 @@ def _with_sessions(summary: Any, pool: Any, args: argparse.Namespace) -> Any:
 
 
 def summary_json(summary: Any) -> dict[str, Any]:
-    return {**vars(summary), "quarantined": list(summary.quarantined), "elapsed": round(summary.elapsed, 3)}
+    return {**vars(summary), "quarantined": list(summary.quarantined), "injected": list(summary.injected),
+            "faults": [fault.as_dict() for fault in summary.faults], "elapsed": round(summary.elapsed, 3)}
 
 
 def print_summary(args: argparse.Namespace, summary: Any, failures: list[dict[str, Any]]) -> None:
+    chaos = getattr(args, "chaos", None) is not None  # with --chaos: modules lost to injected faults, apart
     print(table(["batches", "committed", "failed", "skipped", "rows", "sessions", "retries", "quarantined",
-                 "elapsed"],
+                 *(["injected"] if chaos else []), "elapsed"],
                 [[str(summary.batches_total), str(summary.batches_committed), str(summary.batches_failed),
                   str(summary.batches_skipped), str(summary.rows), str(summary.sessions_opened),
-                  str(summary.retries), str(len(summary.quarantined)), f"{summary.elapsed:.1f} s"]]))
+                  str(summary.retries), str(len(summary.quarantined)),
+                  *([str(len(summary.injected))] if chaos else []), f"{summary.elapsed:.1f} s"]]))
     width = terminal_width()
     for failure in failures[:FAILURES_SHOWN]:
         modules = ", ".join(failure["modules"][:3]) + (" ..." if len(failure["modules"]) > 3 else "")
         message = failure["message"].strip().splitlines()[0] if failure["message"].strip() else ""
-        print(elide(f"failed: {modules}: {failure['error']}: {message}", width), file=sys.stderr)
+        lost = "lost to an injected fault" if failure.get("injected") else "failed"
+        print(elide(f"{lost}: {modules}: {failure['error']}: {message}", width), file=sys.stderr)
     if len(failures) > FAILURES_SHOWN:
         print(f"... {len(failures) - FAILURES_SHOWN} more failures (--json lists every one)", file=sys.stderr)
     if args.output and summary.batches_committed:
