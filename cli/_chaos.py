@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from leanworker.cli._output import UsageError
+from leanworker.cli._output import UsageError, plural
 from leanworker.cli._values import non_negative_int
 
 
@@ -57,5 +57,5 @@ def chaos_line(args: argparse.Namespace, plan: Any, lost: int, what: str) -> str
     """One line for a terminal: the faults that fired, by kind, and what they cost."""
     kinds = Counter(fault.kind for fault in plan.fired())
     fired = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items())) or "none"
-    return (f"chaos (rate {args.chaos:g}, seed {plan.seed}): faults injected: {fired}; {lost} {what} lost to them "
-            f"(not counted as real failures; --json lists every fault)")
+    return (f"chaos (rate {args.chaos:g}, seed {plan.seed}): faults injected: {fired}; {plural(lost, what)} lost to "
+            f"them (not counted as real failures; --json lists every fault)")

@@ -298,7 +298,7 @@ class _Report:
                       *(str(self.by_status[s]) for s in statuses), str(len(self.unchecked)),
                       *([str(len(injected))] if chaos else [])]]), file=out)
         if chaos:
-            print(chaos_line(self.args, self.faults, len(injected), "items"), file=out)
+            print(chaos_line(self.args, self.faults, len(injected), "item"), file=out)
         if self.simulated:
             print(SIMULATED_NOTE, file=out)
         width = terminal_width()

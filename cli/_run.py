@@ -146,7 +146,7 @@ def run_plan_command(args: argparse.Namespace) -> int:
     else:
         print_summary(args, summary, failures)
         if faults is not None:
-            print(chaos_line(args, faults, len(summary.injected), "modules"))
+            print(chaos_line(args, faults, len(summary.injected), "module"))
     return EXIT_OK if ok else EXIT_FAILED
 
 
