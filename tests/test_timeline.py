@@ -142,7 +142,7 @@ def test_tooltips_name_the_lane_request_key_command_and_outcome(events: list[Tra
     pattern = re.compile(r"^slot\d+ g\d+, request \d+: command \S+, outcome \w+; key leanworker\.fixtures\.\w+:"
                          r"capability, (imports \S+|no imports); [0-9.]+ ms from [0-9.]+ (ms|s)$")
     assert all(pattern.match(tip) for tip in tips), [t for t in tips if not pattern.match(t)]
-    assert any("command hang, outcome timeout; key leanworker.fixtures.faults:capability, imports Left" in tip
+    assert any("command echo, outcome timeout; key leanworker.fixtures.faults:capability, imports Left" in tip
                for tip in tips)
 
 
