@@ -175,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except UsageError as exc:
             return fail(args, "usage", str(exc), EXIT_USAGE)
         except KeyboardInterrupt:
-            print(f"leanworker {command_name(args)}: interrupted before any work was committed", file=sys.stderr)
+            print(f"leanworker {command_name(args)}: interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
         except BrokenPipeError:  # the reader (say, `head`) stopped reading: not an error of ours
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stdout for the rest of the process
