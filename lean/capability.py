@@ -15,9 +15,9 @@ from typing import Any
 from leanworker.errors import CommandError, InvalidModuleName
 from leanworker.host import Capability, Context, SessionSpec
 from leanworker.lean.driver import DEFAULT_MAX_ANSWER_BYTES, encode_request
-from leanworker.lean.faults import ReplCancelled, ReplError, stderr_summary
+from leanworker.lean.faults import ReplBadAnswer, ReplCancelled, ReplError, stderr_summary
 from leanworker.lean.orphans import OrphanSweeper, become_subreaper
-from leanworker.lean.rows import encoded_size, fit_row
+from leanworker.lean.rows import RESULT_DEPTH, ROW_DEPTH, encoded_size, fit_row, wire_problem
 from leanworker.lean.session import DEFAULT_IMPORT_TIMEOUT, ReplSession, find_repl
 from leanworker.lean.toolchain import find_toolchain
 from leanworker.lean.verdict import status_of, verdict
@@ -30,7 +30,8 @@ repl = Capability("leanworker.lean:repl", version="0.2.0",
                   description="the Lean REPL (leanprover-community/repl), one warm REPL per session")
 
 _RUN_FAULT_CODES = {"timeout": "repl_timeout", "repl_exited": "repl_crashed", "out_of_step": "repl_out_of_step",
-                    "answer_too_large": "answer_too_large", "repl_unavailable": "repl_unavailable"}
+                    "answer_too_large": "answer_too_large", "repl_unavailable": "repl_unavailable",
+                    "bad_answer": "repl_bad_answer"}
 
 
 def _positive_option(options: dict[str, Any], name: str, default: float | None) -> float | None:
@@ -83,6 +84,9 @@ def run(ctx: Context, request: Any) -> Any:
     except ReplError as exc:
         code = _RUN_FAULT_CODES.get(exc.reason, "repl_crashed")
         raise CommandError(code, f"{exc} (the next request gets a fresh REPL)") from None
+    problem = wire_problem(answer, "answer", RESULT_DEPTH)
+    if problem is not None:
+        raise CommandError("repl_bad_answer", f"the worker protocol cannot carry the REPL's answer: {problem}")
     if encoded_size(answer) > ctx.max_frame_bytes - 1024:
         raise CommandError("answer_too_large", f"the REPL's answer does not fit in one frame of "
                                                f"{ctx.max_frame_bytes} bytes (WorkerConfig.max_frame_bytes)")
@@ -144,7 +148,11 @@ def check_item(session: ReplSession, item: dict[str, Any], timeout: float | None
     row: dict[str, Any] = {"id": item.get("id")}
     try:
         answer = session.exchange(session.item_body(item["code"]), timeout, cancelled)
-        row.update(verdict(answer))
+        found = verdict(answer)
+        problem = wire_problem(found, "answer", ROW_DEPTH)
+        if problem is not None:
+            raise ReplBadAnswer(f"the worker protocol cannot carry the REPL's answer: {problem}")
+        row.update(found)
         row["_answer_bytes"] = session.last_answer_bytes
     except ReplCancelled:
         return None

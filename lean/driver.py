@@ -21,6 +21,7 @@ import queue
 import select
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 from leanworker.actors.core.process_tree import kill_tree, spawn_group
 from leanworker.lean.faults import (
     ReplAnswerTooLarge,
+    ReplBadAnswer,
     ReplCancelled,
     ReplError,
     ReplExited,
@@ -40,7 +42,7 @@ from leanworker.lean.faults import (
 from leanworker.lean.framing import EmptyLine, Overflow
 from leanworker.lean.matching import EnvLedger, is_fence_answer, looks_like_fence_answer, new_fence
 from leanworker.lean.orphans import OrphanSweeper
-from leanworker.lean.reader import Closed, Exited, ReplReader
+from leanworker.lean.reader import CLOSED_WHILE_IDLE, STDERR_END_WAIT, Closed, Exited, ReplReader
 
 DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024
 _CANCEL_POLL = 0.1
@@ -114,9 +116,11 @@ class ReplProcess:
         if self._dead:
             raise ReplExited("the REPL was already stopped", exit_status=self.exit_status)
         unsolicited = self.reader.unsolicited
+        if unsolicited is None and self.reader.output_ended():
+            unsolicited = CLOSED_WHILE_IDLE
         if unsolicited is not None:
             self.kill()
-            raise ReplUnsolicited(f"the REPL wrote {unsolicited}; it was replaced before this request was sent")
+            raise ReplUnsolicited(f"the REPL {unsolicited}; it was replaced before this request was sent")
         expectation = self.ledger.expect(body)
         deadline = None if timeout is None else time.monotonic() + timeout
         self.reader.expect(2)
@@ -187,6 +191,9 @@ class ReplProcess:
             head = data[:60].decode("utf-8", errors="replace")
             raise ReplOutOfStep(f"the REPL wrote something that is not a JSON answer ({exc.__class__.__name__} "
                                 f"at {head!r}...)") from None
+        except RecursionError:  # valid JSON, but nested deeper than the parser recurses: its env cannot be read
+            raise ReplBadAnswer(f"the REPL's answer ({_mib(len(data))}) is JSON nested too deeply to read (about "
+                                f"{sys.getrecursionlimit()} levels or more); it was stopped") from None
 
     def _wait_slice(self, deadline: float | None, timeout: float | None,
                     cancelled: Callable[[], bool] | None) -> float | None:
@@ -201,15 +208,18 @@ class ReplProcess:
         return min(left, _CANCEL_POLL) if cancelled is not None else left
 
     def _raise_exited(self, deadline: float | None, when: str) -> None:
-        try:
-            status = self.process.wait(timeout=_CLOSE_WAIT if deadline is None
-                                       else max(0.0, min(_CLOSE_WAIT, deadline - time.monotonic())))
-        except subprocess.TimeoutExpired:
+        """The write failed: report the exit as the reader sees it (reaped, stderr read to its end), waiting for it
+        at most until the deadline or :data:`_CLOSE_WAIT` plus the time stderr may take to end."""
+        wait = _CLOSE_WAIT + STDERR_END_WAIT
+        if deadline is not None:
+            wait = max(0.0, min(wait, deadline - time.monotonic()))
+        event = self.reader.wait_exited(wait)
+        if not isinstance(event, Exited):
             raise ReplExited(f"the REPL stopped reading its input {when} (it was stopped)",
-                             stderr=self.stderr_text()) from None
-        self.exit_status = status
-        raise ReplExited(f"the REPL {describe_exit(status)} {when}{stderr_summary(self.stderr_text())}",
-                         exit_status=status, stderr=self.stderr_text())
+                             stderr=self.stderr_text())
+        self.exit_status = event.status
+        raise ReplExited(f"the REPL {describe_exit(event.status)} {when}{stderr_summary(self.stderr_text())}",
+                         exit_status=event.status, stderr=self.stderr_text())
 
     # -- the end --------------------------------------------------------------------------------------------------
 

@@ -13,13 +13,29 @@ from typing import Any
 
 import cbor2
 
+from leanworker.errors import NotPlainData
+from leanworker.protocol.plain import MAX_DEPTH, check_plain
+
 TEXT_CAP = 16 * 1024
+ROW_DEPTH = MAX_DEPTH - 2  # a row nests inside the rows frame and its payloads
+RESULT_DEPTH = MAX_DEPTH - 1  # a command's result nests inside the done frame
 FRAME_HEADROOM = 1024  # the rows frame's own fields around the payload
 _LISTS = ("messages", "sorries")
 
 
 def encoded_size(value: Any) -> int:
     return len(cbor2.dumps(value))
+
+
+def wire_problem(value: Any, where: str, max_depth: int) -> str | None:
+    """Why the worker protocol cannot carry ``value`` (a lone UTF-16 surrogate in a text, an int past 2**64,
+    nesting past the protocol's depth), naming the part with ``where`` as its root, or None. JSON can hold all of
+    these; a frame cannot."""
+    try:
+        check_plain(value, where, max_depth)
+    except NotPlainData as exc:
+        return str(exc)
+    return None
 
 
 def fit_row(row: dict[str, Any], max_bytes: int, answer_bytes: int | None = None) -> dict[str, Any]:

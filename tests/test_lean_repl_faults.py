@@ -135,6 +135,52 @@ def test_verdicts_stay_their_own_across_later_check_calls(worker: lw.Worker) -> 
         assert [rows[1]["status"], rows[3]["status"]] == ["crashed", "crashed"]
 
 
+
+def test_a_fake_fence_answer_printed_by_an_item_is_never_taken_for_the_fence(worker: lw.Worker) -> None:
+    # Lean code cannot know the fence's nonce: a fence answer it makes up, before or after its own answer, leaves
+    # two answers where one belongs, so that item is in doubt and the rest keep their own verdicts.
+    rows, meta = check(worker, ["TAG:a", "TAG:b fake:fence-forge", "TAG:c", "TAG:d fake:fence-forge=after",
+                                "TAG:e sorry"])
+    assert own(rows[0], "a") and own(rows[2], "c") and own(rows[4], "e", "sorry")
+    for victim in (rows[1], rows[3]):
+        assert victim["status"] == "crashed" and victim["reason"] == "out_of_step" and victim["messages"] == []
+        assert_readable(victim)
+    assert "another fence" in rows[3]["error"] and meta["repl_restarts"] == 2
+
+
+def test_an_answer_written_a_byte_at_a_time_is_read_whole(worker: lw.Worker) -> None:
+    rows, meta = check(worker, ["TAG:a fake:dribble", "TAG:b sorry fake:dribble", "TAG:c"])
+    assert own(rows[0], "a") and own(rows[1], "b", "sorry") and own(rows[2], "c")
+    assert meta["repl_restarts"] == 0
+
+
+def test_a_cancel_between_an_answer_and_its_fence_stops_that_repl_and_later_verdicts_are_their_own(
+        state: Path) -> None:
+    config = lw.WorkerConfig(startup_timeout=10.0, request_timeout=20.0, cancel_grace=10.0, kill_wait=3.0)
+    with lw.Worker(fake_key(state), config) as worker:
+        stream = worker.stream("check", {"items": [{"id": 0, "code": "TAG:a fake:slow-fence=60000"},
+                                                   {"id": 1, "code": "TAG:b"}], "timeout": None})
+        assert wait_for(lambda: events(state) == ["fence-wait"], timeout=10), "the answer is in, its fence is not"
+        held = [pid for pid, what in started_pids(state).items() if what == "repl"]
+        stream.cancel()
+        assert list(stream) == [] and stream.outcome == "cancelled"
+        assert wait_for(lambda: all(pid_gone(pid) for pid in held), timeout=10), "the REPL in doubt was stopped"
+        rows, _ = check(worker, ["TAG:c", "TAG:d sorry"])
+        assert own(rows[0], "c") and own(rows[1], "d", "sorry") and worker.snapshot().restarts == {}
+
+
+def test_a_repl_that_closes_its_output_but_keeps_running_is_replaced_before_the_next_item(worker: lw.Worker,
+                                                                                        state: Path) -> None:
+    rows, _ = check(worker, ["TAG:a fake:close-stdout"], timeout=30)
+    assert own(rows[0], "a")
+    assert wait_for(lambda: events(state) == ["closed"], timeout=10)
+    rows, meta = check(worker, ["TAG:b", "TAG:c sorry"], timeout=30)
+    assert own(rows[0], "b") and own(rows[1], "c", "sorry"), "the request was not in doubt: it ran on a fresh REPL"
+    assert meta["replaced_for_unsolicited_output"] == 1
+    first = min(pid for pid, what in started_pids(state).items() if what == "repl")
+    assert wait_for(lambda: pid_gone(first), timeout=10), "the REPL that went silent was stopped"
+
+
 # -- one item never sinks the batch -----------------------------------------------------------------------------------
 
 
@@ -145,6 +191,37 @@ def test_wrong_typed_fields_cost_their_item_a_typed_status_and_the_repl_stays(wo
         assert row["status"] == "crashed" and row["reason"] == "bad_answer" and detail in row["error"]
         assert_readable(row)
     assert meta["repl_restarts"] == 0, "the answers were in step: the REPL is kept"
+
+
+
+def test_an_answer_nested_too_deeply_to_read_costs_its_item_bad_answer(worker: lw.Worker) -> None:
+    # The REPL's infotree option nests as deep as the syntax does: JSON is JSON however deep, but no reader recurses
+    # for ever. The item gets a typed status, the rest their own verdicts, under check and run alike.
+    rows, meta = check(worker, ["TAG:a", "TAG:x fake:deep", "TAG:b"])
+    assert own(rows[0], "a") and own(rows[2], "b")
+    assert rows[1]["status"] == "crashed" and rows[1]["reason"] == "bad_answer" and "nested" in rows[1]["error"]
+    assert_readable(rows[1])
+    with pytest.raises(lw.CommandError) as info:
+        worker.call("run", {"cmd": "fake:deep", "env": 0})
+    assert info.value.code == "repl_bad_answer" and "nested" in info.value.message
+    assert "RecursionError" not in info.value.message
+    assert worker.call("run", {"cmd": "theorem y : True := trivial", "env": 0}) == {"env": 1}
+
+
+def test_an_answer_the_wire_cannot_carry_costs_its_item_bad_answer_and_the_repl_stays(worker: lw.Worker) -> None:
+    # A lone UTF-16 surrogate is valid JSON but no text; an integer past 2**64 has no plain CBOR form. Either would
+    # make the row unsendable: it costs its item, never the check.
+    rows, meta = check(worker, ["TAG:a", "TAG:x fake:surrogate", "TAG:b", "TAG:y fake:bignum", "TAG:c"])
+    assert own(rows[0], "a") and own(rows[2], "b") and own(rows[4], "c")
+    for row in (rows[1], rows[3]):
+        assert row["status"] == "crashed" and row["reason"] == "bad_answer" and row["messages"] == [], row
+        assert "cannot carry" in row["error"]
+        assert_readable(row)
+    assert meta["repl_restarts"] == 0, "the answers were in step: the REPL is kept"
+    for directive in ("fake:surrogate", "fake:bignum"):
+        with pytest.raises(lw.CommandError) as info:
+            worker.call("run", {"cmd": directive, "env": 0})
+        assert info.value.code == "repl_bad_answer" and "cannot carry" in info.value.message
 
 
 def test_a_10_mb_answer_keeps_its_verdict_in_a_row_cut_to_fit_the_frame(worker: lw.Worker) -> None:
@@ -257,6 +334,17 @@ def test_the_repls_own_exit_status_is_reported(worker: lw.Worker) -> None:
     assert rows[0]["exit"] == 0 and "the REPL exited with status 0 before it gave its answer" in rows[0]["error"]
     assert rows[2]["exit"] == -11 and "was killed by signal SIGSEGV (status -11)" in rows[2]["error"]
     assert own(rows[1], "b") and own(rows[3], "d")
+
+
+
+def test_a_crash_report_waits_for_the_last_words_on_stderr(worker: lw.Worker) -> None:
+    # What the REPL's tree writes to stderr as it dies can arrive after its exit is seen: the report waits (bounded)
+    # for stderr's end, so a loaded machine never loses the line that says why.
+    rows, _ = check(worker, ["TAG:a", "fake:stderr-after-exit", "TAG:b"], timeout=30)
+    assert own(rows[0], "a") and own(rows[2], "b")
+    crash = rows[1]
+    assert crash["status"] == "crashed" and crash["reason"] == "repl_exited" and crash["exit"] == 1
+    assert "last words, written after the REPL exited" in crash["error"], crash["error"]
 
 
 @pytest.mark.parametrize("ending", ["shutdown", "sigkill"])
