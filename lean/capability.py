@@ -16,8 +16,8 @@ from leanworker.errors import CommandError, InvalidModuleName
 from leanworker.host import Capability, Context, SessionSpec
 from leanworker.lean.driver import DEFAULT_MAX_ANSWER_BYTES, encode_request
 from leanworker.lean.faults import ReplBadAnswer, ReplCancelled, ReplError, stderr_summary
-from leanworker.lean.orphans import OrphanSweeper, become_subreaper
-from leanworker.lean.rows import RESULT_DEPTH, ROW_DEPTH, encoded_size, fit_row, wire_problem
+from leanworker.lean.orphans import worker_orphans
+from leanworker.lean.rows import RESULT_DEPTH, ROW_DEPTH, encoded_size, fit_row, id_problem, wire_problem
 from leanworker.lean.session import DEFAULT_IMPORT_TIMEOUT, ReplSession, find_repl
 from leanworker.lean.toolchain import find_toolchain
 from leanworker.lean.verdict import status_of, verdict
@@ -57,15 +57,7 @@ def open_session(spec: SessionSpec) -> ReplSession:
     answer_mib = _positive_option(spec.options, "max_answer_mib", DEFAULT_MAX_ANSWER_BYTES / (1024 * 1024))
     assert answer_mib is not None
     return ReplSession(argv, spec.workspace, spec.imports, import_timeout,
-                       max_answer_bytes=int(answer_mib * 1024 * 1024), orphans=_worker_orphans())
-
-
-def _worker_orphans() -> OrphanSweeper:
-    """Inside a worker: adopt the REPLs' orphans (so none escapes a kill), sparing the worker's guardian."""
-    from leanworker.host.containment import guardian_pid
-
-    guardian = guardian_pid()
-    return OrphanSweeper(adopting=become_subreaper(), spared=() if guardian is None else (guardian,))
+                       max_answer_bytes=int(answer_mib * 1024 * 1024), orphans=worker_orphans())
 
 
 @repl.command("run")
@@ -136,6 +128,9 @@ def _check_request(request: Any) -> tuple[list[dict[str, Any]], float | None]:
     for index, item in enumerate(items):
         if not isinstance(item, dict) or not isinstance(item.get("code"), str):
             raise CommandError("bad_request", f"item {index} needs a text 'code'")
+        problem = id_problem(item.get("id"))
+        if problem is not None:
+            raise CommandError("bad_request", f"item {index}'s id {problem}")
         _check_encodable({"cmd": item["code"]}, f"item {index}'s code")
     return items, None if timeout is None else float(timeout)
 

@@ -13,7 +13,8 @@ import os
 import shlex
 import shutil
 import signal
-from dataclasses import dataclass
+import stat
+from dataclasses import dataclass, field
 from typing import Any
 
 from leanworker.errors import CommandError
@@ -21,9 +22,14 @@ from leanworker.host import Capability, Context, SessionSpec
 from leanworker.host.capability import RequestCancelled
 from leanworker.lean.bounded_run import RunOutcome, run_bounded
 from leanworker.lean.lean_output import LeanOutput, verdict
+from leanworker.lean.orphans import OrphanSweeper, worker_orphans
+from leanworker.lean.rows import fit_row, id_problem
 from leanworker.lean.toolchain import LEAN_ENV, find_lean
 
 STATUSES = ("ok", "sorry", "error", "timeout", "crashed", "memory")
+PATH_MAX_BYTES = 4096
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 BAD_REQUEST = ('check takes {"items": [{"id": ..., "code": "..."} or {"id": ..., "path": "..."}], '
                '"timeout": seconds or null, "memory_mib": MiB or null}')
 
@@ -33,10 +39,12 @@ file = Capability("leanworker.lean:file", version="0.1.0",
 
 @dataclass(frozen=True)
 class FileSession:
-    """The ``lean`` command line and the workspace the checks run in."""
+    """The ``lean`` command line and the workspace the checks run in; ``orphans`` kills what an item's Lean left
+    behind outside its process group (the worker adopts such orphans)."""
 
     lean: tuple[str, ...]
     workspace: str | None
+    orphans: OrphanSweeper = field(default_factory=lambda: OrphanSweeper(adopting=False))
 
 
 @file.session
@@ -51,7 +59,7 @@ def open_session(spec: SessionSpec) -> FileSession:
                                             "that can be run here")
     if spec.workspace is not None and not os.path.isdir(spec.workspace):
         raise CommandError("bad_workspace", f"the workspace {spec.workspace!r} is not a directory")
-    return FileSession(tuple(lean), spec.workspace)
+    return FileSession(tuple(lean), spec.workspace, worker_orphans())
 
 
 def _validated(request: Any) -> tuple[list[dict[str, Any]], float | None, float | None]:
@@ -64,6 +72,13 @@ def _validated(request: Any) -> tuple[list[dict[str, Any]], float | None, float 
     for index, item in enumerate(request["items"]):
         if not isinstance(item, dict) or sum(isinstance(item.get(k), str) for k in ("code", "path")) != 1:
             raise CommandError("bad_request", f"item {index} needs exactly one of a text 'code' or 'path'")
+        problem = id_problem(item.get("id"))
+        if problem is not None:
+            raise CommandError("bad_request", f"item {index}'s id {problem}")
+        path = item.get("path")
+        if isinstance(path, str) and (not path or "\0" in path or len(path.encode(errors="replace")) > PATH_MAX_BYTES):
+            raise CommandError("bad_request", f"item {index}'s path must be a file name of 1 to {PATH_MAX_BYTES} "
+                                              "bytes without NUL")
     return request["items"], timeout, memory
 
 
@@ -77,9 +92,12 @@ def check(ctx: Context, request: Any) -> dict[str, Any]:
     counts = dict.fromkeys(STATUSES, 0)
     for index, item in enumerate(items):
         ctx.check_cancelled()
-        row = check_one(ctx, session, item, timeout, memory_mib)
+        try:
+            row = check_one(ctx, session, item, timeout, memory_mib)
+        finally:
+            session.orphans.sweep()  # what its Lean left in a session of its own, adopted by the worker
         counts[row["status"]] += 1
-        ctx.row("results", row)
+        ctx.row("results", fit_row(row, ctx.max_frame_bytes))
         ctx.progress("check", index + 1, len(items))
     return {"items": len(items), "by_status": counts, "lean": shlex.join(session.lean)}
 
@@ -89,11 +107,12 @@ def check_one(ctx: Context, session: FileSession, item: dict[str, Any], timeout:
     """Run one item's ``lean --json`` under its limits; its row."""
     row: dict[str, Any] = {"id": item.get("id"), "messages": [], "sorries": []}
     if isinstance(item.get("path"), str):
-        path = os.path.join(session.workspace or "", item["path"])
-        if not os.path.isfile(path):
-            return {**row, "status": "error", "error": f"no such file: {item['path']}", "exit": None,
-                    "elapsed_s": 0.0, "peak_rss_mib": None}
-        argv, stdin = [*session.lean, "--json", item["path"]], None
+        path = item["path"]
+        problem = _not_a_lean_file(os.path.join(session.workspace or "", path), path)
+        if problem is not None:
+            return {**row, "status": "error", "error": problem, "exit": None, "elapsed_s": 0.0, "peak_rss_mib": None}
+        # never taken for an option of lean (a file named "--run", "-Dx", "--plugin=...")
+        argv, stdin = [*session.lean, "--json", f"./{path}" if path.startswith("-") else path], None
     else:
         argv, stdin = [*session.lean, "--json", "--stdin"], item["code"].encode("utf-8")
     output = LeanOutput()
@@ -109,9 +128,28 @@ def check_one(ctx: Context, session: FileSession, item: dict[str, Any], timeout:
     return {**row, **_fields(output, outcome, timeout, memory_mib)}
 
 
+def _not_a_lean_file(full: str, path: str) -> str | None:
+    """Why the item's ``path`` cannot be given to Lean (missing, unreadable, not a regular file), or None. Checked
+    before Lean runs: a FIFO would block it, a device would feed it for ever."""
+    try:
+        mode = os.stat(full).st_mode  # through symlinks: what Lean would open
+    except FileNotFoundError:
+        return f"no such file: {path}"
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc}"
+    for test, kind in _FILE_KINDS:
+        if test(mode):
+            return f"{path} is not a Lean file: it is {kind}"
+    if not stat.S_ISREG(mode):
+        return f"{path} is not a Lean file: it is not a regular file"
+    if not os.access(full, os.R_OK):
+        return f"cannot read {path}: permission denied"
+    return None
+
+
 def _fields(output: LeanOutput, outcome: RunOutcome, timeout: float | None,
             memory_mib: float | None) -> dict[str, Any]:
-    status = verdict(outcome.stopped_for, outcome.exit, output.errors, len(output.sorries))
+    status = verdict(outcome.stopped_for, outcome.exit, output.errors, output.sorry_count)
     fields: dict[str, Any] = {
         "status": status, "messages": output.messages, "sorries": output.sorries, "exit": outcome.exit,
         "elapsed_s": round(outcome.elapsed_s, 6),
@@ -126,6 +164,8 @@ def _fields(output: LeanOutput, outcome: RunOutcome, timeout: float | None,
         fields["stderr_tail"] = outcome.stderr_tail
     if output.dropped:
         fields["messages_dropped"] = output.dropped
+    if output.sorries_dropped:
+        fields["sorries_dropped"] = output.sorries_dropped
     if output.other:
         fields["other_output"] = output.other_text()
     return fields

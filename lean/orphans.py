@@ -18,6 +18,8 @@ from collections.abc import Iterable
 
 import psutil
 
+from leanworker.actors.core.process_tree import child_pids, tree_pids
+
 PR_SET_CHILD_SUBREAPER = 36
 _KILL_ROUNDS = 5
 _REAP_WAIT = 2.0
@@ -73,10 +75,10 @@ class OrphanSweeper:
         while True:
             waiting = False
             for child in _children(os.getpid(), recursive=False):
-                if child.pid in kept:
+                if child in kept:
                     continue
                 try:
-                    pid, _ = os.waitpid(child.pid, os.WNOHANG)
+                    pid, _ = os.waitpid(child, os.WNOHANG)
                 except ChildProcessError:
                     continue
                 waiting = waiting or pid == 0
@@ -87,19 +89,28 @@ class OrphanSweeper:
     def _orphans(self, kept: frozenset[int]) -> set[int]:
         pids: set[int] = set()
         for orphan in _children(os.getpid(), recursive=False):
-            if orphan.pid in kept:
+            if orphan in kept:
                 continue
-            pids.add(orphan.pid)
-            pids.update(child.pid for child in _children(orphan.pid, recursive=True))
+            pids.add(orphan)
+            pids.update(_children(orphan, recursive=True))
         return {pid for pid in pids if _alive(pid)}
 
 
-def _children(pid: int, recursive: bool) -> list[psutil.Process]:
-    try:
-        children: list[psutil.Process] = psutil.Process(pid).children(recursive=recursive)
-        return children
-    except psutil.Error:
-        return []
+def worker_orphans() -> OrphanSweeper:
+    """Inside a worker: adopt the orphans of what it starts (so none escapes a kill), sparing the worker's
+    guardian."""
+    from leanworker.host.containment import guardian_pid
+
+    guardian = guardian_pid()
+    return OrphanSweeper(adopting=become_subreaper(), spared=() if guardian is None else (guardian,))
+
+
+def _children(pid: int, recursive: bool) -> list[int]:
+    """The children of ``pid`` (or all its descendants), read from ``/proc/PID/task/*/children``: microseconds, not
+    a walk of every process of the machine (this runs after every item of the file capability)."""
+    if recursive:
+        return (tree_pids(pid) or [pid])[1:]
+    return child_pids(pid) or []
 
 
 def _alive(pid: int) -> bool:

@@ -5,13 +5,14 @@ tests/test_real_lean.py."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 import leanworker as lw
-from conftest import FAST
+from conftest import FAST, pid_gone, wait_for
 from leanworker.lean import find_lean
 from leanworker.lean.lean_output import LeanOutput, verdict
 
@@ -126,6 +127,7 @@ def test_a_missing_lean_is_a_command_error_at_the_session_open_that_says_where_i
 @pytest.mark.parametrize("request_", [
     None, {"items": "x"}, {"items": [{"id": 1}]}, {"items": [{"id": 1, "code": "a", "path": "b"}]},
     {"items": [], "timeout": 0}, {"items": [], "memory_mib": -1}, {"items": [], "timeout": True},
+    {"items": [{"id": 1, "path": ""}]}, {"items": [{"id": 1, "path": "a\0b"}]}, {"items": [{"id": 1, "path": "a" * 5000}]},
 ])
 def test_a_malformed_request_is_refused_before_any_lean_runs(request_: object) -> None:
     key = lw.SessionKey("leanworker.lean:file", options=(("lean", f"{sys.executable} -c pass"),))
@@ -147,3 +149,121 @@ def test_a_missing_path_is_an_error_row_and_the_rest_are_checked(tmp_path: Path)
             {"id": 1, "path": "Missing.lean"}, {"id": 2, "code": "prelude"}]})]
     assert rows[0]["status"] == "error" and "no such file" in rows[0]["error"] and rows[0]["exit"] is None
     assert rows[1]["status"] == "ok" and rows[1]["messages"][0]["data"] == "N.z : N"
+
+
+# -- hostile output, paths and processes (a stand-in "lean", not Lean: real Lean is in tests/test_real_lean.py) -----
+
+STAND_IN = '''
+import json, os, sys, time
+args = sys.argv[1:]
+source = sys.stdin.read() if "--stdin" in args else open(args[-1], encoding="utf-8").read()
+def message(severity, data, **extra):
+    print(json.dumps({"severity": severity, "pos": {"line": 1, "column": 0}, "endPos": None, "data": data, **extra}))
+if "SORRIES" in source:
+    for _ in range(int(source.split()[1])):
+        message("warning", "declaration uses `sorry`", kind="hasSorry")
+if "WIDE" in source:  # messages whose positions hold what no position holds
+    for _ in range(20):
+        print(json.dumps({"severity": "information", "pos": {"line": 1, "column": 0, "pad": "p" * 30000}, "data": ""}))
+if "ODD" in source:  # valid JSON that no frame carries
+    print('{"severity": "information", "pos": {"line": 1, "column": 0}, "data": "\\\\ud800"}')
+    print('{"severity": "error", "pos": {"line": 123456789012345678901234567890, "column": 0}, "data": "big"}')
+if "ESCAPE" in source:  # a process that leaves Lean's group and session, and outlives Lean
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            with open(source.split()[1], "w") as note:
+                note.write(str(os.getpid()))
+            time.sleep(600)
+        os._exit(0)
+    os.wait()
+message("information", "args: " + " ".join(args))
+'''
+
+
+@pytest.fixture
+def stand_in(tmp_path: Path) -> lw.SessionKey:
+    script = tmp_path / "stand_in_lean.py"
+    script.write_text(STAND_IN)
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    return lw.SessionKey("leanworker.lean:file", str(workspace), options=(("lean", f"{sys.executable} {script}"),))
+
+
+def file_check(worker: lw.Worker, items: list[dict[str, object]]) -> list[dict[str, object]]:
+    return [row.payload for row in worker.stream("check", {"items": items, "timeout": 30})]
+
+
+def test_lean_output_no_frame_could_carry_costs_no_item_and_every_row_fits_the_smallest_frame(
+        stand_in: lw.SessionKey) -> None:
+    # 3,000 sorry warnings, positions of 30 KB, a lone surrogate, an int past 2**64: each row keeps its verdict
+    # (every error and sorry counted) and fits one 64 KiB frame; the check completes.
+    config = lw.WorkerConfig(startup_timeout=10.0, request_timeout=60.0, max_frame_bytes=65536)
+    with lw.Worker(stand_in, config) as worker:
+        rows = file_check(worker, [{"id": 1, "code": "SORRIES 3000"}, {"id": 2, "code": "WIDE"},
+                                   {"id": 3, "code": "ODD"}, {"id": 4, "code": "prelude"}])
+        assert worker.snapshot().restarts == {}
+    sorries, wide, odd, plain = rows
+    assert sorries["status"] == "sorry" and 0 < len(sorries["sorries"]) < 3000
+    assert sorries["sorries_dropped"] == 3000 - len(sorries["sorries"])
+    assert wide["status"] == "ok" and wide["messages_dropped"] > 0
+    assert odd["status"] == "error" and odd["messages_dropped"] == 2
+    assert plain["status"] == "ok" and plain["messages"][0]["data"] == "args: --json --stdin"
+
+
+def test_lean_messages_use_the_repls_severity_words() -> None:
+    output = read(f"{INFO_LINE}\n{ERROR_LINE}\n{SORRY_LINE}".encode())
+    assert [m["severity"] for m in output.messages] == ["info", "error", "warning"]
+
+
+def test_sorry_warnings_past_the_budget_are_counted_not_kept() -> None:
+    output = read(*(SORRY_LINE.encode() + b"\n" for _ in range(5000)), budget=8 * 1024)
+    assert output.sorry_count == 5000 and 0 < len(output.sorries) < 5000
+    assert output.sorries_dropped == 5000 - len(output.sorries)
+
+
+def test_a_path_that_looks_like_an_option_is_checked_as_a_file(stand_in: lw.SessionKey) -> None:
+    assert stand_in.workspace is not None
+    (Path(stand_in.workspace) / "--version").write_text("prelude\n")
+    with lw.Worker(stand_in, FAST) as worker:
+        (row,) = file_check(worker, [{"id": 1, "path": "--version"}])
+    assert row["status"] == "ok" and row["messages"][0]["data"] == "args: --json ./--version"
+
+
+def test_a_path_that_is_not_a_regular_file_is_an_error_row_that_says_what_it_is(stand_in: lw.SessionKey) -> None:
+    assert stand_in.workspace is not None
+    workspace = Path(stand_in.workspace)
+    (workspace / "folder").mkdir()
+    os.mkfifo(workspace / "fifo")
+    (workspace / "zero").symlink_to("/dev/zero")
+    with lw.Worker(stand_in, FAST) as worker:
+        rows = file_check(worker, [{"id": name, "path": name} for name in ("folder", "fifo", "zero", "missing")])
+    said = {row["id"]: (row["status"], row["error"]) for row in rows}
+    assert said == {"folder": ("error", "folder is not a Lean file: it is a directory"),
+                    "fifo": ("error", "fifo is not a Lean file: it is a FIFO"),
+                    "zero": ("error", "zero is not a Lean file: it is a character device"),
+                    "missing": ("error", "no such file: missing")}
+
+
+def test_a_process_lean_leaves_behind_in_a_session_of_its_own_is_killed_after_its_item(
+        stand_in: lw.SessionKey, tmp_path: Path) -> None:
+    note = tmp_path / "escaped.pid"
+    with lw.Worker(stand_in, FAST) as worker:
+        (row,) = file_check(worker, [{"id": 1, "code": f"ESCAPE {note}"}])
+        assert row["status"] == "ok" and note.exists()
+        escaped = int(note.read_text())
+        assert wait_for(lambda: pid_gone(escaped), timeout=10), "it outlived its item while the worker lives"
+        (row,) = file_check(worker, [{"id": 2, "code": "prelude"}])
+        assert row["status"] == "ok" and worker.snapshot().restarts == {}
+
+
+@pytest.mark.parametrize("capability", ["leanworker.lean:file", "leanworker.lean:repl"])
+def test_an_item_id_too_large_for_a_row_is_refused_before_anything_runs(capability: str) -> None:
+    option = ("lean", f"{sys.executable} -c pass") if capability.endswith("file") else (
+        "repl", f"{sys.executable} -m leanworker.fixtures.repl_sim")
+    with lw.Worker(lw.SessionKey(capability, options=(option,)), FAST) as worker:
+        with pytest.raises(lw.CommandError) as info:
+            worker.call("check", {"items": [{"id": 1, "code": "a"}, {"id": "x" * 5000, "code": "b"}]})
+        assert info.value.code == "bad_request" and "item 1's id" in info.value.message
+        rows = file_check(worker, [{"id": ["a", 1, {"b": None}], "code": "prelude"}])
+        assert rows[0]["id"] == ["a", 1, {"b": None}], "a small id of any plain shape comes back as it was"

@@ -104,9 +104,9 @@ def test_a_good_file_is_ok_with_leans_own_message_text(tmp_path: Path) -> None:
     for row in rows:
         assert row["status"] == "ok" and row["exit"] == 0 and row["sorries"] == []
         assert row["messages"] == [
-            {"severity": "information", "pos": {"line": 5, "column": 0}, "endPos": {"line": 5, "column": 6},
+            {"severity": "info", "pos": {"line": 5, "column": 0}, "endPos": {"line": 5, "column": 6},
              "data": "N.z : N"},
-            {"severity": "information", "pos": {"line": 6, "column": 0}, "endPos": {"line": 6, "column": 6},
+            {"severity": "info", "pos": {"line": 6, "column": 0}, "endPos": {"line": 6, "column": 6},
              "data": "N.s : N → N"}]
     assert [row["id"] for row in rows] == ["code", "path"]
     assert meta["by_status"]["ok"] == 2 and meta["lean"] == LEAN
