@@ -73,6 +73,8 @@ def add_check_command(add: Callable[..., argparse.ArgumentParser]) -> None:
                             "in a workspace with a lakefile, else lean on PATH)")
     check.add_argument("--memory-mib", type=positive_int, default=None, metavar="MIB",
                        help="with --mode file, the RSS limit of each item's Lean process (default: none)")
+    check.add_argument("--import-timeout", type=positive_float, default=None, metavar="S",
+                       help="seconds a REPL's header import may take, at each start and restart (default: 300)")
     check.add_argument("--workers", type=positive_int, default=2, metavar="N",
                        help="worker processes at once (default: 2)")
     check.add_argument("--timeout", type=positive_float, default=None, metavar="S",
@@ -125,6 +127,8 @@ def check_mode_options(args: argparse.Namespace) -> None:
         for name, given in (("--repl", args.repl is not None), ("--simulator", args.simulator)):
             if given:
                 raise UsageError(f"{name} goes with --mode repl, not --mode file")
+        if args.import_timeout is not None:
+            raise UsageError("--import-timeout goes with --mode repl (lean --json imports within --timeout)")
     else:
         for name, given in (("--lean", args.lean is not None), ("--memory-mib", args.memory_mib is not None)):
             if given:
@@ -160,7 +164,8 @@ def plan_checks(args: argparse.Namespace, todo: list[Item], workspace: str | Non
         return {"items": [{"id": int(i), "code": checks[int(i)].body} for i in batch.modules],
                 "timeout": args.timeout}
 
-    return _Plan(plan_items(checks, workspace, command, toolchain, per_batch=1), repl_request,
+    return _Plan(plan_items(checks, workspace, command, toolchain, per_batch=1, import_timeout=import_timeout(args)),
+                 repl_request,
                  lambda payload, index: shift_row(payload, checks[index]))
 
 
@@ -183,9 +188,13 @@ def run_check(args: argparse.Namespace) -> int:
     writer: ResultWriter | None = None
     interrupts = args.interrupts
     bar = _CheckBar(len(todo)) if not args.json and sys.stderr.isatty() else None
-    # an item has its own deadline in the REPL; an injected hang has none but the request's (CHAOS_REQUEST_TIMEOUT)
+    # An item has its own deadline in the worker; an injected hang has none but the request's
+    # (CHAOS_REQUEST_TIMEOUT). A session open (a header import, retried once when in doubt) has import_timeout, and
+    # the open's own bound lies past it, so that its message is the one a person reads.
     timeout = None if faults is None else max(CHAOS_REQUEST_TIMEOUT, 2 * (args.timeout or 0.0))
-    config = lw.PoolConfig(max_workers=args.workers, worker=lw.WorkerConfig(request_timeout=timeout))
+    opening = 2 * import_timeout(args) + 60.0 if args.mode == "repl" else None
+    config = lw.PoolConfig(max_workers=args.workers,
+                           worker=lw.WorkerConfig(request_timeout=timeout, open_timeout=opening))
     try:
         with lw.WorkerPool(config) as pool:
             open_first_session(pool, plan.batches, "check")
@@ -211,6 +220,12 @@ def run_check(args: argparse.Namespace) -> int:
     if interrupts.requested:
         return report.interrupted()
     return report.finish()
+
+
+def import_timeout(args: argparse.Namespace) -> float:
+    from leanworker.lean.session import DEFAULT_IMPORT_TIMEOUT
+
+    return float(args.import_timeout) if args.import_timeout is not None else DEFAULT_IMPORT_TIMEOUT
 
 
 def _toolchain(workspace: str | None) -> str | None:

@@ -28,8 +28,9 @@ def open_first_session(pool: Any, batches: Sequence[Any], command: str) -> None:
 
     key = batches[0].key
     shared = all(batch.key == key for batch in batches)
-    config = pool.config
-    wait = config.queue_wait_timeout + config.worker.startup_timeout + (config.worker.request_timeout or 3600.0)
+    from leanworker.actors.core.waits import lease_bound
+
+    wait = lease_bound(pool.config)  # the queue, the start, the session open (an import may take minutes)
     try:
         with pool.lease(key, timeout=wait) as lease:
             commands = lease.metadata().commands

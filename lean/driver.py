@@ -47,6 +47,7 @@ from leanworker.lean.reader import CLOSED_WHILE_IDLE, STDERR_END_WAIT, Closed, E
 DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024
 _CANCEL_POLL = 0.1
 _CLOSE_WAIT = 2.0
+_EXITING_WAIT = 0.5  # its output ended while nothing was asked: this long for the exit that may be under way
 
 
 def encode_request(body: dict[str, Any]) -> bytes:
@@ -116,8 +117,8 @@ class ReplProcess:
         if self._dead:
             raise ReplExited("the REPL was already stopped", exit_status=self.exit_status)
         unsolicited = self.reader.unsolicited
-        if unsolicited is None and self.reader.output_ended():
-            unsolicited = CLOSED_WHILE_IDLE
+        if unsolicited is None and self.reader.output_ended() and not self._exits(_EXITING_WAIT):
+            unsolicited = CLOSED_WHILE_IDLE  # a REPL that exited is reported as such, by the exchange below
         if unsolicited is not None:
             self.kill()
             raise ReplUnsolicited(f"the REPL {unsolicited}; it was replaced before this request was sent")
@@ -143,6 +144,14 @@ class ReplProcess:
             raise
         self.last_answer_bytes = answer_bytes
         return answer
+
+    def _exits(self, within: float) -> bool:
+        """Whether the REPL has exited, or does within ``within`` seconds."""
+        try:
+            self.process.wait(timeout=within)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def _write(self, payload: bytes, deadline: float | None, timeout: float | None,
                cancelled: Callable[[], bool] | None) -> None:

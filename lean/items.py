@@ -66,12 +66,15 @@ def shift_row(row: dict[str, Any], item: CheckItem) -> dict[str, Any]:
 
 
 def plan_items(items: list[CheckItem], workspace: str | None, repl: str | None, toolchain: str | None,
-               per_batch: int) -> list[PlannedBatch]:
-    """One batch per import set (split into chunks of ``per_batch``); a batch's "modules" are item indexes."""
+               per_batch: int, import_timeout: float | None = None) -> list[PlannedBatch]:
+    """One batch per import set (split into chunks of ``per_batch``); a batch's "modules" are item indexes.
+    ``import_timeout``: the session option (None: the session's default)."""
     groups: dict[tuple[str, ...], list[int]] = {}
     for index, item in enumerate(items):
         groups.setdefault(item.imports, []).append(index)
-    options = (("repl", repl),) if repl else ()
+    options: tuple[tuple[str, Any], ...] = (("repl", repl),) if repl else ()
+    if import_timeout is not None:
+        options += (("import_timeout", import_timeout),)
     batches = []
     for imports, indexes in groups.items():
         key = SessionKey(REPL_CAPABILITY, workspace, imports, None, toolchain, options)

@@ -26,6 +26,8 @@ from leanworker.lean.orphans import OrphanSweeper
 REPL_ENV = "LEANWORKER_REPL"
 DEFAULT_IMPORT_TIMEOUT = 300.0
 _HEADER_ATTEMPTS = 2  # a header import in doubt (output out of step) is tried once more on a fresh REPL
+IMPORT_TIMEOUT_HINT = (" (a large import can take minutes: raise the session option import_timeout, or leanworker "
+                       "check --import-timeout; docs/lean.md)")
 
 
 def find_repl(option: object, workspace: str | None) -> list[str]:
@@ -122,7 +124,9 @@ class ReplSession:
                     break
         assert last is not None
         what = f"importing {', '.join(self.imports)}" if self.imports else "starting the REPL"
-        raise CommandError("repl_crashed" if last.reason == "repl_exited" else "import_failed", f"{what}: {last}")
+        hint = IMPORT_TIMEOUT_HINT if last.reason == "timeout" else ""
+        raise CommandError("repl_crashed" if last.reason == "repl_exited" else "import_failed",
+                           f"{what}: {last}{hint}")
 
     def _spawn(self) -> None:
         if self.process is not None:

@@ -6,6 +6,7 @@ its worker."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -18,7 +19,8 @@ import pytest
 
 import leanworker as lw
 from conftest import FAST, pid_gone, wait_for
-from lean_fake import alive, check, fake_key, own, repl_children, started_pids
+from console import cli, one_line_error
+from lean_fake import alive, check, fake_command, fake_key, own, repl_children, started_pids
 
 NO_RAW_EXCEPTIONS = ("Traceback", "TypeError", "KeyError", "ValueError", "AttributeError", "JSONDecodeError:")
 
@@ -281,6 +283,20 @@ def test_a_hung_import_fails_at_import_timeout(state: Path) -> None:
     with pytest.raises(lw.CommandError) as info:
         lw.Worker(fake_key(state, "--hang-imports", options=(("import_timeout", 0.5),)), FAST)
     assert info.value.code == "import_failed" and "no answer within 0.5 s" in info.value.message
+    assert "raise the session option import_timeout" in info.value.message, "says what to do"
+
+
+def test_an_import_longer_than_a_request_may_take_opens_within_open_timeout(state: Path) -> None:
+    # The session open is not a request: WorkerConfig.open_timeout gives a Lean import its own time, while every
+    # request keeps its short deadline; without it the open is bounded as a request is, and the error says so.
+    quick = dict(startup_timeout=10.0, request_timeout=0.5, cancel_grace=0.5, shutdown_timeout=2.0, kill_wait=3.0)
+    with lw.Worker(fake_key(state, "--import-ms=2000"), lw.WorkerConfig(**quick, open_timeout=30.0)) as worker:
+        rows, _ = check(worker, ["TAG:a"], timeout=None)
+        assert own(rows[0], "a")
+    with pytest.raises(lw.StartupTimeout) as info:
+        lw.Worker(fake_key(state, "--import-ms=5000"), lw.WorkerConfig(**quick))
+    said = str(info.value)
+    assert "session open did not finish within 0.5 s" in said and "open_timeout" in said, said
 
 
 def test_import_timeout_and_the_answer_cap_have_defaults(worker: lw.Worker) -> None:
@@ -400,3 +416,16 @@ def test_a_cancel_while_an_item_waits_on_the_repl_stops_that_repl_and_the_worker
         assert wait_for(lambda: all(pid_gone(pid) for pid in hung), timeout=10), "the REPL on the item was stopped"
         rows_after, _ = check(worker, ["TAG:d"])
         assert own(rows_after[0], "d") and worker.snapshot().restarts == {}, "the worker itself stayed warm"
+
+
+def test_leanworker_check_gives_a_slow_import_its_time_and_says_what_to_raise_when_it_is_past(tmp_path: Path) -> None:
+    state = tmp_path / "fake"
+    state.mkdir()
+    items = tmp_path / "items.jsonl"
+    items.write_text(json.dumps({"id": "a", "code": "import Mathlib\ntheorem a : True := trivial TAG:a"}) + "\n")
+    repl = fake_command(state, "--import-ms=3000")
+    done = cli("check", str(items), "--repl", repl, "--import-timeout", "60", "--workers", "1", cwd=tmp_path)
+    assert done.code == 0 and json.loads(done.out_lines[0])["status"] == "ok", done.err
+    reason = one_line_error(cli("check", str(items), "--repl", repl, "--import-timeout", "0.5", cwd=tmp_path),
+                            "check")
+    assert "no answer within 0.5 s" in reason and "--import-timeout" in reason, reason

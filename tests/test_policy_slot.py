@@ -196,6 +196,17 @@ def test_start_up_a_missed_hello_or_handshake_step_is_a_startup_timeout_until_th
     assert gen.startup_deadline("session", 6, 10.0) is None, "an older step's deadline"
 
 
+def test_start_up_a_missed_step_says_which_bound_it_missed_and_what_sets_it() -> None:
+    gen = generation()
+    gen.hello()
+    gen.handshake = RequestChannel(7, 1, "configure", False, 16, Counters())
+    assert "configure did not finish within 10 s" in str(gen.startup_deadline("session", 7, 10.0, 300.0))
+    gen.step_done()
+    gen.handshake = RequestChannel(8, 1, "open", False, 16, Counters())
+    said = str(gen.startup_deadline("session", 8, 10.0, 300.0))
+    assert "session open did not finish within 300 s" in said and "WorkerConfig.open_timeout" in said
+
+
 def test_generations_a_generation_ends_once_and_the_first_reason_stands() -> None:
     gen = generation()
     assert gen.end("timeout", planned=False)

@@ -80,6 +80,10 @@ class RestartPolicy:
 class WorkerConfig:
     """Timeouts and bounds of one worker process.
 
+    ``startup_timeout`` bounds the worker's ``hello`` and ``configure``; ``open_timeout`` bounds the session open
+    (for Lean: the imports, which can take minutes), and when it is None, ``request_timeout`` bounds the open as it
+    bounds a request (None: no bound).
+
     ``buffer_rows`` and ``buffer_bytes`` bound the rows buffered for a caller (whichever fills first; the buffer
     takes one frame more at most). ``containment``: "auto" puts each worker in a cgroup v2 of its own when the
     machine allows it (so descendants that leave the process group die with it), else the process group alone;
@@ -109,12 +113,19 @@ class WorkerConfig:
     sandbox_hidden: tuple[str, ...] = ()
     sandbox_max_processes: int | None = 512
     sandbox_memory_mib: int | None = None
+    open_timeout: float | None = None
+
+    @property
+    def session_open_timeout(self) -> float | None:
+        """What bounds the session open: ``open_timeout``, else ``request_timeout`` (None: nothing)."""
+        return self.open_timeout if self.open_timeout is not None else self.request_timeout
 
     def __post_init__(self) -> None:
         owner = "WorkerConfig"
         for name in ("startup_timeout", "cancel_grace", "shutdown_timeout", "kill_wait"):
             _seconds(owner, name, getattr(self, name))
         _seconds(owner, "request_timeout", self.request_timeout, optional=True)
+        _seconds(owner, "open_timeout", self.open_timeout, optional=True)
         _seconds(owner, "spin_wait", self.spin_wait, zero=True, most=0.01)
         _whole(owner, "max_frame_bytes", self.max_frame_bytes, 1)
         check_frame_cap(self.max_frame_bytes)

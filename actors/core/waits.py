@@ -18,7 +18,8 @@ def settle_bound(config: WorkerConfig, *, startup: bool = False, request: bool =
     """An upper bound, in seconds, for the steps named to end and the kill ladder after them."""
     total = 2 * config.kill_wait + slack
     if startup:
-        total += config.startup_timeout
+        opening = config.session_open_timeout
+        total += config.startup_timeout + (opening if opening is not None else UNBOUNDED_REQUEST)
     if request:
         total += config.request_timeout if config.request_timeout is not None else UNBOUNDED_REQUEST
     if cancel:
@@ -29,8 +30,9 @@ def settle_bound(config: WorkerConfig, *, startup: bool = False, request: bool =
 
 
 def lease_bound(config: PoolConfig) -> float:
-    """How long one attempt of a plan may wait for its lease: the queue, a worker start, and a request in flight
-    before it."""
+    """How long one attempt of a plan may wait for its lease: the queue, a worker start (its session open too), and
+    a request in flight before it."""
     worker = config.worker
     request = worker.request_timeout if worker.request_timeout is not None else UNBOUNDED_REQUEST
-    return config.queue_wait_timeout + worker.startup_timeout + request
+    opening = worker.session_open_timeout if worker.session_open_timeout is not None else UNBOUNDED_REQUEST
+    return config.queue_wait_timeout + worker.startup_timeout + opening + request

@@ -66,13 +66,19 @@ class Generation:
             return error
         return None
 
-    def startup_deadline(self, kind: str, request_id: int, startup_timeout: float) -> StartupTimeout | None:
-        """The start-up error a deadline of ``kind`` is, or None when it no longer applies (the step was done)."""
+    def startup_deadline(self, kind: str, request_id: int, startup_timeout: float,
+                         open_timeout: float | None = None) -> StartupTimeout | None:
+        """The start-up error a deadline of ``kind`` is, or None when it no longer applies (the step was done).
+        ``open_timeout`` is what bounded the session open (``WorkerConfig.session_open_timeout``)."""
         if kind == "startup" and self.phase == "spawning":
             return StartupTimeout(f"worker did not say hello within {startup_timeout:g} s")
         if kind == "session" and self.handshake is not None and self.handshake.request_id == request_id:
-            step = "session open" if self.phase == "opening" else "configure"
-            return StartupTimeout(f"{step} did not finish in time")
+            if self.phase != "opening":
+                return StartupTimeout(f"configure did not finish within {startup_timeout:g} s")
+            within = f" within {open_timeout:g} s" if open_timeout is not None else ""
+            return StartupTimeout(f"the session open did not finish{within} (WorkerConfig.open_timeout bounds it, "
+                                  "else request_timeout; an expensive open such as a Lean import needs more: raise "
+                                  "it)")
         return None
 
     def end(self, reason: str, planned: bool) -> bool:

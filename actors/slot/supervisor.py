@@ -202,7 +202,8 @@ class SupervisorActor(pykka.ThreadingActor):
         channel = RequestChannel(request_id, gen.number, message["type"], False, HANDSHAKE_BUFFER, self.counters)
         gen.connection.register(channel)
         gen.handshake = channel
-        timeout = self.config.startup_timeout if message["type"] == "configure" else self.config.request_timeout
+        timeout = (self.config.startup_timeout if message["type"] == "configure"
+                   else self.config.session_open_timeout)
         if timeout is not None:
             gen.timer = self._later(timeout, Deadline(gen.number, request_id, "session"))
         assert gen.connection.pipe is not None
@@ -398,7 +399,8 @@ class SupervisorActor(pykka.ThreadingActor):
         if gen is None:
             return
         if message.kind in ("startup", "session"):
-            startup_error = gen.startup_deadline(message.kind, message.request_id, self.config.startup_timeout)
+            startup_error = gen.startup_deadline(message.kind, message.request_id, self.config.startup_timeout,
+                                                 self.config.session_open_timeout)
             if startup_error is not None:
                 self._startup_failed(gen, startup_error)
             return
