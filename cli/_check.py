@@ -164,7 +164,7 @@ def plan_checks(args: argparse.Namespace, todo: list[Item], workspace: str | Non
         return {"items": [{"id": int(i), "code": checks[int(i)].body} for i in batch.modules],
                 "timeout": args.timeout}
 
-    return _Plan(plan_items(checks, workspace, command, toolchain, per_batch=1, import_timeout=import_timeout(args)),
+    return _Plan(plan_items(checks, workspace, command, toolchain, per_batch=1, import_timeout=args.import_timeout),
                  repl_request,
                  lambda payload, index: shift_row(payload, checks[index]))
 

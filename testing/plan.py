@@ -42,7 +42,7 @@ from leanworker.errors import (
     WorkerCrashed,
 )
 from leanworker.host.capability import WRAP_OPTION
-from leanworker.testing.fault import KINDS, OPEN_KINDS, REMOTE_KINDS, REQUEST_KINDS, Fault, key_as_dict
+from leanworker.testing.fault import KINDS, OPEN_KINDS, REMOTE_KINDS, REQUEST_KINDS, Fault
 from leanworker.testing.fired import FiredFault
 from leanworker.testing.wire import (
     OPEN_OPTION,
@@ -88,7 +88,11 @@ def base_key(key: SessionKey) -> SessionKey:
 
 
 def key_digest(key: SessionKey) -> str:
-    return hashlib.sha256(json.dumps(key_as_dict(key), sort_keys=True, default=str).encode()).hexdigest()
+    """What a key's draws depend on: what it serves (capability, imports, toolchain, the names of its options), not
+    where the project or the worker program lies on disk, so a plan replays the same faults in any checkout."""
+    facts = {"capability": key.capability, "imports": list(key.imports), "toolchain": key.toolchain,
+             "options": sorted(name for name, _ in key.options)}
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 
 def draw(seed: int, rule: int, digest: str, number: int) -> float:

@@ -86,6 +86,18 @@ def test_probability_draws_depend_on_seed_key_and_number_only_not_on_interleavin
     assert faulted(requests_hook(FaultPlan(rules, seed=10), KEY), 200) != alone, "another seed, other draws"
 
 
+def test_a_keys_draws_do_not_depend_on_where_its_project_or_programs_lie_on_disk() -> None:
+    # A seed from one checkout (CI's clone, a colleague's machine) replays the same faults in another.
+    rules = [Fault("crash", probability=0.3)]
+    here = lw.SessionKey("mytool:capability", "/home/a/proj", ("Mathlib",), None, "v4", (("repl", "/home/a/repl"),))
+    there = lw.SessionKey("mytool:capability", "/ci/clone/proj", ("Mathlib",), None, "v4",
+                          (("repl", "/ci/clone/.venv/bin/repl"),))
+    drawn = faulted(requests_hook(FaultPlan(rules, seed=9), here), 100)
+    assert drawn and faulted(requests_hook(FaultPlan(rules, seed=9), there), 100) == drawn
+    other = lw.SessionKey("mytool:capability", "/home/a/proj", ("Std",), None, "v4", (("repl", "/home/a/repl"),))
+    assert faulted(requests_hook(FaultPlan(rules, seed=9), other), 100) != drawn, "other imports, other draws"
+
+
 def test_numbers_are_given_in_admission_order_once_each_under_concurrency() -> None:
     plan = FaultPlan([Fault("crash", every=4)])
     hook = requests_hook(plan, KEY)
