@@ -15,7 +15,7 @@ from typing import Any
 from leanworker.actors.core.config import PoolConfig, SessionKey
 from leanworker.actors.core.results import PoolSnapshot
 from leanworker.actors.pool import WorkerPool
-from leanworker.actors.run import RequestSpec
+from leanworker.actors.run import FaultSource, RequestSpec
 from leanworker.aio.acquire import LeaseAcquisition
 from leanworker.aio.run import AsyncPlanRun, plan_starter
 from leanworker.aio.thread import in_thread
@@ -46,12 +46,14 @@ class AsyncWorkerPool:
         return LeaseAcquisition(self.threaded, key, timeout)
 
     def run(self, plan: ImportPlan | Iterable[PlannedBatch], command: str, request: RequestSpec = None, *,
-            retries: int = 1, output: str | None = None, resume: bool = False, **options: Any) -> AsyncPlanRun:
-        """Run every batch of ``plan`` with ``command`` (as ``WorkerPool.run``); iterate the result with ``async
-        for``. It starts when first entered or iterated."""
+            retries: int = 1, output: str | None = None, resume: bool = False,
+            faults: FaultSource | None = None) -> AsyncPlanRun:
+        """Run every batch of ``plan`` with ``command`` (as ``WorkerPool.run``, ``faults=`` included); iterate the
+        result with ``async for``. It starts when first entered or iterated."""
         if self.threaded.closed:
             raise PoolClosed("the pool is shut down")
-        return AsyncPlanRun(plan_starter(self.threaded, command, request, retries, output, resume, **options), plan)
+        return AsyncPlanRun(plan_starter(self.threaded, command, request, retries, output, resume, faults=faults),
+                            plan)
 
     def snapshot(self) -> PoolSnapshot:
         """A consistent view of the pool (as ``WorkerPool.snapshot``: a short wait for the pool actor)."""

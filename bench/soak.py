@@ -13,8 +13,10 @@ p50/p99, and the parent's RSS, threads, file descriptors and live children. The 
 that never ended) and the drift of RSS, threads and fds from the second sample to the last (flat: RSS within
 16 MiB, threads and fds within 2, no live child beyond the pool's).
 
-Faults are injected inside real worker processes: through the fault fixture's commands
-(``leanworker.fixtures.faults``) on keys of their own.
+Faults are injected inside real worker processes with ``leanworker.testing``: a ``FaultPlan`` wraps every work key,
+and the parent decides at each request's admission (seeded, so a run replays) whether it crashes its worker (exit,
+signal, abort), hangs (honouring cancel or not), grows past the hard memory limit, or writes garbage on the pipe,
+each with an equal share of the rate; slow session opens come from keys of their own (``import_ms``).
 """
 
 from __future__ import annotations
@@ -37,14 +39,18 @@ from typing import Any
 import psutil
 
 import leanworker as lw
+from leanworker.testing import Fault, FaultPlan
 
 THROUGHPUT = "leanworker.fixtures.throughput:capability"
-FAULTS = "leanworker.fixtures.faults:capability"
 KEY_VARIANTS = 6  # session keys in rotation; a window of WINDOW of them is live at a time
 WINDOW = 2
 SLOW_OPEN_MS = 400  # every third key opens its session slowly
 HARD_LIMIT_MIB = 256
-FAULT_KINDS = ("crash", "hang", "memory", "garbage", "slow_open")
+KIT_RULES: tuple[tuple[str, dict[str, Any]], ...] = (  # (kind, params): each gets an equal share of the rate
+    ("crash", {"how": "exit"}), ("crash", {"how": "signal", "after_rows": 1}), ("crash", {"how": "abort"}),
+    ("hang", {}), ("hang", {"ignore_cancel": True}), ("memory", {"mib": HARD_LIMIT_MIB + 64}), ("garbage", {}),
+)
+SLOW_OPEN_SHARE = 1 / (len(KIT_RULES) + 1)  # of the rate: ops that open a slow session (a fault of their own)
 OUTCOME_OF: dict[type[BaseException], str] = {  # the typed errors that end a request, by outcome
     lw.CommandError: "error", lw.Cancelled: "cancelled", lw.RequestTimeout: "timeout",
     lw.WorkerCrashed: "crashed", lw.MemoryLimitExceeded: "memory", lw.ProtocolError: "protocol",
@@ -114,25 +120,21 @@ def check_rows(ledger: Ledger, rows: list[lw.Row], expected: int, where: str) ->
 class Keys:
     """The live window of session keys: it moves every ``period`` seconds, so keys come and go."""
 
-    def __init__(self, period: float) -> None:
+    def __init__(self, period: float, plan: FaultPlan) -> None:
         self.period = period
         self.started = time.monotonic()
-
-    def _variant(self, rng: random.Random) -> int:
-        base = int((time.monotonic() - self.started) / self.period)
-        return base + rng.randrange(WINDOW)
+        self._keys = []  # the work keys, wrapped by the fault plan (made once: a wrapped key is plain data)
+        for n in range(KEY_VARIANTS):
+            options: tuple[tuple[str, Any], ...] = (("import_ms", SLOW_OPEN_MS),) if n % 3 == 2 else ()
+            self._keys.append(plan.wrap(lw.SessionKey(THROUGHPUT, imports=(f"Soak{n}",), options=options)))
 
     def work(self, rng: random.Random) -> lw.SessionKey:
-        n = self._variant(rng) % KEY_VARIANTS
-        options: tuple[tuple[str, Any], ...] = (("import_ms", SLOW_OPEN_MS),) if n % 3 == 2 else ()
-        return lw.SessionKey(THROUGHPUT, imports=(f"Soak{n}",), options=options)
-
-    def faulty(self, rng: random.Random) -> lw.SessionKey:
-        return lw.SessionKey(FAULTS, imports=(f"Soak{self._variant(rng) % KEY_VARIANTS}",))
+        base = int((time.monotonic() - self.started) / self.period)
+        return self._keys[(base + rng.randrange(WINDOW)) % KEY_VARIANTS]
 
 
 ANCHOR = lw.SessionKey(THROUGHPUT, imports=("SoakAnchor",))
-SLOW_OPEN = lw.SessionKey(FAULTS, imports=("SoakSlowOpen",), options=(("import_ms", 1500),))
+SLOW_OPEN = lw.SessionKey(THROUGHPUT, imports=("SoakSlowOpen",), options=(("import_ms", 1500),))
 OPS = (("call", 40), ("stream", 25), ("slow_stream", 5), ("cancel", 15), ("abandon", 5), ("task_cancel", 10))
 
 
@@ -149,22 +151,21 @@ class Op:
     fault: str | None = None
 
 
+def fired_by_kind(plan: FaultPlan) -> Counter[str]:
+    return Counter(fired.kind for fired in plan.fired())
+
+
+def fault_plan(rate: float, seed: int) -> FaultPlan:
+    """The request faults, each rule with the probability that makes ``rate`` the chance a request gets one."""
+    share = 1 - (1 - rate * (1 - SLOW_OPEN_SHARE)) ** (1 / len(KIT_RULES))
+    return FaultPlan([Fault(kind, probability=share, **params) for kind, params in KIT_RULES], seed=seed)
+
+
 def choose(rng: random.Random, keys: Keys, fault_rate: float, asynchronous: bool, ledger: Ledger) -> Op:
-    if rng.random() < fault_rate:
-        fault = rng.choice(FAULT_KINDS)
+    if rng.random() < fault_rate * SLOW_OPEN_SHARE:
         with ledger.lock:
-            ledger.faults[fault] += 1
-        key = keys.faulty(rng)
-        if fault == "crash":
-            how = rng.choice(("exit", "signal", "abort"))
-            return Op("fault", key, "crash", {"how": how, "after_rows": rng.randrange(3)}, fault=fault)
-        if fault == "hang":
-            return Op("fault", key, "hang", {"ignore_cancel": rng.random() < 0.5}, fault=fault)
-        if fault == "memory":
-            return Op("fault", key, "balloon", {"mib": HARD_LIMIT_MIB + 64}, fault=fault)
-        if fault == "garbage":
-            return Op("fault", key, "garbage", None, fault=fault)
-        return Op("fault", SLOW_OPEN, "echo", {"slow": True}, fault=fault)
+            ledger.faults["slow_open"] += 1
+        return Op("call", SLOW_OPEN, "echo", {"slow": True}, fault="slow_open")
     kinds = [k for k, _ in OPS if asynchronous or k != "task_cancel"]
     weights = [w for k, w in OPS if asynchronous or k != "task_cancel"]
     kind = rng.choices(kinds, weights)[0]
@@ -210,10 +211,8 @@ def run_sync_op(pool: lw.WorkerPool, op: Op, ledger: Ledger, where: str) -> None
             del lease  # dropped without release: the collector returns its worker
         else:
             with pool.lease(op.key) as held:
-                if op.kind in ("call", "fault") and op.command in ("echo", "balloon", "hang", "garbage"):
+                if op.kind == "call":
                     result = held.call(op.command, op.request)
-                elif op.kind == "fault":
-                    result = held.stream(op.command, op.request).collect()
                 else:
                     with held.stream(op.command, op.request) as stream:
                         rows: list[lw.Row] = []
@@ -251,10 +250,8 @@ async def run_async_op(pool: lw.AsyncWorkerPool, op: Op, ledger: Ledger, where: 
             del lease
         else:
             async with pool.lease(op.key) as held:
-                if op.kind in ("call", "fault") and op.command in ("echo", "balloon", "hang", "garbage"):
+                if op.kind == "call":
                     result = await held.call(op.command, op.request)
-                elif op.kind == "fault":
-                    result = await held.stream(op.command, op.request).collect()
                 elif op.kind == "task_cancel":
                     stream = held.stream(op.command, op.request)
                     seen = asyncio.Event()
@@ -384,7 +381,8 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
                                kill_wait=2.0, buffer_rows=1024),
         restart=lw.RestartPolicy(rss_hard_limit_mib=HARD_LIMIT_MIB, max_restarts=120, restart_window=60.0))
     ledger = Ledger()
-    keys = Keys(period=max(5.0, interval / 4))
+    plan = fault_plan(args.fault_rate, args.seed)
+    keys = Keys(max(5.0, interval / 4), plan)
     clients = args.threads + args.tasks
     pause = Pause(clients)
     pause.resume_tasks = asyncio.Event()
@@ -395,6 +393,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     pool = lw.AsyncWorkerPool(config)
     previous = pool.snapshot()
+    fired_before: Counter[str] = Counter()
 
     def thread_client(index: int) -> None:
         rng = random.Random(f"{args.seed}-thread-{index}")
@@ -433,9 +432,13 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         latencies.sort()
         restarts = {r: n - previous.restarts.get(r, 0) for r, n in snapshot.restarts.items()
                     if n - previous.restarts.get(r, 0)}
+        fired = fired_by_kind(plan)
+        faults = +(fired - fired_before)
+        fired_before.clear()
+        fired_before.update(fired)
         line = {"sample": number, "t_s": round(time.monotonic() - started, 1),
                 "requests": sum(outcomes.values()), "outcomes": dict(sorted(outcomes.items())),
-                "restarts": dict(sorted(restarts.items())),
+                "restarts": dict(sorted(restarts.items())), "faults": dict(sorted(faults.items())),
                 "p50_ms": round(statistics.median(latencies) * 1000, 2) if latencies else None,
                 "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 2) if latencies else None,
                 "parent_rss_mib": parent.rss_mib, "threads": parent.threads, "fds": parent.fds,
@@ -488,12 +491,13 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         "requests": sum(ledger.outcomes.values()), "outcomes": dict(sorted(ledger.outcomes.items())),
         "pool_outcomes": dict(sorted(pool_outcomes.items())), "outcomes_agree": agree,
         "refused": dict(sorted(ledger.refused.items())), "rows_checked": ledger.rows_checked,
-        "faults_injected": dict(sorted(ledger.faults.items())),
+        "faults_injected": dict(sorted((ledger.faults + fired_by_kind(plan)).items())),
         "restarts": dict(sorted(final.restarts.items())), "sessions_opened": final.sessions_opened,
         "drift_from_sample_2": drift, "flat": flat, "children_beyond_pool": not children_ok,
         "left_after_close": len(leftovers), "samples": len(samples),
         "minutes": round((time.monotonic() - started) / 60, 2), "fault_rate": args.fault_rate, "seed": args.seed,
-        "faults": "fault fixture commands (leanworker.fixtures.faults) on keys of their own",
+        "faults": "leanworker.testing FaultPlan on the work keys (crash, hang, memory, garbage); slow session "
+                  "opens on keys of their own",
     }
     print(json.dumps(verdict), flush=True)
     return verdict
