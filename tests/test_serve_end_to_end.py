@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -16,11 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
+
+from conftest import pid_gone, wait_for  # noqa: E402
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 KIMINA_PYTHON = Path(os.environ.get("LEANWORKER_KIMINA_PEER", CHECKOUT.parent / "kimina-peer")) / "venv/bin/python"
@@ -155,22 +159,58 @@ def test_the_cache_survives_a_restart(services: Any, tmp_path: Path) -> None:
     assert debug.json()["results"][0]["diagnostics"] == {"status": "sorry", "cached": True, "simulated": True}
 
 
-def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(services: Any, tmp_path: Path) -> None:
+def test_sigterm_mid_load_finishes_what_is_in_flight_answers_the_rest_503_and_leaves_no_process(
+        services: Any, tmp_path: Path) -> None:
     imports_log = tmp_path / "imports.log"
-    service = services("--no-cache", "--grace", "20", "--sandbox", "none",
+    service = services("--no-cache", "--grace", "5", "--sandbox", "none",
                        env={"LEANWORKER_REPL_SIM_LOG": str(imports_log)})
-    answers: list[httpx.Response] = []
-    request = threading.Thread(target=lambda: answers.append(service.client.post("/api/check", json={
-        "snippets": [{"id": "slow", "code": "import Slow\ntheorem s : True := by SLOW1500"}]})))
-    request.start()
-    deadline = 30.0
-    while not (imports_log.exists() and "import Slow" in imports_log.read_text()) and deadline > 0:
-        request.join(0.02)
-        deadline -= 0.02
-    service.process.send_signal(signal.SIGTERM)  # the item is on its REPL now
-    request.join(30)
-    assert answers and answers[0].status_code == 200 and answers[0].json()["results"][0]["response"] == {}
+    answers: dict[str, httpx.Response] = {}
+
+    def post(name: str, body: dict[str, Any]) -> None:
+        answers[name] = httpx.post(service.url + "/api/check", json=body, timeout=60)
+
+    def queued() -> float:
+        for line in service.client.get("/metrics").text.splitlines():
+            if line.startswith("leanworker_serve_queue_items "):
+                return float(line.split()[1])
+        return -1
+
+    def imported() -> set[str]:
+        return set(imports_log.read_text().splitlines()) if imports_log.exists() else set()
+
+    hanging = {"timeout": 60, "snippets": [{"id": "hang", "code": "import Hang\ntheorem h : True := HANG"}]}
+    threads = [threading.Thread(target=post, args=("hang", hanging))]
+    threads[0].start()
+    assert wait_for(lambda: imported() == {"import Hang"}, timeout=30)  # one REPL hangs from now on
+    threads += [threading.Thread(target=post, args=(f"slow{i}", {"snippets": [
+        {"id": f"slow{i}", "code": f"import Slow\ntheorem s{i} : True := by SLOW700"}]})) for i in range(3)]
+    for thread in threads[1:]:
+        thread.start()
+    # all admitted and none answered: the other REPL starts, then takes 0.7 s per slow item, 2.1 s in all
+    assert wait_for(lambda: queued() == 4, timeout=30), queued()
+    workers = psutil.Process(service.process.pid).children(recursive=True)
+    assert workers
+    service.process.send_signal(signal.SIGTERM)  # four requests in flight, one of them never ending
+    assert wait_for(lambda: not _accepts(service.url), timeout=10)  # it stops accepting at once
+    for thread in threads:
+        thread.join(60)
+    for i in range(3):  # in flight and done within the grace: answered
+        assert answers[f"slow{i}"].status_code == 200
+        assert answers[f"slow{i}"].json()["results"][0]["response"] == {}
+    refused = answers["hang"]  # still running when the grace ended: a typed 503
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+    assert refused.json()["detail"].startswith("the service is stopping: 1 of 1 items were not checked")
     assert service.process.wait(30) == 0
+    assert wait_for(lambda: all(pid_gone(p.pid) for p in workers), timeout=10), "a worker outlived the service"
+
+
+def _accepts(url: str) -> bool:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def test_it_refuses_a_non_loopback_address_without_keys_and_a_bad_option_with_exit_2() -> None:
