@@ -1,6 +1,6 @@
 """``python -m leanworker.serve --simulator`` as a user runs it: real worker processes, the REPL SIMULATOR, HTTP on a
-port it picks, SIGTERM at the end (exit 0, nothing left behind). With the Kimina peer set up beside the checkout
-(``python -m bench.serve`` does it), the real ``kimina_client`` is run against it too."""
+port it picks, SIGTERM at the end (exit 0, nothing left behind); and Kimina's own client from PyPI against it, in the
+Python 3.12 venv ``make test`` builds (``.venv/kimina-client``; the test skips, saying why, where there is none)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,18 @@ httpx = pytest.importorskip("httpx")
 from conftest import pid_gone, wait_for  # noqa: E402
 
 CHECKOUT = Path(__file__).resolve().parent.parent
-KIMINA_PYTHON = Path(os.environ.get("LEANWORKER_KIMINA_PEER", CHECKOUT.parent / "kimina-peer")) / "venv/bin/python"
+KIMINA_CLIENT_VENV = CHECKOUT / ".venv" / "kimina-client"  # made by `make test` (Makefile, $(KIMINA_CLIENT))
+KIMINA_PEER_VENV = Path(os.environ.get("LEANWORKER_KIMINA_PEER", CHECKOUT.parent / "kimina-peer")) / "venv"
+
+
+def kimina_python() -> Path:
+    """A Python with Kimina's client: the venv ``make test`` builds, else the bench peer's; skip, saying why."""
+    for venv in (KIMINA_CLIENT_VENV, KIMINA_PEER_VENV):
+        if (venv / "bin" / "python").exists():
+            return venv / "bin" / "python"
+    skipped = KIMINA_CLIENT_VENV.parent / "kimina-client.skip"
+    why = skipped.read_text().strip() if skipped.exists() else "run `make test`, which builds it"
+    pytest.skip(f"no venv with Kimina's client (kimina-ast-client) at {KIMINA_CLIENT_VENV}: {why}")
 
 
 class Service:
@@ -120,29 +131,36 @@ def test_every_endpoint_over_real_workers_and_the_simulator(services: Any, tmp_p
     native = json.loads(lines[0])
     assert native["status"] == "sorry" and native["simulated"] is True and native["sorries"][0]["pos"]["line"] == 2
 
-    if KIMINA_PYTHON.exists():
-        _kimina_client_checks(service.url)
     assert service.stop() == 0
 
 
-def _kimina_client_checks(url: str) -> None:
-    """The real kimina_client (Python 3.12, the bench peer's venv) against the service, unchanged."""
+def test_kiminas_own_client_works_unchanged_with_a_key(services: Any) -> None:
+    python = kimina_python()
+    service = services("--no-cache", "--sandbox", "none", env={"LEANWORKER_API_KEYS": "client-key"})
+    assert "API keys required (1)" in service.start_line
     script = textwrap.dedent("""
         import json, sys
         from kimina_client import KiminaClient, Snippet
-        client = KiminaClient(api_url=sys.argv[1], n_retries=1)
+        url = sys.argv[1]
+        client = KiminaClient(api_url=url, api_key="client-key", n_retries=1)  # sends Authorization: Bearer
         assert client.health()["status"] == "ok"
         codes = {"valid": "theorem a : True := trivial", "sorry": "theorem b : True := sorry",
-                 "lean_error": "theorem c : True := ERROR", "timeout_error": "theorem d : True := HANG"}
+                 "lean_error": "theorem c : True := ERROR", "timeout_error": "theorem d : True := HANG",
+                 "crash": "theorem e : True := CRASH"}
         response = client.check([Snippet(id=k, code="import Mathlib\\n" + v) for k, v in codes.items()],
                                 timeout=1, show_progress=False)
-        print(json.dumps({r.id: r.analyze().status.value for r in response.results}))
+        verdicts = {r.id: r.analyze().status.value for r in response.results}
+        wrong = KiminaClient(api_url=url, api_key="wrong", n_retries=1).check(  # logs the 401 on stdout
+            [Snippet(id="x", code="theorem x : True := trivial")], timeout=1, show_progress=False)
+        print(json.dumps({"verdicts": verdicts, "refused": wrong.results[0].error}))
     """)
-    done = subprocess.run([str(KIMINA_PYTHON), "-c", script, url], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    verdicts = json.loads(done.stdout.strip().splitlines()[-1])
-    assert verdicts == {"valid": "valid", "sorry": "sorry", "lean_error": "lean_error",
-                        "timeout_error": "timeout_error"}
+    done = subprocess.run([str(python), "-c", script, service.url], capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["verdicts"] == {"valid": "valid", "sorry": "sorry", "lean_error": "lean_error",
+                               "timeout_error": "timeout_error", "crash": "server_error"}  # its client's word
+    assert "failed" in out["refused"] and "401 Unauthorized" in done.stdout, done.stdout[-1000:]
+    assert service.stop() == 0
 
 
 def test_the_cache_survives_a_restart(services: Any, tmp_path: Path) -> None:
