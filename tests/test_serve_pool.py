@@ -40,8 +40,8 @@ def service(tmp_path: Path) -> Iterator[Callable[..., Running]]:
               **changes: Any) -> Running:
         config = replace(ServeConfig(simulator=True, cache=False, cache_path=tmp_path / "cache.sqlite3",
                                      workers=workers, sandbox=None), **changes)
-        pool_checker = PoolChecker(simulator_command(), workers=workers, simulated=True, import_timeout=10.0,
-                                   worker=WORKER, stall_margin=2.0, **(checker or {}))
+        options = {"import_timeout": 10.0, "worker": WORKER, "stall_margin": 2.0, **(checker or {})}
+        pool_checker = PoolChecker(simulator_command(), workers=workers, simulated=True, **options)
         running.append(Running(config, pool_checker, **(app or {})))
         return running[-1]
 
@@ -196,3 +196,4 @@ def test_overload_is_refused_429_with_retry_after_and_every_admitted_request_is_
     assert len(statuses) == 48 and set(statuses) <= {200, 429} and 200 in statuses
     assert 429 in statuses  # 12 clients of 3 items each against a queue of 12 items
     assert server.state.admission.items == 0 and server.state.admission.size == 0
+
