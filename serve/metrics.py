@@ -10,6 +10,7 @@ docs/metrics.md). Labels are bounded: ``endpoint`` is a route's path (``other`` 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -49,6 +50,7 @@ class ServeMetrics:
         self._items = Counter("leanworker_serve_items", "Items answered, by status (ok, sorry, error, timeout, "
                               "crashed, unchecked) and whether the results cache answered.", ["status", "cached"],
                               registry=self.registry)
+        self._children: dict[tuple[str, ...], Any] = {}  # labelled series, found once (a scrape never waits on us)
         for status in (*STATUSES, UNCHECKED):  # every series from the start, so rates need no first sighting
             for cached in ("false", "true") if status in ("ok", "sorry", "error") else ("false",):
                 self._items.labels(status, cached)
@@ -62,12 +64,19 @@ class ServeMetrics:
         self.registry.register(collector)
 
     def request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
-        method = method if method in METHODS else "other"
-        self._requests.labels(endpoint, method, str(status)).inc()
-        self._latency.labels(endpoint).observe(seconds)
+        key = ("request", endpoint, method if method in METHODS else "other", str(status))  # bounded, each
+        series = self._children.get(key)
+        if series is None:
+            series = self._children[key] = (self._requests.labels(*key[1:]), self._latency.labels(endpoint))
+        series[0].inc()
+        series[1].observe(seconds)
 
     def item(self, status: str, cached: bool) -> None:
-        self._items.labels(status if status in STATUSES else UNCHECKED, "true" if cached else "false").inc()
+        key = ("item", status if status in STATUSES else UNCHECKED, "true" if cached else "false")
+        series = self._children.get(key)
+        if series is None:
+            series = self._children[key] = self._items.labels(*key[1:])
+        series.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
