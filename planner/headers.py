@@ -44,9 +44,10 @@ _ASCII_ID_REST = re.compile(r"[A-Za-z0-9_'!?]*")  # exactly the ASCII characters
 def _id_end(text: str, i: int) -> int:
     """The end of the identifier whose first character is at ``i`` (ASCII runs at once, the rest per character)."""
     n = len(text)
-    j = _ASCII_ID_REST.match(text, i + 1).end()
+    rest = _ASCII_ID_REST.match
+    j = rest(text, i + 1).end()  # type: ignore[union-attr]  # a pattern of `*`: it always matches
     while j < n and text[j] > "\x7f" and is_id_rest(text[j]):
-        j = _ASCII_ID_REST.match(text, j + 1).end()
+        j = rest(text, j + 1).end()  # type: ignore[union-attr]
     return j
 
 
