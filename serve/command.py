@@ -53,15 +53,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(where installed, the default), bwrap (required), none")
     add("--sandbox-path", action="append", default=[], metavar="DIR", help="also bind DIR read-only in the "
         "sandbox (the REPL's toolchain, say, when it is not found from --repl); repeatable (default: none)")
-    add("--grace", type=float, default=10.0, help="seconds requests in flight may finish on SIGTERM (default 10); "
-        "what is left then is answered 503")
+    add("--grace", type=float, default=10.0, help="seconds requests in flight may finish on SIGTERM, what is left "
+        "then is answered 503 (default: 10)")
     add("--recycle-after", type=int, default=None, metavar="CALLS", help="replace a REPL worker after this many "
-        "check calls (a REPL keeps every environment it made: this bounds its memory; default: never)")
+        "check calls, which bounds its memory: a REPL keeps every environment it made (default: never)")
     add("--worker-memory-mib", type=int, default=None, metavar="MIB", help="replace a REPL worker once its process "
         "tree passes this RSS, between calls (default: no limit)")
-    add("--otel", action="store_true", help="OpenTelemetry spans (a span per HTTP request, the pool's spans under "
-        "it) to the global tracer provider (set it up with opentelemetry-instrument; needs the otel extra; "
-        "default: off)")
+    add("--otel", action="store_true", help="OpenTelemetry spans, a span per HTTP request with the pool's spans "
+        "under it, to the global tracer provider: set it up with opentelemetry-instrument; needs the otel extra "
+        "(default: off)")
     add("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="the server's log level "
         "(default: info)")
 
