@@ -1,6 +1,7 @@
 """The service over its real pool (``PoolChecker`` on ``lw.AsyncWorkerPool``, worker processes running the REPL
 SIMULATOR), in the test process so that its metrics, spans and pool can be inspected: ``/metrics`` parsed as
-Prometheus reads it, a span per HTTP request parenting the pool's spans, a worker lost mid-call, and overload."""
+Prometheus reads it, a span per HTTP request parenting the pool's spans, a worker lost mid-call, overload, and faults
+injected inside the real workers with leanworker.testing."""
 
 from __future__ import annotations
 
@@ -197,3 +198,77 @@ def test_overload_is_refused_429_with_retry_after_and_every_admitted_request_is_
     assert 429 in statuses  # 12 clients of 3 items each against a queue of 12 items
     assert server.state.admission.items == 0 and server.state.admission.size == 0
 
+
+
+def test_injected_worker_crash_garbage_and_hang_among_many_items_cost_no_other_item_its_verdict(
+        service: Any) -> None:
+    from leanworker.testing import Fault, FaultPlan
+
+    # faults inside the real workers, decided per check call of the header's key (counted from 1): a worker that
+    # exits after one row, one that writes a frame that is no CBOR after two, one that stops answering at once
+    plan = FaultPlan([Fault("crash", command="check", nth=2, after_rows=1),
+                      Fault("garbage", command="check", nth=4, after_rows=2),
+                      Fault("hang", command="check", nth=6)])
+    server = service(max_queue=24, checker={"wrap_key": plan.wrap, "import_timeout": 2.0})
+    try:
+        kinds = {i: "crash" if i % 17 == 5 else "hang" if i % 23 == 7 else "clean" for i in range(96)}
+        words = {"clean": "trivial", "crash": "by CRASH", "hang": "by HANG"}  # the REPL's own faults, per item
+        outcomes: dict[str, Any] = {}
+        statuses: list[int] = []
+        lock = threading.Lock()
+
+        def client(first: int) -> None:
+            with httpx.Client(base_url=server.url, timeout=120) as own:
+                for start in range(first, 96, 24):
+                    ids = list(range(start, start + 3))
+                    body = {"timeout": 1, "snippets": [{"id": str(i), "code": f"{HEADER}theorem t{i} : True := "
+                                                                              f"{words[kinds[i]]}"} for i in ids]}
+                    while True:  # a client that honours Retry-After (shortened: the test's queue is small)
+                        answer = own.post("/api/check", json=body)
+                        with lock:
+                            statuses.append(answer.status_code)
+                        if answer.status_code != 429:
+                            break
+                        threading.Event().wait(0.05)
+                    assert answer.status_code == 200, answer.text[:300]
+                    with lock:
+                        outcomes.update((r["id"], r) for r in answer.json()["results"])
+
+        threads = [threading.Thread(target=client, args=(first,)) for first in range(0, 24, 3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert set(statuses) <= {200, 429} and len(outcomes) == 96  # no 5xx, no request without its answer
+        for i, kind in kinds.items():
+            result = outcomes[str(i)]
+            if kind == "clean":
+                assert result.get("response") == {}, result  # never the victim of another item's fault
+            elif kind == "crash":
+                assert result["error"].startswith("Lean REPL crashed"), result
+            else:
+                assert result["error"] == "Lean REPL command timed out in 1.0 seconds", result
+        fired = [fault.kind for fault in plan.fired()]
+        assert sorted(fired) == ["crash", "garbage", "hang"]
+        restarts = server.checker.pool.snapshot().restarts
+        assert restarts.get("crash", 0) >= 1 and restarts.get("protocol", 0) >= 1
+        assert server.state.admission.items == 0
+    finally:
+        plan.uninstall()
+
+
+def test_an_item_whose_worker_is_lost_twice_is_answered_crashed_alone_and_the_call_goes_on(service: Any) -> None:
+    from leanworker.testing import Fault, FaultPlan
+
+    # the first two check calls of the header lose their worker before any row: the first item is the suspect
+    plan = FaultPlan([Fault("crash", command="check", nth=1), Fault("crash", command="check", nth=2, how="signal")])
+    server = service(workers=1, checker={"wrap_key": plan.wrap})
+    try:
+        answer = server.client.post("/v1/check?timeout=5", json=[
+            {"id": i, "code": f"{HEADER}theorem t{i} : True := trivial"} for i in range(4)])
+        lines = {line["id"]: line for line in map(json.loads, answer.text.splitlines())}
+        assert lines[0]["status"] == "crashed" and "worker was lost 2 times" in lines[0]["error"]
+        assert [lines[i]["status"] for i in (1, 2, 3)] == ["ok", "ok", "ok"]  # run a third time, on a fresh worker
+        assert [(f.kind, f.nth) for f in plan.fired()] == [("crash", 1), ("crash", 2)]
+    finally:
+        plan.uninstall()
