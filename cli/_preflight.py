@@ -8,12 +8,12 @@ import os
 import re
 import shlex
 import shutil
-import sys
 from pathlib import Path
 
 from leanworker.cli._output import UsageError
+from leanworker.serve.config import SIMULATOR_MODULE
+from leanworker.serve.config import simulator_command as simulator_argv
 
-SIMULATOR_MODULE = "leanworker.fixtures.repl_sim"
 RAY_ADDRESS = re.compile(r"(ray://)?[A-Za-z0-9._-]+:\d{1,5}|\[[0-9a-fA-F:]+\]:\d{1,5}")
 
 
@@ -65,8 +65,8 @@ def ray_address(text: str) -> str:
 
 
 def simulator_command() -> str:
-    """The bundled REPL simulator, run by the interpreter leanworker runs on."""
-    return f"{shlex.quote(sys.executable)} -m {SIMULATOR_MODULE}"
+    """The bundled REPL simulator, run by the interpreter leanworker runs on, as one command line."""
+    return shlex.join(simulator_argv())
 
 
 def is_simulator(command: str) -> bool:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from leanworker.actors.core.config import SessionKey
-from leanworker.planner import parse_import_header
+from leanworker.planner import ImportHeader, parse_import_header
 from leanworker.planner.plan import PlannedBatch
 
 REPL_CAPABILITY = "leanworker.lean:repl"
@@ -29,8 +29,10 @@ class CheckItem:
     column_shift: int  # ... and body column c on that first line is column c + column_shift
 
 
-def split_item(item_id: Any, code: str) -> CheckItem:
-    header = parse_import_header(code)
+def split_item(item_id: Any, code: str, header: ImportHeader | None = None) -> CheckItem:
+    """The item with its header split off (``header``: ``parse_import_header(code)``, when the caller has it)."""
+    if header is None:
+        header = parse_import_header(code)
     end = header.end
     line_start = code.rfind("\n", 0, end) + 1
     return CheckItem(item_id, code, header.modules, code[end:], code[:end].count("\n"), end - line_start)

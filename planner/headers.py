@@ -7,6 +7,7 @@ per ``import``, several ``import``s may share a line. Whitespace includes line c
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from leanworker.errors import InvalidModuleName
@@ -37,10 +38,24 @@ class ImportHeader:
         return tuple(dict.fromkeys(decl.module for decl in self.imports))
 
 
+_ASCII_ID_REST = re.compile(r"[A-Za-z0-9_'!?]*")  # exactly the ASCII characters of is_id_rest
+
+
+def _id_end(text: str, i: int) -> int:
+    """The end of the identifier whose first character is at ``i`` (ASCII runs at once, the rest per character)."""
+    n = len(text)
+    rest = _ASCII_ID_REST.match
+    j = rest(text, i + 1).end()  # type: ignore[union-attr]  # a pattern of `*`: it always matches
+    while j < n and text[j] > "\x7f" and is_id_rest(text[j]):
+        j = rest(text, j + 1).end()  # type: ignore[union-attr]
+    return j
+
+
 class _Scanner:
     def __init__(self, text: str) -> None:
         self.text = text
         self.i = 0
+        self._word: tuple[int, str | None] = (-1, None)  # the word at a cursor, asked for again and again
 
     def skip_space(self) -> None:
         text, n = self.text, len(self.text)
@@ -74,12 +89,11 @@ class _Scanner:
     def word(self) -> str | None:
         """The keyword at the cursor (not consumed), if it is one."""
         text, i = self.text, self.i
-        if i < len(text) and is_id_first(text[i]):
-            j = i + 1
-            while j < len(text) and is_id_rest(text[j]):
-                j += 1
-            return text[i:j]
-        return None
+        if self._word[0] == i:
+            return self._word[1]
+        found = text[i:_id_end(text, i)] if i < len(text) and is_id_first(text[i]) else None
+        self._word = (i, found)
+        return found
 
     def take(self, word: str) -> bool:
         if self.word() == word:
@@ -100,9 +114,7 @@ class _Scanner:
                 components.append(text[i + 1:end])
                 i = end + 1
             elif is_id_first(text[i]):
-                j = i + 1
-                while j < n and is_id_rest(text[j]):
-                    j += 1
+                j = _id_end(text, i)
                 components.append(text[i:j])
                 i = j
             else:

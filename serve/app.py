@@ -1,8 +1,9 @@
 """The ASGI application (Starlette): routes, keys, body limits, admission, the access log, and the lifespan.
 
 Kimina-compatible: ``POST /api/check``, ``POST /verify`` (and ``/one_pass_verify_batch``), ``GET /health`` (and
-``/``). Native: ``POST /v1/check``, streamed JSON lines. The checking itself is :class:`CheckService` over a
-:class:`Checker`; this module only speaks HTTP.
+``/``). Native: ``POST /v1/check``, streamed JSON lines. ``GET /metrics``: Prometheus text. The checking itself is
+:class:`CheckService` over a :class:`Checker`; this module only speaks HTTP. Every request passes the
+:class:`ServiceMiddleware` first (drain refusals, metrics, spans); :func:`drain` ends the service gracefully.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -27,9 +29,12 @@ from leanworker import __version__
 from leanworker.serve import kimina, native
 from leanworker.serve.admission import ANONYMOUS, Admission, Refusal, Ticket
 from leanworker.serve.cache import ResultCache
-from leanworker.serve.checker import Checker
+from leanworker.serve.checker import Checker, Row, stopped
 from leanworker.serve.config import ServeConfig
 from leanworker.serve.keys import KeyRing, presented_key
+from leanworker.serve.lifecycle import Lifecycle
+from leanworker.serve.metrics import CONTENT_TYPE, ServeMetrics
+from leanworker.serve.middleware import ACCESS, ServiceMiddleware
 from leanworker.serve.refusals import HTTPRefusal, json_invalid
 from leanworker.serve.service import CheckOptions, CheckService, ItemResult
 
@@ -43,14 +48,38 @@ class _State:
     keys: KeyRing
     admission: Admission
     cache: ResultCache | None
+    lifecycle: Lifecycle
+    metrics: ServeMetrics
     service: CheckService | None = None
     reading: int = 0  # bytes of request bodies being read right now, over every request
+
+    def gauges(self) -> dict[str, tuple[str, float, str]]:
+        """The service's state for ``/metrics`` (read at scrape time)."""
+        batcher = self.service.batcher if self.service is not None else None
+        return {
+            "leanworker_serve_queue_items": ("Items admitted and not yet answered (bounded by --max-queue).",
+                                             self.admission.items, "gauge"),
+            "leanworker_serve_queue_bytes": ("Bytes of code admitted and not yet answered.", self.admission.size,
+                                             "gauge"),
+            "leanworker_serve_refused": ("Requests refused by admission (429 and 413).", self.admission.refused,
+                                         "counter"),
+            "leanworker_serve_items_waiting": ("Items waiting for a REPL (admitted, not yet in a call).",
+                                               batcher.waiting if batcher else 0, "gauge"),
+            "leanworker_serve_calls": ("Check calls started on REPLs (a call takes up to 16 items of one header).",
+                                       batcher.calls if batcher else 0, "counter"),
+            "leanworker_serve_requests_in_flight": ("HTTP requests being answered.", self.lifecycle.in_flight,
+                                                    "gauge"),
+            "leanworker_serve_draining": ("1 while the service drains (SIGTERM), else 0.",
+                                          float(self.lifecycle.draining), "gauge"),
+        }
 
 
 class _Access:
     """What the access log line of one request says (never the code it carried)."""
 
-    def __init__(self, request: Request) -> None:
+    def __init__(self, request: Request, metrics: ServeMetrics) -> None:
+        request.scope[ACCESS] = self  # the request's span says what this says
+        self.metrics = metrics
         self.started = time.perf_counter()
         self.method = request.method
         self.path = request.url.path
@@ -59,6 +88,11 @@ class _Access:
         self.key_id = "?"
         self.items = 0
         self.statuses: Counter[str] = Counter()
+
+    def item(self, row: Row, cached: bool) -> None:
+        status = str(row.get("status"))
+        self.statuses[status] += 1
+        self.metrics.item(status, cached)
 
     def log(self, status: int) -> None:
         if not access_log.isEnabledFor(logging.INFO):
@@ -147,7 +181,7 @@ async def _collect(state: _State, request: Request, ticket: Ticket, codes: Seque
     async def gather() -> None:
         async for result in service.check(list(zip(ids, codes)), options):
             results[result.position] = result
-            access.statuses[str(result.row.get("status"))] += 1
+            access.item(result.row, result.cached)
             state.admission.item_done(ticket, len(codes[result.position]))
 
     async def disconnected() -> None:
@@ -172,13 +206,22 @@ async def _collect(state: _State, request: Request, ticket: Ticket, codes: Seque
     return [r for r in results if r is not None]
 
 
+def _refuse_if_stopped(results: list[ItemResult]) -> None:
+    """A request the drain stopped before all its items had a verdict is answered 503 (typed), not 200 with holes."""
+    left = sum(1 for r in results if stopped(r.row))
+    if left:
+        raise HTTPRefusal(503, f"the service is stopping: {left} of {len(results)} items were not checked; send the "
+                               "request again later", {"Retry-After": "1", "Connection": "close"})
+
+
 def _timeout(requested: float, config: ServeConfig) -> float:
     return min(float(requested), config.max_timeout)
 
 
 async def api_check(request: Request) -> Response:
     """Kimina's ``POST /api/check``."""
-    state, access = _state(request), _Access(request)
+    state = _state(request)
+    access = _Access(request, state.metrics)
     try:
         access.key_id = _authorize(state, request)
         payload = _parse_json(await _read_body(state, request))
@@ -191,6 +234,7 @@ async def api_check(request: Request) -> Response:
             options = CheckOptions(timeout, state.cache is not None,
                                    (("infotree", body.infotree.value),) if body.infotree else ())
             results = await _collect(state, request, ticket, codes, [s.id for s in body.snippets], options, access)
+            _refuse_if_stopped(results)
         finally:
             state.admission.release(ticket)
     except HTTPRefusal as refusal:
@@ -204,7 +248,8 @@ async def api_check(request: Request) -> Response:
 
 async def verify(request: Request) -> Response:
     """Kimina's older ``POST /verify`` (and ``/one_pass_verify_batch``)."""
-    state, access = _state(request), _Access(request)
+    state = _state(request)
+    access = _Access(request, state.metrics)
     try:
         access.key_id = _authorize(state, request)
         payload = _parse_json(await _read_body(state, request))
@@ -221,6 +266,7 @@ async def verify(request: Request) -> Response:
                                    (("infotree", body.infotree_type.value),) if body.infotree_type else ())
             ids = [str(c.custom_id) for c in body.codes]
             results = await _collect(state, request, ticket, codes, ids, options, access)
+            _refuse_if_stopped(results)
         finally:
             state.admission.release(ticket)
     except HTTPRefusal as refusal:
@@ -232,7 +278,8 @@ async def verify(request: Request) -> Response:
 
 async def native_check(request: Request) -> Response:
     """``POST /v1/check``: JSON lines of results, each as soon as it is known."""
-    state, access = _state(request), _Access(request)
+    state = _state(request)
+    access = _Access(request, state.metrics)
     try:
         access.key_id = _authorize(state, request)
         timeout = native.parse_timeout(request.query_params.get("timeout"), state.config.timeout,
@@ -253,8 +300,7 @@ async def native_check(request: Request) -> Response:
     async def lines() -> AsyncIterator[bytes]:
         try:
             async for result in service.check(list(zip(ids, codes)), CheckOptions(timeout, state.cache is not None)):
-                status = str(result.row.get("status"))
-                access.statuses[status] += 1
+                access.item(result.row, result.cached)
                 state.admission.item_done(ticket, len(codes[result.position]))
                 yield native.result_line(ids[result.position], result.row, cached=result.cached,
                                          simulated=simulated)
@@ -274,6 +320,29 @@ async def health(request: Request) -> Response:
     return JSONResponse(body)
 
 
+async def metrics(request: Request) -> Response:
+    """``GET /metrics``: Prometheus text, the service's figures beside its pool's (a key is needed when keys are)."""
+    state = _state(request)
+    try:
+        _authorize(state, request)
+    except HTTPRefusal as refusal:
+        return JSONResponse({"detail": refusal.detail}, refusal.status, headers=refusal.headers)
+    return Response(state.metrics.render(), media_type=CONTENT_TYPE)
+
+
+async def drain(app: Starlette, grace: float) -> None:
+    """End the service gracefully: refuse new requests (503), let those in flight finish for ``grace`` seconds,
+    then answer what is left as stopped (503) and return; the lifespan's shutdown stops the workers after."""
+    state: _State = app.state.serve
+    service = state.service
+
+    async def stop() -> None:
+        if service is not None:
+            await service.aclose()
+
+    await state.lifecycle.drain(grace, stop)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     """404, 405 and the like as ``{"detail": ...}``, as FastAPI (and so the Kimina server) writes them."""
     assert isinstance(exc, HTTPException)
@@ -281,15 +350,28 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(config: ServeConfig, checker: Checker, keys: KeyRing | None = None,
-               on_ready: Callable[[], Awaitable[None] | None] | None = None) -> Starlette:
-    """The service as an ASGI app over ``checker`` (started and closed by the app's lifespan)."""
+               on_ready: Callable[[], Awaitable[None] | None] | None = None, *,
+               tracer_provider: Any | None = None) -> Starlette:
+    """The service as an ASGI app over ``checker`` (started and closed by the app's lifespan).
+
+    ``tracer_provider`` (OpenTelemetry): a span per HTTP request; give the checker's pool an ``OpenTelemetryTracer``
+    of the same provider so that the pool's spans are their children. When the checker has a ``pool`` once started
+    (an ``AsyncWorkerPool``), ``/metrics`` shows the pool's figures too (``leanworker.metrics.PoolCollector``)."""
     cache = ResultCache(config.cache_path, config.cache_max_mib * 2**20) if config.cache else None
+    lifecycle = Lifecycle()
     state = _State(config, checker, keys or KeyRing(()),
-                   Admission(config.max_queue, config.max_queue_mib * 2**20, config.max_in_flight_per_key), cache)
+                   Admission(config.max_queue, config.max_queue_mib * 2**20, config.max_in_flight_per_key), cache,
+                   lifecycle, ServeMetrics())
+    state.metrics.register_state(state.gauges)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await checker.start()
+        pool = getattr(checker, "pool", None)
+        if pool is not None:
+            from leanworker.metrics import PoolCollector
+
+            state.metrics.register(PoolCollector(pool))
         state.service = CheckService(checker, cache=cache, max_item_bytes=config.max_item_bytes,
                                      max_batch=config.max_batch)
         try:
@@ -313,7 +395,11 @@ def create_app(config: ServeConfig, checker: Checker, keys: KeyRing | None = Non
         Route("/health", health, methods=["GET"]),
         Route("/health/", health, methods=["GET"]),
         Route("/", health, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error})
+    middleware = [Middleware(ServiceMiddleware, lifecycle=lifecycle, metrics=state.metrics,
+                             tracer_provider=tracer_provider)]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
+                    exception_handlers={HTTPException: _http_error})
     app.state.serve = state
     return app

@@ -6,6 +6,9 @@ arrived while every REPL was busy go together in the next call of their header, 
 the header is never sent again (the REPL imported it once). A call takes at most ``max_batch`` items, and no more
 than its share when several REPLs are free (:func:`batch_size`), so a burst is spread over every REPL.
 
+Tracing: a call runs in the context (``contextvars``) of the request whose item is first in it, so the pool's spans
+of that call are children of that HTTP request's span.
+
 Fairness: the group whose oldest waiting item is oldest goes first; inside a group, a call takes items round robin
 over the requests (*owners*) that wait in it, so a request of ten thousand items delays a one-item request by one
 item per call, not by ten thousand.
@@ -14,6 +17,7 @@ item per call, not by ten thousand.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import logging
 import math
@@ -21,7 +25,7 @@ from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass
 
-from leanworker.serve.checker import Checker, Row, unchecked
+from leanworker.serve.checker import STOPPING, Checker, Row, unchecked
 
 log = logging.getLogger("leanworker.serve")
 
@@ -40,6 +44,7 @@ class _Waiting:
     seq: int
     body: str
     future: asyncio.Future[Row]
+    context: contextvars.Context  # the submitting request's (its span is the parent of the call's)
 
 
 class _Group:
@@ -104,7 +109,8 @@ class Batcher:
         """The item's row, when its call yields it. ``owner`` (the request) is what fairness is counted by. Cancel
         the future to withdraw an item not yet handed out."""
         future: asyncio.Future[Row] = asyncio.get_running_loop().create_future()
-        self._groups.setdefault((imports, timeout), _Group()).add(owner, _Waiting(next(self._seq), body, future))
+        waiting = _Waiting(next(self._seq), body, future, contextvars.copy_context())
+        self._groups.setdefault((imports, timeout), _Group()).add(owner, waiting)
         self._dispatch()
         return future
 
@@ -123,7 +129,8 @@ class Batcher:
             if not group.queues:
                 del self._groups[key]
             if batch:
-                task = asyncio.get_running_loop().create_task(self._call(key, batch))
+                task = asyncio.get_running_loop().create_task(self._call(key, batch),
+                                                              context=batch[0].context.copy())
                 self._running.add(task)
                 task.add_done_callback(self._call_ended)
 
@@ -144,7 +151,7 @@ class Batcher:
             finally:
                 await rows.aclose()
         except asyncio.CancelledError:
-            reason = "the service is stopping"
+            reason = STOPPING
             raise
         except Exception as exc:  # a bug below must cost these items a typed answer, never the service
             log.exception("check call failed")
@@ -160,7 +167,7 @@ class Batcher:
             for queue in group.queues.values():
                 for waiting in queue:
                     if not waiting.future.done():
-                        waiting.future.set_result(unchecked("the service is stopping"))
+                        waiting.future.set_result(unchecked(STOPPING))
         self._groups.clear()
         for task in list(self._running):
             task.cancel()

@@ -17,11 +17,17 @@ Row = dict[str, Any]
 VERDICTS = ("ok", "sorry", "error")  # deterministic outcomes: the only ones a cache may keep
 STATUSES = ("ok", "sorry", "error", "timeout", "crashed")  # the statuses of ``leanworker check``
 UNCHECKED = "unchecked"  # no verdict: the item could not be run (the row's "error" says why)
+STOPPING = "the service is stopping"  # the reason of an item the service stopped before it had a verdict
 
 
 def unchecked(reason: str) -> Row:
     """The row of an item that got no verdict."""
     return {"status": UNCHECKED, "messages": [], "sorries": [], "elapsed_s": 0.0, "error": reason}
+
+
+def stopped(row: Row) -> bool:
+    """True for the row of an item the service stopped before it had a verdict (a drain past its grace)."""
+    return row.get("status") == UNCHECKED and str(row.get("error", "")).startswith(STOPPING)
 
 
 class Checker(Protocol):

@@ -1,15 +1,14 @@
 """``leanworker serve`` (and ``python -m leanworker.serve``): options, the start line, and uvicorn.
 
-Exit status 0 after SIGTERM or Ctrl-C (uvicorn stops accepting and lets requests in flight finish for ``--grace``
-seconds, then the workers are stopped), 2 when it cannot start (a bad option, no REPL, a port in use, no API key
-on a non-loopback address without ``--insecure``).
+Exit status 0 after SIGTERM or Ctrl-C (the drain: it stops accepting, lets requests in flight finish for ``--grace``
+seconds, answers what is left with a typed 503, stops every worker; serve/lifecycle.py), 2 when it cannot start (a
+bad option, no REPL, a port in use, no API key on a non-loopback address without ``--insecure``).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import shlex
 import shutil
@@ -54,7 +53,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(where installed, the default), bwrap (required), none")
     add("--sandbox-path", action="append", default=[], metavar="DIR", help="also bind DIR read-only in the "
         "sandbox (the REPL's toolchain, say, when it is not found from --repl); repeatable (default: none)")
-    add("--grace", type=float, default=10.0, help="seconds requests in flight may finish on SIGTERM (default 10)")
+    add("--grace", type=float, default=10.0, help="seconds requests in flight may finish on SIGTERM, what is left "
+        "then is answered 503 (default: 10)")
+    add("--recycle-after", type=int, default=None, metavar="CALLS", help="replace a REPL worker after this many "
+        "check calls, which bounds its memory: a REPL keeps every environment it made (default: never)")
+    add("--worker-memory-mib", type=int, default=None, metavar="MIB", help="replace a REPL worker once its process "
+        "tree passes this RSS, between calls (default: no limit)")
+    add("--otel", action="store_true", help="OpenTelemetry spans, a span per HTTP request with the pool's spans "
+        "under it, to the global tracer provider: set it up with opentelemetry-instrument; needs the otel extra "
+        "(default: off)")
     add("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="the server's log level "
         "(default: info)")
 
@@ -74,7 +81,8 @@ def config_from(args: argparse.Namespace) -> tuple[ServeConfig, KeyRing]:
             max_queue=args.max_queue, max_in_flight_per_key=args.max_in_flight_per_key,
             max_body_mib=args.max_body_mib, max_item_bytes=args.max_item_kib * 1024, insecure=args.insecure,
             grace=args.grace, sandbox=None if args.sandbox == "none" else args.sandbox,
-            sandbox_paths=tuple(args.sandbox_path))
+            sandbox_paths=tuple(args.sandbox_path), recycle_after=args.recycle_after,
+            worker_memory_mib=args.worker_memory_mib)
         keys = KeyRing(load_keys(args.api_key_file))
     except (ValueError, KeyFileError) as exc:
         raise StartError(str(exc)) from None
@@ -183,25 +191,35 @@ def run(args: argparse.Namespace) -> int:
         return 2
     import leanworker as lw
     from leanworker.lean import find_toolchain
-    from leanworker.serve._threaded_checker import TemporaryThreadedChecker
-    from leanworker.serve.app import create_app
+    from leanworker.serve.app import create_app, drain
+    from leanworker.serve.pool_checker import PoolChecker
+    from leanworker.serve.server import DrainingServer
 
+    try:
+        tracer_provider, pool_tracer = tracing(args.otel)
+    except StartError as exc:
+        sock.close()
+        print(f"leanworker serve: {exc}", file=sys.stderr)
+        return 2
     host, port = sock.getsockname()[:2]
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     toolchain = find_toolchain(config.workspace).fingerprint if config.workspace else None
     worker = lw.WorkerConfig(request_timeout=None, sandbox=config.sandbox,
                              sandbox_paths=(*repl_paths(repl), *config.sandbox_paths),
                              sandbox_hidden=config.hidden_paths)
-    checker = TemporaryThreadedChecker(repl, workers=config.workers, workspace=config.workspace,
-                                       toolchain=toolchain, simulated=config.simulated,
-                                       import_timeout=config.max_timeout, worker=worker)
+    restart = lw.RestartPolicy(max_requests=config.recycle_after, rss_soft_limit_mib=config.worker_memory_mib)
+    checker = PoolChecker(repl, workers=config.workers, workspace=config.workspace, toolchain=toolchain,
+                          simulated=config.simulated, import_timeout=config.max_timeout, worker=worker,
+                          restart=restart, trace=pool_tracer)
 
     def ready() -> None:
         print(start_line(config, url, keys, repl, sandbox), flush=True)
 
-    app = create_app(config, checker, keys, on_ready=ready)
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, log_level=args.log_level, access_log=False,
-                                           lifespan="on", timeout_graceful_shutdown=math.ceil(config.grace)))
+    app = create_app(config, checker, keys, on_ready=ready, tracer_provider=tracer_provider)
+    # the drain has its own grace; what uvicorn waits for after it is only answers being written
+    server = DrainingServer(uvicorn.Config(app, log_config=None, log_level=args.log_level, access_log=False,
+                                           lifespan="on", timeout_graceful_shutdown=5),
+                            lambda: drain(app, config.grace))
     # uvicorn re-raises the signal that stopped it once it is done; a handler of ours makes that a no-op, so a
     # drained service exits 0.
     previous: dict[int, Any] = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -212,3 +230,17 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
         sock.close()
     return 0 if server.started else 2
+
+
+def tracing(enabled: bool) -> tuple[Any, Any]:
+    """With ``--otel``: OpenTelemetry's global tracer provider (for the HTTP spans) and a pool tracer on it."""
+    if not enabled:
+        return None, None
+    try:
+        from opentelemetry import trace
+
+        from leanworker.telemetry import OpenTelemetryTracer
+    except ImportError:
+        raise StartError("--otel needs the otel extra: pip install 'leanworker[serve,otel]'") from None
+    provider = trace.get_tracer_provider()
+    return provider, OpenTelemetryTracer(provider)

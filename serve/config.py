@@ -56,6 +56,8 @@ class ServeConfig:
     grace: float = 10.0  # on SIGTERM: how long requests in flight may finish
     sandbox: str | None = "auto"  # WorkerConfig.sandbox of every worker
     sandbox_paths: tuple[str, ...] = ()  # more read-only binds (a REPL's toolchain outside what is found)
+    recycle_after: int | None = None  # calls before a worker is replaced (RestartPolicy.max_requests)
+    worker_memory_mib: int | None = None  # a worker past this RSS is replaced between calls (rss_soft_limit_mib)
 
     def __post_init__(self) -> None:
         if self.simulator and self.repl is not None:
@@ -64,8 +66,9 @@ class ServeConfig:
                      "cache_max_mib"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
-        if self.max_in_flight_per_key is not None and self.max_in_flight_per_key < 1:
-            raise ValueError("--max-in-flight-per-key must be >= 1")
+        for name in ("max_in_flight_per_key", "recycle_after", "worker_memory_mib"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
         if not 0 < self.timeout <= self.max_timeout:
             raise ValueError("--timeout must be > 0 and at most --max-timeout")
         if not 0 <= self.port <= 65535:

@@ -90,7 +90,7 @@ class CheckService:
         if header.problems:
             return ItemResult(position, {"status": "error", "messages": [], "sorries": [], "elapsed_s": 0.0,
                                          "error": "the import header is not valid: " + "; ".join(header.problems)})
-        item = split_item(item_id, code)
+        item = split_item(item_id, code, header)
         if options.timeout is not None and options.timeout <= 0:
             return ItemResult(position, {"status": "timeout", "messages": [], "sorries": [], "elapsed_s": 0.0,
                                          "error": "a timeout of 0 seconds: not run"})

@@ -1,6 +1,6 @@
 """``python -m leanworker.serve --simulator`` as a user runs it: real worker processes, the REPL SIMULATOR, HTTP on a
-port it picks, SIGTERM at the end (exit 0, nothing left behind). With the Kimina peer set up beside the checkout
-(``python -m bench.serve`` does it), the real ``kimina_client`` is run against it too."""
+port it picks, SIGTERM at the end (exit 0, nothing left behind); and Kimina's own client from PyPI against it, in the
+Python 3.12 venv ``make test`` builds (``.venv/kimina-client``; the test skips, saying why, where there is none)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -16,14 +17,28 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
+from conftest import pid_gone, wait_for  # noqa: E402
+
 CHECKOUT = Path(__file__).resolve().parent.parent
-KIMINA_PYTHON = Path(os.environ.get("LEANWORKER_KIMINA_PEER", CHECKOUT.parent / "kimina-peer")) / "venv/bin/python"
+KIMINA_CLIENT_VENV = CHECKOUT / ".venv" / "kimina-client"  # made by `make test` (Makefile, $(KIMINA_CLIENT))
+KIMINA_PEER_VENV = Path(os.environ.get("LEANWORKER_KIMINA_PEER", CHECKOUT.parent / "kimina-peer")) / "venv"
+
+
+def kimina_python() -> Path:
+    """A Python with Kimina's client: the venv ``make test`` builds, else the bench peer's; skip, saying why."""
+    for venv in (KIMINA_CLIENT_VENV, KIMINA_PEER_VENV):
+        if (venv / "bin" / "python").exists():
+            return venv / "bin" / "python"
+    skipped = KIMINA_CLIENT_VENV.parent / "kimina-client.skip"
+    why = skipped.read_text().strip() if skipped.exists() else "run `make test`, which builds it"
+    pytest.skip(f"no venv with Kimina's client (kimina-ast-client) at {KIMINA_CLIENT_VENV}: {why}")
 
 
 class Service:
@@ -116,29 +131,36 @@ def test_every_endpoint_over_real_workers_and_the_simulator(services: Any, tmp_p
     native = json.loads(lines[0])
     assert native["status"] == "sorry" and native["simulated"] is True and native["sorries"][0]["pos"]["line"] == 2
 
-    if KIMINA_PYTHON.exists():
-        _kimina_client_checks(service.url)
     assert service.stop() == 0
 
 
-def _kimina_client_checks(url: str) -> None:
-    """The real kimina_client (Python 3.12, the bench peer's venv) against the service, unchanged."""
+def test_kiminas_own_client_works_unchanged_with_a_key(services: Any) -> None:
+    python = kimina_python()
+    service = services("--no-cache", "--sandbox", "none", env={"LEANWORKER_API_KEYS": "client-key"})
+    assert "API keys required (1)" in service.start_line
     script = textwrap.dedent("""
         import json, sys
         from kimina_client import KiminaClient, Snippet
-        client = KiminaClient(api_url=sys.argv[1], n_retries=1)
+        url = sys.argv[1]
+        client = KiminaClient(api_url=url, api_key="client-key", n_retries=1)  # sends Authorization: Bearer
         assert client.health()["status"] == "ok"
         codes = {"valid": "theorem a : True := trivial", "sorry": "theorem b : True := sorry",
-                 "lean_error": "theorem c : True := ERROR", "timeout_error": "theorem d : True := HANG"}
+                 "lean_error": "theorem c : True := ERROR", "timeout_error": "theorem d : True := HANG",
+                 "crash": "theorem e : True := CRASH"}
         response = client.check([Snippet(id=k, code="import Mathlib\\n" + v) for k, v in codes.items()],
                                 timeout=1, show_progress=False)
-        print(json.dumps({r.id: r.analyze().status.value for r in response.results}))
+        verdicts = {r.id: r.analyze().status.value for r in response.results}
+        wrong = KiminaClient(api_url=url, api_key="wrong", n_retries=1).check(  # logs the 401 on stdout
+            [Snippet(id="x", code="theorem x : True := trivial")], timeout=1, show_progress=False)
+        print(json.dumps({"verdicts": verdicts, "refused": wrong.results[0].error}))
     """)
-    done = subprocess.run([str(KIMINA_PYTHON), "-c", script, url], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    verdicts = json.loads(done.stdout.strip().splitlines()[-1])
-    assert verdicts == {"valid": "valid", "sorry": "sorry", "lean_error": "lean_error",
-                        "timeout_error": "timeout_error"}
+    done = subprocess.run([str(python), "-c", script, service.url], capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["verdicts"] == {"valid": "valid", "sorry": "sorry", "lean_error": "lean_error",
+                               "timeout_error": "timeout_error", "crash": "server_error"}  # its client's word
+    assert "failed" in out["refused"] and "401 Unauthorized" in done.stdout, done.stdout[-1000:]
+    assert service.stop() == 0
 
 
 def test_the_cache_survives_a_restart(services: Any, tmp_path: Path) -> None:
@@ -155,22 +177,58 @@ def test_the_cache_survives_a_restart(services: Any, tmp_path: Path) -> None:
     assert debug.json()["results"][0]["diagnostics"] == {"status": "sorry", "cached": True, "simulated": True}
 
 
-def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(services: Any, tmp_path: Path) -> None:
+def test_sigterm_mid_load_finishes_what_is_in_flight_answers_the_rest_503_and_leaves_no_process(
+        services: Any, tmp_path: Path) -> None:
     imports_log = tmp_path / "imports.log"
-    service = services("--no-cache", "--grace", "20", "--sandbox", "none",
+    service = services("--no-cache", "--grace", "5", "--sandbox", "none",
                        env={"LEANWORKER_REPL_SIM_LOG": str(imports_log)})
-    answers: list[httpx.Response] = []
-    request = threading.Thread(target=lambda: answers.append(service.client.post("/api/check", json={
-        "snippets": [{"id": "slow", "code": "import Slow\ntheorem s : True := by SLOW1500"}]})))
-    request.start()
-    deadline = 30.0
-    while not (imports_log.exists() and "import Slow" in imports_log.read_text()) and deadline > 0:
-        request.join(0.02)
-        deadline -= 0.02
-    service.process.send_signal(signal.SIGTERM)  # the item is on its REPL now
-    request.join(30)
-    assert answers and answers[0].status_code == 200 and answers[0].json()["results"][0]["response"] == {}
+    answers: dict[str, httpx.Response] = {}
+
+    def post(name: str, body: dict[str, Any]) -> None:
+        answers[name] = httpx.post(service.url + "/api/check", json=body, timeout=60)
+
+    def queued() -> float:
+        for line in service.client.get("/metrics").text.splitlines():
+            if line.startswith("leanworker_serve_queue_items "):
+                return float(line.split()[1])
+        return -1
+
+    def imported() -> set[str]:
+        return set(imports_log.read_text().splitlines()) if imports_log.exists() else set()
+
+    hanging = {"timeout": 60, "snippets": [{"id": "hang", "code": "import Hang\ntheorem h : True := HANG"}]}
+    threads = [threading.Thread(target=post, args=("hang", hanging))]
+    threads[0].start()
+    assert wait_for(lambda: imported() == {"import Hang"}, timeout=30)  # one REPL hangs from now on
+    threads += [threading.Thread(target=post, args=(f"slow{i}", {"snippets": [
+        {"id": f"slow{i}", "code": f"import Slow\ntheorem s{i} : True := by SLOW700"}]})) for i in range(3)]
+    for thread in threads[1:]:
+        thread.start()
+    # all admitted and none answered: the other REPL starts, then takes 0.7 s per slow item, 2.1 s in all
+    assert wait_for(lambda: queued() == 4, timeout=30), queued()
+    workers = psutil.Process(service.process.pid).children(recursive=True)
+    assert workers
+    service.process.send_signal(signal.SIGTERM)  # four requests in flight, one of them never ending
+    assert wait_for(lambda: not _accepts(service.url), timeout=10)  # it stops accepting at once
+    for thread in threads:
+        thread.join(60)
+    for i in range(3):  # in flight and done within the grace: answered
+        assert answers[f"slow{i}"].status_code == 200
+        assert answers[f"slow{i}"].json()["results"][0]["response"] == {}
+    refused = answers["hang"]  # still running when the grace ended: a typed 503
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+    assert refused.json()["detail"].startswith("the service is stopping: 1 of 1 items were not checked")
     assert service.process.wait(30) == 0
+    assert wait_for(lambda: all(pid_gone(p.pid) for p in workers), timeout=10), "a worker outlived the service"
+
+
+def _accepts(url: str) -> bool:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def test_it_refuses_a_non_loopback_address_without_keys_and_a_bad_option_with_exit_2() -> None:

@@ -21,15 +21,16 @@ pytest.importorskip("starlette")
 httpx = pytest.importorskip("httpx")
 uvicorn = pytest.importorskip("uvicorn")
 
-from leanworker.serve import ServeConfig, create_app  # noqa: E402
+from leanworker.serve import ServeConfig  # noqa: E402
 from leanworker.serve.checker import Row  # noqa: E402
-from leanworker.serve.command import bind  # noqa: E402
 from leanworker.serve.keys import KeyRing, parse_keys  # noqa: E402
+from serve_harness import Running  # noqa: E402
 
 
 class ScriptedChecker:
     """Answers by words in the body (``sorry``, ``ERROR``, ``BOOM`` raises); a body with ``HOLD`` waits until the
-    test calls :meth:`release`. Records every body it was asked to check."""
+    test calls :meth:`release`, one with ``GATE`` until it calls :meth:`open_gate`. Records every body it was asked
+    to check."""
 
     capacity = 2
     identity = "scripted"
@@ -39,11 +40,13 @@ class ScriptedChecker:
         self.bodies: list[str] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self._held: asyncio.Event | None = None
+        self._gate: asyncio.Event | None = None
         self.holding = threading.Semaphore(0)  # one release per HOLD item that reached the checker
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._held = asyncio.Event()
+        self._gate = asyncio.Event()
 
     async def aclose(self) -> None:
         pass
@@ -52,12 +55,19 @@ class ScriptedChecker:
         assert self.loop is not None and self._held is not None
         self.loop.call_soon_threadsafe(self._held.set)
 
+    def open_gate(self) -> None:
+        assert self.loop is not None and self._gate is not None
+        self.loop.call_soon_threadsafe(self._gate.set)
+
     async def check(self, imports: tuple[str, ...], bodies: Sequence[str],
                     timeout: float | None) -> AsyncGenerator[tuple[int, Row], None]:
         for index, body in enumerate(bodies):
             self.bodies.append(body)
             if "BOOM" in body:
                 raise RuntimeError("scripted failure")
+            if "GATE" in body:
+                assert self._gate is not None
+                await self._gate.wait()
             if "HOLD" in body:
                 self.holding.release()
                 assert self._held is not None
@@ -71,34 +81,6 @@ class ScriptedChecker:
             yield index, row
 
 
-class Running:
-    """The app under uvicorn on a free port, in a thread of the test process."""
-
-    def __init__(self, config: ServeConfig, checker: ScriptedChecker, keys: KeyRing | None = None) -> None:
-        self.checker = checker
-        sock = bind("127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self.app = create_app(config, checker, keys)
-        self.server = uvicorn.Server(uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "the server did not start"
-            time.sleep(0.01)
-        self.client = httpx.Client(base_url=self.url, timeout=10)
-
-    def close(self) -> None:
-        self.client.close()
-        self.server.should_exit = True
-        self.thread.join(10)
-        assert not self.thread.is_alive()
-
-    def wait_holding(self, count: int) -> None:
-        for _ in range(count):
-            assert self.checker.holding.acquire(timeout=10), "the held item never reached the checker"
-
-
 def base_config(tmp_path: Path, **changes: Any) -> ServeConfig:
     return replace(ServeConfig(simulator=True, cache_path=tmp_path / "results.sqlite3", cache=False), **changes)
 
@@ -107,8 +89,10 @@ def base_config(tmp_path: Path, **changes: Any) -> ServeConfig:
 def serve(tmp_path: Path) -> Iterator[Any]:
     running: list[Running] = []
 
-    def start(keys: KeyRing | None = None, **changes: Any) -> Running:
-        server = Running(base_config(tmp_path, **changes), ScriptedChecker(), keys)
+    def start(keys: KeyRing | None = None, capacity: int = 2, **changes: Any) -> Running:
+        checker = ScriptedChecker()
+        checker.capacity = capacity
+        server = Running(base_config(tmp_path, **changes), checker, keys)
         running.append(server)
         return server
 
@@ -330,3 +314,71 @@ def test_the_access_log_names_key_items_and_statuses_and_never_the_code(serve: A
     assert "key=team" in lines[0] and "items=2" in lines[0] and "error=1,sorry=1" in lines[0] and " 200 " in lines[0]
     assert " 401 " in lines[1]
     assert not any("secret_proof" in line or "sekret" in line for line in lines)
+
+
+def _raw_request(sock: socket.socket, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 request on an open connection; the status, headers and body of its answer."""
+    sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                 % (path.encode(), len(body), body))
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, rest = data.split(b"\r\n\r\n", 1)
+    lines = head.decode().split("\r\n")
+    headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+    while len(rest) < int(headers.get("content-length", 0)):
+        rest += sock.recv(65536)
+    return int(lines[0].split()[1]), headers, rest
+
+
+def test_the_drain_refuses_new_requests_lets_those_in_flight_finish_and_answers_the_rest_503(serve: Any) -> None:
+    server = serve(capacity=3, grace=1.5)
+    answers: dict[str, httpx.Response] = {}
+    stream_lines: list[dict[str, Any]] = []
+
+    def post(name: str, body: Any) -> None:
+        answers[name] = httpx.post(server.url + "/api/check", json=body, timeout=30)
+
+    def stream() -> None:
+        items = [{"id": "quick", "code": "theorem q : True := trivial"}, {"id": "held", "code": "HOLD b"}]
+        with httpx.stream("POST", server.url + "/v1/check", json=items, timeout=30) as response:
+            for line in response.iter_lines():
+                stream_lines.append(json.loads(line))
+
+    held = threading.Thread(target=post, args=("held", snippets("HOLD a")))
+    held.start()
+    server.wait_holding(1)
+    streaming = threading.Thread(target=stream)
+    streaming.start()
+    server.wait_holding(1)
+    port = int(server.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as idle:  # a kept-alive connection, open before the drain
+        assert _raw_request(idle, "/api/check", json.dumps(snippets("x")).encode())[0] == 200
+        gated = threading.Thread(target=post, args=("gated", snippets("GATE 1", "GATE 2")))
+        gated.start()
+        deadline = time.monotonic() + 10
+        while server.state.admission.items < 4:  # held, the stream's held item, both gated items
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        server.server.should_exit = True  # what SIGTERM does
+        while not server.state.lifecycle.draining:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        status, headers, body = _raw_request(idle, "/api/check", json.dumps(snippets("late")).encode())
+        assert status == 503 and headers["retry-after"] == "1" and headers["connection"] == "close"
+        assert "stopping" in json.loads(body)["detail"]
+    server.checker.open_gate()  # in flight when the drain began, done within the grace
+    with pytest.raises(httpx.ConnectError):  # no new connection is accepted
+        httpx.post(server.url + "/api/check", json=snippets("later"), timeout=5)
+    for thread in (held, streaming, gated):
+        thread.join(20)
+    assert [r["id"] for r in answers["gated"].json()["results"]] == ["s0", "s1"]  # in flight: finished
+    refused = answers["held"]  # still held when the grace ended: a typed 503
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+    assert refused.json() == {"detail": "the service is stopping: 1 of 1 items were not checked; send the request "
+                                        "again later"}
+    assert [(line["id"], line["status"]) for line in stream_lines] == [("quick", "ok"), ("held", "unchecked")]
+    assert stream_lines[1]["error"].startswith("the service is stopping")
+    server.thread.join(20)
+    assert not server.thread.is_alive()
+    assert not any(b in server.checker.bodies for b in ("late", "later"))

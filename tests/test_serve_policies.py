@@ -1,9 +1,10 @@
 """The service's pure pieces, without HTTP and without processes: admission, keys, batching, single flight, the
-Kimina and native shapes, request validation, the cache key."""
+Kimina and native shapes, request validation, the cache key, the policy after a worker is lost, the drain."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 from collections.abc import AsyncGenerator, Sequence
 
@@ -19,6 +20,8 @@ from leanworker.serve.cache import cache_key, cacheable  # noqa: E402
 from leanworker.serve.checker import Row  # noqa: E402
 from leanworker.serve.flight import SingleFlight  # noqa: E402
 from leanworker.serve.keys import KeyRing, load_keys, parse_keys, presented_key  # noqa: E402
+from leanworker.serve.lifecycle import Lifecycle  # noqa: E402
+from leanworker.serve.losses import LossPolicy, lost_row  # noqa: E402
 from leanworker.serve.refusals import HTTPRefusal  # noqa: E402
 
 # -- admission -------------------------------------------------------------------------------------------------------
@@ -216,6 +219,36 @@ def test_a_withdrawn_item_never_reaches_a_call_and_close_answers_the_waiting_as_
     asyncio.run(scenario())
 
 
+def test_a_call_runs_in_the_context_of_the_request_whose_item_is_first_in_it() -> None:
+    request: contextvars.ContextVar[str] = contextvars.ContextVar("request", default="none")
+
+    class Recording(HeldChecker):
+        async def check(self, imports: tuple[str, ...], bodies: Sequence[str],
+                        timeout: float | None) -> AsyncGenerator[tuple[int, Row], None]:
+            seen.append((request.get(), list(bodies)))
+            async for answer in super().check(imports, bodies, timeout):
+                yield answer
+
+    seen: list[tuple[str, list[str]]] = []
+
+    async def submit(batcher: Batcher, name: str, body: str) -> asyncio.Future[Row]:
+        request.set(name)  # as an HTTP request's span is current in its own task
+        return batcher.submit((), body, None, name)
+
+    async def scenario() -> None:
+        checker = Recording(capacity=1)
+        batcher = Batcher(checker)
+        futures = [await asyncio.create_task(submit(batcher, name, body))
+                   for name, body in (("r1", "a"), ("r2", "b"), ("r3", "c"))]
+        checker.go.set()
+        await asyncio.gather(*futures)
+        # r1's call started in r1's task; the next call (r2 and r3 together) starts from r1's call ending, yet runs
+        # in r2's context: its first item's
+        assert seen == [("r1", ["a"]), ("r2", ["b", "c"])]
+
+    asyncio.run(scenario())
+
+
 def test_single_flight_starts_one_check_for_identical_items_and_cancels_only_when_every_waiter_left() -> None:
     async def scenario() -> None:
         flight = SingleFlight()
@@ -400,3 +433,60 @@ def test_the_service_hides_its_key_file_and_its_cache_from_workers(tmp_path) -> 
                                    str(tmp_path / "c.sqlite3-wal"), str(tmp_path / "c.sqlite3-shm"))
     assert ServeConfig(cache=False).hidden_paths == ()
     assert ServeConfig().sandbox == "auto"
+
+
+# -- a worker lost mid-call; the drain ------------------------------------------------------------------------------
+
+
+def test_a_lost_worker_charges_the_item_it_was_checking_and_gives_it_up_at_its_last_strike() -> None:
+    policy = LossPolicy(max_strikes=2)
+    assert policy.lost([3, 4, 5]) is None  # item 3 was being checked: one strike, everything runs again
+    assert policy.lost([3, 4, 5]) == 3  # lost again on it: answered on its own, the others run again
+    assert policy.lost([4, 5]) is None and policy.strikes == {3: 2, 4: 1}
+    assert policy.lost([]) is None
+    row = lost_row(2, "WorkerCrashed: exit 3")
+    assert row["status"] == "crashed" and "lost 2 times" in row["error"] and "WorkerCrashed" in row["error"]
+    with pytest.raises(ValueError):
+        LossPolicy(max_strikes=0)
+
+
+def test_losses_are_bounded_by_strikes_so_a_call_never_loops() -> None:
+    policy = LossPolicy(max_strikes=3)
+    unanswered = list(range(5))
+    losses = 0
+    while unanswered:  # a worker that is lost on every item, every time
+        losses += 1
+        given_up = policy.lost(unanswered)
+        if given_up is not None:
+            unanswered.remove(given_up)
+    assert losses == 15
+
+
+def test_the_drain_waits_for_requests_in_flight_and_stops_the_rest_after_the_grace() -> None:
+    async def scenario() -> None:
+        stopped: list[bool] = []
+
+        async def stop() -> None:
+            stopped.append(True)
+
+        quick = Lifecycle()
+        quick.enter()
+        asyncio.get_running_loop().call_later(0.05, quick.leave)
+        await quick.drain(30, stop)
+        assert quick.draining and not quick.stopping and not stopped  # done within the grace
+
+        slow = Lifecycle()
+        slow.enter()
+
+        async def stop_slow() -> None:
+            stopped.append(True)
+            slow.leave()  # stopping answers what was left
+
+        await slow.drain(0.05, stop_slow)
+        assert slow.stopping and stopped == [True] and slow.in_flight == 0
+
+        idle = Lifecycle()
+        await idle.drain(30, stop)
+        assert idle.draining and not idle.stopping
+
+    asyncio.run(scenario())
