@@ -63,7 +63,9 @@ class OrphanSweeper:
                 except (ProcessLookupError, PermissionError):
                     pass
             killed |= targets
-        self.reap(kept, wait=_REAP_WAIT if killed else 0.0)
+        # wait for what is dying even if another kill sent it (a tree kill at a deadline): once we return, nothing
+        # reaps it until the next sweep
+        self.reap(kept, wait=_REAP_WAIT)
         return len(killed)
 
     def reap(self, keep: Iterable[int] = (), wait: float = 0.0) -> None:
@@ -73,7 +75,7 @@ class OrphanSweeper:
         kept = self.spared | frozenset(keep)
         deadline = time.monotonic() + wait
         while True:
-            waiting = False
+            waiting = reaped = False
             for child in _children(os.getpid(), recursive=False):
                 if child in kept:
                     continue
@@ -82,6 +84,9 @@ class OrphanSweeper:
                 except ChildProcessError:
                     continue
                 waiting = waiting or pid == 0
+                reaped = reaped or pid != 0
+            if reaped:
+                continue  # a child that ended handed its own children to us (a server's worker): list them too
             if not waiting or time.monotonic() >= deadline:
                 return
             time.sleep(0.01)

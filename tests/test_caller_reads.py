@@ -34,8 +34,10 @@ def test_call_answers_are_read_by_the_calling_thread_whatever_the_spin(spin_wait
             assert worker.call("echo", i) == i
         snapshot = worker.snapshot()
     assert snapshot.requests_ok >= CALLS
-    # The reader thread may hold the pipe at the moment a call starts (then it answers that call): rarely.
-    assert snapshot.answers_read_by_caller > CALLS // 2, snapshot
+    # The reader thread may hold the pipe at the moment a call starts (then it answers that call): how often depends
+    # on the machine's load (85 of 200 on a loaded CI machine), so only "some" is asserted; none would mean the
+    # caller never reads.
+    assert snapshot.answers_read_by_caller > 0, snapshot
 
 
 def test_streams_are_read_by_the_reader_thread(faults_worker: lw.Worker) -> None:

@@ -18,7 +18,8 @@ from conftest import FAST, close_parent, pid_gone, wait_for
 
 import leanworker as lw
 from leanworker.actors.core.ceilings import JOIN_SCRIPT, joining
-from leanworker.actors.core.sandbox import SANDBOX_USER, SandboxSpec, bwrap_argv, find_bwrap, minimal_paths
+from leanworker.actors.core.sandbox import (SANDBOX_USER, SandboxSpec, bwrap_argv, find_bwrap, minimal_paths,
+                                           module_paths)
 
 ESCAPE = "leanworker.fixtures.escape:capability"
 needs_bwrap = pytest.mark.skipif(find_bwrap() is None, reason="bubblewrap (bwrap) is not installed here; .ci/run "
@@ -61,6 +62,18 @@ def test_binds_are_read_only_minimal_and_mounted_after_the_scratch_so_a_workspac
     assert argv.index("--tmpfs") < argv.index("--ro-bind")
     assert pairs(argv, "--tmpfs") == ["/tmp"] and pairs(argv, "--size") == [str(256 * 2**20)]
     assert minimal_paths(["/a/b", "/a", "/ab", "/a/"]) == ["/a", "/ab"]
+
+
+def test_only_the_workers_own_module_paths_are_shown_not_whatever_else_is_on_sys_path(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # a test runner puts the parent of a checkout on sys.path (/tmp, a home directory), python -m the working
+    # directory: the worker never imports from them, so the sandbox must not show them
+    stray, explicit = tmp_path / "stray", tmp_path / "explicit"
+    monkeypatch.syspath_prepend(str(stray))
+    paths = module_paths("leanworker.fixtures.capability:capability", {"PYTHONPATH": str(explicit)})
+    assert str(stray) not in paths
+    assert str(explicit) in paths, "what the worker inherits in PYTHONPATH it may import from"
+    assert any(p.endswith("site-packages") for p in paths)
 
 
 def test_hidden_paths_are_masked_after_the_binds_and_only_where_a_bind_shows_them() -> None:

@@ -19,8 +19,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import site
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,11 +90,21 @@ def interpreter_paths(executable: str = sys.executable) -> list[str]:
     return sorted(p for p in paths if p and os.path.isabs(p))
 
 
-def module_paths(capability: str | None = None) -> list[str]:
-    """Where Python finds modules here (``sys.path``, leanworker itself), and the capability's top-level module
-    itself (its package directory or its file: not the directory that holds it, which may hold anything)."""
+def module_paths(capability: str | None = None, environ: Mapping[str, str] = os.environ) -> list[str]:
+    """Where a worker finds modules: the site directories on ``sys.path``, the ``PYTHONPATH`` it inherits,
+    leanworker itself, and the capability's top-level module itself (its package directory or its file: not the
+    directory that holds it, which may hold anything).
+
+    Other ``sys.path`` entries are not the worker's (its own ``sys.path`` is the interpreter's, ``PYTHONPATH`` and
+    the capability's directory), and may be anything: the working directory of ``python -m``, or the parent of a
+    checkout that a test runner put there (``/tmp``, a home directory). They are never shown.
+    """
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))  # leanworker itself
-    paths = {p for p in (*sys.path, here) if p and os.path.isabs(p) and p != "/"}
+    sites = {*site.getsitepackages(), site.getusersitepackages()}
+    explicit = {p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p}
+    paths = {p for p in sys.path if p in sites or p.endswith(("site-packages", "dist-packages", ".zip"))}
+    paths |= {os.path.abspath(p) for p in explicit} | {here}
+    paths = {p for p in paths if os.path.isabs(p) and p != "/"}
     top = (capability or "").partition(":")[0].split(".")[0]
     try:
         spec = importlib.util.find_spec(top) if top else None
