@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,8 +71,25 @@ class Ceilings:
         """Remove the groups once the worker's processes have left them (its PID namespace ends a moment after the
         worker is reaped); a group left by a parent that died is removed by the next parent (:func:`_v1_base`)."""
         for group in self.groups:
-            remove_cgroup(group, wait=2.0)
+            _kill_members(group)  # what the namespace's end has not yet taken down (slow on a loaded machine)
+            remove_cgroup(group, wait=_REMOVE_WAIT)
         self.groups.clear()
+
+
+_REMOVE_WAIT = 10.0  # returns as soon as the group is empty; killed tasks of a loaded machine can take seconds
+
+
+def _kill_members(group: Path) -> None:
+    """SIGKILL every process still in a cgroup v1 group (v1 has no ``cgroup.kill``)."""
+    try:
+        pids = [int(pid) for pid in (group / "cgroup.procs").read_text().split()]
+    except (OSError, ValueError):
+        return
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def _write(path: Path, value: str) -> bool:
