@@ -1,10 +1,12 @@
 """``in_thread``: run one blocking call (a pool's shutdown, opening a run's journal) in a short-lived thread of its
 own and await its result on the loop. The thread ends with the call, so nothing is left behind; the loop is woken
-with ``call_soon_threadsafe``."""
+with ``call_soon_threadsafe``. The call runs in a copy of the awaiting task's context (``contextvars``), so a run
+started this way is made under the caller's OpenTelemetry span."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -39,5 +41,6 @@ async def in_thread(function: Callable[[], T], name: str) -> T:
         except RuntimeError:
             pass
 
-    threading.Thread(target=target, name=name, daemon=True).start()
+    context = contextvars.copy_context()  # the call sees the awaiting task's context, as with asyncio.to_thread
+    threading.Thread(target=context.run, args=(target,), name=name, daemon=True).start()
     return await result

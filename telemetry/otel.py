@@ -5,8 +5,8 @@ goes wherever a tracer goes: ``PoolConfig(trace=OpenTelemetryTracer())``, or ``t
 the timeline's ring. From the runtime's events it makes three kinds of span (docs/tracing.md, OpenTelemetry):
 
 - ``leanworker.request``: from a request's admission to its terminal; attributes ``leanworker.command``,
-  ``leanworker.outcome``, ``leanworker.generation``, ``leanworker.rows``, ``leanworker.session_key``,
-  ``process.pid`` and, for a failure, ``error.type``;
+  ``leanworker.outcome``, ``leanworker.generation``, ``leanworker.rows`` (for a failure: the rows that arrived
+  before it, never committed), ``leanworker.session_key``, ``process.pid`` and, for a failure, ``error.type``;
 - ``leanworker.session_open``: a worker generation from its start to its open session (``leanworker.session_key``,
   ``leanworker.generation``, ``process.pid``);
 - ``leanworker.restart``: from the end of a generation that must be replaced to its successor being ready
@@ -16,7 +16,13 @@ Parenting: a request span is a child of the OpenTelemetry context current where 
 the caller's thread or task (the runtime records ``request_admitted`` there). A session open is a child of the
 context of the caller whose lease request started the worker (``lease_requested`` is recorded in the caller's
 thread); a restart, and the session open of the generation that replaces a worker, are children of the context of
-the last request on that worker. So a service's trace of one HTTP request shows the Lean work it caused.
+the last request on that worker. So a service's trace of one HTTP request shows the Lean work it caused. A
+``pool.run`` (threaded or asyncio) runs its batches in copies of the caller's context, so its requests and session
+opens are children of the span current where the run was made.
+
+What it keeps is bounded by what is in flight: a queued caller's context until its wait ends
+(``lease_wait_ended``), a slot's state until the slot stops, a request's span until its terminal (or its slot
+stops).
 
 Spans are ended from the runtime's threads (a worker's reader thread, its supervisor): use a batching span
 processor (``BatchSpanProcessor``) in production, so that exporting never holds up a worker's reader.
@@ -69,6 +75,7 @@ class OpenTelemetryTracer:
         self._requests: dict[tuple[str, int | None, int | None], Span] = {}
         self._handlers: dict[str, Callable[[str, int | None, int | None, dict[str, Any]], None]] = {
             "lease_requested": self._lease_requested,
+            "lease_wait_ended": self._lease_wait_ended,
             "slot_start": self._slot_start,
             "generation_start": self._generation_start,
             "spawn": self._pid,
@@ -97,6 +104,15 @@ class OpenTelemetryTracer:
             self._waiters[fields["waiter"]] = otel_context.get_current()
             while len(self._waiters) > MAX_WAITERS:
                 self._waiters.popitem(last=False)
+
+    def _lease_wait_ended(self, slot: str, generation: int | None, request_id: int | None,
+                          fields: dict[str, Any]) -> None:
+        """A queued caller's wait ended (granted, failed or withdrawn): its context is needed no more. Kept, it
+        would keep the caller's span alive long after its end."""
+        waiter = fields.get("waiter")
+        if isinstance(waiter, int):
+            with self._lock:
+                self._waiters.pop(waiter, None)
 
     def _slot_start(self, slot: str, generation: int | None, request_id: int | None, fields: dict[str, Any]) -> None:
         with self._lock:
@@ -169,9 +185,14 @@ class OpenTelemetryTracer:
         """The slot stopped (or is exhausted): nothing it began will finish."""
         with self._lock:
             state = self._slots.pop(slot, None)
-        if state is None:
+            requests = [key for key in self._requests if key[0] == slot]
+            unended = [self._requests.pop(key) for key in requests]  # their terminal was never recorded
+        if state is None and not unended:
             return
-        for span in [*state.opening.values(), *([state.restart] if state.restart is not None else [])]:
+        spans = [*unended]
+        if state is not None:
+            spans += [*state.opening.values(), *([state.restart] if state.restart is not None else [])]
+        for span in spans:
             span.set_status(Status(StatusCode.ERROR, "the worker slot stopped"))
             span.end()
 

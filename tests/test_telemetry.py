@@ -4,13 +4,14 @@ one span per request, session open and restart, each under the caller's current 
 from __future__ import annotations
 
 import asyncio
-import threading
+import gc
+import weakref
 from typing import Any
 
 import pytest
 
 import leanworker as lw
-from conftest import FAST, FAULTS, THROUGHPUT
+from conftest import FAST, FAULTS, MATHLIB, THROUGHPUT
 
 pytest.importorskip("opentelemetry.sdk")
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: E402
@@ -68,17 +69,15 @@ def test_request_session_open_and_restart_spans_are_children_of_the_callers_span
     assert crash.parent is not None and crash.parent.span_id == crash_id
     assert after.attributes is not None and after.attributes["leanworker.generation"] == 2
     opens = named(spans, "leanworker.session_open")
-    assert [o.parent.span_id if o.parent else None for o in opens] == [outer_id, crash_id, None][:len(opens)] \
-        or len(opens) == 3
-    first_open = opens[0]
-    assert first_open.parent is not None and first_open.parent.span_id == outer_id
     restarts = named(spans, "leanworker.restart")
     assert len(restarts) == 1
     restart: Any = restarts[0]
     assert restart.attributes["leanworker.reason"] == "crash"
     assert restart.parent is not None and restart.parent.span_id == crash_id
-    replacement = [o for o in opens if o.parent is not None and o.parent.span_id == restart.context.span_id]
-    assert len(replacement) == 1, "the replacement's session open is part of the restart"
+    # the rows key's open under the first request's span; the faults key's (its slot cycled for it) under the
+    # second's; the replacement after the crash under the restart
+    assert [o.parent.span_id if o.parent else None for o in opens] == [outer_id, crash_id, restart.context.span_id]
+    assert [o.attributes["leanworker.generation"] if o.attributes else None for o in opens] == [1, 1, 2]
 
 
 def test_a_request_sent_from_an_asyncio_task_is_a_child_of_the_tasks_span() -> None:
@@ -117,4 +116,81 @@ def test_tracing_with_a_sequence_keeps_the_ring_and_the_spans_in_step() -> None:
     assert len(named(exporter.get_finished_spans(), "leanworker.session_open")) == 1
     with pytest.raises(TypeError):
         lw.PoolConfig(trace=[object()])  # type: ignore[list-item]
-    threading.enumerate()
+
+
+def test_a_failed_request_span_says_how_many_rows_arrived_before_the_failure() -> None:
+    tracer_provider, exporter = provider()
+    with lw.WorkerPool(lw.PoolConfig(max_workers=1, worker=FAST, trace=OpenTelemetryTracer(tracer_provider))) as pool:
+        with pool.lease(FAULTY) as lease:
+            stream = lease.stream("crash", {"after_rows": 5, "how": "signal"})
+            with pytest.raises(lw.WorkerCrashed):
+                stream.collect()
+    crash: Any = named(exporter.get_finished_spans(), "leanworker.request")[0]
+    assert crash.attributes["leanworker.outcome"] == "crashed" and crash.attributes["error.type"] == "WorkerCrashed"
+    assert crash.attributes["leanworker.rows"] == 5
+
+
+def plan(count: int) -> list[lw.PlannedBatch]:
+    key = lw.SessionKey(MATHLIB, imports=("Mathlib",))
+    return [lw.PlannedBatch(key, (f"M{i}.A", f"M{i}.B"), f"batch{i}") for i in range(count)]
+
+
+def test_a_runs_requests_and_session_opens_are_children_of_the_span_where_run_was_called() -> None:
+    tracer_provider, exporter = provider()
+    app = tracer_provider.get_tracer("app")
+    config = lw.PoolConfig(max_workers=2, worker=FAST, trace=OpenTelemetryTracer(tracer_provider))
+    with lw.WorkerPool(config) as pool:
+        with app.start_as_current_span("threaded run") as threaded:
+            results = list(pool.run(plan(4), "index"))
+        assert all(r.committed for r in results)
+
+    async def main() -> Any:
+        async with lw.AsyncWorkerPool(config) as pool:
+            with app.start_as_current_span("async run") as span:
+                async with pool.run(plan(4), "index") as run:
+                    async for result in run:
+                        assert result.committed
+            return span
+
+    in_async = asyncio.run(main())
+    spans = exporter.get_finished_spans()
+    for caller in (threaded, in_async):
+        caller_id = caller.get_span_context().span_id
+        requests = [s for s in named(spans, "leanworker.request") if s.parent and s.parent.span_id == caller_id]
+        opens = [s for s in named(spans, "leanworker.session_open") if s.parent and s.parent.span_id == caller_id]
+        assert len(requests) == 4, caller.name
+        assert 1 <= len(opens) <= 2, caller.name
+    assert all(s.parent is not None for s in named(spans, "leanworker.request"))
+
+
+def test_a_callers_span_is_not_kept_alive_once_its_lease_wait_is_over() -> None:
+    """The tracer keeps a queued caller's context only until its wait ends (granted, withdrawn or failed), and a
+    slot's last request's context (the parent of its next restart): bounded by the pool, not by its history."""
+    tracer_provider, _ = provider()
+    app = tracer_provider.get_tracer("app")
+    config = lw.PoolConfig(max_workers=1, worker=FAST, trace=OpenTelemetryTracer(tracer_provider))
+    spans: list[weakref.ref[Any]] = []
+
+    async def wait_for_one(pool: lw.AsyncWorkerPool, i: int, give_up: bool) -> None:
+        with app.start_as_current_span(f"waiter{i}") as span:
+            spans.append(weakref.ref(span))
+            if give_up:
+                with pytest.raises(lw.QueueTimeout):
+                    await pool.lease(ROWS, timeout=0.05)
+                return
+            async with pool.lease(ROWS) as lease:
+                await lease.call("echo", i)
+
+    async def main() -> None:
+        async with lw.AsyncWorkerPool(config) as pool:
+            async with pool.lease(ROWS) as lease:  # every other caller queues
+                await lease.call("echo")
+                tasks = [asyncio.create_task(wait_for_one(pool, i, give_up=i % 3 == 0)) for i in range(12)]
+                await asyncio.sleep(0.3)
+            await asyncio.gather(*tasks)
+            gc.collect()
+            alive = [i for i, ref in enumerate(spans) if ref() is not None]
+            # only the slot's last request's context is kept (a restart's parent): one per slot, at most
+            assert len(spans) == 12 and len(alive) <= 1, alive
+
+    asyncio.run(asyncio.wait_for(main(), 60))

@@ -36,3 +36,38 @@ def test_a_traced_run_records_the_lifecycle_in_order(tracer: lw.Tracer) -> None:
 def test_tracing_is_off_by_default(mathlib_worker: lw.Worker) -> None:
     assert mathlib_worker.trace is None
     assert mathlib_worker.call("version")["simulated"] is True
+
+
+class RaisingSink:
+    """A trace sink with a bug: it raises on every event (a span processor's or exporter's failure, say)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def record(self, kind: str, actor: str, generation: int | None = None, request_id: int | None = None,
+               lease_id: int | None = None, **fields: object) -> None:
+        self.calls += 1
+        raise RuntimeError("a bug in a trace sink")
+
+
+@pytest.mark.parametrize("alone", [True, False], ids=["alone", "beside_a_ring"])
+def test_a_trace_sink_that_raises_is_logged_once_and_never_fails_the_pool(
+        alone: bool, caplog: pytest.LogCaptureFixture) -> None:
+    sink, ring = RaisingSink(), lw.Tracer()
+    key, _ = faulted(Fault("crash", nth=2))
+    config = lw.PoolConfig(max_workers=1, worker=FAST, queue_wait_timeout=20.0,
+                           trace=sink if alone else [sink, ring])
+    with caplog.at_level("ERROR", logger="leanworker.tracing"):
+        with lw.WorkerPool(config) as pool:
+            with pool.lease(key) as lease:
+                assert lease.call("echo", 1) == 1
+                with pytest.raises(lw.WorkerCrashed):
+                    lease.stream("rows", {"count": 5}).collect()
+            with pool.lease(key) as lease:  # the replacement started, its session open traced
+                assert len(lease.stream("rows", {"count": 50}).collect()) == 50
+            assert pool.snapshot().restarts == {"crash": 1}
+    assert sink.calls > 10, "the sink was called for every event"
+    failures = [r for r in caplog.records if r.name == "leanworker.tracing"]
+    assert len(failures) == 1 and "a bug in a trace sink" in (failures[0].exc_text or "")
+    if not alone:
+        assert {"request_admitted", "done", "restart", "ready"} <= set(ring.kinds()), "the other sink saw it all"

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from leanworker.actors.core.tracing import TraceSink, as_sink
+from leanworker.actors.core.tracing import TraceSink, as_sink, runtime_sink
 from leanworker.protocol.frames import DEFAULT_MAX_FRAME_BYTES, check_frame_cap
 
 OptionValue = str | int | float | bool | None
@@ -176,8 +176,9 @@ class PoolConfig:
 
     @property
     def tracer(self) -> TraceSink | None:
-        """The one sink the runtime records to (``trace``, with a sequence grouped)."""
-        return as_sink(self.trace)
+        """The one sink the runtime records to (``trace``, with a sequence grouped, and a sink that raises kept
+        from the runtime: ``runtime_sink``)."""
+        return runtime_sink(self.trace)
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,16 @@ off costs one attribute test per event site. On, an event is one ``deque.append`
 from __future__ import annotations
 
 import json
+import logging
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+log = logging.getLogger("leanworker.tracing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,22 +44,39 @@ class TraceSink(Protocol):
 
 
 class TracerGroup:
-    """Several trace sinks as one: each event goes to every sink, in their order."""
+    """Several trace sinks as one: each event goes to every sink, in their order.
+
+    A sink that raises never reaches the runtime (a reader thread, an actor, the caller's admission): its error is
+    logged once, with its traceback, and counted in ``failures``; the other sinks, and the runtime, go on.
+    """
 
     def __init__(self, sinks: Sequence[TraceSink]) -> None:
         self.sinks = tuple(sinks)
+        self.failures = [0] * len(self.sinks)  # by sink; counted under a lock taken only when one fails
+        self._lock = threading.Lock()
 
     def record(self, kind: str, actor: str, generation: int | None = None, request_id: int | None = None,
                lease_id: int | None = None, **fields: Any) -> None:
-        for sink in self.sinks:
-            sink.record(kind, actor, generation, request_id, lease_id, **fields)
+        for index, sink in enumerate(self.sinks):
+            try:
+                sink.record(kind, actor, generation, request_id, lease_id, **fields)
+            except Exception:
+                self._failed(index, kind)
+
+    def _failed(self, index: int, kind: str) -> None:
+        with self._lock:
+            self.failures[index] += 1
+            first = self.failures[index] == 1
+        if first:
+            log.exception("trace sink %r failed on a %r event; the runtime goes on without it for that event "
+                          "(its later failures are counted, not logged)", self.sinks[index], kind)
 
 
 def as_sink(trace: TraceSink | Sequence[TraceSink] | None) -> TraceSink | None:
     """One sink for what a ``trace=`` argument accepts: None, one tracer, or a sequence of them."""
     if trace is None or isinstance(trace, TraceSink):
         return trace
-    if isinstance(trace, (list, tuple)):
+    if isinstance(trace, Sequence):
         sinks = tuple(trace)
         bad = [s for s in sinks if not isinstance(s, TraceSink)]
         if bad:
@@ -64,6 +85,16 @@ def as_sink(trace: TraceSink | Sequence[TraceSink] | None) -> TraceSink | None:
             return None
         return sinks[0] if len(sinks) == 1 else TracerGroup(sinks)
     raise TypeError(f"trace= takes a tracer, a sequence of tracers, or None, got {trace!r}")
+
+
+def runtime_sink(trace: TraceSink | Sequence[TraceSink] | None) -> TraceSink | None:
+    """What the runtime records to for a ``trace=`` argument: as :func:`as_sink`, with any sink other than the
+    built-in ring (``Tracer``) behind a :class:`TracerGroup`, so that a sink that raises (a span processor's bug, an
+    exporter's) is logged and never becomes a worker's or the pool's failure."""
+    sink = as_sink(trace)
+    if sink is None or isinstance(sink, (Tracer, TracerGroup)):
+        return sink
+    return TracerGroup((sink,))
 
 
 class Tracer:

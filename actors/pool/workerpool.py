@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -89,12 +89,26 @@ class WorkerPool:
         waiter = Waiter(next(self._waiter_ids), key, future, time.monotonic())
         if self._book.tracer is not None:  # in the caller's thread: a tracer may note whose request this is
             self._book.trace("lease_requested", waiter=waiter.waiter_id, key=key_label(key))
+            future.add_done_callback(self._wait_ended(waiter.waiter_id))
         actor = self._actor
         try:
             actor.tell(Acquire(waiter))
         except pykka.ActorDeadError:
             raise PoolClosed("the pool is shut down") from None
         return LeaseClaim(key, future=future, withdraw=lambda: tell_if_alive(actor, Abandon(waiter.waiter_id)))
+
+    def _wait_ended(self, waiter_id: int) -> Callable[[Future[Lease]], None]:
+        """A done-callback that records the end of a queued caller's wait (so that a tracer can forget it)."""
+        book = self._book
+
+        def ended(future: Future[Lease]) -> None:
+            if future.cancelled():
+                outcome = "withdrawn"
+            else:
+                error = future.exception()
+                outcome = "granted" if error is None else type(error).__name__
+            book.trace("lease_wait_ended", waiter=waiter_id, outcome=outcome)
+        return ended
 
     def run(self, plan: ImportPlan | Iterable[PlannedBatch], command: str, request: RequestSpec = None, *,
             retries: int = 1, output: str | None = None, resume: bool = False,

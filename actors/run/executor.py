@@ -8,6 +8,7 @@ agent); which batch a free runner takes is the schedule's (schedule.py).
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import hashlib
 import queue
@@ -83,8 +84,10 @@ class PlanRun:
             tracer.record("stage_start", "run", name=self._name)
         runners = max(1, min(backend.concurrency, len(tasks)))
         self._live_runners = runners
-        self._threads = [threading.Thread(target=self._runner, args=(i,), name=f"leanworker-run-{i}", daemon=True)
-                         for i in range(runners)]
+        # Each runner runs in a copy of the caller's context (contextvars), as asyncio.to_thread does: what the
+        # caller's context holds (an OpenTelemetry span, for one) is where the run's leases and requests are made.
+        self._threads = [threading.Thread(target=contextvars.copy_context().run, args=(self._runner, i),
+                                          name=f"leanworker-run-{i}", daemon=True) for i in range(runners)]
         for thread in self._threads:
             thread.start()
 

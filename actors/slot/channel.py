@@ -118,6 +118,11 @@ class RequestChannel:
                 self._woken()
             return True
 
+    def rows_received(self) -> int:
+        """Rows that arrived for this request so far, on every stream (delivered or not; tentative until success)."""
+        with self._cond:
+            return sum(self.received.values())
+
     def put_event(self, kind: str, value: Any, nbytes: int = 0) -> bool:
         """Buffer a diagnostic or progress event without ever blocking. False if it was not buffered.
 

@@ -280,7 +280,9 @@ class SupervisorActor(pykka.ThreadingActor):
             channels.remove(gen.handshake)
             gen.handshake.finish(Terminal(CRASHED, error=crash))
         for channel in self.gate.fail_at_exit(channels, Terminal(CRASHED, error=crash)):
-            self._trace("request_failed", channel.request_id, outcome=CRASHED, error="WorkerCrashed")
+            if self.tracer is not None:
+                self._trace("request_failed", channel.request_id, outcome=CRASHED, error="WorkerCrashed",
+                            rows=channel.rows_received())
         self._trace("exited", exit_code=message.exit_code, signal=message.signal, reason=gen.ending)
         started = gen.started
         if not started and self.closing is None:
@@ -609,8 +611,9 @@ class SupervisorActor(pykka.ThreadingActor):
             return False
         if self.gen is not None:
             self.gen.connection.pop(channel.request_id)
-        self._trace("request_failed", channel.request_id, outcome=terminal.outcome,
-                    error=type(terminal.error).__name__)
+        if self.tracer is not None:
+            self._trace("request_failed", channel.request_id, outcome=terminal.outcome,
+                        error=type(terminal.error).__name__, rows=channel.rows_received())
         return True
 
 

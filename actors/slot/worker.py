@@ -23,7 +23,7 @@ from leanworker.actors.core.results import (
     WorkerSnapshot,
 )
 from leanworker.actors.core.timers import Scheduler
-from leanworker.actors.core.tracing import TraceSink, as_sink
+from leanworker.actors.core.tracing import TraceSink, runtime_sink
 from leanworker.actors.core.waits import settle_bound
 from leanworker.actors.slot.memory import MemorySampler
 from leanworker.actors.slot.messages import (
@@ -55,7 +55,7 @@ class Worker:
         self.key = key
         self.config = config
         self.restart = restart
-        self.trace = as_sink(trace)  # one tracer, or several grouped
+        self.trace = runtime_sink(trace)  # one tracer, or several grouped; one that raises is kept from the runtime
         self._scheduler = Scheduler()
         self._sampler = MemorySampler() if restart.watches_memory else None
         self._closed: ShutdownReport | None = None
