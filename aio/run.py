@@ -9,6 +9,7 @@ which may read and repair a file on ``resume=True``) in a short-lived thread of 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -22,8 +23,9 @@ from leanworker.planner.plan import ImportPlan, PlannedBatch
 class AsyncPlanRun:
     """A running plan: an async iterator and async context manager of ``BatchResult`` in completion order.
 
-    ``cancel()`` (a plain call, or leaving the ``async with`` block, or cancelling the task that iterates) cancels
-    what still runs; ``progress`` tells where it stands; ``summary`` exists after the end.
+    ``cancel()`` (a plain call, or leaving the ``async with`` block, or cancelling the task that iterates, even while
+    the run is starting) cancels what still runs, as does dropping the run before its end; ``progress`` tells where it
+    stands; ``summary`` exists after the end.
     """
 
     def __init__(self, start: Callable[[ImportPlan | Iterable[PlannedBatch]], PlanRun],
@@ -34,6 +36,7 @@ class AsyncPlanRun:
         self._starting: asyncio.Future[PlanRun] | None = None
         self._cancelled = False
         self._wakeup: LoopWakeup | None = None
+        self._finalizer: weakref.finalize[Any, AsyncPlanRun] | None = None
 
     async def _started(self) -> PlanRun:
         if self._run is not None:
@@ -41,13 +44,31 @@ class AsyncPlanRun:
         if self._starting is None:
             plan, start = self._plan, self._start_run
             self._starting = asyncio.ensure_future(in_thread(lambda: start(plan), "leanworker-run-start"))
-        run = await asyncio.shield(self._starting)
+            self._starting.add_done_callback(self._on_started)  # also when the task that awaits it is cancelled
+        try:
+            return self._adopt(await asyncio.shield(self._starting))
+        except asyncio.CancelledError:
+            self.cancel()  # the task that starts the run was cancelled: so is the run, once it has started
+            raise
+
+    def _on_started(self, starting: asyncio.Future[PlanRun]) -> None:
+        """The run has started (on the loop): adopt it, even if the task that started it was cancelled meanwhile,
+        so that a cancel requested during the start reaches it and nothing runs on unseen."""
+        if starting.cancelled() or starting.exception() is not None:
+            return  # the start failed: the task that awaits it gets the error (no run exists to cancel)
+        self._adopt(starting.result())
+
+    def _adopt(self, run: PlanRun) -> PlanRun:
         if self._run is None:
             self._run = run
             self._wakeup = LoopWakeup(asyncio.get_running_loop())
+            # Collected before its end (dropped without cancel() or the async with block): cancel what still runs,
+            # so that no runner holds a worker for a reader that is gone (as a stream collected early does).
+            self._finalizer = weakref.finalize(self, run.cancel)
+            self._finalizer.atexit = False
             if self._cancelled:
                 run.cancel()
-        return run
+        return self._run
 
     def __aiter__(self) -> AsyncPlanRun:
         return self
@@ -61,6 +82,8 @@ class AsyncPlanRun:
                 try:
                     result = run.poll(wakeup)
                 except StopIteration:
+                    if self._finalizer is not None:
+                        self._finalizer.detach()
                     raise StopAsyncIteration from None
                 if result is not None:
                     return result

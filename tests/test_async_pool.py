@@ -34,8 +34,17 @@ def config(**overrides: Any) -> lw.PoolConfig:
     return lw.PoolConfig(**settings)
 
 
-def run(test: Callable[[], Awaitable[T]]) -> T:
+def run(test: Callable[[], Awaitable[T]], loop: str = "asyncio") -> T:
+    """Run ``test`` on a fresh event loop: asyncio's own, or uvloop's."""
+    if loop == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        result: T = uvloop.run(asyncio.wait_for(test(), 50))
+        return result
     return asyncio.run(asyncio.wait_for(test(), 50))
+
+
+# The cancellation rules, the queue and the run are checked on both loops; uvloop is in the test extra.
+LOOPS = pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 
 
 def outcomes(tracer: lw.Tracer) -> list[str]:
@@ -106,7 +115,8 @@ def test_a_released_lease_is_stale_and_release_is_idempotent() -> None:
 # -- cancellation ---------------------------------------------------------------------------------------------
 
 
-def test_cancelling_the_task_awaiting_a_call_cancels_the_request_and_keeps_the_worker_warm() -> None:
+@LOOPS
+def test_cancelling_the_task_awaiting_a_call_cancels_the_request_and_keeps_the_worker_warm(loop: str) -> None:
     tracer = lw.Tracer()
 
     async def main() -> None:
@@ -122,11 +132,12 @@ def test_cancelling_the_task_awaiting_a_call_cancels_the_request_and_keeps_the_w
                     await task
             snapshot = pool.snapshot()
             assert snapshot.restarts == {} and snapshot.sessions_opened == 1
-    run(main)
+    run(main, loop)
     assert outcomes(tracer) == ["cancelled", "ok"]
 
 
-def test_cancelling_the_task_iterating_a_stream_cancels_the_request_cooperatively() -> None:
+@LOOPS
+def test_cancelling_the_task_iterating_a_stream_cancels_the_request_cooperatively(loop: str) -> None:
     tracer = lw.Tracer()
 
     async def main() -> None:
@@ -148,7 +159,7 @@ def test_cancelling_the_task_iterating_a_stream_cancels_the_request_cooperativel
                 rows = await lease.stream("rows", {"count": 10, "payload_bytes": 1}).collect()
                 assert len(rows) == 10
             assert pool.snapshot().restarts == {}
-    run(main)
+    run(main, loop)
     assert outcomes(tracer) == ["cancelled", "ok"]
 
 
@@ -196,7 +207,8 @@ def test_leaving_the_stream_block_early_cancels_and_waits_so_the_worker_is_free(
     run(main)
 
 
-def test_a_task_cancelled_while_queued_leaves_the_queue_and_never_receives_a_lease() -> None:
+@LOOPS
+def test_a_task_cancelled_while_queued_leaves_the_queue_and_never_receives_a_lease(loop: str) -> None:
     async def main() -> None:
         async with lw.AsyncWorkerPool(config(max_workers=1)) as pool:
             holder = await pool.lease(ROWS)
@@ -214,7 +226,7 @@ def test_a_task_cancelled_while_queued_leaves_the_queue_and_never_receives_a_lea
             assert snapshot.leases == 1 and snapshot.queue_depth == 0
             await second.release()
             assert pool.snapshot().leases == 0
-    run(main)
+    run(main, loop)
 
 
 def test_the_queue_timeout_gives_queue_timeout_and_leaves_no_claim() -> None:
@@ -270,7 +282,8 @@ def test_a_lease_collected_unreleased_returns_its_worker_with_a_resource_warning
 # -- no thread per waiter, a loop that is never blocked -------------------------------------------------------
 
 
-def test_a_thousand_tasks_waiting_on_two_workers_add_no_threads() -> None:
+@LOOPS
+def test_a_thousand_tasks_waiting_on_two_workers_add_no_threads(loop: str) -> None:
     async def main() -> None:
         async with lw.AsyncWorkerPool(config(queue_wait_timeout=60.0)) as pool:
             async with pool.lease(ROWS) as lease:  # both workers started and warm
@@ -290,7 +303,7 @@ def test_a_thousand_tasks_waiting_on_two_workers_add_no_threads() -> None:
             assert sorted(await asyncio.gather(*tasks)) == list(range(1000))
             assert threading.active_count() <= before
             assert pool.snapshot().sessions_opened == 2
-    run(main)
+    run(main, loop)
 
 
 def test_the_loop_keeps_ticking_while_rows_stream_and_a_worker_crashes() -> None:
@@ -415,7 +428,8 @@ def plan(count: int) -> list[lw.PlannedBatch]:
     return [lw.PlannedBatch(key, (f"M{i}.A", f"M{i}.B"), f"batch{i}") for i in range(count)]
 
 
-def test_run_yields_every_batch_result_with_summary_and_progress() -> None:
+@LOOPS
+def test_run_yields_every_batch_result_with_summary_and_progress(loop: str) -> None:
     async def main() -> None:
         async with lw.AsyncWorkerPool(config()) as pool:
             results = []
@@ -427,10 +441,11 @@ def test_run_yields_every_batch_result_with_summary_and_progress() -> None:
             summary = batches.summary
             assert summary is not None and summary.batches_committed == 6 and summary.batches_failed == 0
             assert batches.progress.batches_done == 6
-    run(main)
+    run(main, loop)
 
 
-def test_cancelling_a_run_is_a_plain_call_and_leaves_no_worker_busy() -> None:
+@LOOPS
+def test_cancelling_a_run_is_a_plain_call_and_leaves_no_worker_busy(loop: str) -> None:
     async def main() -> None:
         async with lw.AsyncWorkerPool(config()) as pool:
             work = pool.run(plan(40), "index", {"fail": {"M3.A": "hang"}})
@@ -440,7 +455,7 @@ def test_cancelling_a_run_is_a_plain_call_and_leaves_no_worker_busy() -> None:
             assert summary is not None and summary.cancelled
             while pool.snapshot().busy:
                 await asyncio.sleep(0.02)
-    run(main)
+    run(main, loop)
 
 
 def test_the_slow_admission_path_answers_through_a_future_and_a_withdrawn_one_leaves_nothing_running() -> None:
@@ -463,3 +478,85 @@ def test_the_slow_admission_path_answers_through_a_future_and_a_withdrawn_one_le
         if isinstance(withdrawn, Future) and withdrawn.cancel():
             assert worker.call("echo", "free") == "free"  # nothing was left running on the new generation
         assert worker.snapshot().restarts.get("cycle", 0) >= 1
+
+
+@LOOPS
+def test_a_task_cancelled_while_its_run_starts_cancels_the_run(loop: str) -> None:
+    async def main() -> None:
+        async with lw.AsyncWorkerPool(config()) as pool:
+            work = pool.run(plan(40), "index", {"fail": {"M3.A": "hang"}})
+
+            async def drive() -> None:
+                async with work:
+                    async for _ in work:
+                        pass
+
+            task = asyncio.create_task(drive())
+            await asyncio.sleep(0)  # the task is in work's start now (its thread opens the run)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            for _ in range(1000):  # the run, started after the cancel, is cancelled as it starts
+                if work.summary is not None and not pool.snapshot().busy:
+                    break
+                await asyncio.sleep(0.02)
+            summary = work.summary
+            assert summary is not None and summary.cancelled, "the run went on after its task was cancelled"
+            assert pool.snapshot().leases == 0
+    run(main, loop)
+
+
+def test_a_run_dropped_before_its_end_is_cancelled_and_frees_its_workers() -> None:
+    async def main() -> None:
+        async with lw.AsyncWorkerPool(config()) as pool:
+            work = pool.run(plan(40), "index", {"fail": {"M3.A": "hang"}})
+            async for _ in work:
+                break  # no async with, no cancel(): the run is dropped
+            del work
+            gc.collect()
+            for _ in range(1000):
+                if pool.snapshot().leases == 0 and not any(
+                        t.name.startswith("leanworker-run-") for t in threading.enumerate()):
+                    break
+                await asyncio.sleep(0.02)
+            assert pool.snapshot().leases == 0, "a dropped run kept its workers"
+            async with pool.lease(lw.SessionKey(MATHLIB), timeout=10) as lease:
+                assert (await lease.call("version"))
+    run(main)
+
+
+# cancel() must not wait for the worker: with a worker that ignores the cancel, the request is still running (until
+# its cancel_grace, long next to one statement) when cancel() has returned.
+IGNORING = dataclasses.replace(FAST, cancel_grace=2.5)
+
+
+def test_stream_cancel_returns_while_a_worker_that_ignores_it_still_runs() -> None:
+    async def main() -> None:
+        async with lw.AsyncWorkerPool(config(worker=IGNORING)) as pool:
+            async with pool.lease(FAULTY) as lease:
+                stream = lease.stream("hang", {"after_rows": 1, "ignore_cancel": True})
+                async for _ in stream:
+                    assert stream.cancel() is None
+                    assert not stream.done, "cancel() waited for the request's end"
+                assert stream.outcome == "cancelled" and not stream.committed
+                assert "ignored cancel" in str(stream.error)  # past its grace: the worker was killed
+    run(main)
+
+
+def test_run_cancel_returns_while_workers_that_ignore_it_still_run() -> None:
+    tracer = lw.Tracer()
+
+    async def main() -> None:
+        async with lw.AsyncWorkerPool(config(worker=IGNORING, trace=tracer)) as pool:
+            batches = [lw.PlannedBatch(FAULTY, (f"M{i}",), f"hang{i}") for i in range(2)]
+            work = pool.run(batches, "hang", {"ignore_cancel": True})
+            async with work:
+                while sum(1 for e in tracer.events() if e.kind == "request_admitted"
+                          and e.fields.get("command") == "hang") < 2:
+                    await asyncio.sleep(0.01)
+                assert work.cancel() is None
+                assert work.summary is None and work.progress.batches_done == 0, "cancel() waited for the run"
+            summary = work.summary
+            assert summary is not None and summary.cancelled and summary.batches_committed == 0
+            assert pool.snapshot().busy == 0
+    run(main)
