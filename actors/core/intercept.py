@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from leanworker.actors.core import locks
 from leanworker.actors.core.config import SessionKey
+from leanworker.errors import LeanWorkerError
 
 RequestHook = Callable[[str, Any], Any]  # (command, request) -> the request to send
 
@@ -73,3 +74,17 @@ def intercept(key: SessionKey, pid: int | None) -> Intercepted | None:
         if intercepted is not None:
             return intercepted
     return None
+
+
+def session_open(key: SessionKey, pid: int | None) -> tuple[dict[str, Any], RequestHook | None]:
+    """The session options a generation of ``key`` opens with (the key's, and an interceptor's on top) and its
+    request hook (None: none). An interceptor that raises fails that start-up with a ``LeanWorkerError`` saying so."""
+    options = key.options_dict()
+    try:
+        intercepted = intercept(key, pid)
+    except Exception as exc:  # an interceptor's bug fails this start-up, typed, instead of the supervisor
+        raise LeanWorkerError(f"an interceptor failed: {type(exc).__name__}: {exc}") from None
+    if intercepted is None:
+        return options, None
+    options.update(intercepted.options)
+    return options, intercepted.requests

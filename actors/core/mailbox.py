@@ -14,3 +14,11 @@ def tell_if_alive(actor: pykka.ActorRef[Any], message: Any) -> bool:
     except pykka.ActorDeadError:
         return False
     return True
+
+
+def stop_if_alive(actor: pykka.ActorRef[Any]) -> None:
+    """Ask ``actor`` to stop, without waiting, unless it has stopped already."""
+    try:
+        actor.stop(block=False)
+    except pykka.ActorDeadError:
+        pass

@@ -7,8 +7,12 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
+
+import pykka
 
 from leanworker.actors.core import locks
+from leanworker.actors.core.mailbox import tell_if_alive
 
 
 class TimerHandle:
@@ -51,6 +55,10 @@ class Scheduler:
             if heap[0] is entry:
                 self._cond.notify()
         return handle
+
+    def tell_later(self, delay: float, actor: pykka.ActorRef[Any], message: Any) -> TimerHandle:
+        """Tell ``actor`` ``message`` after ``delay`` seconds (a deadline), unless it has stopped by then."""
+        return self.call_later(delay, lambda: tell_if_alive(actor, message))
 
     def note_cancelled(self) -> None:
         """A handle was cancelled: its entry stays in the heap until it is due or the heap is pruned."""

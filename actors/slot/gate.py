@@ -101,29 +101,48 @@ class AdmissionGate:
             self.state.begin_handshake(request_id)
         return request_id
 
-    def cycle_when_idle(self) -> bool:
-        """A cycle is wanted: True to cycle now (idle); else the gate closes after the request in flight."""
+    def cycle_when_idle(self, reason: str) -> bool:
+        """A cycle for ``reason`` is wanted: True to cycle now (idle); else the gate closes after the request in
+        flight (:attr:`cycle_pending` says why, until the next generation opens)."""
         with self.lock:
-            return self.state.cycle_when_idle()
+            return self.state.cycle_when_idle(reason)
+
+    @property
+    def cycle_pending(self) -> str | None:
+        """Why the open generation closes after the request in flight, if it does (a cycle asked for meanwhile)."""
+        return self.state.cycle_reason
 
     def idle_since(self, served: int) -> bool:
         """Open and idle, with no request ended since ``served`` were."""
         with self.lock:
             return self.state.idle and self.state.served == served
 
-    def fail_inflight(self, terminal: Terminal, request_id: int | None = None) -> RequestChannel | None:
-        """End the request in flight with ``terminal`` unless its ``done`` won the race; the channel if this won."""
+    def fail_inflight(self, terminal: Terminal, request_id: int | None = None) -> bool:
+        """End the request in flight (``request_id``'s, when given) with ``terminal`` unless its ``done`` won the
+        race; its id leaves the connection, so nothing later of it reaches anyone. True if this call won."""
+        with self.lock:
+            channel, connection = self.inflight, self.connection
+            if channel is None or (request_id is not None and channel.request_id != request_id):
+                return False
+            if not channel.finish(terminal):
+                return False  # its done arrived first
+            self._failed_locked(channel)
+        if connection is not None:
+            connection.pop(channel.request_id)
+        self._trace_failed(channel, terminal)
+        return True
+
+    def cancel(self, request_id: int) -> RequestChannel | None:
+        """A cancel of ``request_id`` is asked for: its channel if it is in flight and no cancel went out for it
+        yet (the supervisor sends the frame and arms the grace); else None."""
         with self.lock:
             channel = self.inflight
-            if channel is None or (request_id is not None and channel.request_id != request_id):
+            if channel is None or channel.request_id != request_id or not self.state.cancel(request_id):
                 return None
-            if not channel.finish(terminal):
-                return None  # its done arrived first
-            self._failed_locked(channel)
             return channel
 
-    def fail_at_exit(self, channels: list[RequestChannel], terminal: Terminal) -> list[RequestChannel]:
-        """The generation's process exited: close, and end ``channels`` with ``terminal``. Those this ended."""
+    def fail_at_exit(self, channels: list[RequestChannel], terminal: Terminal) -> None:
+        """The generation's process exited: close, and end ``channels`` with ``terminal``."""
         ended = []
         with self.lock:
             self.state.close()
@@ -134,7 +153,14 @@ class AdmissionGate:
                     self.state.fail(channel.request_id)
                     channel.cancel_timers()
                     ended.append(channel)
-        return ended
+        for channel in ended:
+            self._trace_failed(channel, terminal)
+
+    def _trace_failed(self, channel: RequestChannel, terminal: Terminal) -> None:
+        if self.tracer is not None:
+            self.tracer.record("request_failed", self.name, channel.generation, channel.request_id,
+                               outcome=terminal.outcome, error=type(terminal.error).__name__,
+                               rows=channel.rows_received())
 
     def _failed_locked(self, channel: RequestChannel) -> None:
         if self.inflight is channel:
@@ -179,8 +205,8 @@ class AdmissionGate:
                 timeout = submit.timeout if submit.timeout is not None else self.request_timeout
                 channel.timeout = timeout
                 if timeout is not None:
-                    channel.timers.append(self.scheduler.call_later(
-                        timeout, lambda: tell_if_alive(self.supervisor, Deadline(generation, request_id, "request"))))
+                    channel.timers.append(self.scheduler.tell_later(timeout, self.supervisor,
+                                                                    Deadline(generation, request_id, "request")))
                 return channel
 
     def _intercepted_frame(self, submit: Submit, request_id: int, max_frame_bytes: int,

@@ -7,21 +7,24 @@ outcomes; Generations and fencing). The gate (gate.py) runs it under its lock; t
   memory, shutdown); whichever comes second finds nothing in flight and is dropped.
 - **Generation fencing**: closing the gate (a generation ending) refuses every later admission until the next
   generation opens; a ``done`` of a request no longer in flight changes nothing.
+- **Cancel once**: a cancel is sent for the request in flight at most once; one for a request no longer in flight
+  is not sent.
 - **Closing after a done**: when the generation's request budget (``max_requests``) is spent, a cycle is pending,
   or the request ended in a protocol error, the gate closes itself as the request ends, and the supervisor hears.
 """
 
 from __future__ import annotations
 
-PROTOCOL_OUTCOME = "protocol"
-OK_OUTCOME = "ok"
+from leanworker.actors.slot.channel import OK, PROTOCOL
+from leanworker.actors.slot.endings import CYCLE
 
 
 class GateState:
     """Which generation is open, which request is in flight, and the counts the slot reports."""
 
     __slots__ = ("generation", "latest_generation", "inflight", "handshake", "last_id", "served", "budget",
-                 "close_after_current", "requests_ok", "requests_failed", "notify_every_done")
+                 "close_after_current", "cycle_reason", "requests_ok", "requests_failed", "notify_every_done",
+                 "cancelled")
 
     def __init__(self, notify_every_done: bool = False) -> None:
         self.generation: int | None = None  # the open generation; None: closed
@@ -32,9 +35,11 @@ class GateState:
         self.served = 0  # requests ended on the open generation
         self.budget: int | None = None  # requests the open generation may serve
         self.close_after_current = False
+        self.cycle_reason: str | None = None  # why the open generation closes after the request in flight
         self.requests_ok = 0
         self.requests_failed = 0
         self.notify_every_done = notify_every_done  # a policy (idle cycling, tracing) wants every done
+        self.cancelled: int | None = None  # the request id a cancel was last sent for
 
     @property
     def is_open(self) -> bool:
@@ -48,6 +53,7 @@ class GateState:
     def open(self, generation: int, budget: int | None) -> None:
         """``generation`` is ready: admit requests on it."""
         self.generation, self.served, self.budget, self.close_after_current = generation, 0, budget, False
+        self.cycle_reason = None
 
     def close(self) -> None:
         """The open generation is ending: admit nothing until the next one opens."""
@@ -89,14 +95,14 @@ class GateState:
             return False, False
         self.inflight = None
         self.served += 1
-        if outcome == OK_OUTCOME:
+        if outcome == OK:
             self.requests_ok += 1
         else:
             self.requests_failed += 1
         if self.generation is None:
             return True, True
         if (self.budget is not None and self.served >= self.budget) or self.close_after_current \
-                or outcome == PROTOCOL_OUTCOME:
+                or outcome == PROTOCOL:
             self.generation = None
             return True, True
         return True, self.notify_every_done
@@ -110,10 +116,19 @@ class GateState:
         self.requests_failed += 1
         return won
 
-    def cycle_when_idle(self) -> bool:
-        """A cycle is wanted: True if the gate is idle (cycle now); else it closes after the request in flight."""
+    def cancel(self, request_id: int) -> bool:
+        """A cancel of ``request_id`` is asked for: True if it is in flight and not asked already (send it)."""
+        if self.inflight != request_id or self.cancelled == request_id:
+            return False
+        self.cancelled = request_id
+        return True
+
+    def cycle_when_idle(self, reason: str = CYCLE) -> bool:
+        """A cycle for ``reason`` is wanted: True if the gate is idle (cycle now); else it closes after the request
+        in flight, for that reason (:attr:`cycle_reason`, until the next generation opens)."""
         if self.idle:
             return True
         if self.inflight is not None:
             self.close_after_current = True
+            self.cycle_reason = reason
         return False

@@ -10,17 +10,20 @@ that breaks the protocol or misses a deadline before it is ready has failed its 
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pykka
 
+from leanworker.actors.core.config import WorkerConfig
 from leanworker.actors.core.timers import TimerHandle
-from leanworker.actors.slot.channel import RequestChannel
+from leanworker.actors.slot.channel import RequestChannel, Terminal
 from leanworker.actors.slot.connection import Connection
-from leanworker.actors.slot.messages import Submit
+from leanworker.actors.slot.counters import Counters
+from leanworker.actors.slot.endings import Ending, after_startup_failure
 from leanworker.errors import HandshakeError, LeanWorkerError, StartupTimeout
+
+HANDSHAKE_BUFFER = 16  # rows a handshake step's channel holds (it streams none)
 
 
 @dataclass
@@ -45,12 +48,34 @@ class Generation:
         """It became ready (it may be ending since) and no start-up step failed."""
         return self.phase in ("ready", "ending") and self.startup_error is None
 
+    @property
+    def serving(self) -> bool:
+        """Ready, and no end decided for it: what a memory sample is judged on."""
+        return self.phase == "ready" and self.ending is None
+
+    @property
+    def replaceable(self) -> bool:
+        """Its process lives and no end is decided for it yet: a cycle may be asked for."""
+        return not self.exited and self.ending is None
+
     def hello(self) -> bool:
         """The worker said hello: True if that begins the handshake (only while spawning)."""
         if self.phase != "spawning":
             return False
         self.phase = "configuring"
         return True
+
+    def begin_step(self, request_id: int, step: str, counters: Counters) -> RequestChannel:
+        """A handshake step (``configure``, ``open``) goes out as ``request_id``: its channel, registered on the
+        connection, so that its ``done`` finds it."""
+        self.handshake = RequestChannel(request_id, self.number, step, False, HANDSHAKE_BUFFER, counters)
+        self.connection.register(self.handshake)
+        return self.handshake
+
+    def step_bound(self, config: WorkerConfig) -> float | None:
+        """What bounds the handshake step about to be sent: ``configure`` the start-up timeout, the session open
+        ``WorkerConfig.session_open_timeout`` (None: nothing)."""
+        return config.startup_timeout if self.phase == "configuring" else config.session_open_timeout
 
     def step_done(self) -> str:
         """A handshake step succeeded: the next phase, "opening" (send the session open) or "ready"."""
@@ -81,20 +106,36 @@ class Generation:
                                   "it)")
         return None
 
+    def close(self, terminal: Terminal) -> list[RequestChannel]:
+        """The process exited: no later frame of it reaches a request, and the handshake step in flight, if any,
+        ends with ``terminal``. Returns the requests' channels still open."""
+        self.exited = True
+        self.disarm()
+        channels = self.connection.close()
+        if self.handshake in channels:
+            channels.remove(self.handshake)
+            self.handshake.finish(terminal)
+        return channels
+
+    def startup_failed(self, error: LeanWorkerError) -> Ending:
+        """A start-up step failed with ``error``: it is the start-up's error unless an earlier one stands, and the
+        generation ends as a restart for reason ``startup``."""
+        if self.startup_error is None:
+            self.startup_error = error
+        return after_startup_failure()
+
+    def disarm(self) -> None:
+        """Cancel the start-up deadline armed for the current step, if any."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
     def end(self, reason: str, planned: bool) -> bool:
         """Begin ending for ``reason``: True unless it is ending already (the first reason stands)."""
         if self.ending is not None:
             return False
         self.ending, self.planned, self.phase = reason, planned, "ending"
         return True
-
-
-@dataclass
-class Pending:
-    """A request that waits for the generation being started."""
-
-    submit: Submit
-    reply: Future[RequestChannel] = field(default_factory=Future)
 
 
 SlotListener = Callable[[str, Any], None]

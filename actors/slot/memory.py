@@ -11,7 +11,7 @@ from collections.abc import Callable
 from leanworker.actors.core import locks
 from leanworker.actors.core.process_tree import sample_tree_mib
 
-SampleCallback = Callable[[float | None], None]
+SampleCallback = Callable[[float | None], object]
 
 
 class MemorySampler:

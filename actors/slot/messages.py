@@ -6,6 +6,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from leanworker.actors.slot.endings import CYCLE
 from leanworker.errors import LeanWorkerError
 
 if TYPE_CHECKING:
@@ -126,7 +127,7 @@ class AwaitReady:
 
 @dataclass(frozen=True)
 class Cycle:
-    reason: str = "cycle"
+    reason: str = CYCLE
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from leanworker.actors.core.results import (
 from leanworker.actors.core.timers import Scheduler
 from leanworker.actors.core.tracing import TraceSink, runtime_sink
 from leanworker.actors.core.waits import settle_bound
+from leanworker.actors.slot.endings import CYCLE
 from leanworker.actors.slot.memory import MemorySampler
 from leanworker.actors.slot.messages import (
     AwaitReady,
@@ -93,7 +94,7 @@ class Worker:
     def snapshot(self) -> WorkerSnapshot:
         return self._port.snapshot()
 
-    def cycle(self, reason: str = "cycle") -> None:
+    def cycle(self, reason: str = CYCLE) -> None:
         """Replace the worker process with a fresh one once it is idle (a planned restart)."""
         self._port.ask(Cycle(reason))
 
