@@ -12,12 +12,18 @@ of that call are children of that HTTP request's span.
 Fairness: the group whose oldest waiting item is oldest goes first; inside a group, a call takes items round robin
 over the requests (*owners*) that wait in it, so a request of ten thousand items delays a one-item request by one
 item per call, not by ten thousand.
+
+Withdrawal: an item whose every asker has gone (its future cancelled) never reaches a call; a call whose items have
+all been withdrawn is *abandoned*: cancelled at once (the pool cancels the request in its worker, which stops a REPL
+that hangs on it and stays warm), so a client that sends hanging code and goes away does not hold a REPL until the
+item's deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import itertools
 import logging
 import math
@@ -98,6 +104,7 @@ class Batcher:
         self._seq = itertools.count()
         self._running: set[asyncio.Task[None]] = set()
         self.calls = 0  # calls started (for figures and tests)
+        self.abandoned = 0  # calls cancelled because every item in them was withdrawn
 
     @property
     def waiting(self) -> int:
@@ -133,6 +140,15 @@ class Batcher:
                                                               context=batch[0].context.copy())
                 self._running.add(task)
                 task.add_done_callback(self._call_ended)
+                for waiting in batch:
+                    waiting.future.add_done_callback(functools.partial(self._withdrawn, task, batch))
+
+    def _withdrawn(self, task: asyncio.Task[None], batch: list[_Waiting], future: asyncio.Future[Row]) -> None:
+        """An item of a running call is done: when it was withdrawn and nothing in the call is left to answer, the
+        call is abandoned."""
+        if future.cancelled() and not task.done() and all(w.future.done() for w in batch):
+            self.abandoned += 1
+            task.cancel()
 
     def _call_ended(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)

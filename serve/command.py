@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(where installed, the default), bwrap (required), none")
     add("--sandbox-path", action="append", default=[], metavar="DIR", help="also bind DIR read-only in the "
         "sandbox (the REPL's toolchain, say, when it is not found from --repl); repeatable (default: none)")
+    add("--read-timeout", type=float, default=60.0, metavar="S", help="a request's head must arrive within S seconds "
+        "of its connection opening (or of the previous answer), and its body within S seconds of its head; else "
+        "408 and the connection is closed (default: 60)")
     add("--grace", type=float, default=10.0, help="seconds requests in flight may finish on SIGTERM, what is left "
         "then is answered 503 (default: 10)")
     add("--recycle-after", type=int, default=None, metavar="CALLS", help="replace a REPL worker after this many "
@@ -80,7 +83,7 @@ def config_from(args: argparse.Namespace) -> tuple[ServeConfig, KeyRing]:
             cache_path=args.cache or default_cache_path(), cache_max_mib=args.cache_max_mib,
             max_queue=args.max_queue, max_in_flight_per_key=args.max_in_flight_per_key,
             max_body_mib=args.max_body_mib, max_item_bytes=args.max_item_kib * 1024, insecure=args.insecure,
-            grace=args.grace, sandbox=None if args.sandbox == "none" else args.sandbox,
+            grace=args.grace, read_timeout=args.read_timeout, sandbox=None if args.sandbox == "none" else args.sandbox,
             sandbox_paths=tuple(args.sandbox_path), recycle_after=args.recycle_after,
             worker_memory_mib=args.worker_memory_mib)
         keys = KeyRing(load_keys(args.api_key_file))
@@ -191,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     import leanworker as lw
     from leanworker.lean import find_toolchain
-    from leanworker.serve.app import create_app, drain
+    from leanworker.serve.app import create_app
     from leanworker.serve.pool_checker import PoolChecker
     from leanworker.serve.server import DrainingServer
 
@@ -216,10 +219,7 @@ def run(args: argparse.Namespace) -> int:
         print(start_line(config, url, keys, repl, sandbox), flush=True)
 
     app = create_app(config, checker, keys, on_ready=ready, tracer_provider=tracer_provider)
-    # the drain has its own grace; what uvicorn waits for after it is only answers being written
-    server = DrainingServer(uvicorn.Config(app, log_config=None, log_level=args.log_level, access_log=False,
-                                           lifespan="on", timeout_graceful_shutdown=5),
-                            lambda: drain(app, config.grace))
+    server = DrainingServer.for_app(app, config, args.log_level)
     # uvicorn re-raises the signal that stopped it once it is done; a handler of ours makes that a no-op, so a
     # drained service exits 0.
     previous: dict[int, Any] = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}

@@ -7,8 +7,9 @@ shapes, with ``None`` fields left out as that server does, and with these differ
 - a crashed REPL is reported with its real fate (``"Lean REPL crashed: ..."``), not as a JSON decode error;
 - ``diagnostics`` appears only when the request asked for ``debug`` (Kimina adds it to timeouts regardless), and
   holds ``cached``, ``status`` and ``simulated``; the client's model ignores keys it does not know;
-- ``/verify`` refuses duplicate ``custom_id`` values and a code with neither ``proof`` nor ``code`` (422; Kimina
-  answers 500 to the latter);
+- ``/verify`` refuses duplicate ``custom_id`` values, a negative ``timeout`` and a code with neither ``proof`` nor
+  ``code`` (422; Kimina checks duplicates twice, runs a negative timeout as an immediate timeout, and answers 500 to
+  the last);
 - ``response`` holds the REPL's ``messages`` and ``sorries`` (not its ``env`` number, which says nothing to a
   client), with positions relative to the snippet's body after its import lines, as Kimina reports them.
 """
@@ -21,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from leanworker.serve.checker import Row
-from leanworker.serve.refusals import from_pydantic
+from leanworker.serve.refusals import brief, from_pydantic
 
 
 class Infotree(str, Enum):
@@ -62,7 +63,7 @@ class Code(BaseModel):
     @model_validator(mode="after")
     def has_content(self) -> Code:
         if self.proof is None and self.code is None:
-            raise ValueError(f"code {self.custom_id!r} has neither `proof` nor `code`")
+            raise ValueError(f"code {brief(self.custom_id)!r} has neither `proof` nor `code`")
         return self
 
     @property
@@ -74,7 +75,7 @@ class VerifyRequest(BaseModel):
     """``POST /verify`` (and ``/one_pass_verify_batch``), the older shape."""
 
     codes: list[Code]
-    timeout: int = 300
+    timeout: int = Field(300, ge=0)
     infotree_type: Infotree | None = None
     disable_cache: bool = False
 

@@ -15,8 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel, StrictInt, StrictStr, TypeAdapter, ValidationError
 
+from leanworker.serve import json_body
 from leanworker.serve.checker import Row
-from leanworker.serve.refusals import HTTPRefusal, field_error, from_pydantic, invalid, json_invalid
+from leanworker.serve.refusals import HTTPRefusal, brief, field_error, from_pydantic, invalid
 
 NDJSON = "application/x-ndjson"
 
@@ -31,29 +32,13 @@ _ITEMS = TypeAdapter(list[NativeItem])
 
 def parse_items(body: bytes, content_type: str) -> list[NativeItem]:
     """The items of a request body; raises :class:`HTTPRefusal` (400 for bad JSON, 422 for a wrong shape)."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise invalid([field_error("utf8", ["body", exc.start], "the body is not UTF-8")], 400) from None
     if content_type.split(";")[0].strip().lower() == NDJSON:
-        values = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                values.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise invalid([field_error("json_invalid", ["body", f"line {number}", exc.pos],
-                                           "JSON decode error", {}, {"error": exc.msg})], 400) from None
+        values = json_body.parse_lines(body, status=400)
     else:
-        try:
-            parsed = json.loads(text) if text.strip() else None
-        except json.JSONDecodeError as exc:
-            raise json_invalid(exc, status=400) from None
-        if not isinstance(parsed, list):
+        values = json_body.parse_body(body, status=400)
+        if not isinstance(values, list):
             raise invalid([field_error("list_type", ["body"], "a JSON list of {\"id\", \"code\"} items (or JSON "
-                                       f"lines with Content-Type: {NDJSON})", _brief(parsed))])
-        values = parsed
+                                       f"lines with Content-Type: {NDJSON})", values)])
     try:
         items = _ITEMS.validate_python(values)
     except ValidationError as exc:
@@ -65,13 +50,9 @@ def parse_items(body: bytes, content_type: str) -> list[NativeItem]:
         marker = (type(item.id), item.id)
         if marker in seen:
             raise invalid([field_error("duplicate_id", ["body", index, "id"],
-                                       f"duplicate id {item.id!r}: ids must be unique in a request", item.id)])
+                                       f"duplicate id {brief(item.id)!r}: ids must be unique in a request", item.id)])
         seen.add(marker)
     return items
-
-
-def _brief(value: Any) -> Any:
-    return value if not isinstance(value, (dict, list, str)) or len(value) < 10 else type(value).__name__
 
 
 def parse_timeout(raw: str | None, default: float | None, maximum: float) -> float | None:

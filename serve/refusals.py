@@ -1,5 +1,9 @@
 """Refused requests, typed: the status, a ``detail`` in FastAPI's shape (what the Kimina server and its clients
-know), and headers such as ``Retry-After``."""
+know), and headers such as ``Retry-After``.
+
+A ``detail`` entry echoes the offending ``input`` as FastAPI does, but bounded (:func:`brief`): a client's 60 MiB
+string or a list nested a thousand deep is described, never sent back.
+"""
 
 from __future__ import annotations
 
@@ -19,10 +23,46 @@ class HTTPRefusal(Exception):
         self.headers = headers or {}
 
 
+ECHO_CHARS = 200  # the most of a client's string a refusal echoes
+ECHO_NODES = 50  # the most values of a client's list or object a refusal echoes
+
+
+def brief(value: Any) -> Any:
+    """``value`` as a refusal may echo it: itself when small, else a short description of it."""
+    budget = [ECHO_NODES]
+
+    def small(node: Any, depth: int) -> bool:
+        budget[0] -= 1
+        if budget[0] < 0 or depth > 8:
+            return False
+        if isinstance(node, str):
+            return len(node) <= ECHO_CHARS
+        if isinstance(node, float):
+            return node == node and node not in (float("inf"), float("-inf"))
+        if isinstance(node, int) and not isinstance(node, bool):
+            return abs(node) < 10**40
+        if isinstance(node, list):
+            return all(small(item, depth + 1) for item in node)
+        if isinstance(node, dict):
+            return all(isinstance(k, str) and small(k, depth + 1) and small(v, depth + 1) for k, v in node.items())
+        return node is None or isinstance(node, bool)
+
+    if small(value, 0):
+        return value
+    if isinstance(value, str):
+        return f"{value[:ECHO_CHARS]}... ({len(value)} characters)"
+    if isinstance(value, list):
+        return f"(a list of {len(value)} items)"
+    if isinstance(value, dict):
+        return f"(an object of {len(value)} keys)"
+    return f"(a {type(value).__name__})"
+
+
 def field_error(kind: str, loc: Sequence[str | int], msg: str, value: Any = None,
                 ctx: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One entry of a 422/400 ``detail`` list, as FastAPI writes it (``loc`` starts with ``"body"``/``"query"``)."""
-    entry: dict[str, Any] = {"type": kind, "loc": list(loc), "msg": msg, "input": value}
+    """One entry of a 422/400 ``detail`` list, as FastAPI writes it (``loc`` starts with ``"body"``/``"query"``;
+    ``value``, the input, echoed in brief)."""
+    entry: dict[str, Any] = {"type": kind, "loc": [brief(part) for part in loc], "msg": msg, "input": brief(value)}
     if ctx is not None:
         entry["ctx"] = ctx
     return entry
@@ -45,6 +85,7 @@ def from_pydantic(errors: Sequence[Any], loc_prefix: Sequence[str | int] = ("bod
     for error in errors:
         ctx = error.get("ctx")
         entry = field_error(error["type"], [*loc_prefix, *error["loc"]], error["msg"], error.get("input"),
-                            {k: ({} if isinstance(v, Exception) else v) for k, v in ctx.items()} if ctx else None)
+                            {k: ({} if isinstance(v, Exception) else brief(v)) for k, v in ctx.items()} if ctx
+                            else None)
         rendered.append(entry)
     return invalid(rendered)

@@ -4,6 +4,9 @@ On SIGTERM or Ctrl-C uvicorn leaves its main loop and shuts down: this one close
 connection), then awaits the app's drain (new requests on open connections get 503, those in flight finish within
 the grace, the rest are answered as stopped), then lets uvicorn close the connections, now idle, and run the
 lifespan's shutdown, which stops every worker. A second Ctrl-C still forces the exit, as uvicorn's does.
+
+:meth:`DrainingServer.for_app` is how ``leanworker serve`` (and the tests) run an app: connections speak
+serve/connections.py's protocol, bounded in time and size before a request reaches the app.
 """
 
 from __future__ import annotations
@@ -12,6 +15,12 @@ import socket
 from collections.abc import Awaitable, Callable
 
 import uvicorn
+from starlette.applications import Starlette
+
+from leanworker.serve.config import ServeConfig
+from leanworker.serve.connections import GuardedHttpProtocol
+
+AFTER_DRAIN = 5  # seconds uvicorn waits, after the drain, for answers still being written
 
 
 class DrainingServer(uvicorn.Server):
@@ -20,6 +29,17 @@ class DrainingServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, drain: Callable[[], Awaitable[None]]) -> None:
         super().__init__(config)
         self._drain = drain
+
+    @classmethod
+    def for_app(cls, app: Starlette, config: ServeConfig, log_level: str = "info") -> DrainingServer:
+        """The server of ``app`` (made by ``create_app(config, ...)``): its drain has ``config.grace``, and each
+        request head must arrive within ``config.read_timeout``."""
+        from leanworker.serve.app import drain
+
+        protocol = GuardedHttpProtocol.bounded(head_timeout=config.read_timeout)
+        return cls(uvicorn.Config(app, http=protocol, log_config=None, log_level=log_level, access_log=False,
+                                  lifespan="on", timeout_graceful_shutdown=AFTER_DRAIN),
+                   lambda: drain(app, config.grace))
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:

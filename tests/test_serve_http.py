@@ -4,15 +4,12 @@ The same endpoints over real workers and the REPL simulator are in test_serve_en
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import socket
 import threading
 import time
-from collections.abc import AsyncGenerator, Iterator, Sequence
-from dataclasses import replace
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,88 +18,8 @@ pytest.importorskip("starlette")
 httpx = pytest.importorskip("httpx")
 uvicorn = pytest.importorskip("uvicorn")
 
-from leanworker.serve import ServeConfig  # noqa: E402
-from leanworker.serve.checker import Row  # noqa: E402
 from leanworker.serve.keys import KeyRing, parse_keys  # noqa: E402
-from serve_harness import Running  # noqa: E402
-
-
-class ScriptedChecker:
-    """Answers by words in the body (``sorry``, ``ERROR``, ``BOOM`` raises); a body with ``HOLD`` waits until the
-    test calls :meth:`release`, one with ``GATE`` until it calls :meth:`open_gate`. Records every body it was asked
-    to check."""
-
-    capacity = 2
-    identity = "scripted"
-    simulated = True
-
-    def __init__(self) -> None:
-        self.bodies: list[str] = []
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self._held: asyncio.Event | None = None
-        self._gate: asyncio.Event | None = None
-        self.holding = threading.Semaphore(0)  # one release per HOLD item that reached the checker
-
-    async def start(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self._held = asyncio.Event()
-        self._gate = asyncio.Event()
-
-    async def aclose(self) -> None:
-        pass
-
-    def release(self) -> None:
-        assert self.loop is not None and self._held is not None
-        self.loop.call_soon_threadsafe(self._held.set)
-
-    def open_gate(self) -> None:
-        assert self.loop is not None and self._gate is not None
-        self.loop.call_soon_threadsafe(self._gate.set)
-
-    async def check(self, imports: tuple[str, ...], bodies: Sequence[str],
-                    timeout: float | None) -> AsyncGenerator[tuple[int, Row], None]:
-        for index, body in enumerate(bodies):
-            self.bodies.append(body)
-            if "BOOM" in body:
-                raise RuntimeError("scripted failure")
-            if "GATE" in body:
-                assert self._gate is not None
-                await self._gate.wait()
-            if "HOLD" in body:
-                self.holding.release()
-                assert self._held is not None
-                await self._held.wait()
-            row: Row = {"status": "ok", "messages": [], "sorries": [], "elapsed_s": 0.001}
-            if "sorry" in body:
-                row.update(status="sorry", sorries=[{"pos": {"line": 1, "column": 0}, "goal": "⊢ True"}])
-            if "ERROR" in body:
-                row.update(status="error", messages=[{"severity": "error", "pos": {"line": 1, "column": 0},
-                                                      "data": "unknown identifier 'ERROR'"}])
-            yield index, row
-
-
-def base_config(tmp_path: Path, **changes: Any) -> ServeConfig:
-    return replace(ServeConfig(simulator=True, cache_path=tmp_path / "results.sqlite3", cache=False), **changes)
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Any]:
-    running: list[Running] = []
-
-    def start(keys: KeyRing | None = None, capacity: int = 2, **changes: Any) -> Running:
-        checker = ScriptedChecker()
-        checker.capacity = capacity
-        server = Running(base_config(tmp_path, **changes), checker, keys)
-        running.append(server)
-        return server
-
-    yield start
-    for server in running:
-        server.close()
-
-
-def snippets(*codes: str) -> dict[str, Any]:
-    return {"snippets": [{"id": f"s{i}", "code": code} for i, code in enumerate(codes)]}
+from serve_harness import serve, snippets  # noqa: E402, F401  (serve: the fixture)
 
 
 def test_keys_are_required_when_configured_in_any_of_three_headers_and_health_stays_open(serve: Any) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+from typing import Any
 from collections.abc import AsyncGenerator, Sequence
 
 import pytest
@@ -490,3 +491,50 @@ def test_the_drain_waits_for_requests_in_flight_and_stops_the_rest_after_the_gra
         assert idle.draining and not idle.stopping
 
     asyncio.run(scenario())
+
+
+# -- JSON bodies and what a refusal echoes ----------------------------------------------------------------------------
+
+
+def test_json_bodies_refuse_what_is_not_plain_json_naming_where() -> None:
+    from leanworker.serve import json_body
+
+    def refused(text: str, status: int = 422) -> dict[str, Any]:
+        with pytest.raises(HTTPRefusal) as caught:
+            json_body.loads(text, status=status)
+        assert caught.value.status == status
+        return dict(caught.value.detail[0])
+
+    assert json_body.loads('{"a": [1, 2.5, "\\ud83d\\ude00", null]}') == {"a": [1, 2.5, "\U0001F600", None]}
+    assert refused("[" * 5000 + "]" * 5000)["msg"] == "JSON nested too deeply"
+    assert refused('{"t": NaN}', 400)["ctx"]["error"] == "NaN is not JSON"
+    assert refused("[-Infinity]")["ctx"]["error"] == "-Infinity is not JSON"
+    assert "out of range" in refused("[1e999]")["ctx"]["error"]
+    assert refused("[" + "9" * 1001 + "]")["ctx"]["error"] == "an integer of 1001 digits (at most 1000)"
+    assert json_body.loads("[" + "9" * 1000 + "]") == [int("9" * 1000)]
+    surrogate = refused('{"snippets": [{"id": "a", "code": "x\\udc00"}]}')
+    assert surrogate["type"] == "string_unicode" and surrogate["loc"] == ["body", "snippets", 0, "code"]
+    assert refused('{"\\ud800": 1}')["loc"] == ["body"]
+    lines = json_body.parse_lines('{"id": 1, "code": "a\u2028b"}\r\n\n{"id": 2, "code": "c"}'.encode())
+    assert [line["code"] for line in lines] == ["a\u2028b", "c"]  # U+2028 inside a string ends no line
+    with pytest.raises(HTTPRefusal) as caught:
+        json_body.parse_lines(b'{"id": 1, "code": "a"}\n{"id": NaN}')
+    assert caught.value.status == 400 and caught.value.detail[0]["loc"] == ["body", "line 2"]
+    with pytest.raises(HTTPRefusal) as caught:
+        json_body.parse_body(b"  ")
+    assert caught.value.status == 422 and caught.value.detail[0]["type"] == "missing"
+
+
+def test_a_refusal_echoes_small_inputs_whole_and_large_ones_described() -> None:
+    from leanworker.serve.refusals import brief, field_error
+
+    assert brief({"snippets": [{"id": "a", "code": "x"}]}) == {"snippets": [{"id": "a", "code": "x"}]}
+    assert brief("y" * 201) == "y" * 200 + "... (201 characters)"
+    assert brief(list(range(100))) == "(a list of 100 items)"
+    assert brief({str(i): i for i in range(60)}) == "(an object of 60 keys)"
+    nested: Any = "deep"
+    for _ in range(12):
+        nested = [nested]
+    assert brief(nested) == "(a list of 1 items)"
+    assert brief(float("inf")) == "(a float)" and brief(10**50) == "(a int)"
+    assert field_error("t", ["body", "k" * 300], "m", "v")["loc"][1].endswith("(300 characters)")

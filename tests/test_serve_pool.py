@@ -272,3 +272,25 @@ def test_an_item_whose_worker_is_lost_twice_is_answered_crashed_alone_and_the_ca
         assert [(f.kind, f.nth) for f in plan.fired()] == [("crash", 1), ("crash", 2)]
     finally:
         plan.uninstall()
+
+
+def test_a_client_that_sends_hanging_code_and_goes_away_frees_its_repl_at_once(service: Any) -> None:
+    import socket
+
+    server = service(workers=1)
+    body = json.dumps([{"id": 1, "code": f"{HEADER}theorem h : True := by HANG"}]).encode()
+    port = int(server.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as leaving:  # the item may run for 300 s: it hangs
+        leaving.sendall(b"POST /v1/check?timeout=300 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+                        % (len(body), body))
+        assert wait_for(lambda: server.checker.pool.snapshot().busy == 1, timeout=30)  # its REPL hangs on it
+    # the client has gone: its call is abandoned, the worker cancels it (its REPL is stopped) and stays warm
+    worker = _workers()[0].pid
+    answer = server.client.post("/v1/check?timeout=300", json=[{"id": 2, "code": f"{HEADER}theorem t : True := "
+                                                                               "trivial"}], timeout=60)
+    assert json.loads(answer.text)["status"] == "ok"  # answered long before the hanging item's 300 s
+    assert server.state.service.batcher.abandoned == 1
+    assert [p.pid for p in _workers()] == [worker]  # the same worker: a cancel, not a kill
+    outcomes = {k[1]: v for k, v in _samples(server.client.get("/metrics").text).items()
+                if k[0] == "leanworker_requests_total"}
+    assert outcomes[(("command", "check"), ("outcome", "cancelled"))] == 1

@@ -1,0 +1,174 @@
+"""Hostile clients over HTTP (uvicorn on a real socket, the scripted checker in the test process): JSON that Python's
+json module lets through, echoes of huge inputs, heads and bodies that trickle in (slow-loris), a head without end,
+and a client that goes away while its only item runs. Each was found by attacking a running ``leanworker serve``;
+each must cost a typed 4xx or nothing, never a 5xx, a stuck connection or a REPL held for nobody."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from typing import Any
+
+import pytest
+
+pytest.importorskip("starlette")
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("uvicorn")
+
+from serve_harness import serve, snippets  # noqa: E402, F401  (serve: the fixture)
+
+KIMINA, NATIVE = 422, 400  # the status of malformed JSON on Kimina's endpoints (as FastAPI) and on the native one
+
+
+def _post(server: Any, path: str, body: bytes) -> httpx.Response:
+    return server.client.post(path, content=body, headers={"Content-Type": "application/json"})
+
+
+def test_json_that_the_json_module_lets_through_is_refused_typed_and_never_a_5xx(serve: Any) -> None:
+    server = serve()
+    deep = b"[" * 100_000 + b"]" * 100_000
+    cases = {  # body -> what the refusal's entry says
+        b'{"snippets": ' + deep + b"}": "nested too deeply",
+        b'{"snippets": [{"id": "a", "code": "x"}], "timeout": NaN}': "NaN is not JSON",
+        b'{"snippets": [{"id": "a", "code": "x"}], "timeout": Infinity}': "Infinity is not JSON",
+        b'{"snippets": [{"id": "a", "code": "x"}], "timeout": 1e400}': "out of range",
+        b'{"snippets": [{"id": "a", "code": "x"}], "timeout": ' + b"9" * 5000 + b"}": "5000 digits",
+    }
+    for body, says in cases.items():
+        for path, status in (("/api/check", KIMINA), ("/verify", KIMINA)):
+            answer = _post(server, path, body)
+            assert answer.status_code == status, (path, body[:60], answer.text[:300])
+            assert says in json.dumps(answer.json()["detail"])
+    native_cases = {deep: "nested too deeply", b'[{"id": 1e400, "code": "x"}]': "out of range",
+                    b'[{"id": ' + b"9" * 5000 + b', "code": "x"}]': "5000 digits",
+                    b'[{"id": NaN, "code": "x"}]': "NaN is not JSON"}
+    for body, says in native_cases.items():
+        answer = _post(server, "/v1/check", body)
+        assert answer.status_code == NATIVE and says in json.dumps(answer.json()["detail"]), answer.text[:300]
+    lines = server.client.post("/v1/check", content=b'{"id": 1, "code": "x"}\n' + deep + b"\n",
+                               headers={"Content-Type": "application/x-ndjson"})
+    assert lines.status_code == NATIVE and lines.json()["detail"][0]["loc"] == ["body", "line 2"]
+    assert server.checker.bodies == []  # nothing of it reached a REPL
+
+
+def test_a_lone_surrogate_is_refused_where_it_stands_and_a_surrogate_pair_is_a_character(serve: Any) -> None:
+    server = serve()
+    code_with = b'{"snippets": [{"id": "a", "code": "theorem t : True := trivial -- \\ud800"}]}'
+    refused = _post(server, "/api/check", code_with)
+    assert refused.status_code == KIMINA
+    assert refused.json()["detail"][0]["loc"] == ["body", "snippets", 0, "code"]
+    native_id = _post(server, "/v1/check", b'[{"id": "\\udfff", "code": "x"}]')  # was a stream cut short
+    assert native_id.status_code == NATIVE and native_id.json()["detail"][0]["loc"] == ["body", 0, "id"]
+    verify_key = _post(server, "/verify", b'{"codes": [{"custom_id": 1, "code": "x", "\\ud800": 1}]}')
+    assert verify_key.status_code == KIMINA
+    pair = _post(server, "/api/check", b'{"snippets": [{"id": "\\ud83d\\ude00", "code": "theorem t : True := '
+                                       b'trivial"}]}')
+    assert pair.status_code == 200 and pair.json()["results"][0]["id"] == "\U0001F600"
+
+
+def test_a_refusal_echoes_a_huge_input_in_brief(serve: Any) -> None:
+    server = serve()
+    huge = json.dumps({"snippets": "x" * 1_000_000}).encode()
+    answer = _post(server, "/api/check", huge)
+    assert answer.status_code == KIMINA and len(answer.content) < 2000
+    assert answer.json()["detail"][0]["input"].endswith("(1000000 characters)")
+    nested = json.dumps({"snippets": [{"id": "a", "code": [[[[[[[[[[["deep"]]]]]]]]]]]}]}).encode()
+    assert "a list of 1 items" in _post(server, "/api/check", nested).json()["detail"][0]["input"]
+    long_id = json.dumps([{"id": "i" * 100_000, "code": "x"}, {"id": "i" * 100_000, "code": "y"}]).encode()
+    duplicate = _post(server, "/v1/check", long_id)
+    assert duplicate.status_code == 422 and len(duplicate.content) < 2000
+
+
+def _connect(server: Any) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
+    sock.settimeout(30)  # a bound on every wait below, never a measure
+    return sock
+
+
+def _until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def _status(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1]) if answer else 0
+
+
+def test_a_head_that_trickles_in_is_answered_408_and_its_connection_closed(serve: Any) -> None:
+    server = serve(read_timeout=0.5)
+    with _connect(server) as partial:
+        partial.sendall(b"POST /api/check HTTP/1.1\r\nHost: x\r\n")  # and never the rest
+        answer = _until_closed(partial)
+    assert _status(answer) == 408 and b"did not arrive within 0.5 s" in answer
+    with _connect(server) as silent:  # a connection that sends nothing is closed, quietly
+        assert _until_closed(silent) == b""
+    with _connect(server) as kept:  # on a kept-alive connection, the next head is bounded too
+        body = json.dumps(snippets("theorem t : True := trivial")).encode()
+        kept.sendall(b"POST /api/check HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        kept.sendall(b"POST /api/check HTTP/1.1\r\n")
+        answers = _until_closed(kept)
+    assert _status(answers) == 200 and b"HTTP/1.1 408 " in answers
+    assert server.client.get("/health").status_code == 200  # the service itself never noticed
+
+
+def test_a_body_that_trickles_in_is_answered_408_and_its_bytes_are_given_back(serve: Any) -> None:
+    server = serve(read_timeout=0.5)
+    with _connect(server) as slow:
+        slow.sendall(b"POST /api/check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100000\r\n\r\n" + b'{"snippets": [' + b" " * 5000)
+        answer = _until_closed(slow)
+    assert _status(answer) == 408 and b"the request body did not arrive within 0.5 s" in answer
+    assert server.state.reading == 0 and server.state.admission.items == 0
+    assert server.checker.bodies == []
+
+
+def test_a_head_over_its_bound_is_431_and_closed(serve: Any) -> None:
+    server = serve()
+    with _connect(server) as endless:
+        endless.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        try:
+            for number in range(200):  # 200 x 4 KiB: past the 64 KiB bound long before the end
+                endless.sendall(b"X-Junk-%d: %s\r\n" % (number, b"j" * 4096))
+        except OSError:  # the server closed it while we were still sending
+            pass
+        answer = _until_closed(endless)
+    assert _status(answer) == 431 and b"over the limit of 65536 bytes" in answer
+    assert server.client.get("/health").status_code == 200
+
+
+def _wait(condition: Any, what: str) -> None:
+    deadline = time.monotonic() + 20
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def test_a_call_whose_every_item_was_withdrawn_is_cancelled_and_one_still_wanted_is_not(serve: Any) -> None:
+    server = serve(capacity=1)
+    body = json.dumps([{"id": 1, "code": "theorem gone : True := HOLD"}]).encode()
+    with _connect(server) as leaving:
+        leaving.sendall(b"POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        server.wait_holding(1)  # its only item runs (the only REPL is busy with it)
+    _wait(lambda: server.checker.cancelled == 1, "the call of a client that went away was not cancelled")
+    assert server.state.service.batcher.abandoned == 1 and server.state.admission.items == 0
+    assert server.client.post("/api/check", json=snippets("theorem next : True := trivial")).status_code == 200
+
+    shared = json.dumps([{"id": 1, "code": "theorem shared : True := HOLD"}]).encode()
+    answers: list[httpx.Response] = []
+    staying = threading.Thread(target=lambda: answers.append(server.client.post("/v1/check", content=shared)))
+    staying.start()
+    server.wait_holding(1)
+    with _connect(server) as leaving:  # the same item: it joins the flight in progress, then goes away
+        leaving.sendall(b"POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+                        % (len(shared), shared))
+        _wait(lambda: server.state.admission.items == 2, "the second request was not admitted")
+    _wait(lambda: server.state.admission.items == 1, "the items of the client that went away were kept")
+    server.checker.release()
+    staying.join(20)
+    assert json.loads(answers[0].text)["status"] == "ok"  # still wanted: it ran to its end
+    assert server.checker.cancelled == 1 and server.state.service.batcher.abandoned == 1
