@@ -16,10 +16,13 @@ import signal
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from leanworker.serve.config import ServeConfig, default_cache_path, is_loopback
 from leanworker.serve.keys import KEYS_ENV, KeyFileError, KeyRing, load_keys
+
+if TYPE_CHECKING:
+    import leanworker as lw
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,6 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "check calls, which bounds its memory: a REPL keeps every environment it made (default: never)")
     add("--worker-memory-mib", type=int, default=None, metavar="MIB", help="replace a REPL worker once its process "
         "tree passes this RSS, between calls (default: no limit)")
+    add("--max-worker-memory-mib", type=int, default=None, metavar="MIB", help="the most memory a worker, its REPL "
+        "and what they start may hold: the sandbox's cgroup ceiling where one is writable, and the pool's RSS sampling "
+        "everywhere; past it the item is answered crashed (default: 90%% of this machine's memory)")
     add("--otel", action="store_true", help="OpenTelemetry spans, a span per HTTP request with the pool's spans "
         "under it, to the global tracer provider: set it up with opentelemetry-instrument; needs the otel extra "
         "(default: off)")
@@ -85,7 +91,8 @@ def config_from(args: argparse.Namespace) -> tuple[ServeConfig, KeyRing]:
             max_body_mib=args.max_body_mib, max_item_bytes=args.max_item_kib * 1024, insecure=args.insecure,
             grace=args.grace, read_timeout=args.read_timeout, sandbox=None if args.sandbox == "none" else args.sandbox,
             sandbox_paths=tuple(args.sandbox_path), recycle_after=args.recycle_after,
-            worker_memory_mib=args.worker_memory_mib)
+            worker_memory_mib=args.worker_memory_mib,
+            **({} if args.max_worker_memory_mib is None else {"max_worker_memory_mib": args.max_worker_memory_mib}))
         keys = KeyRing(load_keys(args.api_key_file))
     except (ValueError, KeyFileError) as exc:
         raise StartError(str(exc)) from None
@@ -124,6 +131,20 @@ def repl_paths(repl: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(paths))
 
 
+def worker_settings(config: ServeConfig, repl: tuple[str, ...]) -> tuple[lw.WorkerConfig, lw.RestartPolicy]:
+    """The pool's ``WorkerConfig`` and ``RestartPolicy`` for ``config``: the sandbox with the REPL's programs bound
+    and the service's state hidden, the memory ceiling both in the sandbox's cgroup and in the pool's sampling."""
+    import leanworker as lw
+
+    ceiling = config.max_worker_memory_mib
+    soft = config.worker_memory_mib if config.worker_memory_mib is None else min(config.worker_memory_mib, ceiling)
+    worker = lw.WorkerConfig(request_timeout=None, sandbox=config.sandbox,
+                             sandbox_paths=(*repl_paths(repl), *config.sandbox_paths),
+                             sandbox_hidden=config.hidden_paths, sandbox_memory_mib=ceiling)
+    restart = lw.RestartPolicy(max_requests=config.recycle_after, rss_soft_limit_mib=soft, rss_hard_limit_mib=ceiling)
+    return worker, restart
+
+
 def sandbox_state(config: ServeConfig) -> str:
     """What the start line says of the sandbox; raises :class:`StartError` for ``--sandbox bwrap`` without it."""
     from leanworker.actors.core.sandbox import find_bwrap
@@ -155,7 +176,8 @@ def start_line(config: ServeConfig, url: str, keys: KeyRing, repl: tuple[str, ..
     keyed = f"API keys required ({len(keys)})" if keys else (
         "no API keys (loopback only)" if is_loopback(config.host) else "no API keys (--insecure)")
     cache = f"cache {config.cache_path}" if config.cache else "no cache"
-    return f"leanworker serve: listening on {url} ; {what}, {config.workers} workers; {keyed}; {cache}; {sandbox}"
+    return (f"leanworker serve: listening on {url} ; {what}, {config.workers} workers, memory ceiling "
+            f"{config.max_worker_memory_mib} MiB a worker; {keyed}; {cache}; {sandbox}")
 
 
 def add_serve_command(add: Any) -> None:
@@ -192,7 +214,6 @@ def run(args: argparse.Namespace) -> int:
     except StartError as exc:
         print(f"leanworker serve: {exc}", file=sys.stderr)
         return 2
-    import leanworker as lw
     from leanworker.lean import find_toolchain
     from leanworker.serve.app import create_app
     from leanworker.serve.pool_checker import PoolChecker
@@ -207,10 +228,7 @@ def run(args: argparse.Namespace) -> int:
     host, port = sock.getsockname()[:2]
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     toolchain = find_toolchain(config.workspace).fingerprint if config.workspace else None
-    worker = lw.WorkerConfig(request_timeout=None, sandbox=config.sandbox,
-                             sandbox_paths=(*repl_paths(repl), *config.sandbox_paths),
-                             sandbox_hidden=config.hidden_paths)
-    restart = lw.RestartPolicy(max_requests=config.recycle_after, rss_soft_limit_mib=config.worker_memory_mib)
+    worker, restart = worker_settings(config, repl)
     checker = PoolChecker(repl, workers=config.workers, workspace=config.workspace, toolchain=toolchain,
                           simulated=config.simulated, import_timeout=config.max_timeout, worker=worker,
                           restart=restart, trace=pool_tracer)

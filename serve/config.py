@@ -21,6 +21,13 @@ def default_cache_path() -> Path:
     return Path(base) / "leanworker" / "serve-results.sqlite3"
 
 
+def default_memory_ceiling_mib() -> int:
+    """90% of this machine's memory: no worker may take the whole machine, and no Lean that fits is stopped."""
+    import psutil
+
+    return max(1, int(psutil.virtual_memory().total * 0.9) // 2**20)
+
+
 def is_loopback(host: str) -> bool:
     if host in ("localhost", "localhost.localdomain"):
         return True
@@ -59,12 +66,13 @@ class ServeConfig:
     sandbox_paths: tuple[str, ...] = ()  # more read-only binds (a REPL's toolchain outside what is found)
     recycle_after: int | None = None  # calls before a worker is replaced (RestartPolicy.max_requests)
     worker_memory_mib: int | None = None  # a worker past this RSS is replaced between calls (rss_soft_limit_mib)
+    max_worker_memory_mib: int = field(default_factory=default_memory_ceiling_mib)  # a worker's hard ceiling
 
     def __post_init__(self) -> None:
         if self.simulator and self.repl is not None:
             raise ValueError("--repl and --simulator exclude each other")
         for name in ("workers", "max_queue", "max_queue_mib", "max_body_mib", "max_item_bytes", "max_batch",
-                     "cache_max_mib"):
+                     "cache_max_mib", "max_worker_memory_mib"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
         for name in ("max_in_flight_per_key", "recycle_after", "worker_memory_mib"):

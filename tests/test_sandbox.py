@@ -99,6 +99,18 @@ def test_the_join_shell_enters_every_group_before_it_runs_the_command() -> None:
     assert argv[:3] == ["/bin/sh", "-c", JOIN_SCRIPT] and argv[4:] == ["/g1", "/g2", "--", "bwrap", "x"]
 
 
+def test_a_ceiling_group_still_busy_is_removed_when_the_next_worker_starts(tmp_path: Path) -> None:
+    from leanworker.actors.core.ceilings import Ceilings, prepare_ceilings
+
+    group = tmp_path / "leanworker-1-1"  # stands for a cgroup whose last task is still exiting: rmdir fails
+    (group / "task").mkdir(parents=True)
+    Ceilings(groups=[group]).remove(wait=0.0)
+    assert group.exists()
+    (group / "task").rmdir()  # the task has gone
+    prepare_ceilings(None, None, None)  # the next worker's start removes what was left
+    assert not group.exists()
+
+
 def test_a_sandbox_setting_is_checked() -> None:
     with pytest.raises(ValueError, match="sandbox"):
         lw.WorkerConfig(sandbox="docker")
@@ -170,8 +182,9 @@ def test_every_escape_attempt_fails_and_the_worker_still_answers(tmp_path: Path,
     assert identity["uid"] == SANDBOX_USER and identity["cap_eff"] == "0000000000000000"
     assert identity["hostname"] == "leanworker-sandbox" and identity["ppid"] == 1  # the namespace's init
     assert wait_for(lambda: not sleepers(marker), timeout=10), "a process started in the sandbox outlived it"
-    pids_groups = Path("/sys/fs/cgroup/pids")
-    assert not list(pids_groups.glob(f"leanworker-{os.getpid()}-*")), "the worker's cgroup v1 group was left behind"
+    pids_groups = Path("/sys/fs/cgroup/pids")  # removed once the namespace's last tasks have exited
+    assert wait_for(lambda: not list(pids_groups.glob(f"leanworker-{os.getpid()}-*")), timeout=30), \
+        "the worker's cgroup v1 group was left behind"
 
 
 def test_without_the_sandbox_the_same_attempts_succeed(tmp_path: Path, listener: tuple[str, int]) -> None:

@@ -177,37 +177,35 @@ def test_the_cache_survives_a_restart(services: Any, tmp_path: Path) -> None:
     assert debug.json()["results"][0]["diagnostics"] == {"status": "sorry", "cached": True, "simulated": True}
 
 
+def _metric(service: Service, name: str) -> float:
+    for line in service.client.get("/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return -1
+
+
 def test_sigterm_mid_load_finishes_what_is_in_flight_answers_the_rest_503_and_leaves_no_process(
-        services: Any, tmp_path: Path) -> None:
-    imports_log = tmp_path / "imports.log"
-    service = services("--no-cache", "--grace", "5", "--sandbox", "none",
-                       env={"LEANWORKER_REPL_SIM_LOG": str(imports_log)})
+        services: Any) -> None:
+    # sandboxed where bubblewrap is installed (the default): bubblewrap, its namespace's init, the worker, the REPL
+    service = services("--no-cache", "--grace", "5")
     answers: dict[str, httpx.Response] = {}
 
     def post(name: str, body: dict[str, Any]) -> None:
         answers[name] = httpx.post(service.url + "/api/check", json=body, timeout=60)
 
-    def queued() -> float:
-        for line in service.client.get("/metrics").text.splitlines():
-            if line.startswith("leanworker_serve_queue_items "):
-                return float(line.split()[1])
-        return -1
-
-    def imported() -> set[str]:
-        return set(imports_log.read_text().splitlines()) if imports_log.exists() else set()
-
     hanging = {"timeout": 60, "snippets": [{"id": "hang", "code": "import Hang\ntheorem h : True := HANG"}]}
     threads = [threading.Thread(target=post, args=("hang", hanging))]
     threads[0].start()
-    assert wait_for(lambda: imported() == {"import Hang"}, timeout=30)  # one REPL hangs from now on
+    # one REPL hangs from now on
+    assert wait_for(lambda: _metric(service, 'leanworker_workers{state="busy"}') == 1, timeout=30)
     threads += [threading.Thread(target=post, args=(f"slow{i}", {"snippets": [
         {"id": f"slow{i}", "code": f"import Slow\ntheorem s{i} : True := by SLOW700"}]})) for i in range(3)]
     for thread in threads[1:]:
         thread.start()
     # all admitted and none answered: the other REPL starts, then takes 0.7 s per slow item, 2.1 s in all
-    assert wait_for(lambda: queued() == 4, timeout=30), queued()
-    workers = psutil.Process(service.process.pid).children(recursive=True)
-    assert workers
+    assert wait_for(lambda: _metric(service, "leanworker_serve_queue_items") == 4, timeout=30)
+    tree = psutil.Process(service.process.pid).children(recursive=True)
+    assert tree
     service.process.send_signal(signal.SIGTERM)  # four requests in flight, one of them never ending
     assert wait_for(lambda: not _accepts(service.url), timeout=10)  # it stops accepting at once
     for thread in threads:
@@ -219,7 +217,28 @@ def test_sigterm_mid_load_finishes_what_is_in_flight_answers_the_rest_503_and_le
     assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
     assert refused.json()["detail"].startswith("the service is stopping: 1 of 1 items were not checked")
     assert service.process.wait(30) == 0
-    assert wait_for(lambda: all(pid_gone(p.pid) for p in workers), timeout=10), "a worker outlived the service"
+    assert wait_for(lambda: all(pid_gone(p.pid) for p in tree), timeout=10), "a process outlived the service"
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed here; .ci/run "
+                                                          "installs it (apt-get install bubblewrap)")
+def test_code_that_loops_forever_or_takes_too_much_memory_costs_its_item_in_a_sandboxed_service(
+        services: Any) -> None:
+    service = services("--no-cache", "--workers", "1", "--max-worker-memory-mib", "300")
+    assert "memory ceiling 300 MiB a worker" in service.start_line and "sandbox: bubblewrap" in service.start_line
+    header = "import Mathlib\n"
+    items = [{"id": "loop", "code": f"{header}theorem l : True := by LOOP"},
+             {"id": "memory", "code": f"{header}theorem m : True := by MEMORY800"},
+             {"id": "after", "code": f"{header}theorem a : True := trivial"}]
+    lines = {line["id"]: line for line in map(json.loads, service.client.post(
+        "/v1/check?timeout=2", json=items, timeout=60).text.splitlines())}
+    assert lines["loop"]["status"] == "timeout"  # its REPL was killed at the deadline
+    assert lines["memory"]["status"] == "crashed", lines["memory"]  # past the ceiling: killed, not the machine's
+    assert lines["after"]["status"] == "ok"
+    repls = [p for p in psutil.Process(service.process.pid).children(recursive=True)
+             if "repl_sim" in " ".join(p.cmdline())]
+    assert len(repls) <= 1, "a REPL that looped forever outlived its item"
+    assert service.stop() == 0
 
 
 def _accepts(url: str) -> bool:

@@ -25,6 +25,7 @@ _names = itertools.count(1)
 
 
 _swept: set[Path] = set()
+_left: set[Path] = set()  # groups this process could not remove yet (their last tasks were still exiting)
 
 
 def _v1_base(controller: str) -> Path | None:
@@ -67,12 +68,15 @@ class Ceilings:
     memory: str | None = None
     groups: list[Path] = field(default_factory=list)  # cgroup v1 groups made for this worker (removed after it)
 
-    def remove(self) -> None:
+    def remove(self, wait: float | None = None) -> None:
         """Remove the groups once the worker's processes have left them (its PID namespace ends a moment after the
-        worker is reaped); a group left by a parent that died is removed by the next parent (:func:`_v1_base`)."""
+        worker is reaped; what is still in a group is killed), waiting at most ``wait`` seconds (default 10) for each.
+        A group still busy then is removed when the next worker's ceilings are prepared; a group left by a parent
+        that died, by the next parent (:func:`_v1_base`)."""
         for group in self.groups:
             _kill_members(group)  # what the namespace's end has not yet taken down (slow on a loaded machine)
-            remove_cgroup(group, wait=_REMOVE_WAIT)
+            if not remove_cgroup(group, wait=_REMOVE_WAIT if wait is None else wait):
+                _left.add(group)
         self.groups.clear()
 
 
@@ -138,6 +142,9 @@ def joining(groups: list[Path], argv: list[str]) -> list[str]:
 def prepare_ceilings(cgroup: Path | None, max_processes: int | None, memory_mib: int | None) -> Ceilings:
     """Make the groups that bound a worker about to start (and its descendants); it joins them with
     :func:`joining`. ``cgroup`` is the worker's own cgroup v2, if it has one (it joins that one too)."""
+    for busy in list(_left):  # what an earlier worker left behind, its tasks gone by now
+        if remove_cgroup(busy, wait=0.0):
+            _left.discard(busy)
     ceilings = Ceilings()
     if max_processes is not None:
         if cgroup is not None and _v2(cgroup, "pids") and _write(cgroup / "pids.max", str(max_processes)):
