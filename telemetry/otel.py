@@ -13,7 +13,8 @@ the timeline's ring. From the runtime's events it makes three kinds of span (doc
   (``leanworker.reason``, ``leanworker.planned``).
 
 Parenting: a request span is a child of the OpenTelemetry context current where the request was admitted, which is
-the caller's thread or task (the runtime records ``request_admitted`` there). A session open is a child of the
+the caller's thread or task (the runtime records ``request_admitted`` there, or, when the supervisor admits a
+request for its caller, in a copy of the caller's context). A session open is a child of the
 context of the caller whose lease request started the worker (``lease_requested`` is recorded in the caller's
 thread); a restart, and the session open of the generation that replaces a worker, are children of the context of
 the last request on that worker. So a service's trace of one HTTP request shows the Lean work it caused. A

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import weakref
+from concurrent.futures import Future
 from typing import Any
 
 import pytest
@@ -194,3 +195,26 @@ def test_a_callers_span_is_not_kept_alive_once_its_lease_wait_is_over() -> None:
             assert len(spans) == 12 and len(alive) <= 1, alive
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_a_request_the_supervisor_admits_for_its_caller_is_still_a_child_of_the_callers_span() -> None:
+    """The slow path: a call while the worker restarts waits for the next generation and is admitted by the
+    supervisor, in its own thread; the span is the caller's child all the same (threaded, and without blocking)."""
+    tracer_provider, exporter = provider()
+    app = tracer_provider.get_tracer("app")
+    with lw.Worker(FAULTY, FAST, trace=OpenTelemetryTracer(tracer_provider)) as worker:
+        with app.start_as_current_span("caller") as caller:
+            with pytest.raises(lw.WorkerCrashed):
+                worker.call("crash", {"how": "signal"})
+            assert worker.call("echo", 1) == 1  # the replacement is starting: admitted by the supervisor
+        with app.start_as_current_span("loop's caller") as nowait_caller:
+            worker.cycle()  # the next generation starts: the gate admits nothing until it is ready
+            answer = worker._port.admit_nowait("echo", 2, streaming=False)  # as an AsyncLease admits
+            assert isinstance(answer, Future)
+            channel = answer.result(20)
+            assert channel.wait_terminal(20) is not None
+    requests = named(exporter.get_finished_spans(), "leanworker.request")
+    assert [r.attributes["leanworker.command"] if r.attributes else None for r in requests] == ["crash", "echo", "echo"]
+    assert [r.parent.span_id if r.parent else None for r in requests] == [
+        caller.get_span_context().span_id, caller.get_span_context().span_id,
+        nowait_caller.get_span_context().span_id]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from leanworker.actors.slot.endings import CYCLE
@@ -104,6 +105,13 @@ class Submit:
     streaming: bool
     timeout: float | None
     expect_generation: int | None = None
+    # The caller's context (contextvars), for a request the supervisor admits on its behalf (the slow path): it is
+    # admitted in that context, so that a tracer sees the caller's (its OpenTelemetry span, for one).
+    context: contextvars.Context | None = field(default=None, compare=False, repr=False)
+
+    def in_callers_context(self) -> Submit:
+        """This request, carrying a copy of the calling thread's or task's context."""
+        return replace(self, context=contextvars.copy_context())
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ class RequestPort:
     def _admit(self, submit: Submit) -> RequestChannel:
         """Through the open gate if possible, else through the supervisor (which may queue until ready)."""
         lifecycle.check_owner(self.owner_pid, "worker")
-        answer = self.gate.try_admit(submit) or self.ask(submit)
+        answer = self.gate.try_admit(submit) or self.ask(submit.in_callers_context())
         if isinstance(answer, Future):
             try:
                 answer = answer.result(self.wait_timeout())
@@ -82,7 +82,7 @@ class RequestPort:
         if channel is not None:
             return channel
         reply: Future[RequestChannel] = Future()
-        if not tell_if_alive(self.supervisor, SubmitLater(submit, reply)):
+        if not tell_if_alive(self.supervisor, SubmitLater(submit.in_callers_context(), reply)):
             raise WorkerClosed("the worker is shut down")
         return reply
 
