@@ -527,7 +527,7 @@ def test_a_run_dropped_before_its_end_is_cancelled_and_frees_its_workers() -> No
 
 # cancel() must not wait for the worker: with a worker that ignores the cancel, the request is still running (until
 # its cancel_grace, long next to one statement) when cancel() has returned.
-IGNORING = dataclasses.replace(FAST, cancel_grace=2.5)
+IGNORING = dataclasses.replace(FAST, cancel_grace=1.5)
 
 
 def test_stream_cancel_returns_while_a_worker_that_ignores_it_still_runs() -> None:
