@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from leanworker.errors import UsageError
+from leanworker.protocol import messages
 
 
 WRAP_OPTION = "leanworker.wrap"
@@ -110,8 +111,8 @@ class Capability:
 
     def command(self, name: str, *, description: str = "", streams: Iterable[str] = ()) -> Callable[[F], F]:
         """Register a command ``function(ctx, request) -> result``."""
-        if name.startswith("leanworker."):
-            raise ValueError("command names starting with 'leanworker.' are reserved for built-ins")
+        if name.startswith(messages.BUILTIN_PREFIX):
+            raise ValueError(f"command names starting with {messages.BUILTIN_PREFIX!r} are reserved for built-ins")
 
         def register(function: F) -> F:
             if name in self.commands:

@@ -88,13 +88,13 @@ class Host:
     def _route(self, message: Message) -> bool:
         """Handle ping and cancel in place; return True for frames the serve loop must run."""
         kind = messages.validate_to_worker(message)
-        if kind == "cancel":
+        if kind == messages.CANCEL:
             self._cancel(message["id"])
             return False
-        if kind == "ping":
+        if kind == messages.PING:
             self.writer.send(messages.pong(message["id"]))
             return False
-        if kind == "stop":
+        if kind == messages.STOP:
             self._cancel(None)
         return True
 
@@ -161,15 +161,15 @@ class Host:
                 return 0
             kind = message["type"]
             request_id = message["id"]
-            if kind == "stop":
+            if kind == messages.STOP:
                 self.writer.send(messages.bye(request_id))
                 return 0
             started = time.perf_counter()
-            if kind == "configure":
+            if kind == messages.CONFIGURE:
                 self._configure(message, started)
-            elif kind == "open":
+            elif kind == messages.OPEN:
                 self._open(message, started)
-            elif kind == "call":
+            elif kind == messages.CALL:
                 self._call(message, started)
 
     def _configure(self, message: Message, started: float) -> None:

@@ -21,9 +21,27 @@ OUTCOME_ERROR: Final = "error"
 OUTCOME_CANCELLED: Final = "cancelled"
 WIRE_OUTCOMES: Final = frozenset({OUTCOME_OK, OUTCOME_ERROR, OUTCOME_CANCELLED})
 
-# Commands every worker host answers besides its capability's own (docs/protocol.md).
-METADATA_COMMAND: Final = "leanworker.metadata"
-DOCTOR_COMMAND: Final = "leanworker.doctor"
+# Message kinds (the ``type`` field). Parent to worker:
+CONFIGURE: Final = "configure"
+OPEN: Final = "open"
+CALL: Final = "call"
+CANCEL: Final = "cancel"
+PING: Final = "ping"
+STOP: Final = "stop"
+# Worker to parent:
+HELLO: Final = "hello"
+ROWS: Final = "rows"
+DIAG: Final = "diag"
+PROGRESS: Final = "progress"
+DONE: Final = "done"
+PONG: Final = "pong"
+BYE: Final = "bye"
+
+# Commands every worker host answers besides its capability's own (docs/protocol.md); a capability's own command
+# names may not start with the prefix.
+BUILTIN_PREFIX: Final = "leanworker."
+METADATA_COMMAND: Final = BUILTIN_PREFIX + "metadata"
+DOCTOR_COMMAND: Final = BUILTIN_PREFIX + "doctor"
 
 MAX_ID: Final = 2**63 - 1
 SEVERITIES: Final = frozenset({"info", "warning", "error"})
@@ -123,27 +141,27 @@ _ID = _int_in(0, MAX_ID)
 # kind -> {field: (check, required)}
 Fields = dict[str, tuple[Check, bool]]
 TO_WORKER: Final[dict[str, Fields]] = {
-    "configure": {"id": (_ID, True), "max_frame_bytes": (_int_in(0, MAX_ID), True)},
-    "open": {"id": (_ID, True), "capability": (_text, True), "workspace": (_opt_text, True),
+    CONFIGURE: {"id": (_ID, True), "max_frame_bytes": (_int_in(0, MAX_ID), True)},
+    OPEN: {"id": (_ID, True), "capability": (_text, True), "workspace": (_opt_text, True),
              "imports": (_text_list, True), "options": (_map, True)},
-    "call": {"id": (_ID, True), "command": (_text, True), "request": (_any, True), "stream": (_bool, True)},
-    "cancel": {"id": (_ID, True)},
-    "ping": {"id": (_ID, True)},
-    "stop": {"id": (_ID, True)},
+    CALL: {"id": (_ID, True), "command": (_text, True), "request": (_any, True), "stream": (_bool, True)},
+    CANCEL: {"id": (_ID, True)},
+    PING: {"id": (_ID, True)},
+    STOP: {"id": (_ID, True)},
 }
 FROM_WORKER: Final[dict[str, Fields]] = {
-    "hello": {"protocol": (_int_in(0, MAX_ID), True), "host": (_text, True), "pid": (_int_in(1, MAX_ID), True),
+    HELLO: {"protocol": (_int_in(0, MAX_ID), True), "host": (_text, True), "pid": (_int_in(1, MAX_ID), True),
               "python": (_opt_text, False), "lean": (_opt_text, False)},
-    "rows": {"id": (_ID, True), "stream": (_text, True), "seq": (_int_in(0, MAX_ID), True),
+    ROWS: {"id": (_ID, True), "stream": (_text, True), "seq": (_int_in(0, MAX_ID), True),
              "payloads": (_payloads, True)},
-    "diag": {"id": (_ID, True), "severity": (_one_of(SEVERITIES), True), "code": (_text, True),
+    DIAG: {"id": (_ID, True), "severity": (_one_of(SEVERITIES), True), "code": (_text, True),
              "message": (_text, True), "data": (_any, False)},
-    "progress": {"id": (_ID, True), "phase": (_text, True), "current": (_finite, True),
+    PROGRESS: {"id": (_ID, True), "phase": (_text, True), "current": (_finite, True),
                  "total": (_opt_finite, True)},
-    "done": {"id": (_ID, True), "outcome": (_one_of(WIRE_OUTCOMES), True), "result": (_any, False),
+    DONE: {"id": (_ID, True), "outcome": (_one_of(WIRE_OUTCOMES), True), "result": (_any, False),
              "error": (_error_info, False), "counts": (_counts, True), "elapsed": (_elapsed, True)},
-    "pong": {"id": (_ID, True)},
-    "bye": {"id": (_ID, True)},
+    PONG: {"id": (_ID, True)},
+    BYE: {"id": (_ID, True)},
 }
 
 
@@ -168,7 +186,7 @@ def _validate(message: Message, table: dict[str, Fields], direction: str) -> str
 def validate_from_worker(message: Message) -> str:
     """Check every field of a message a worker sent (docs/protocol.md); return its kind or raise ProtocolError."""
     kind = _validate(message, FROM_WORKER, "from a worker")
-    if kind == "done" and message["outcome"] == OUTCOME_ERROR and type(message.get("error")) is not dict:
+    if kind == DONE and message["outcome"] == OUTCOME_ERROR and type(message.get("error")) is not dict:
         raise ProtocolError("done.error must be a map {code, message} when the outcome is error")
     return kind
 
@@ -184,7 +202,7 @@ def check_hello(message: Message) -> Message:
         kind = validate_from_worker(message)
     except ProtocolError as exc:
         raise HandshakeError(f"bad hello: {exc}") from None
-    if kind != "hello":
+    if kind != HELLO:
         raise HandshakeError(f"worker spoke {kind!r} before saying hello")
     if message["protocol"] != PROTOCOL_VERSION:
         raise HandshakeError(
@@ -197,18 +215,18 @@ def check_hello(message: Message) -> Message:
 
 
 def hello(host: str, pid: int, python: str | None, lean: str | None) -> Message:
-    return {"type": "hello", "protocol": PROTOCOL_VERSION, "host": host, "pid": pid, "python": python, "lean": lean}
+    return {"type": HELLO, "protocol": PROTOCOL_VERSION, "host": host, "pid": pid, "python": python, "lean": lean}
 
 
 def configure(request_id: int, max_frame_bytes: int) -> Message:
-    return {"type": "configure", "id": request_id, "max_frame_bytes": max_frame_bytes}
+    return {"type": CONFIGURE, "id": request_id, "max_frame_bytes": max_frame_bytes}
 
 
 def open_session(
     request_id: int, capability: str, workspace: str | None, imports: list[str], options: dict[str, Any]
 ) -> Message:
     return {
-        "type": "open",
+        "type": OPEN,
         "id": request_id,
         "capability": capability,
         "workspace": workspace,
@@ -218,31 +236,31 @@ def open_session(
 
 
 def call(request_id: int, command: str, request: Any, stream: bool) -> Message:
-    return {"type": "call", "id": request_id, "command": command, "request": request, "stream": stream}
+    return {"type": CALL, "id": request_id, "command": command, "request": request, "stream": stream}
 
 
 def cancel(request_id: int) -> Message:
-    return {"type": "cancel", "id": request_id}
+    return {"type": CANCEL, "id": request_id}
 
 
 def ping(request_id: int) -> Message:
-    return {"type": "ping", "id": request_id}
+    return {"type": PING, "id": request_id}
 
 
 def stop(request_id: int) -> Message:
-    return {"type": "stop", "id": request_id}
+    return {"type": STOP, "id": request_id}
 
 
 def rows(request_id: int, stream: str, seq: int, payloads: list[Any]) -> Message:
-    return {"type": "rows", "id": request_id, "stream": stream, "seq": seq, "payloads": payloads}
+    return {"type": ROWS, "id": request_id, "stream": stream, "seq": seq, "payloads": payloads}
 
 
 def diag(request_id: int, severity: str, code: str, message: str, data: Any = None) -> Message:
-    return {"type": "diag", "id": request_id, "severity": severity, "code": code, "message": message, "data": data}
+    return {"type": DIAG, "id": request_id, "severity": severity, "code": code, "message": message, "data": data}
 
 
 def progress(request_id: int, phase: str, current: float, total: float | None) -> Message:
-    return {"type": "progress", "id": request_id, "phase": phase, "current": current, "total": total}
+    return {"type": PROGRESS, "id": request_id, "phase": phase, "current": current, "total": total}
 
 
 def done(
@@ -255,7 +273,7 @@ def done(
     elapsed: float = 0.0,
 ) -> Message:
     return {
-        "type": "done",
+        "type": DONE,
         "id": request_id,
         "outcome": outcome,
         "result": result,
@@ -266,8 +284,8 @@ def done(
 
 
 def pong(request_id: int) -> Message:
-    return {"type": "pong", "id": request_id}
+    return {"type": PONG, "id": request_id}
 
 
 def bye(request_id: int) -> Message:
-    return {"type": "bye", "id": request_id}
+    return {"type": BYE, "id": request_id}

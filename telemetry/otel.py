@@ -31,7 +31,6 @@ processor (``BatchSpanProcessor``) in production, so that exporting never holds 
 
 from __future__ import annotations
 
-import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from leanworker import __version__
+from leanworker.actors.core import locks
 from leanworker.actors.core.tracing import slot_of
 
 MAX_WAITERS = 10_000  # callers' contexts kept for lease requests not yet matched to a worker start
@@ -70,7 +70,7 @@ class OpenTelemetryTracer:
     def __init__(self, tracer_provider: trace.TracerProvider | None = None) -> None:
         provider = tracer_provider or trace.get_tracer_provider()
         self._tracer = provider.get_tracer("leanworker", __version__)
-        self._lock = threading.Lock()
+        self._lock = locks.lock("trace_sink")
         self._slots: dict[str, _Slot] = {}
         self._waiters: OrderedDict[int, Context] = OrderedDict()
         self._requests: dict[tuple[str, int | None, int | None], Span] = {}

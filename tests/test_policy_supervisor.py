@@ -7,7 +7,9 @@ test_cycling_memory.py and test_async_pool.py."""
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import Future
+from pathlib import Path
 
 import pytest
 
@@ -315,3 +317,13 @@ def test_restarts_a_generation_whose_process_exited_closes_its_requests_and_its_
     crash = Terminal(CRASHED, error=endings.crash_error(None, 9, ""))
     assert gen.close(crash) == [request], "the requests are the gate's to fail; the handshake step ends here"
     assert step.terminal is crash and gen.exited and gen.connection.closed
+
+
+def test_restarts_the_reasons_a_snapshot_counts_are_the_ones_the_page_names() -> None:
+    page = (Path(lw.__file__).resolve().parent / "docs" / "semantics.md").read_text(encoding="utf-8")
+    sentence = page.split("counts replacements by reason:", 1)[1].split(".", 1)[0]
+    named = set(re.findall(r"`(\w+)`", sentence))
+    reasons = {endings.CRASH, endings.TIMEOUT_REASON, endings.CANCEL_REASON, endings.MEMORY_HARD,
+               endings.PROTOCOL_REASON, endings.STARTUP, endings.MAX_REQUESTS, endings.IDLE, endings.MEMORY_SOFT,
+               endings.CYCLE}
+    assert named == reasons, f"docs/semantics.md names {sorted(named)}, endings.py {sorted(reasons)}"

@@ -40,6 +40,7 @@ ORDER: tuple[str, ...] = (
     "containment",   # the cgroup probe
     "interceptors",  # the line of installed interceptors (core/intercept.py)
     "fault_plan",    # a fault plan's counts and record (leanworker.testing): taken under the gate's, by its hook
+    "trace_sink",    # a trace sink's own state (a sink group's failure counts, the OpenTelemetry tracer's spans)
 )
 RANK = {name: rank for rank, name in enumerate(ORDER)}
 

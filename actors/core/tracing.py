@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+from leanworker.actors.core import locks
 
 log = logging.getLogger("leanworker.tracing")
 
@@ -53,7 +54,7 @@ class TracerGroup:
     def __init__(self, sinks: Sequence[TraceSink]) -> None:
         self.sinks = tuple(sinks)
         self.failures = [0] * len(self.sinks)  # by sink; counted under a lock taken only when one fails
-        self._lock = threading.Lock()
+        self._lock = locks.lock("trace_sink")
 
     def record(self, kind: str, actor: str, generation: int | None = None, request_id: int | None = None,
                lease_id: int | None = None, **fields: Any) -> None:

@@ -154,7 +154,7 @@ class PoolActor(pykka.ThreadingActor):
             self._do(step)
         due = self.admission.new_recheck()
         if due is not None:
-            self.scheduler.call_later(max(0.0, due - time.monotonic()), lambda: self._tell_self(Recheck()))
+            self.scheduler.tell_later(max(0.0, due - time.monotonic()), self.actor_ref, Recheck())
 
     def _do(self, step: Step) -> None:
         if isinstance(step, Grant):

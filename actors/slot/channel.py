@@ -19,12 +19,14 @@ from typing import Any
 from leanworker.actors.core import locks
 from leanworker.actors.slot.counters import Counters
 from leanworker.errors import LeanWorkerError, ProtocolError
+from leanworker.protocol import messages
+from leanworker.protocol.messages import OUTCOME_CANCELLED, OUTCOME_ERROR, OUTCOME_OK
 
-# Terminal outcomes (docs/semantics.md, Requests and outcomes).
-OK = "ok"
-ERROR = "error"
+# Terminal outcomes (docs/semantics.md, Requests and outcomes): the three a worker's done may say, and the rest.
+OK = OUTCOME_OK
+ERROR = OUTCOME_ERROR
+CANCELLED = OUTCOME_CANCELLED
 TIMEOUT = "timeout"
-CANCELLED = "cancelled"
 CRASHED = "crashed"
 MEMORY = "memory"
 PROTOCOL = "protocol"
@@ -34,9 +36,10 @@ EVENT_LIMIT = 1024
 EVENT_BUFFER_BYTES = 4 * 1024 * 1024
 DEFAULT_BUFFER_BYTES = 64 * 1024 * 1024
 
-ROWS = "rows"
-DIAG = "diag"
-PROGRESS = "progress"
+# Kinds of item in a channel: those of the frame each came from (rows, diag, progress), and its end.
+ROWS = messages.ROWS
+DIAG = messages.DIAG
+PROGRESS = messages.PROGRESS
 END = "end"
 
 

@@ -32,6 +32,7 @@ from leanworker.actors.core.results import ShutdownReport
 from leanworker.actors.core.sandbox import SandboxUnavailable, sandboxed
 from leanworker.actors.core.stderr import StderrTail, drain_into
 from leanworker.actors.core.tracing import TraceSink
+from leanworker.actors.core.waits import ladder_waits
 from leanworker.actors.slot.connection import Connection
 from leanworker.actors.slot.dispatch import FrameDispatcher
 from leanworker.actors.slot.gate import AdmissionGate
@@ -293,24 +294,24 @@ class ChildActor(pykka.ThreadingActor):
     def _shutdown_ladder(self, graceful: bool) -> ShutdownReport:
         """Ask (stop), wait; SIGTERM the group, wait; SIGKILL the group; reap. Report which step ended it."""
         started = time.monotonic()
-        config = self.config
+        after_stop, after_term, after_kill = ladder_waits(self.config)
         if self.exited.is_set() or self.process is None:
             how = "already_exited"
-        elif self._exited_on_its_own and self.exited.wait(config.kill_wait):
+        elif self._exited_on_its_own and self.exited.wait(after_term):
             how = "already_exited"
         else:
             how = ""
             if graceful and self.pipe is not None and self.pipe.send(messages.stop(0)):
-                if self.exited.wait(config.shutdown_timeout):
+                if self.exited.wait(after_stop):
                     how = "graceful"
             if not how:
                 self._kill_group(signal.SIGTERM, "shutdown")
                 self._kill_group(signal.SIGCONT, "shutdown", quiet=True)  # a stopped process must see the TERM
-                if self.exited.wait(config.kill_wait):
+                if self.exited.wait(after_term):
                     how = "terminated"
             if not how:
                 self._kill_group(signal.SIGKILL, "shutdown")
-                self.exited.wait(config.kill_wait + 5)
+                self.exited.wait(after_kill)
                 how = "killed"
         self._trace("shutdown", how=how)
         return ShutdownReport(how, self.generation, self.exit_code, self.exit_signal, time.monotonic() - started)

@@ -11,11 +11,12 @@ from typing import Any
 
 from leanworker.actors.core.results import Diagnostic, Progress
 from leanworker.actors.core.tracing import TraceSink
-from leanworker.actors.slot.channel import CANCELLED, DIAG, ERROR, OK, PROGRESS, PROTOCOL, Terminal
+from leanworker.actors.slot.channel import CANCELLED, ERROR, OK, PROTOCOL, Terminal
 from leanworker.actors.slot.connection import Connection
 from leanworker.actors.slot.gate import AdmissionGate
 from leanworker.errors import Cancelled, CommandError, ProtocolError
 from leanworker.protocol import messages
+from leanworker.protocol.messages import DIAG, DONE, HELLO, PROGRESS, ROWS
 
 
 def terminal_from_done(message: dict[str, Any], received: dict[str, int], streaming: bool) -> Terminal:
@@ -52,11 +53,11 @@ class FrameDispatcher:
     def dispatch(self, message: dict[str, Any], nbytes: int) -> None:
         """Handle one frame of ``nbytes`` bytes; raise :class:`ProtocolError` if it breaks the protocol."""
         kind = messages.validate_from_worker(message)
-        if kind == "hello":
+        if kind == HELLO:
             raise ProtocolError("a second hello in the middle of a session")
         connection = self.connection
         request_id = message["id"]
-        if kind == "rows":
+        if kind == ROWS:
             channel = connection.get(request_id)
             payloads = message["payloads"]
             if self.tracer is not None:
@@ -64,16 +65,17 @@ class FrameDispatcher:
                                    count=len(payloads))
             if channel is None or not channel.put_rows(message["stream"], message["seq"], payloads, nbytes):
                 connection.stale()
-        elif kind == "diag" or kind == "progress":
+        elif kind == DIAG or kind == PROGRESS:
             channel = connection.get(request_id)
-            if kind == "diag":
+            if kind == DIAG:
                 event: Any = Diagnostic(message["severity"], message["code"], message["message"],
                                         message.get("data"))
             else:
                 event = Progress(message["phase"], message["current"], message["total"])
-            if channel is None or not channel.put_event(DIAG if kind == "diag" else PROGRESS, event, nbytes):
+            # the channel's item kinds are compared by identity: pass its constant, not the decoded string
+            if channel is None or not channel.put_event(DIAG if kind == DIAG else PROGRESS, event, nbytes):
                 connection.stale()
-        elif kind == "done":
+        elif kind == DONE:
             channel = connection.pop(request_id)
             if channel is None:
                 connection.stale()

@@ -33,8 +33,6 @@ from leanworker.errors import NotPlainData, ProtocolError, UnencodableValue
 from leanworker.protocol import messages
 from leanworker.protocol.frames import encode_frame
 
-BUILTIN_PREFIX = "leanworker."  # built-in commands (metadata, doctor): never seen by a request hook
-
 
 class AdmissionGate:
     """Admission shared by a supervisor (the owner), its callers and its reader threads."""
@@ -190,7 +188,7 @@ class AdmissionGate:
                     return None
                 if not state.admit(request_id):
                     continue  # another caller took a later id first: ids must rise on the wire
-                if connection.requests is not None and not submit.command.startswith(BUILTIN_PREFIX):
+                if connection.requests is not None and not submit.command.startswith(messages.BUILTIN_PREFIX):
                     frame = self._intercepted_frame(submit, request_id, pipe.max_frame_bytes, connection.requests)
                 generation = connection.generation
                 channel = RequestChannel(request_id, generation, submit.command, submit.streaming,
