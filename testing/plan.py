@@ -14,7 +14,10 @@ both in the parent and both at admission:
 
 Whether a request gets a fault depends only on the rules, the seed, the key and the request's number for that key
 (``nth``): never on timing, threads or how many workers run. A probability draw is a hash of those, not a shared
-random stream, so one key's requests cannot shift another key's draws.
+random stream, so one key's requests cannot shift another key's draws. In a run, whose runners admit attempts in
+an order that timing decides, a draw depends on the attempt instead (what it asks and how many times it was tried),
+so a seed loses the same modules with any number of workers; and a session open fails per attempt too (the attempt
+runs on a fresh worker of a key of its own whose open fails), not per open, whose number depends on the workers.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
+
+import cbor2
 
 from leanworker.actors.core import intercept, locks
 from leanworker.actors.core.config import SessionKey
@@ -95,10 +100,21 @@ def key_digest(key: SessionKey) -> str:
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 
-def draw(seed: int, rule: int, digest: str, number: int) -> float:
-    """A uniform number in [0, 1) that depends only on its arguments."""
+def draw(seed: int, rule: int, digest: str, number: int | str) -> float:
+    """A uniform number in [0, 1) that depends only on its arguments (``number``: a request's number for its key,
+    or a run attempt's :func:`attempt_identity` and try)."""
     data = hashlib.sha256(f"{seed}:{rule}:{digest}:{number}".encode()).digest()
     return int.from_bytes(data[:8], "big") / 2**64
+
+
+def attempt_identity(command: str, request: Any) -> str:
+    """What a run's attempt asks, as a digest of its command and request (canonical CBOR, as it is sent; its repr
+    where CBOR cannot encode it): the same batch asks the same, whatever runs beside it."""
+    try:
+        data = cbor2.dumps([command, request], canonical=True)
+    except Exception:  # not CBOR: the pool will refuse to send it; any stable digest will do meanwhile
+        data = repr((command, request)).encode()
+    return hashlib.sha256(data).hexdigest()[:32]
 
 
 class FaultPlan:
@@ -118,6 +134,7 @@ class FaultPlan:
         self._lock = locks.lock("fault_plan")
         self._requests: Counter[SessionKey] = Counter()
         self._opens: Counter[SessionKey] = Counter()
+        self._tries: Counter[tuple[SessionKey, str]] = Counter()  # a run's attempts of one identity, per key
         self._fired: list[FiredFault] = []
         self._everywhere = False
         self.add(*rules)
@@ -207,31 +224,35 @@ class FaultPlan:
         with self._lock:
             self._requests.clear()
             self._opens.clear()
+            self._tries.clear()
             self._fired.clear()
 
     # -- deciding ----------------------------------------------------------------------------------------------------
 
-    def _decide(self, kinds: frozenset[str], key: SessionKey, command: str | None,
-                number: int) -> tuple[int, Fault] | None:
+    def _decide(self, kinds: frozenset[str], key: SessionKey, command: str | None, number: int,
+                drawn: int | str | None = None) -> tuple[int, Fault] | None:
+        """The first rule of ``kinds`` that matches request (or open) ``number`` of ``key``; a probability is drawn
+        for ``drawn`` (default: ``number``)."""
         digest: str | None = None
         for index, rule in enumerate(self._rules):
             if rule.kind not in kinds or not rule.matches(key, command, number):
                 continue
             if rule.probability is not None:
                 digest = digest or key_digest(key)
-                if draw(self.seed, index, digest, number) >= rule.probability:
+                if draw(self.seed, index, digest, number if drawn is None else drawn) >= rule.probability:
                     continue
             return index, rule
         return None
 
     def _fire_locked(self, kinds: frozenset[str], key: SessionKey, command: str | None, number: int,
-                     pid: int | None) -> Directive | None:
-        decided = self._decide(kinds, key, command, number)
+                     pid: int | None, drawn: int | str | None = None) -> Directive | None:
+        decided = self._decide(kinds, key, command, number, drawn)
         if decided is None:
             return None
         index, rule = decided
         directive = rule.directive()
-        self._fired.append(FiredFault(rule.kind, command, key, number, pid, index, dict(directive["params"])))
+        recorded = None if rule.kind in OPEN_KINDS else command  # a session open has no command
+        self._fired.append(FiredFault(rule.kind, recorded, key, number, pid, index, dict(directive["params"])))
         return {**directive, "nth": number, "record": len(self._fired) - 1}
 
     def _request(self, key: SessionKey, command: str, request: Any, kinds: frozenset[str],
@@ -243,14 +264,17 @@ class FaultPlan:
                 return request, None
             return envelope(directive, request), self._fired[-1]
 
+    def _note_pid(self, directive: Directive | None, pid: int | None) -> None:
+        """A run decided ``directive``: record the pid of the worker it reached (the first one it reached)."""
+        record = directive.get("record") if directive is not None else None
+        with self._lock:
+            if type(record) is int and 0 <= record < len(self._fired) and self._fired[record].pid is None:
+                self._fired[record] = dataclasses.replace(self._fired[record], pid=pid)
+
     def _noted(self, pid: int | None) -> Any:
         def note(command: str, request: Any) -> Any:
             """A run decided this request's fault: record the pid of the worker it is sent to."""
-            directive, _ = unwrap(request)
-            record = directive.get("record") if directive is not None else None
-            with self._lock:
-                if type(record) is int and 0 <= record < len(self._fired) and self._fired[record].pid is None:
-                    self._fired[record] = dataclasses.replace(self._fired[record], pid=pid)
+            self._note_pid(unwrap(request)[0], pid)
             return request
         return note
 
@@ -265,13 +289,15 @@ class FaultPlan:
             return None
         base = base_key(key)
         added: dict[str, Any] = {WRAP_OPTION: WRAPPER}
+        if RUN_OPTION in options:  # a run's key: the run decided at each attempt, its session opens included
+            text = options.get(OPEN_OPTION)
+            self._note_pid(json.loads(text) if isinstance(text, str) else None, pid)
+            return Intercepted(added, self._noted(pid))
         with self._lock:
             self._opens[base] += 1
             directive = self._fire_locked(OPEN_KINDS, base, None, self._opens[base], pid)
         if directive is not None:
             added[OPEN_OPTION] = json.dumps(directive)
-        if RUN_OPTION in options:
-            return Intercepted(added, self._noted(pid))
 
         def requests(command: str, request: Any) -> Any:
             return self._request(base, command, request, REQUEST_KINDS, pid)[0]
@@ -286,17 +312,32 @@ class FaultPlan:
         return self._everywhere
 
     def attempt(self, key: SessionKey, command: str, request: Any, *, remote: bool) -> FaultedAttempt:
-        """Decide one attempt of a run: the key to run it on and the request to send (with its fault, if any)."""
+        """Decide one attempt of a run: the key to run it on and the request to send (with its fault, if any).
+
+        ``nth``/``every`` count the key's attempts in the order the run admits them; a probability is drawn for the
+        attempt itself (what it asks, and how many times this plan has seen it asked on this key), so a seed decides
+        the same faults for the same batches however many workers run them. A ``session_fail`` gives the attempt a
+        key of its own, whose fresh worker fails its session open (not on Ray: its opens happen in the agents)."""
         base = base_key(key)
         if base.command is not None:  # a worker program of its own: nothing to wrap it with
             return FaultedAttempt(key, request)
         if not self._installed():
-            self.install(everywhere=self._everywhere)  # session opens of local runs, and the workers' pids
-        run_key = dataclasses.replace(base, options=(*base.options, (WRAP_OPTION, WRAPPER),
-                                                     (PLAN_OPTION, self._token), (RUN_OPTION, True)))
-        kinds = REQUEST_KINDS | REMOTE_KINDS if remote else REQUEST_KINDS
-        sent, fired = self._request(base, command, request, kinds, None)
-        return FaultedAttempt(run_key, sent, fired)
+            self.install(everywhere=self._everywhere)  # the workers' pids
+        options = (*base.options, (WRAP_OPTION, WRAPPER), (PLAN_OPTION, self._token), (RUN_OPTION, True))
+        kinds = REQUEST_KINDS | REMOTE_KINDS if remote else REQUEST_KINDS | OPEN_KINDS
+        identity = attempt_identity(command, request)
+        with self._lock:
+            self._requests[base] += 1
+            self._tries[base, identity] += 1
+            directive = self._fire_locked(kinds, base, command, self._requests[base], None,
+                                          f"{identity}:{self._tries[base, identity]}")
+            fired = self._fired[-1] if directive is not None else None
+        if directive is None or fired is None:
+            return FaultedAttempt(dataclasses.replace(base, options=options), request)
+        if fired.kind in OPEN_KINDS:
+            options = (*options, (OPEN_OPTION, json.dumps(directive, sort_keys=True)))
+            return FaultedAttempt(dataclasses.replace(base, options=options), request, fired)
+        return FaultedAttempt(dataclasses.replace(base, options=options), envelope(directive, request), fired)
 
     def explains(self, fault: Any, error: BaseException) -> bool:
         """Whether ``error`` is what ``fault`` makes a request end with, or an injected session open failure."""

@@ -75,3 +75,25 @@ def test_the_asyncio_runner_takes_the_same_faults() -> None:
     summary = asyncio.run(main())
     assert summary is not None and sorted(summary.injected) == ["Mathlib.A", "Mathlib.B"]
     assert summary.quarantined == () and [f.kind for f in summary.faults] == ["crash"] * 3
+
+
+def test_a_seed_loses_the_same_modules_to_the_same_faults_however_many_workers_run_the_plan() -> None:
+    # The runners admit attempts in an order timing decides; the faults follow the attempts, not that order, so a
+    # failing chaos run replays from its seed on any machine (a failed session open included).
+    planner = lw.ImportPlanner(MATHLIB, ("Mathlib",), max_batch_modules=1, options=IMPORT)
+    the_plan = planner.plan([lw.WorkItem(f"Mathlib.M{n:02d}") for n in range(12)])
+    kinds = ["crash", "garbage", "memory", "slow", "session_fail"]  # no hang: it would wait for the deadline
+
+    def rehearse(workers: int) -> tuple[object, ...]:
+        faults = FaultPlan.chaos(0.3, seed=4, kinds=kinds)
+        with pool(workers) as workers_pool:
+            run = workers_pool.run(the_plan, "index", retries=1, faults=faults)
+            results = sorted((r.modules, r.committed, r.injected, r.attempts) for r in run)
+        faults.uninstall()
+        assert run.summary is not None
+        fired = sorted((f.kind, f.command) for f in run.summary.faults)
+        return results, fired, sorted(run.summary.injected)
+
+    alone, together = rehearse(1), rehearse(3)
+    assert together == alone
+    assert {kind for kind, _ in alone[1]} >= {"crash", "session_fail"} and alone[2], alone

@@ -148,6 +148,42 @@ def test_a_runs_attempts_are_decided_by_the_run_and_the_worker_pid_is_recorded_a
     assert not plan.explains(None, lw.WorkerCrashed("x"))
 
 
+def test_a_runs_draws_depend_on_the_attempt_not_on_the_order_its_runners_admit_attempts() -> None:
+    # A run's runners take batches in an order timing decides: the same seed must lose the same batches anyway.
+    rules = [Fault("crash", probability=0.3), Fault("session_fail", probability=0.2)]
+    batches = [{"modules": [f"M{n}"]} for n in range(60)]
+
+    def decided(order: list[int], tries: int = 2) -> dict[tuple[int, int], str | None]:
+        plan, found = FaultPlan(rules, seed=5), {}
+        for attempt in range(1, tries + 1):
+            for n in order:
+                plan.attempt(OTHER, "index", {"modules": ["X"]}, remote=False)  # another batch's attempt between
+                done = plan.attempt(KEY, "index", batches[n], remote=False)
+                found[n, attempt] = done.fault.kind if done.fault is not None else None
+        return found
+
+    forward = decided(list(range(60)))
+    assert decided(list(reversed(range(60)))) == forward, "the same attempt, the same fault, in any order"
+    assert set(forward.values()) == {None, "crash", "session_fail"}
+    assert any(forward[n, 1] != forward[n, 2] for n in range(60)), "a retry is an attempt of its own"
+
+
+def test_a_session_open_failed_in_a_run_is_the_attempts_own_fresh_worker_and_opens_are_not_drawn() -> None:
+    plan = FaultPlan([Fault("session_fail", nth=2)])
+    first = plan.attempt(KEY, "index", {"modules": ["A"]}, remote=False)
+    second = plan.attempt(KEY, "index", {"modules": ["B"]}, remote=False)
+    assert first.fault is None and second.fault is not None and second.fault.kind == "session_fail"
+    assert second.request == {"modules": ["B"]}, "the open fails: the request is never sent"
+    assert second.key != first.key and json.loads(second.key.options_dict()[OPEN_OPTION])["kind"] == "session_fail"
+    assert (second.fault.command, second.fault.nth) == (None, 2)
+    for opened in range(3):  # a run key's opens are not counted: nth=2 of the opens never fires
+        intercepted = plan.intercept(first.key, 100 + opened)
+        assert intercepted is not None and OPEN_OPTION not in intercepted.options
+    assert plan.intercept(second.key, 7) is not None and plan.fired()[0].pid == 7, "the worker whose open failed"
+    on_ray = FaultPlan([Fault("session_fail")]).attempt(KEY, "index", {}, remote=True)
+    assert on_ray.fault is None, "on Ray the opens happen in the agents"
+
+
 def test_a_plan_is_plain_data_its_json_and_its_repr_replay_it() -> None:
     plan = FaultPlan([Fault("crash", command="check", key=KEY, nth=2, after_rows=3, how="abort"),
                       Fault("memory", key="mytool:capability", every=5, mib=300, hold=0.5),

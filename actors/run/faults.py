@@ -36,7 +36,9 @@ class FaultSource(Protocol):
         """True when every run in this process without ``faults=`` takes this source (pytest's ``lw_chaos``)."""
 
     def attempt(self, key: SessionKey, command: str, request: Any, *, remote: bool) -> FaultedAttempt:
-        """Decide one attempt's fault; ``remote``: the attempt runs on a Ray node (``node_lost`` may fire)."""
+        """Decide one attempt's fault; ``remote``: the attempt runs on a Ray node (``node_lost`` may fire). The run's
+        runners admit attempts in an order timing decides: a source that must replay decides from the attempt itself
+        (its key, command and request, and how many times it was tried), not from that order."""
 
     def explains(self, fault: Any, error: BaseException) -> bool:
         """Whether ``error`` is what ``fault`` (the attempt's, or None) makes happen, or an injected failure the
