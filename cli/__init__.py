@@ -4,6 +4,29 @@ Every command takes ``--json`` and ends with one of four exit statuses (README, 
 could not be done, 2 bad usage or a set-up that cannot work (one line, before any work), 130 interrupted.
 """
 
-from leanworker.cli._main import build_parser, main
+import os
+import signal
+import sys
+
+
+def _interrupted_while_starting(signum: int, frame: object) -> None:
+    """Ctrl-C before the command has started anything (its modules still loading): one line, exit status 130,
+    never a traceback. ``main`` puts its own handler in place once it runs."""
+    os.write(2, b"leanworker: interrupted\n")
+    os._exit(130)
+
+
+def _started_as_the_command() -> bool:
+    """True in the ``leanworker`` console script and ``python -m leanworker``; False when a program imports us."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    return os.path.basename(sys.argv[0] if sys.argv else "") == "leanworker" or (
+        spec is not None and spec.name == "leanworker.__main__")
+
+
+if _started_as_the_command() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    signal.signal(signal.SIGINT, _interrupted_while_starting)
+
+from leanworker.cli._main import build_parser, main  # noqa: E402 - after the handler: loading takes a while
 
 __all__ = ["build_parser", "main"]

@@ -34,17 +34,19 @@ from leanworker.cli._preflight import (
     executable_command,
     existing_directory,
     is_simulator,
+    not_an_input,
     readable_file,
     simulator_command,
     writable_file,
 )
 from leanworker.cli._results import Item, ResultWriter, read_items, resume
-from leanworker.cli._session import open_first_session
+from leanworker.cli._session import check_lean_answers, open_first_session
 from leanworker.cli._values import positive_float, positive_int
 
 VERDICTS = ("ok", "sorry", "error")  # a Lean verdict; any other status means the item could not be checked
 UNCHECKED_SHOWN = 10
 CHAOS_REQUEST_TIMEOUT = 30.0  # seconds an item may take with --chaos, at least: an injected hang ends there
+FILE_PROBE_TIMEOUT = 120.0  # seconds lean may take on an empty prelude file before the check says it does not run
 SIMULATED_NOTE = "SIMULATED: these verdicts come from leanworker's REPL simulator, not from Lean"
 
 
@@ -170,6 +172,26 @@ def plan_checks(args: argparse.Namespace, todo: list[Item], workspace: str | Non
 
 
 def run_check(args: argparse.Namespace) -> int:
+    try:
+        return _run_check(args)
+    except KeyboardInterrupt:  # before the first session opened: nothing of this run was written
+        return _interrupted_before_any_item(args)
+
+
+def _interrupted_before_any_item(args: argparse.Namespace) -> int:
+    if args.output is not None:
+        argv = [*args.argv] + ([] if "--resume" in args.argv else ["--resume"])
+        line = (f"interrupted before any item was checked: {args.output} is as it was; resume with: "
+                f"{shlex.join(['leanworker', *argv])}")
+    else:
+        line = "interrupted before any item was checked"
+    if args.json:
+        emit_json({"status": "interrupted", "message": line, "output": args.output})
+    print(f"leanworker check: {line}", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+def _run_check(args: argparse.Namespace) -> int:
     import leanworker as lw
 
     check_mode_options(args)
@@ -179,7 +201,9 @@ def run_check(args: argparse.Namespace) -> int:
     command = resolve_lean(args, workspace) if args.mode == "file" else resolve_repl(args, workspace)
     simulated = args.mode == "repl" and is_simulator(command)
     output = writable_file(args.output, "--output") if args.output else None
-    earlier = resume(output, items) if output is not None and args.resume else None
+    if output is not None:
+        not_an_input(args.output, "--output", {"the items file": readable_file(args.items, "ITEMS")})
+    earlier = resume(output, items, simulated) if output is not None and args.resume else None
     todo = [item for item in items if earlier is None or item.key not in earlier.done]
     report = _Report(args, items, todo, simulated, dict(earlier.statuses) if earlier else {}, faults)
     if not todo:
@@ -197,7 +221,12 @@ def run_check(args: argparse.Namespace) -> int:
                            worker=lw.WorkerConfig(request_timeout=timeout, open_timeout=opening))
     try:
         with lw.WorkerPool(config) as pool:
-            open_first_session(pool, plan.batches, "check")
+            first = plan.batches[0].key
+            if not open_first_session(pool, plan.batches, "check") or not first.imports or args.mode == "file":
+                # no import has shown yet that the REPL (or lean) answers at all
+                check_lean_answers(pool, first, args.mode, program_name(args, command),
+                                   FILE_PROBE_TIMEOUT if args.mode == "file" else import_timeout(args),
+                                   args.memory_mib)
             if output is not None:  # opened only now: a set-up that cannot work leaves the earlier results alone
                 writer = ResultWriter.to_file(output, append=earlier is not None)
             elif not args.json:
@@ -220,6 +249,19 @@ def run_check(args: argparse.Namespace) -> int:
     if interrupts.requested:
         return report.interrupted()
     return report.finish()
+
+
+def program_name(args: argparse.Namespace, command: str) -> str:
+    """The Lean program, as the person named it (for a one-line error)."""
+    if args.mode == "file":
+        return f"--lean {args.lean}" if args.lean is not None else f"lean ({command})"
+    if args.repl is not None:
+        return f"--repl {args.repl}"
+    if args.simulator:
+        return "the REPL simulator"
+    from leanworker.lean.session import REPL_ENV
+
+    return f"${REPL_ENV} ({command})" if os.environ.get(REPL_ENV, "").strip() else f"the REPL ({command})"
 
 
 def import_timeout(args: argparse.Namespace) -> float:

@@ -26,7 +26,7 @@ from leanworker.cli._project import FIXTURE_CAPABILITY, run_discover, run_plan
 from leanworker.cli._run import add_run_command
 from leanworker.cli._trace import run_trace_render
 from leanworker.serve.command import add_serve_command
-from leanworker.cli._values import capability, existing_file, non_negative_int, positive_int
+from leanworker.cli._values import capability, existing_file, module_name, non_negative_int, positive_int
 
 EXIT_STATUSES = ("exit status: 0 everything asked was done; 1 some work could not be done (failed batches or items); "
                  "2 bad usage, nothing to do, or a set-up that cannot work (one line, before any work); "
@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--mode", choices=["shared", "per_header"], default="shared",
                       help="shared: one session on the base imports; per_header: a session per import header "
                            "(default: shared)")
-    plan.add_argument("--base-import", action="append", default=[], metavar="MODULE",
+    plan.add_argument("--base-import", action="append", default=[], type=module_name, metavar="MODULE",
                       help="a module every session imports, repeatable (default: none)")
     plan.add_argument("--max-batch-modules", type=positive_int, default=None, metavar="N",
                       help="at most this many modules a batch (default: no limit)")

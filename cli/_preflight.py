@@ -8,13 +8,18 @@ import os
 import re
 import shlex
 import shutil
+import socket
 from pathlib import Path
 
 from leanworker.cli._output import UsageError
 from leanworker.serve.config import SIMULATOR_MODULE
 from leanworker.serve.config import simulator_command as simulator_argv
 
-RAY_ADDRESS = re.compile(r"(ray://)?[A-Za-z0-9._-]+:\d{1,5}|\[[0-9a-fA-F:]+\]:\d{1,5}")
+RAY_ADDRESS = re.compile(r"(?:ray://)?(?:(?P<host>[A-Za-z0-9._-]+)|\[(?P<v6>[0-9a-fA-F:]+)\]):(?P<port>\d{1,5})")
+RAY_CONNECT_TIMEOUT_S = 5.0
+# A gRPC server (Ray's GCS, the Ray Client server) answers an HTTP/2 client preface with a SETTINGS frame.
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # + an empty SETTINGS frame
+HTTP2_SETTINGS = 4
 
 
 def readable_file(path: str, what: str) -> Path:
@@ -46,6 +51,22 @@ def writable_file(path: str, what: str) -> Path:
     return file
 
 
+def not_an_input(path: str, what: str, inputs: dict[str, Path]) -> None:
+    """``path`` (a file about to be written) is none of ``inputs`` (what each is, by name -> its path): writing
+    it would destroy what the command reads."""
+    try:
+        target = os.stat(path)
+    except OSError:
+        return  # not there yet: it cannot be an input
+    for name, source in inputs.items():
+        try:
+            same = os.path.samestat(os.stat(source), target)
+        except OSError:
+            continue
+        if same:
+            raise UsageError(f"{what} {path}: is {name}; writing there would destroy it (name another file)")
+
+
 def existing_directory(path: str, what: str) -> Path:
     directory = Path(path)
     if not directory.exists():
@@ -57,11 +78,51 @@ def existing_directory(path: str, what: str) -> Path:
     return directory.resolve()
 
 
-def ray_address(text: str) -> str:
-    """``local``, ``auto``, ``HOST:PORT`` or ``ray://HOST:PORT``."""
-    if text in ("local", "auto") or RAY_ADDRESS.fullmatch(text):
+def ray_address(text: str, connect: bool = True) -> str:
+    """``local``, ``auto``, or ``HOST:PORT`` / ``ray://HOST:PORT`` where (with ``connect``) a Ray cluster answers.
+    Ray's own connect to an address where nothing answers as Ray retries for about ten minutes, and the command
+    line holds Ctrl-C back while Ray starts up (_run.py): so check first."""
+    if text in ("local", "auto"):
         return text
-    raise UsageError(f"--ray {text}: not a Ray address (use 'local', 'auto', HOST:PORT or ray://HOST:PORT)")
+    match = RAY_ADDRESS.fullmatch(text)
+    if match is None:
+        raise UsageError(f"--ray {text}: not a Ray address (use 'local', 'auto', HOST:PORT or ray://HOST:PORT)")
+    host, port = match["host"] or match["v6"], int(match["port"])
+    if not 0 < port < 65536:
+        raise UsageError(f"--ray {text}: port {port} is out of range (1 to 65535)")
+    if not connect:
+        return text
+    problem = grpc_problem(host, port, RAY_CONNECT_TIMEOUT_S)
+    if problem is not None:
+        raise UsageError(f"--ray {text}: cannot connect: {problem}")
+    return text
+
+
+def grpc_problem(host: str, port: int, timeout: float) -> str | None:
+    """None when ``host:port`` accepts a connection and answers as a gRPC server does (Ray's GCS and its client
+    server are gRPC servers); else why not, in words."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as connection:
+            connection.settimeout(timeout)
+            connection.sendall(HTTP2_PREFACE)
+            head = b""
+            while len(head) < 9:
+                chunk = connection.recv(9 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+    except socket.gaierror as exc:
+        return f"unknown host {host} ({exc.strerror})"
+    except ConnectionRefusedError:
+        return f"nothing listens at {where} (connection refused)"
+    except TimeoutError:
+        return f"no answer from {where} within {timeout:g} s"
+    except OSError as exc:
+        return f"{where}: {exc.strerror or exc}"
+    if len(head) < 9 or head[3] != HTTP2_SETTINGS:
+        return f"{where} answers, but not as a Ray cluster does (it is no gRPC server: check the port)"
+    return None
 
 
 def simulator_command() -> str:
@@ -69,8 +130,12 @@ def simulator_command() -> str:
     return shlex.join(simulator_argv())
 
 
+SIMULATED_REPLS = (SIMULATOR_MODULE, "leanworker.fixtures.repl_fake")  # the simulator, and its misbehaving fake
+
+
 def is_simulator(command: str) -> bool:
-    return SIMULATOR_MODULE in command
+    """The REPL command runs leanworker's REPL simulator (or its fake): its verdicts are not Lean's."""
+    return any(module in command for module in SIMULATED_REPLS)
 
 
 def executable_command(command: str, what: str, workspace: str | None = None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 from leanworker.cli._output import (
@@ -34,6 +35,15 @@ def discover(args: argparse.Namespace) -> Any:
             raise UsageError(f"cannot read {where}: {exc.strerror or exc}") from None
 
 
+def project_files(project: Any) -> dict[str, Path]:
+    """The files of a project that a command reads (what each is -> its path): never to be overwritten."""
+    files = {f"the project's {project.lakefile.name}": project.lakefile}
+    for name in ("lake-manifest.json", "lean-toolchain"):
+        files[f"the project's {name}"] = project.root / name
+    files.update({f"the source of module {module.name}": module.path for module in project.modules})
+    return files
+
+
 def package_label(project: Any) -> str:
     return f"package {project.package}" if project.package else "unnamed package"
 
@@ -51,8 +61,11 @@ def diagnostics_json(project: Any) -> list[dict[str, Any]]:
     return [vars(d) for d in project.diagnostics]
 
 
-def print_diagnostics(project: Any) -> None:
+def print_diagnostics(project: Any, severity: str | None = None) -> None:
+    """The lakefile's diagnostics on stderr (only those of ``severity`` when given), one a line."""
     for d in project.diagnostics:
+        if severity is not None and d.severity != severity:
+            continue
         where = f" ({d.path}:{d.line})" if d.line else (f" ({d.path})" if d.path else "")
         print(f"{d.severity}: {d.code}: {d.message}{where}", file=sys.stderr)
 
@@ -64,10 +77,14 @@ def discovery_status(project: Any, command: str) -> int:
         return EXIT_USAGE
     if project.ok:
         return EXIT_OK
-    errors = sum(1 for d in project.diagnostics if d.severity == "error")
-    print(f"leanworker: {plural(errors, 'error')} reading {project.lakefile.name}: modules may be missing "
-          "(exit status 1)", file=sys.stderr)
+    print(f"leanworker: {unread_line(project)}", file=sys.stderr)
     return EXIT_FAILED
+
+
+def unread_line(project: Any) -> str:
+    """Why a project that was read only in part makes the exit status 1."""
+    errors = sum(1 for d in project.diagnostics if d.severity == "error")
+    return f"{plural(errors, 'error')} reading {project.lakefile.name}: modules may be missing (exit status 1)"
 
 
 def run_discover(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from leanworker.cli._output import UsageError
+from leanworker.cli._output import UsageError, plural
 
 FSYNC_EVERY_S = 1.0
 DUPLICATES_SHOWN = 5
@@ -66,7 +66,7 @@ def read_items(path: Path, *, paths: bool = False, workspace: str | None = None)
     "..."}`` too); any problem is a :class:`UsageError` (a line that is not such an object, no item at all, an id
     given twice)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (some editors write one) is no item
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     shape = '{"id": ..., "code": "..."}' + (' or {"id": ..., "path": "..."}' if paths else "")
@@ -110,19 +110,27 @@ class Resumed:
     statuses: dict[str, int]
 
 
-def resume(path: Path, items: list[Item]) -> Resumed:
+def resume(path: Path, items: list[Item], simulated: bool = False) -> Resumed:
     """Read ``path`` (if it exists), keep what is whole and current, rewrite it atomically when something was
-    dropped, and return what is done."""
+    dropped, and return what is done. Results of the REPL simulator never count as done for a check on Lean, nor
+    the other way round: a file that holds such results for these items is refused (:class:`UsageError`)."""
     current = {item.key for item in items}
     current_ids = {item.key.rsplit("\0", 1)[0] for item in items}
     done: set[str] = set()
     statuses: dict[str, int] = {}
     if not path.exists():
         return Resumed(done, statuses)
+    records = [(raw, _record(raw)) for raw in path.read_bytes().splitlines(keepends=True)]
+    other = sum(1 for _, record in records if record is not None and id_text(record["id"]) in current_ids
+                and bool(record.get("simulated", False)) != simulated)
+    if other:
+        theirs, ours = ("the REPL simulator", "Lean") if not simulated else ("Lean", "the REPL simulator")
+        raise UsageError(f"--output {path}: holds {plural(other, 'result')} of these items from {theirs}, and this "
+                         f"check runs on {ours}: --resume would mix them (name another --output, or leave out "
+                         "--resume to start afresh)")
     kept: list[bytes] = []
     dropped = 0
-    for raw in path.read_bytes().splitlines(keepends=True):
-        record = _record(raw)
+    for raw, record in records:
         if record is None:
             dropped += 1  # torn (never whole) or not ours
             continue

@@ -26,10 +26,16 @@ from leanworker.cli._output import (
     table,
     terminal_width,
 )
-from leanworker.cli._preflight import ray_address, writable_file
-from leanworker.cli._project import discover, no_modules_reason
+from leanworker.cli._preflight import not_an_input, ray_address, writable_file
+from leanworker.cli._project import (
+    discover,
+    no_modules_reason,
+    print_diagnostics,
+    project_files,
+    unread_line,
+)
 from leanworker.cli._session import open_first_session, shared_failure
-from leanworker.cli._values import capability, non_negative_int, positive_int
+from leanworker.cli._values import capability, module_name, non_negative_int, positive_int
 
 FAILURES_SHOWN = 10
 
@@ -52,7 +58,7 @@ def add_run_command(add: Callable[..., argparse.ArgumentParser]) -> None:
     run.add_argument("--mode", choices=["shared", "per_header"], default="shared",
                      help="shared: one session on the base imports; per_header: a session per import header "
                           "(default: shared)")
-    run.add_argument("--base-import", action="append", default=[], metavar="MODULE",
+    run.add_argument("--base-import", action="append", default=[], type=module_name, metavar="MODULE",
                      help="a module every session imports, repeatable (default: none)")
     run.add_argument("--max-batch-modules", type=positive_int, default=None, metavar="N",
                      help="at most this many modules a batch (default: no limit)")
@@ -81,20 +87,31 @@ def check_arguments(args: argparse.Namespace) -> None:
     if args.output is not None:
         writable_file(args.output, "--output")
     if args.ray is not None:
-        ray_address(args.ray)
+        ray_address(args.ray, connect=False)
         try:
             import leanworker.scaleout  # noqa: F401
         except ImportError:
             raise UsageError("--ray needs Ray: pip install 'leanworker[ray]'") from None
+        with spinner(args, f"checking that a Ray cluster answers at {args.ray}..."):
+            ray_address(args.ray)
 
 
 def run_plan_command(args: argparse.Namespace) -> int:
+    try:
+        return _run_plan(args)
+    except KeyboardInterrupt:  # before the run started (discovery, planning): nothing of this run was committed
+        return _interrupted(args, None)
+
+
+def _run_plan(args: argparse.Namespace) -> int:
     import leanworker as lw
 
     check_arguments(args)
     project = discover(args)
     if not project.modules:
         raise UsageError(no_modules_reason(project))
+    if args.output is not None:
+        not_an_input(args.output, "--output", project_files(project))
     with spinner(args, f"planning {args.path}..."):
         planner = lw.ImportPlanner(args.capability, tuple(args.base_import), args.max_batch_modules, mode=args.mode)
         plan = planner.plan(project)
@@ -127,7 +144,7 @@ def run_plan_command(args: argparse.Namespace) -> int:
                         bar.update(run.progress, opened_before)
             interrupts.cancel_with(lambda: None)  # a Ctrl-C from here on waits for the workers to stop
             summary = _with_sessions(run.summary, pool, args)
-    except KeyboardInterrupt:  # before the run started (discovery is done): nothing of this run was committed
+    except KeyboardInterrupt:  # before the run started: nothing of this run was committed
         return _interrupted(args, None)
     finally:
         if bar is not None:
@@ -147,6 +164,9 @@ def run_plan_command(args: argparse.Namespace) -> int:
         print_summary(args, summary, failures)
         if faults is not None:
             print(chaos_line(args, faults, len(summary.injected), "module"))
+    if not project.ok:  # the exit status says 1 even when every batch committed: say why
+        print_diagnostics(project, "error")
+        print(f"leanworker run: {unread_line(project)}", file=sys.stderr)
     return EXIT_OK if ok else EXIT_FAILED
 
 

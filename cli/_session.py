@@ -21,9 +21,10 @@ SET_UP_CODES = KEY_INDEPENDENT | {"session_open", "import_failed", "unknown_comm
 BUILT_IN_PREFIX = "leanworker."
 
 
-def open_first_session(pool: Any, batches: Sequence[Any], command: str) -> None:
+def open_first_session(pool: Any, batches: Sequence[Any], command: str) -> bool:
     """Open the first batch's session on ``pool`` (it stays warm for the run); check that ``command`` exists.
-    Raises :class:`UsageError` when the run cannot work."""
+    Raises :class:`UsageError` when the run cannot work; returns False when only that key's session failed (its
+    batches will fail; the others may run)."""
     from leanworker.errors import CommandError, HandshakeError, LeanWorkerError
 
     key = batches[0].key
@@ -39,10 +40,51 @@ def open_first_session(pool: Any, batches: Sequence[Any], command: str) -> None:
             isinstance(exc, CommandError) and exc.code in KEY_INDEPENDENT)
         if shared or independent:
             raise UsageError(session_failure(key, exc)) from None
-        return  # only this key's batches fail; the others may run
+        return False  # only this key's batches fail; the others may run
     if command not in commands:
         own = ", ".join(c for c in commands if not c.startswith(BUILT_IN_PREFIX)) or "none"
         raise UsageError(f"--command {command}: {key.capability} has no such command (its commands: {own})")
+    return True
+
+
+def check_lean_answers(pool: Any, key: Any, mode: str, what: str, timeout: float,
+                       memory_mib: int | None = None) -> None:
+    """The Lean program of ``check`` answers at all, before any item runs: the REPL an empty command, or ``lean``
+    an empty ``prelude`` file, on a session of ``key`` without imports (for a key without imports, the warm worker
+    the run then uses). A program that exits or hangs there (a ``python`` without leanworker, a ``lake exe repl``
+    that is not built, ``--lean false``) would cost every item; it stops the check in one line instead. Any answer,
+    an error included, passes: only the program's own fate counts.
+
+    ``what`` names the program for the line (``--repl COMMAND``). Raises :class:`UsageError`."""
+    import dataclasses
+
+    from leanworker.errors import CommandError, LeanWorkerError, RequestTimeout
+
+    bare = dataclasses.replace(key, imports=())
+    try:
+        with pool.lease(bare) as lease:
+            if mode == "file":
+                request = {"items": [{"id": 0, "code": "prelude"}], "timeout": timeout, "memory_mib": memory_mib}
+                with lease.stream("check", request, timeout=timeout + 30.0) as rows:
+                    row = {"status": "ok"}
+                    for answer in rows:
+                        row = dict(answer.payload)
+                if row.get("status") == "memory":
+                    raise UsageError(f"--memory-mib {memory_mib}: lean needs more than that for an empty file")
+                if row.get("status") in ("crashed", "timeout"):
+                    tail = str(row.get("stderr_tail") or "").strip().splitlines()
+                    raise UsageError(f"{what}: does not run as lean: {row.get('error')}"
+                                     + (f" ({tail[-1]})" if tail else ""))
+            else:
+                lease.call("run", {"cmd": ""}, timeout=timeout)
+    except RequestTimeout:
+        raise UsageError(f"{what}: no answer to an empty command within {timeout:g} s") from None
+    except CommandError as exc:
+        if exc.code in ("repl_crashed", "repl_unavailable", "repl_not_found", "repl_timeout", "capability_load"):
+            text = exc.message.replace(" (the next request gets a fresh REPL)", "")
+            raise UsageError(f"{what}: the REPL does not run: {text.strip().splitlines()[0]}") from None
+    except LeanWorkerError:
+        return  # the worker's own trouble (say, one crash), not the program's: the run meets it, item by item
 
 
 def shared_failure(result: Any, batches: Sequence[Any], committed_before: int) -> str | None:

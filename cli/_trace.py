@@ -6,21 +6,28 @@ import argparse
 from pathlib import Path
 
 from leanworker.cli._output import EXIT_OK, UsageError, emit_json, plural
-from leanworker.cli._preflight import readable_file, writable_file
+from leanworker.cli._preflight import not_an_input, readable_file, writable_file
 
 
 def run_trace_render(args: argparse.Namespace) -> int:
     from leanworker.actors.core.tracing import NotATrace, read_trace
     from leanworker.timeline import render_timeline
 
-    readable_file(args.trace_file, "trace")
+    trace = readable_file(args.trace_file, "trace")
     output = writable_file(args.output, "--output")
+    not_an_input(args.output, "--output", {"the trace": trace})
     try:
         events = read_trace(args.trace_file)
     except OSError as exc:
         raise UsageError(f"cannot read {args.trace_file}: {exc.strerror or exc}") from None
     except NotATrace as exc:
-        raise UsageError(str(exc)) from None
+        # read_trace names the first field it missed in Python's words ("list indices must be integers..."): say
+        # instead what a trace is
+        reason = str(exc)
+        if " is JSON but not a leanworker trace" in reason:
+            reason = (f"{args.trace_file} is JSON but not a leanworker trace (JSON lines of events, or Chrome trace "
+                      "JSON, as probe --trace and lw.Tracer write them)")
+        raise UsageError(reason) from None
     if not events:
         raise UsageError(f"{args.trace_file} holds no events: nothing to render")
     try:

@@ -46,6 +46,22 @@ def capability(text: str) -> str:
 
 
 def existing_file(text: str) -> str:
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"is a directory, not a file: {text}")
     if not os.path.isfile(text):
         raise argparse.ArgumentTypeError(f"no such file: {text}")
+    if not os.access(text, os.R_OK):
+        raise argparse.ArgumentTypeError(f"not readable (permission denied): {text}")
+    return text
+
+
+def module_name(text: str) -> str:
+    """A Lean module name (``Mathlib.Data.Nat``), as the planner will need it."""
+    from leanworker.errors import InvalidModuleName
+    from leanworker.planner.names import validate_module_name
+
+    try:
+        validate_module_name(text)
+    except InvalidModuleName as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return text

@@ -202,6 +202,12 @@ def test_json_is_accepted_after_any_subcommand(home: Path, tmp_path: Path) -> No
     (("check", "items.jsonl", "--lean", "lean"), "leanworker check: --lean goes with --mode file"),
     (("check", "items.jsonl", "--mode", "file", "--simulator"),
      "leanworker check: --simulator goes with --mode repl, not --mode file"),
+    (("probe", "--modules-file", "."), "leanworker probe: error: argument --modules-file: is a directory, not a file: ."),
+    (("plan", ".", "--base-import", "Foo Bar"),
+     "leanworker plan: error: argument --base-import: 'Foo Bar': component 'Foo Bar' is not a Lean identifier (escape "
+     "it as «Foo Bar»)"),
+    (("run", "P", "--capability", "a:b", "--command", "x", "--ray", "localhost:99999"),
+     "leanworker run: --ray localhost:99999: port 99999 is out of range (1 to 65535)"),
 ])
 def test_each_bad_value_is_named_alone_in_one_line_with_exit_2(home: Path, args: tuple[str, ...], line: str) -> None:
     done = cli(*args, cwd=home)
@@ -233,6 +239,28 @@ def test_every_file_is_checked_first_one_line_naming_path_and_reason(home: Path)
                                                                             "file in it)")]
     for args, command, reason in cases:
         assert one_line_error(cli(*args, cwd=home), command) == reason, args
+
+
+def test_no_output_is_ever_one_of_the_commands_own_inputs(home: Path) -> None:
+    project = home / "project"
+    shutil.copytree(LAKE / "toml_multi", project)
+    lakefile, source = (project / "lakefile.toml").read_text(), (project / "Alpha" / "Basic.lean").read_text()
+    run = ("run", "project", "--capability", MATHLIB, "--command", "index")
+    reason = one_line_error(cli(*run, "--output", "project/lakefile.toml", cwd=home), "run")
+    assert reason == ("--output project/lakefile.toml: is the project's lakefile.toml; writing there would destroy it "
+                      "(name another file)")
+    reason = one_line_error(cli(*run, "--output", "project/Alpha/Basic.lean", cwd=home), "run")
+    assert reason.startswith("--output project/Alpha/Basic.lean: is the source of module Alpha.Basic;")
+    assert (project / "lakefile.toml").read_text() == lakefile
+    assert (project / "Alpha" / "Basic.lean").read_text() == source
+    (home / "items.jsonl").write_text('{"id": 1, "code": "theorem a : True := trivial"}\n')
+    reason = one_line_error(cli("check", "items.jsonl", "--simulator", "--output", "./items.jsonl", cwd=home), "check")
+    assert reason == "--output ./items.jsonl: is the items file; writing there would destroy it (name another file)"
+    trace = '{"t": 0.0, "kind": "spawn", "actor": "w/child.1"}\n'
+    (home / "t.jsonl").write_text(trace)
+    reason = one_line_error(cli("trace", "render", "t.jsonl", "-o", "t.jsonl", cwd=home), "trace render")
+    assert reason == "--output t.jsonl: is the trace; writing there would destroy it (name another file)"
+    assert (home / "items.jsonl").read_text().startswith('{"id": 1') and (home / "t.jsonl").read_text() == trace
 
 
 @pytest.fixture
@@ -291,6 +319,14 @@ def test_run_executes_a_plan_exits_0_and_resumes_exactly_once(home: Path) -> Non
     done = cli(*args, cwd=home)
     assert done.code == 0 and done.out_lines[-1].startswith("committed rows: rows.jsonl (")
     assert "3 batches" in done.out_lines[-1]
+
+
+def test_run_says_why_it_exits_1_when_part_of_the_lakefile_could_not_be_read(home: Path) -> None:
+    done = cli("run", str(LAKE / "unreadable"), "--capability", MATHLIB, "--command", "index", cwd=home)
+    assert done.code == 1 and "committed" in done.out, done.err
+    assert done.err_lines[-1] == "leanworker run: 3 errors reading lakefile.lean: modules may be missing (exit status 1)"
+    unread = [line for line in done.err_lines if line.startswith("error: lakefile.")]
+    assert len(unread) == 3 and any("lean_lib Computed" in line for line in unread), done.err
 
 
 def test_run_loads_a_capability_from_the_current_directory(home: Path) -> None:
@@ -373,6 +409,54 @@ def test_trace_render_refuses_what_is_not_a_trace_and_an_empty_one(home: Path) -
     (home / "ok.jsonl").write_text('{"t": 0.0, "kind": "spawn", "actor": "w/child.1"}\n')
     done = cli("trace", "render", "ok.jsonl", cwd=home)
     assert done.code == 0 and done.out_lines == [f"1 event rendered to {home / 'timeline.html'}"]
+
+
+def test_trace_render_says_what_a_trace_is_for_json_of_another_shape(home: Path) -> None:
+    for name, text in (("list.json", "[]\n"), ("numbers.json", "[1, 2]\n"), ("items.jsonl", '{"id": 1, "code": "x"}\n')):
+        (home / name).write_text(text)
+        reason = one_line_error(cli("trace", "render", name, cwd=home), "trace render")
+        assert reason == (f"{name} is JSON but not a leanworker trace (JSON lines of events, or Chrome trace JSON, as "
+                          "probe --trace and lw.Tracer write them)"), reason
+
+
+def test_a_ray_address_where_no_ray_answers_stops_in_one_line_at_once(home: Path) -> None:
+    """Ray's own connect retries an address where no cluster answers for about ten minutes, with Ctrl-C held back
+    while it does: the address is tried first."""
+    import socket
+    import threading
+
+    pytest.importorskip("ray")
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    run = ("run", str(LAKE / "toml_multi"), "--capability", MATHLIB, "--command", "index", "--ray")
+    reason = one_line_error(cli(*run, f"127.0.0.1:{free}", cwd=home, timeout=60), "run")
+    assert reason == f"--ray 127.0.0.1:{free}: cannot connect: nothing listens at 127.0.0.1:{free} (connection refused)"
+    with socket.socket() as server:  # something that is not Ray: a plain HTTP/1 server
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+
+        def answer_http() -> None:
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(1024)
+                connection.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+        thread = threading.Thread(target=answer_http, daemon=True)
+        thread.start()
+        reason = one_line_error(cli(*run, f"ray://127.0.0.1:{port}", cwd=home, timeout=60), "run")
+        thread.join(timeout=10)
+    assert reason == (f"--ray ray://127.0.0.1:{port}: cannot connect: 127.0.0.1:{port} answers, but not as a Ray "
+                      "cluster does (it is no gRPC server: check the port)")
+
+
+def test_the_readme_and_docs_hold_no_placeholder(home: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    for page in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        left = [line for line in page.read_text(encoding="utf-8").splitlines()
+                if re.fullmatch(r"[A-Z][A-Z0-9]*_[A-Z0-9_]+", line.strip())]  # such as SERVE_TABLE
+        assert not left, (page.name, left)
 
 
 def test_run_with_ray_but_without_the_extra_says_how_to_install_it(home: Path) -> None:

@@ -8,6 +8,7 @@ import hashlib
 import json
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,76 @@ def test_resume_checks_exactly_the_items_whose_id_and_code_have_no_result(home: 
     done = cli("check", "items.jsonl", "--simulator", "--output", "out.jsonl", "--resume", cwd=home)
     assert done.code == 0 and done.out_lines[0] == "nothing left to check: all 5 items have results in out.jsonl"
     assert len((home / "out.jsonl").read_text().splitlines()) == 5
+
+
+def script(path: Path, text: str) -> str:
+    path.write_text(text)
+    path.chmod(0o755)
+    return f"./{path.name}"
+
+
+def test_a_repl_or_lean_that_does_not_run_stops_the_check_once_not_every_item(home: Path) -> None:
+    """A program that resolves but dies at once (the README's old try-it command ran a ``python`` without
+    leanworker) made every item ``crashed``: one line now, exit 2, nothing written."""
+    exits = script(home / "exits.sh", "#!/bin/sh\necho 'No module named leanworker' >&2\nexit 1\n")
+    plain = [{"id": n, "code": f"theorem t{n} : True := trivial"} for n in range(6)]
+    write_items(home / "plain.jsonl", plain)  # no header: the session open sends the REPL nothing
+    reason = one_line_error(cli("check", "plain.jsonl", "--repl", exits, "--output", "out.jsonl", cwd=home), "check")
+    assert reason.startswith(f"--repl {exits}: the REPL does not run: the REPL exited with status 1"), reason
+    assert "No module named leanworker" in reason and not (home / "out.jsonl").exists()
+    headers = [{"id": n, "code": f"import Mod{n}\ntheorem t{n} : True := trivial"} for n in range(6)]
+    write_items(home / "headers.jsonl", headers)  # a header each: the first open failing says nothing of the rest
+    reason = one_line_error(cli("check", "headers.jsonl", "--repl", exits, cwd=home), "check")
+    assert reason.startswith(f"--repl {exits}: the REPL does not run: "), reason
+    silent = script(home / "silent.sh", "#!/bin/sh\nexec sleep 600\n")
+    reason = one_line_error(cli("check", "plain.jsonl", "--repl", silent, "--import-timeout", "2", cwd=home), "check")
+    assert reason == f"--repl {silent}: no answer to an empty command within 2 s"
+    reason = one_line_error(cli("check", "plain.jsonl", "--mode", "file", "--lean", exits, cwd=home), "check")
+    assert reason == (f"--lean {exits}: does not run as lean: Lean exited with status 1 without an error message "
+                      "(No module named leanworker)")
+
+
+def test_a_repl_that_answers_is_never_stopped_by_the_first_check(home: Path) -> None:
+    """Only the program's own fate stops a check: a REPL that answers, whatever it answers, checks every item; one
+    item that crashes it costs that item alone."""
+    write_items(home / "items.jsonl", [{"id": "crash", "code": "theorem c : True := CRASH"},
+                                       {"id": "fine", "code": "theorem f : True := trivial"},
+                                       {"id": "err", "code": "def e := ERROR"}])
+    done = cli("check", "items.jsonl", "--simulator", "--workers", "1", cwd=home)
+    statuses = {row["id"]: row["status"] for row in map(json.loads, done.out_lines)}
+    assert done.code == 1 and statuses == {"crash": "crashed", "fine": "ok", "err": "error"}, done.err
+
+
+def test_the_misbehaving_repl_fake_is_said_to_be_simulated_too(home: Path) -> None:
+    write_items(home / "items.jsonl", ITEMS[:2])
+    fake = f"{sys.executable} -m leanworker.fixtures.repl_fake"
+    done = cli("check", "items.jsonl", "--repl", fake, "--json", cwd=home)
+    data = done.json()
+    assert done.code == 0 and data["simulated"] is True, done.err
+    assert all(row["simulated"] is True for row in data["results"])
+
+
+def test_resume_never_mixes_simulated_verdicts_with_lean_ones(home: Path) -> None:
+    """Resuming on Lean a results file of the simulator would keep the simulator's verdicts as done (and say
+    ``simulated: false``); and the other way round, real verdicts would be counted in a simulated check."""
+    write_items(home / "items.jsonl", [{"id": 1, "code": "theorem a : 1 + 1 = 3 := rfl"},
+                                       {"id": 2, "code": "theorem b : True := sorry"}])
+    lean = script(home / "lean.sh", "#!/bin/sh\nexit 0\n")  # a "lean" that accepts everything: not simulated
+    assert cli("check", "items.jsonl", "--simulator", "--output", "sim.jsonl", cwd=home).code == 0
+    reason = one_line_error(cli("check", "items.jsonl", "--mode", "file", "--lean", lean, "--output", "sim.jsonl",
+                                "--resume", cwd=home), "check")
+    assert reason == ("--output sim.jsonl: holds 2 results of these items from the REPL simulator, and this check "
+                      "runs on Lean: --resume would mix them (name another --output, or leave out --resume to start "
+                      "afresh)")
+    assert cli("check", "items.jsonl", "--mode", "file", "--lean", lean, "--output", "real.jsonl", cwd=home).code == 0
+    reason = one_line_error(cli("check", "items.jsonl", "--simulator", "--output", "real.jsonl", "--resume",
+                                cwd=home), "check")
+    assert reason.startswith("--output real.jsonl: holds 2 results of these items from Lean, and this check runs on "
+                             "the REPL simulator:")
+    assert len((home / "real.jsonl").read_text().splitlines()) == 2, "the results are left as they were"
+
+
+def test_an_items_file_with_a_byte_order_mark_is_read(home: Path) -> None:
+    (home / "items.jsonl").write_bytes(b"\xef\xbb\xbf" + json.dumps(ITEMS[0]).encode() + b"\n")
+    done = cli("check", "items.jsonl", "--simulator", cwd=home)
+    assert done.code == 0 and [json.loads(line)["id"] for line in done.out_lines] == ["a"], done.err

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from console import cli, gone, interrupt_when, runs_a_worker
+from console import cli, gone, interrupt_when, person_env, runs_a_worker
 
 SLOW_TOOL = """
 import time
@@ -86,6 +86,40 @@ def test_ctrl_c_before_any_batch_committed_still_says_how_to_resume(home: Path) 
     assert done.code == 130 and len(done.err_lines) == 1, done.err
     assert done.err_lines[0].startswith("leanworker run: interrupted: 0 batches committed to rows.jsonl; resume with:")
     assert gone(started)
+
+
+def ctrl_c_on_import(home: Path, module: str) -> dict[str, str]:
+    """An environment in which the command presses Ctrl-C on itself (SIGINT, as a terminal sends it) the moment it
+    starts to import ``module``: a moment of its start-up found without timing."""
+    (home / "sitecustomize.py").write_text(
+        "import os, signal, sys\n"
+        "class CtrlC:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name == {module!r}:\n"
+        "            os.kill(os.getpid(), signal.SIGINT)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, CtrlC())\n")
+    return person_env(PYTHONPATH=str(home))
+
+
+def test_ctrl_c_while_the_command_is_still_loading_is_one_line_and_exit_130(home: Path) -> None:
+    done = cli("check", "items.jsonl", "--simulator", cwd=home, env=ctrl_c_on_import(home, "leanworker.cli._main"))
+    assert (done.code, done.out, done.err) == (130, "", "leanworker: interrupted\n")
+
+
+def test_ctrl_c_before_the_work_starts_still_says_what_was_kept_and_how_to_resume(home: Path) -> None:
+    env = ctrl_c_on_import(home, "leanworker.planner.discovery")  # run: during discovery
+    done = cli(*run_args(), cwd=home, env=env)
+    assert done.code == 130 and done.out == "" and len(done.err_lines) == 1, done.err
+    assert resume_command(done.err_lines[0], "run") == [*run_args(), "--resume"]
+    (home / "items.jsonl").write_text('{"id": 1, "code": "theorem a : True := trivial"}\n')
+    (home / "results.jsonl").write_text("earlier results\n")
+    env = ctrl_c_on_import(home, "leanworker.lean.items")  # check: after reading the items, before any session
+    done = cli("check", "items.jsonl", "--simulator", "--output", "results.jsonl", cwd=home, env=env)
+    assert done.code == 130 and len(done.err_lines) == 1, done.err
+    assert done.err_lines[0].startswith("leanworker check: interrupted before any item was checked: results.jsonl is "
+                                        "as it was; resume with: leanworker check items.jsonl"), done.err
+    assert (home / "results.jsonl").read_text() == "earlier results\n"
 
 
 def test_ctrl_c_in_check_keeps_each_result_written_and_resume_checks_the_rest_once(home: Path) -> None:
