@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from leanworker import __version__
 from leanworker.serve import json_body, kimina, native
 from leanworker.serve.access import AccessLog
-from leanworker.serve.admission import Ticket
+from leanworker.serve.admission import Ticket, item_cost
 from leanworker.serve.checker import stopped
 from leanworker.serve.config import ServeConfig
 from leanworker.serve.intake import admit, authorize, read_body
@@ -54,7 +54,7 @@ async def _collect(state: ServiceState, request: Request, ticket: Ticket, codes:
         async for result in service.check(list(zip(ids, codes)), options):
             results[result.position] = result
             access.item(result.row, result.cached)
-            state.admission.item_done(ticket, len(codes[result.position]))
+            state.admission.item_done(ticket, item_cost(codes[result.position]))
 
     async def disconnected() -> None:
         while (await request.receive())["type"] != "http.disconnect":
@@ -165,7 +165,7 @@ async def native_check(request: Request) -> Response:
         try:
             async for result in service.check(list(zip(ids, codes)), CheckOptions(timeout, state.cache is not None)):
                 access.item(result.row, result.cached)
-                state.admission.item_done(ticket, len(codes[result.position]))
+                state.admission.item_done(ticket, item_cost(codes[result.position]))
                 yield native.result_line(ids[result.position], result.row, cached=result.cached,
                                          simulated=simulated)
         finally:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from starlette.requests import ClientDisconnect, Request
 
-from leanworker.serve.admission import ANONYMOUS, Refusal, Ticket
+from leanworker.serve.admission import ANONYMOUS, Refusal, Ticket, item_cost
 from leanworker.serve.keys import presented_key
 from leanworker.serve.refusals import HTTPRefusal
 from leanworker.serve.state import ServiceState
@@ -68,7 +68,7 @@ async def read_body(state: ServiceState, request: Request) -> bytes:
 
 def admit(state: ServiceState, key_id: str, codes: Sequence[str]) -> Ticket:
     """The admission ticket of a request of ``codes`` (give it back with ``state.admission.release``)."""
-    size = sum(len(code) for code in codes)
+    size = sum(item_cost(code) for code in codes)
     decision = state.admission.admit(key_id, len(codes), size)
     if isinstance(decision, Refusal):
         headers = {"Retry-After": str(decision.retry_after)} if decision.retry_after is not None else {}

@@ -35,7 +35,7 @@ class ServiceState:
         return {
             "leanworker_serve_queue_items": ("Items admitted and not yet answered (bounded by --max-queue).",
                                              self.admission.items, "gauge"),
-            "leanworker_serve_queue_bytes": ("Bytes of code admitted and not yet answered.", self.admission.size,
+            "leanworker_serve_queue_bytes": ("Bytes admitted and not yet answered (code, and 2 KiB an item).", self.admission.size,
                                              "gauge"),
             "leanworker_serve_refused": ("Requests refused by admission (429 and 413).", self.admission.refused,
                                          "counter"),

@@ -118,6 +118,13 @@ def test_bodies_arriving_at_once_are_bounded_in_bytes_between_them(serve: Any) -
     assert answers[0].status_code == 200 and "response" in answers[0].json()["results"][0]
 
 
+def test_the_byte_bound_counts_what_each_item_holds_besides_its_code(serve: Any) -> None:
+    server = serve(max_queue_mib=1)
+    many_small = server.client.post("/v1/check", json=[{"id": i, "code": "x"} for i in range(600)])
+    assert many_small.status_code == 413 and "2048 bytes an item" in many_small.json()["detail"]
+    assert server.client.post("/v1/check", json=[{"id": i, "code": "x"} for i in range(400)]).status_code == 200
+
+
 def test_the_per_key_limit_holds_back_one_key_and_not_another(serve: Any) -> None:
     server = serve(KeyRing(parse_keys(["a:key-a", "b:key-b"])), max_in_flight_per_key=1)
     held = threading.Thread(target=lambda: server.client.post(
