@@ -6,7 +6,9 @@ requests, every snippet with the same import header, to each server in turn, in 
 - a clean run of ``--requests`` requests at each ``--concurrency`` (default 8 and 32): checks/s, p50, p99, failures;
 - the fault mix: the same with 1% snippets that crash the REPL and 1% that hang it, and a 5 s timeout; beside the
   figure, the bound N / (H x T / R + N / C) (N requests, H of them hanging, T the timeout, R REPLs, C the server's
-  clean rate at that concurrency) and the share of it reached.
+  clean rate at that concurrency) and the share of it reached;
+- with ``--memory-checks N`` (leanworker only): N more clean checks at concurrency 32, the server process's RSS
+  sampled after each tenth of them (is its memory flat?).
 
 A *failure* is a request that did not come back as HTTP 200 with one result for its snippet, or a clean snippet
 whose verdict is not "valid" (the simulator answers every clean snippet without a message). Crashing and hanging
@@ -15,7 +17,8 @@ snippets may come back with any ``error``. Every snippet is unique (a run nonce)
 The servers: the Kimina Lean Server 2.1.3, set up by ``../shared/peers/kimina/setup.sh`` into ``--kimina-dir``
 (default: ``kimina-peer`` beside this checkout) driving this interpreter's REPL simulator, skipped with a message when
 it cannot be set up; ``leanworker serve`` once ``leanworker.serve`` exists (``--simulator``, same REPL count, no
-cache); with ``--baseline``, a trivial Starlette endpoint under uvicorn (what this machine and load generator can do
+cache), once per ``--sandbox`` mode asked (``--sandbox auto none``: with its workers under bubblewrap, then
+without); with ``--baseline``, a trivial Starlette endpoint under uvicorn (what this machine and load generator can do
 at all). Both Lean servers get ``--repls`` REPLs (default 2). The table is printed and written to
 ``bench/results/serve.md`` (the README's), the figures to ``bench/results/serve.json``.
 """
@@ -24,9 +27,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import random
+import shlex
 import shutil
 import signal
 import socket
@@ -237,6 +242,11 @@ def start_kimina(directory: Path, repls: int, log: Path) -> Server:
     return server
 
 
+def leanworker_name(sandbox: str) -> str:
+    sandboxed = sandbox != "none" and shutil.which("bwrap") is not None
+    return "leanworker serve, sandboxed" if sandboxed else "leanworker serve, no sandbox"
+
+
 def start_leanworker(repls: int, log: Path, sandbox: str = "auto") -> Server:
     """``python -m leanworker.serve --simulator`` on a free port, read from its start line."""
     try:
@@ -253,7 +263,7 @@ def start_leanworker(repls: int, log: Path, sandbox: str = "auto") -> Server:
         process.kill()
         process.wait()
         raise Skipped(f"leanworker serve did not print where it listens: {line.strip()!r} (log: {log})")
-    server = Server("leanworker serve", url.rstrip(",;."), process)
+    server = Server(leanworker_name(sandbox), url.rstrip(",;."), process)
     wait_healthy(server, 60)
     return server
 
@@ -325,19 +335,44 @@ def measure(server: Server, args: argparse.Namespace, baseline: bool) -> list[Ro
     return rows
 
 
+@dataclass
+class MemoryRun:
+    server: str
+    checks: int
+    concurrency: int
+    rss_mib: list[float | None]  # before, then after each tenth of the checks
+    failures: int
+    checks_per_s: float
+
+
+def measure_memory(server: Server, checks: int, seed: int, concurrency: int = 32) -> MemoryRun:
+    """``checks`` clean one-snippet checks in ten slices, the server's RSS after each."""
+    rss = [server.rss_mib()]
+    failures = 0
+    started = time.perf_counter()
+    slice_size = max(1, checks // 10)
+    for part in range(10):
+        work = snippets(slice_size, 0, 0, seed + 1000 + part)
+        result = asyncio.run(load(server.url, work, concurrency, CLEAN_TIMEOUT, server.headers))
+        failures += result.failures
+        rss.append(server.rss_mib())
+        print(f"  {server.name}, memory: {(part + 1) * slice_size} checks, RSS {rss[-1]} MiB", file=sys.stderr)
+    rate = round(slice_size * 10 / (time.perf_counter() - started), 1)
+    return MemoryRun(server.name, slice_size * 10, concurrency, rss, failures, rate)
+
+
 def load_average() -> str:
     """The 1-minute load average now (the machine is shared: say what the figures ran beside)."""
     return f"{os.getloadavg()[0]:.1f}"
 
 
-def table(rows: list[Row], args: argparse.Namespace, loads: tuple[str, str] = ("?", "?")) -> str:
+def table(rows: list[Row], args: argparse.Namespace, loads: tuple[str, str] = ("?", "?"),
+          memory: list[MemoryRun] | None = None, command: str = "python -m bench.serve") -> str:
     kimina = {(r.mix, r.concurrency): r.result.checks_per_s for r in rows
               if r.server.startswith("Kimina") and r.result is not None}
-    sandbox = "leanworker's workers sandboxed (bubblewrap)" if args.sandbox != "none" and shutil.which("bwrap") \
-        else "leanworker's workers not sandboxed"
     lines = [f"REPL SIMULATOR (not Lean), {args.repls} REPLs, {args.requests} one-snippet /api/check requests per "
-             f"row, one header; `python -m bench.serve` on {os.cpu_count()} cores, load average {loads[0]} at the "
-             f"start and {loads[1]} at the end; {sandbox}",
+             f"row, one header; `{command}` on {os.cpu_count()} cores, 1-minute load average {loads[0]} at the "
+             f"start and {loads[1]} at the end (a shared machine)",
              "",
              "| server | snippets | concurrency | checks/s | vs Kimina | p50 ms | p99 ms | failures | of the bound "
              "| server process RSS MiB, before -> after |",
@@ -353,7 +388,14 @@ def table(rows: list[Row], args: argparse.Namespace, loads: tuple[str, str] = ("
         rss = " -> ".join(str(v) for v in row.rss_mib) if row.rss_mib[0] is not None else ""
         lines.append(f"| {row.server} | {row.mix} | {row.concurrency} | {row.result.checks_per_s} | {ratio} | "
                      f"{row.result.p50_ms} | {row.result.p99_ms} | {row.result.failures} | {share} | {rss} |")
+    for run in memory or []:
+        samples = [v for v in run.rss_mib if v is not None]
+        lines += ["", f"Memory, {run.server}: {run.checks:,} more one-snippet checks at concurrency {run.concurrency} "
+                      f"({run.checks_per_s} checks/s, {run.failures} failures): server process RSS "
+                      f"{' -> '.join(f'{v:g}' for v in samples)} MiB, after each tenth"
+                      + (f" (max {max(samples):g}, growth {samples[-1] - samples[0]:+.1f})" if samples else "")]
     return "\n".join(lines) + "\n"
+
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -368,8 +410,11 @@ def main(argv: list[str] | None = None) -> int:
                         choices=["kimina", "leanworker"], help="which servers (default both)")
     parser.add_argument("--baseline", action="store_true", help="also a trivial Starlette endpoint")
     parser.add_argument("--kimina-dir", type=Path, default=CHECKOUT.parent / "kimina-peer")
-    parser.add_argument("--sandbox", choices=["auto", "none"], default="auto",
-                        help="leanworker serve's --sandbox (default auto: bubblewrap where installed)")
+    parser.add_argument("--sandbox", choices=["auto", "none"], nargs="+", default=["auto"],
+                        help="leanworker serve's --sandbox, one server each (default auto: bubblewrap where "
+                             "installed; auto none: both)")
+    parser.add_argument("--memory-checks", type=int, default=0, metavar="N",
+                        help="then N more checks on each leanworker server, its RSS after each tenth (default 0)")
     parser.add_argument("--no-save", dest="save", action="store_false", help="do not write bench/results/")
     args = parser.parse_args(argv)
     try:
@@ -386,9 +431,11 @@ def main(argv: list[str] | None = None) -> int:
         starters.append(("Kimina Lean Server 2.1.3",
                          lambda: start_kimina(args.kimina_dir, args.repls, logs / "kimina.log"), False))
     if "leanworker" in args.servers:
-        starters.append(("leanworker serve",
-                         lambda: start_leanworker(args.repls, logs / "leanworker.log", args.sandbox), False))
+        for mode in args.sandbox:
+            starters.append((leanworker_name(mode), functools.partial(start_leanworker, args.repls,
+                                                                       logs / f"leanworker-{mode}.log", mode), False))
     rows: list[Row] = []
+    memory: list[MemoryRun] = []
     load_at_start = load_average()
     for name, start, baseline in starters:
         print(f"{name} ...", file=sys.stderr)
@@ -400,14 +447,18 @@ def main(argv: list[str] | None = None) -> int:
             continue
         try:
             rows += measure(server, args, baseline)
+            if args.memory_checks and server.name.startswith("leanworker"):
+                memory.append(measure_memory(server, args.memory_checks, args.seed))
         finally:
             server.stop()
-    text = table(rows, args, (load_at_start, load_average()))
+    command = shlex.join(["python", "-m", "bench.serve", *(sys.argv[1:] if argv is None else argv)])
+    text = table(rows, args, (load_at_start, load_average()), memory, command)
     print(text)
     if args.save:
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "serve.md").write_text(text)
-        (RESULTS / "serve.json").write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
+        (RESULTS / "serve.json").write_text(json.dumps({"rows": [asdict(r) for r in rows],
+                                                        "memory": [asdict(m) for m in memory]}, indent=1) + "\n")
     shutil.rmtree(logs, ignore_errors=True)
     return 0
 

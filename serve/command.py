@@ -56,9 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(where installed, the default), bwrap (required), none")
     add("--sandbox-path", action="append", default=[], metavar="DIR", help="also bind DIR read-only in the "
         "sandbox (the REPL's toolchain, say, when it is not found from --repl); repeatable (default: none)")
-    add("--read-timeout", type=float, default=60.0, metavar="S", help="a request's head must arrive within S seconds "
-        "of its connection opening (or of the previous answer), and its body within S seconds of its head; else "
-        "408 and the connection is closed (default: 60)")
+    add("--client-timeout", type=float, default=60.0, metavar="S", help="a client must send a request's head within "
+        "S seconds of its connection opening (or of the previous answer), then its body within S seconds, and take "
+        "each line of a streamed answer within S seconds; else 408 (or the stream ends) and the connection is "
+        "closed (default: 60)")
     add("--grace", type=float, default=10.0, help="seconds requests in flight may finish on SIGTERM, what is left "
         "then is answered 503 (default: 10)")
     add("--recycle-after", type=int, default=None, metavar="CALLS", help="replace a REPL worker after this many "
@@ -89,7 +90,8 @@ def config_from(args: argparse.Namespace) -> tuple[ServeConfig, KeyRing]:
             cache_path=args.cache or default_cache_path(), cache_max_mib=args.cache_max_mib,
             max_queue=args.max_queue, max_in_flight_per_key=args.max_in_flight_per_key,
             max_body_mib=args.max_body_mib, max_item_bytes=args.max_item_kib * 1024, insecure=args.insecure,
-            grace=args.grace, read_timeout=args.read_timeout, sandbox=None if args.sandbox == "none" else args.sandbox,
+            grace=args.grace, client_timeout=args.client_timeout,
+            sandbox=None if args.sandbox == "none" else args.sandbox,
             sandbox_paths=tuple(args.sandbox_path), recycle_after=args.recycle_after,
             worker_memory_mib=args.worker_memory_mib,
             **({} if args.max_worker_memory_mib is None else {"max_worker_memory_mib": args.max_worker_memory_mib}))

@@ -61,7 +61,7 @@ class ServeConfig:
     max_batch: int = 16
     insecure: bool = False
     grace: float = 10.0  # on SIGTERM: how long requests in flight may finish
-    read_timeout: float = 60.0  # a request's head, then its body, must each arrive within this (slow clients)
+    client_timeout: float = 60.0  # for a request's head, then its body, then each line of a stream (slow clients)
     sandbox: str | None = "auto"  # WorkerConfig.sandbox of every worker
     sandbox_paths: tuple[str, ...] = ()  # more read-only binds (a REPL's toolchain outside what is found)
     recycle_after: int | None = None  # calls before a worker is replaced (RestartPolicy.max_requests)
@@ -84,8 +84,8 @@ class ServeConfig:
             raise ValueError("--port must be in [0, 65535]")
         if self.grace < 0:
             raise ValueError("--grace must be >= 0")
-        if not self.read_timeout > 0:
-            raise ValueError("--read-timeout must be > 0")
+        if not self.client_timeout > 0:
+            raise ValueError("--client-timeout must be > 0")
         if self.sandbox not in (None, "auto", "bwrap"):
             raise ValueError("--sandbox must be auto, bwrap or none")
 

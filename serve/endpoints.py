@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
 from leanworker import __version__
 from leanworker.serve import json_body, kimina, native
@@ -27,6 +27,7 @@ from leanworker.serve.metrics import CONTENT_TYPE
 from leanworker.serve.refusals import HTTPRefusal
 from leanworker.serve.service import CheckOptions, ItemResult
 from leanworker.serve.state import ServiceState
+from leanworker.serve.streaming import ResultStream
 
 
 def _state(request: Request) -> ServiceState:
@@ -172,7 +173,7 @@ async def native_check(request: Request) -> Response:
             state.admission.release(ticket)
             access.log(200)
 
-    return StreamingResponse(lines(), media_type=native.NDJSON)
+    return ResultStream(lines(), write_timeout=state.config.client_timeout, media_type=native.NDJSON)
 
 
 async def health(request: Request) -> Response:

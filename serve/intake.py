@@ -1,7 +1,7 @@
 """A check request's way in, before any of its items runs: its key, its body, its admission.
 
 - The key (serve/keys.py): none needed when no key is configured, else 401 without a valid one.
-- The body: at most ``--max-body-mib`` (413), whole within ``--read-timeout`` seconds of its head (408: a client
+- The body: at most ``--max-body-mib`` (413), whole within ``--client-timeout`` seconds of its head (408: a client
   that trickles its body, slow-loris, holds nothing longer), and the bodies being read at once hold at most the
   queue's byte bound between them (429), so the memory held for requests is bounded in bytes however many clients
   send at once. The bytes are given back once a body is read: parsing and admission follow without an ``await`` in
@@ -45,7 +45,7 @@ async def read_body(state: ServiceState, request: Request) -> bytes:
     chunks = []
     size = 0
     try:
-        async with asyncio.timeout(state.config.read_timeout):
+        async with asyncio.timeout(state.config.client_timeout):
             async for chunk in request.stream():
                 size += len(chunk)
                 state.reading += len(chunk)
@@ -57,7 +57,7 @@ async def read_body(state: ServiceState, request: Request) -> bytes:
                                       {"Retry-After": "1", "Connection": "close"})
                 chunks.append(chunk)
     except TimeoutError:
-        raise HTTPRefusal(408, f"the request body did not arrive within {state.config.read_timeout:g} s "
+        raise HTTPRefusal(408, f"the request body did not arrive within {state.config.client_timeout:g} s "
                                f"({size} bytes came)", {"Connection": "close"}) from None
     except ClientDisconnect:
         raise HTTPRefusal(400, "the client disconnected while sending the body") from None

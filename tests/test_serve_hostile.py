@@ -100,7 +100,7 @@ def _status(answer: bytes) -> int:
 
 
 def test_a_head_that_trickles_in_is_answered_408_and_its_connection_closed(serve: Any) -> None:
-    server = serve(read_timeout=0.5)
+    server = serve(client_timeout=0.5)
     with _connect(server) as partial:
         partial.sendall(b"POST /api/check HTTP/1.1\r\nHost: x\r\n")  # and never the rest
         answer = _until_closed(partial)
@@ -117,7 +117,7 @@ def test_a_head_that_trickles_in_is_answered_408_and_its_connection_closed(serve
 
 
 def test_a_body_that_trickles_in_is_answered_408_and_its_bytes_are_given_back(serve: Any) -> None:
-    server = serve(read_timeout=0.5)
+    server = serve(client_timeout=0.5)
     with _connect(server) as slow:
         slow.sendall(b"POST /api/check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 100000\r\n\r\n" + b'{"snippets": [' + b" " * 5000)
@@ -172,3 +172,18 @@ def test_a_call_whose_every_item_was_withdrawn_is_cancelled_and_one_still_wanted
     staying.join(20)
     assert json.loads(answers[0].text)["status"] == "ok"  # still wanted: it ran to its end
     assert server.checker.cancelled == 1 and server.state.service.batcher.abandoned == 1
+
+
+def test_a_stream_whose_client_stops_reading_ends_and_gives_its_items_back(serve: Any) -> None:
+    server = serve(client_timeout=0.5)
+    items = [{"id": f"{i:06d}" + "i" * 2000, "code": f"theorem t{i} : True := trivial"} for i in range(3000)]
+    body = json.dumps(items).encode()  # ~6 MB of answers: more than the socket buffers hold
+    with socket.socket() as stalled:
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.settimeout(30)
+        stalled.connect(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
+        stalled.sendall(b"POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        _wait(lambda: server.state.admission.items > 0, "the request was not admitted")
+        # it reads nothing from now on: the stream must end, and the queue's share come back
+        _wait(lambda: server.state.admission.items == 0, "a client that stopped reading kept its items")
+    assert server.client.post("/v1/check", json=[{"id": 1, "code": "theorem t : True := trivial"}]).status_code == 200
