@@ -3,8 +3,10 @@
 ``json.loads`` accepts ``NaN`` and ``Infinity`` (not JSON), turns ``1e400`` into infinity, raises ``ValueError`` for
 an integer of more than 4,300 digits and ``RecursionError`` for arrays nested a thousand deep, and keeps a lone
 UTF-16 surrogate escape (``"\\ud800"``) as a string that cannot be encoded again. Each of these would otherwise
-become a 500 or a stream cut short later on; here each is a typed refusal naming where it is (``loc``), with the
-status the endpoint uses for malformed JSON (422 on Kimina's endpoints, as FastAPI; 400 on the native one).
+become a 500 or a stream cut short later on; here each is a typed refusal naming where it is (``loc``): nesting too
+deep and an integer too long with ``400``, as FastAPI (and so the Kimina server) answers a body it cannot parse, the
+others with the status the endpoint uses for malformed JSON (422 on Kimina's endpoints, as FastAPI; 400 on the
+native one), where the Kimina server answers 500.
 """
 
 from __future__ import annotations
@@ -21,8 +23,15 @@ MAX_DIGITS = 1000  # an integer longer than this is refused (Python's own limit 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 
 
+UNPARSABLE = 400  # FastAPI's status for a body its JSON parser gives up on ("There was an error parsing the body")
+
+
 class _NotJSON(ValueError):
     """A value ``json.loads`` would take that the service refuses (raised from the parser's hooks)."""
+
+
+class _TooLong(_NotJSON):
+    """An integer past :data:`MAX_DIGITS` (Python's parser gives up on it, or takes quadratic time)."""
 
 
 def _constant(name: str) -> Any:
@@ -38,7 +47,7 @@ def _float(text: str) -> float:
 
 def _int(text: str) -> int:
     if len(text.lstrip("-")) > MAX_DIGITS:
-        raise _NotJSON(f"an integer of {len(text.lstrip('-'))} digits (at most {MAX_DIGITS})")
+        raise _TooLong(f"an integer of {len(text.lstrip('-'))} digits (at most {MAX_DIGITS})")
     return int(text)
 
 
@@ -58,10 +67,10 @@ def loads(text: str, loc: Sequence[str | int] = ("body",), status: int = 422) ->
         raise json_invalid(exc, loc, status) from None
     except RecursionError:
         raise invalid([field_error("json_invalid", list(loc), "JSON nested too deeply", {},
-                                   {"error": "nested too deeply"})], status) from None
+                                   {"error": "nested too deeply"})], UNPARSABLE) from None
     except _NotJSON as exc:
         raise invalid([field_error("json_invalid", list(loc), "JSON decode error", {}, {"error": str(exc)})],
-                      status) from None
+                      UNPARSABLE if isinstance(exc, _TooLong) else status) from None
     if _SURROGATE_ESCAPE.search(text):  # a pair of escapes is one character; only a lone one is refused
         where = _lone_surrogate(value)
         if where is not None:
