@@ -64,7 +64,7 @@ class AsyncPlanRun:
             self._wakeup = LoopWakeup(asyncio.get_running_loop())
             # Collected before its end (dropped without cancel() or the async with block): cancel what still runs,
             # so that no runner holds a worker for a reader that is gone (as a stream collected early does).
-            self._finalizer = weakref.finalize(self, run.cancel)
+            self._finalizer = weakref.finalize(self, run.abandon)
             self._finalizer.atexit = False
             if self._cancelled:
                 run.cancel()

@@ -509,17 +509,22 @@ def test_a_task_cancelled_while_its_run_starts_cancels_the_run(loop: str) -> Non
 def test_a_run_dropped_before_its_end_is_cancelled_and_frees_its_workers() -> None:
     async def main() -> None:
         async with lw.AsyncWorkerPool(config()) as pool:
-            work = pool.run(plan(40), "index", {"fail": {"M3.A": "hang"}})
+            work = pool.run(plan(40), "index", {"fail": {"M30.A": "hang"}})
             async for _ in work:
-                break  # no async with, no cancel(): the run is dropped
+                break  # no async with, no cancel(): the run is dropped ...
+            while work.progress.batches_done < 7:  # ... once its results fill the queue and both runners wait
+                await asyncio.sleep(0.01)
             del work
             gc.collect()
+
+            def runners() -> list[str]:
+                return [t.name for t in threading.enumerate() if t.name.startswith("leanworker-run-")]
             for _ in range(1000):
-                if pool.snapshot().leases == 0 and not any(
-                        t.name.startswith("leanworker-run-") for t in threading.enumerate()):
+                if pool.snapshot().leases == 0 and not runners():
                     break
                 await asyncio.sleep(0.02)
             assert pool.snapshot().leases == 0, "a dropped run kept its workers"
+            assert not runners(), "a dropped run's runner threads waited for a reader that is gone"
             async with pool.lease(lw.SessionKey(MATHLIB), timeout=10) as lease:
                 assert (await lease.call("version"))
     run(main)

@@ -72,6 +72,7 @@ class PlanRun:
         self._errors: list[BaseException] = []
         self._places: dict[int, Place] = {}
         self._cancelled = threading.Event()
+        self._abandoned = False  # nobody will read the results any more (abandon())
         self._schedule = RunnerQueue(Schedule(tasks, affinity=affinity))
         self._results: queue.Queue[Any] = queue.Queue(maxsize=2 * max(1, backend.concurrency))
         self._wake: Callable[[], None] | None = None  # a poll()ing reader's (an event loop), called once
@@ -225,8 +226,8 @@ class PlanRun:
                 self._results.put(item, timeout=0.1)
                 break
             except queue.Full:
-                if self._cancelled.is_set() and item is not _END:
-                    return  # nobody reads a cancelled run's results
+                if (self._cancelled.is_set() and item is not _END) or self._abandoned:
+                    return  # nobody reads a cancelled run's results (nor, once abandoned, its end)
         with self._wake_lock:
             wake, self._wake = self._wake, None
         if wake is not None:
@@ -299,6 +300,12 @@ class PlanRun:
             self._cancelled_tasks += len(left)
         for place in list(self._places.values()):
             place.cancel()
+
+    def abandon(self) -> None:
+        """Cancel, for a reader that is gone for good (an ``AsyncPlanRun`` collected before its end): no runner
+        waits to hand over a result or the end, so every runner thread ends. ``summary`` still appears."""
+        self._abandoned = True
+        self.cancel()
 
     def wait(self) -> RunSummary:
         """Drive the run to its end, dropping results not read yet, and return the summary."""
