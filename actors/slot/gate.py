@@ -207,6 +207,13 @@ class AdmissionGate:
                                                                     Deadline(generation, request_id, "request")))
                 return channel
 
+    def admit_for(self, submit: Submit) -> RequestChannel | None:
+        """:meth:`try_admit` on a caller's behalf (from the supervisor's thread: the slow path), in the caller's
+        context when it sent one, so that its ``request_admitted`` is recorded there, as on the fast path."""
+        if submit.context is None:
+            return self.try_admit(submit)
+        return submit.context.run(self.try_admit, submit)
+
     def _intercepted_frame(self, submit: Submit, request_id: int, max_frame_bytes: int,
                            hook: RequestHook) -> bytes:
         """The frame of an admitted request on an intercepted generation (actors/core/intercept.py): the hook

@@ -1,6 +1,6 @@
 """What a supervisor knows of one generation of its slot (its child actor, connection, process and phase), with the
-start-up decisions on it as pure methods (docs/semantics.md, Start-up; tests drive them without processes), and a
-request that waits for a generation to become ready.
+start-up decisions on it as pure methods (docs/semantics.md, Start-up; tests drive them without processes): the
+bound of each handshake step, what a violation or a missed deadline before it is ready means, and its end.
 
 Phases: spawning (until the hello), configuring and opening (the two handshake steps), ready, ending. A generation
 that breaks the protocol or misses a deadline before it is ready has failed its start-up: a broken hello is a

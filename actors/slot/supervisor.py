@@ -138,10 +138,9 @@ class SupervisorActor(pykka.ThreadingActor):
         self._on_exited(msg.Exited(message.generation, None, None, ""), gen)
 
     def _on_hello(self, message: msg.HelloReceived, gen: Generation) -> None:
-        if not gen.hello():
-            return
-        gen.disarm()
-        self._handshake_step(gen, wire.configure(0, self.config.max_frame_bytes))
+        if gen.hello():
+            gen.disarm()
+            self._handshake_step(gen, wire.configure(0, self.config.max_frame_bytes))
 
     def _handshake_step(self, gen: Generation, message: dict[str, Any]) -> None:
         request_id = message["id"] = self.gate.handshake_id()
@@ -169,7 +168,7 @@ class SupervisorActor(pykka.ThreadingActor):
             self.life.ready()
             self.gate.open(gen.connection, self.policy.max_requests)
             self._notify("ready", gen.number)
-            if not self.waiting.ready(gen.number, self._admit_for):
+            if not self.waiting.ready(gen.number, self.gate.admit_for):
                 self._arm_idle_check(gen)
 
     def _open_session(self, gen: Generation) -> None:
@@ -255,17 +254,10 @@ class SupervisorActor(pykka.ThreadingActor):
         being started is answered through ``reply`` (a new future if None), which is returned."""
         if self.life.door(self.closing.active, message.expect_generation, self.generation, time.monotonic()):
             self._spawn()
-        channel = self._admit_for(message)
+        channel = self.gate.admit_for(message)
         if channel is not None:
             return channel
         return self.waiting.hold(message, reply, self.gate.inflight is not None, self.name)
-
-    def _admit_for(self, submit: msg.Submit) -> RequestChannel | None:
-        """Admit a caller's request from this actor's thread, in the caller's context when it sent it (so that its
-        ``request_admitted`` is recorded there, as on the fast path)."""
-        if submit.context is None:
-            return self.gate.try_admit(submit)
-        return submit.context.run(self.gate.try_admit, submit)
 
     def _on_submit_later(self, message: msg.SubmitLater) -> None:
         """The slow path for a caller that must not block: the answer of :meth:`_on_submit` goes to its reply."""
