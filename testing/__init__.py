@@ -5,8 +5,8 @@ node), decided in the parent at admission and recorded as sent. docs/testing.md 
 marker ``lw_chaos``.
 
 ``repr(plan)`` is Python that rebuilds the plan from ``Fault``, ``FaultPlan`` and ``SessionKey`` (all named here;
-``FaultPlan.from_repr`` evaluates it with nothing else in scope). Names are loaded lazily: a worker process loads
-the fault wrapper (``inworker``) without the parent's side.
+``FaultPlan.from_repr`` reads it back without evaluating it). Names are loaded lazily: a worker process loads the
+fault wrapper (``inworker``) without the parent's side.
 """
 
 from __future__ import annotations

@@ -46,7 +46,8 @@ def _check_params(kind: str, params: Mapping[str, Any]) -> None:
         if type(params.get("mib", 256)) is not int or params.get("mib", 256) < 1:
             raise ValueError("Fault('memory') mib must be an integer >= 1")
         hold = params.get("hold")
-        if hold is not None and (not isinstance(hold, (int, float)) or not math.isfinite(hold) or hold < 0):
+        if hold is not None and (not isinstance(hold, (int, float)) or isinstance(hold, bool) or not math.isfinite(hold)
+                                 or hold < 0):
             raise ValueError("Fault('memory') hold must be seconds >= 0, or None (until the request ends)")
     elif kind == "slow":
         seconds = params.get("seconds", 1.0)
@@ -90,6 +91,8 @@ class Fault:
             raise ValueError(f"Fault({kind!r}) does not fire inside a command: after_rows does not apply")
         if kind == "session_fail" and command is not None:
             raise ValueError("Fault('session_fail') fires at the session open, which has no command")
+        if command is not None and not isinstance(command, str):
+            raise TypeError(f"Fault command must be a command's name (a string) or None, got {command!r}")
         if key is not None and not isinstance(key, (SessionKey, str)):
             raise TypeError(f"Fault key must be a SessionKey or a capability 'module:attribute', got {key!r}")
         _check_params(kind, params)
@@ -140,10 +143,15 @@ class Fault:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Fault:
+        """The rule :meth:`as_dict` wrote. Raises ValueError for data that is not one."""
+        if not isinstance(data, Mapping) or "kind" not in data:
+            raise ValueError(f"a fault rule is an object with a 'kind', got {data!r:.80}")
         unknown = sorted(set(data) - {"kind", "command", "key", "nth", "every", "probability", "after_rows",
                                       "params"})
         if unknown:
             raise ValueError(f"a fault rule has no field {', '.join(unknown)}")
+        if not isinstance(data.get("params", {}), Mapping):
+            raise ValueError(f"a fault rule's params are an object, got {data['params']!r:.80}")
         key = data.get("key")
         return cls(data["kind"], command=data.get("command"),
                    key=key_from_dict(key) if isinstance(key, Mapping) else key,

@@ -49,6 +49,7 @@ from leanworker.errors import (
 from leanworker.host.capability import WRAP_OPTION
 from leanworker.testing.fault import KINDS, OPEN_KINDS, REMOTE_KINDS, REQUEST_KINDS, Fault
 from leanworker.testing.fired import FiredFault
+from leanworker.testing.literal import read_literal
 from leanworker.testing.wire import (
     OPEN_OPTION,
     OPTION_PREFIX,
@@ -356,19 +357,28 @@ class FaultPlan:
 
     @classmethod
     def from_json(cls, text: str) -> FaultPlan:
+        """The plan :meth:`to_json` wrote. Raises ValueError for text that is not one."""
         data = json.loads(text)
         if not isinstance(data, dict) or not isinstance(data.get("rules", []), list):
             raise ValueError("a fault plan's JSON is an object with 'rules' (a list) and 'seed'")
-        return cls([Fault.from_dict(rule) for rule in data.get("rules", [])], seed=int(data.get("seed", 0)))
+        try:
+            return cls([Fault.from_dict(rule) for rule in data.get("rules", [])], seed=data.get("seed", 0))
+        except TypeError as exc:  # a field of the wrong type
+            raise ValueError(f"not a fault plan's JSON: {exc}") from None
 
     @classmethod
     def from_repr(cls, text: str) -> FaultPlan:
-        """Rebuild a plan from its ``repr`` (evaluated with only ``Fault``, ``FaultPlan`` and ``SessionKey`` in
-        scope, no builtins: a plan's repr, not arbitrary code)."""
-        plan = eval(text, {"__builtins__": {}, "Fault": Fault, "FaultPlan": cls, "SessionKey": SessionKey})
+        """Rebuild a plan from its ``repr``: literals and calls of ``Fault``, ``FaultPlan`` and ``SessionKey`` only,
+        read, never evaluated (testing/literal.py): a plan's repr, not code. Raises ValueError for anything else."""
+        plan = read_literal(text, {"Fault": Fault, "FaultPlan": cls, "SessionKey": SessionKey})
         if not isinstance(plan, cls):
             raise ValueError(f"not the repr of a FaultPlan: {text[:80]!r}")
         return plan
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """A pickled plan is its data, as its JSON: the copy is a plan of its own (it owns no key the original
+        wrapped), with nothing counted or fired (``plan.fired()``'s records pickle on their own)."""
+        return (type(self), (self._rules, self.seed))
 
     def __repr__(self) -> str:
         return f"FaultPlan([{', '.join(map(repr, self._rules))}], seed={self.seed!r})"

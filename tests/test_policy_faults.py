@@ -5,7 +5,9 @@ test_chaos_runs.py, test_pytest_plugin.py."""
 from __future__ import annotations
 
 import json
+import pickle
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -194,6 +196,48 @@ def test_a_plan_is_plain_data_its_json_and_its_repr_replay_it() -> None:
     assert FaultPlan.from_json(plan.to_json()) != FaultPlan(plan.rules, seed=8)
     replayed = FaultPlan.from_json(plan.to_json())
     assert faulted(requests_hook(replayed, KEY), 40) == faulted(requests_hook(plan, KEY), 40)
+
+
+def test_a_repr_is_read_never_run(tmp_path: Path) -> None:
+    # eval without builtins is no sandbox: this text reaches os.system through object's subclasses.
+    marker = tmp_path / "ran"
+    escape = ("FaultPlan([Fault('crash')], seed=[c for c in ().__class__.__base__.__subclasses__() "
+              "if c.__name__ == '_wrap_close'][0].__init__.__globals__['system']('touch " + str(marker) + "') * 0)")
+    for text in (escape, "__import__('os').getpid()", "Fault", "FaultPlan([Fault('crash')], seed=1 + 1)",
+                 "FaultPlan(*[[Fault('crash')]])", "FaultPlan([Fault('crash', **{'nth': 1})])", "FaultPlan([",
+                 "Fault('crash')", "FaultPlan([Fault('crash', nth=0)])", "FaultPlan([Fault(kind=3)])",
+                 "[" * 100_000 + "]" * 100_000):
+        with pytest.raises(ValueError):
+            FaultPlan.from_repr(text)
+    assert not marker.exists(), "the repr ran code"
+    key = lw.SessionKey("mytool:capability", "/w", ("A",), None, "v4", (("n", -3), ("f", 0.5), ("b", True)))
+    plan = FaultPlan([Fault("crash", key=key, nth=2, how="abort"), Fault("slow", probability=0.25, seconds=-0.0)],
+                     seed=-7)
+    assert FaultPlan.from_repr(repr(plan)) == plan and FaultPlan.from_repr(f"  {plan!r}\n") == plan
+
+
+def test_a_plan_pickles_as_its_data_and_the_copy_is_a_plan_of_its_own() -> None:
+    plan = FaultPlan([Fault("crash", key=KEY, every=2), Fault("slow", probability=0.5, seconds=0.1)], seed=3)
+    wrapped = plan.wrap(KEY)
+    faulted(requests_hook(plan, KEY), 4)
+    copy = pickle.loads(pickle.dumps(plan))
+    assert copy == plan and repr(copy) == repr(plan) and copy.fired() == []
+    assert pickle.loads(pickle.dumps(plan.fired())) == plan.fired() != []
+    with pytest.raises(ValueError, match="another fault plan"):
+        copy.wrap(wrapped)  # the original owns the keys it wrapped; the copy owns none of them
+    plan.uninstall()
+
+
+def test_nonsense_rules_and_plans_are_refused_with_the_field_named() -> None:
+    with pytest.raises(TypeError, match="command"):
+        Fault("crash", command=3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="hold"):
+        Fault("memory", hold=True)
+    for text in ('{"rules": [{"nth": 1}]}', '{"rules": ["crash"]}', '{"rules": [{"kind": "crash", "params": []}]}',
+                 '{"rules": [], "seed": "3"}', '{"rules": [], "seed": 1.5}', '{"rules": [{"kind": "crash", '
+                 '"command": 3}]}', '[]', '{"rules": {}}'):
+        with pytest.raises(ValueError):
+            FaultPlan.from_json(text)
 
 
 def test_a_chaos_plan_spreads_its_rate_over_every_kind_and_replays() -> None:
