@@ -12,7 +12,7 @@ from leanworker.actors.core.config import SessionKey
 KINDS: dict[str, dict[str, Any]] = {
     "crash": {"how": "exit", "code": 3},
     "hang": {"ignore_cancel": False},
-    "memory": {"mib": 256, "hold": None},
+    "memory": {"mib": 256, "hold": None, "keep_free_mib": None},
     "garbage": {},
     "slow": {"seconds": 1.0},
     "session_fail": {"message": "injected session open failure"},
@@ -49,6 +49,9 @@ def _check_params(kind: str, params: Mapping[str, Any]) -> None:
         if hold is not None and (not isinstance(hold, (int, float)) or isinstance(hold, bool) or not math.isfinite(hold)
                                  or hold < 0):
             raise ValueError("Fault('memory') hold must be seconds >= 0, or None (until the request ends)")
+        keep = params.get("keep_free_mib")
+        if keep is not None and (type(keep) is not int or keep < 0):
+            raise ValueError("Fault('memory') keep_free_mib must be an integer >= 0, or None (the default floor)")
     elif kind == "slow":
         seconds = params.get("seconds", 1.0)
         if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 <= seconds < math.inf:
@@ -69,7 +72,8 @@ class Fault:
     ``after_rows``: the fault fires after the command's k-th row (when it returns, if it emits fewer).
 
     Kinds and their params: ``crash`` (``how``: "exit" | "signal" | "abort", ``code`` for exit), ``hang``
-    (``ignore_cancel``), ``memory`` (``mib`` grown, ``hold`` seconds, None: until the request ends), ``garbage``,
+    (``ignore_cancel``), ``memory`` (``mib`` grown, ``hold`` seconds, None: until the request ends; it stops growing
+    where the machine would keep less than ``keep_free_mib`` available), ``garbage``,
     ``slow`` (``seconds``), ``session_fail`` (``message``), ``node_lost`` (Ray runs only).
     """
 

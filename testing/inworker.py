@@ -11,7 +11,9 @@ command starts (``after_rows`` 0), just after its k-th row, or as it returns if 
   or aborts (SIGABRT);
 - ``hang``: waits forever, seeing a cancel (outcome ``cancelled``, the worker stays warm) unless ``ignore_cancel``;
 - ``memory``: grows by ``mib`` MiB of written pages (16 MiB a step), holds them ``hold`` seconds (None: until the
-  request ends), then lets go and carries on;
+  request ends), then lets go and carries on; it stops growing early rather than take the machine's last memory
+  (:func:`may_grow`: a typo such as ``mib=10**6`` without a hard limit must not bring the OOM killer onto
+  whatever else runs there);
 - ``garbage``: writes bytes that are not a frame on the protocol pipe, then waits (the parent kills the worker);
 - ``slow``: sleeps ``seconds`` (a cancel ends it), then carries on;
 - ``node_lost``: SIGKILLs its parent when that is a Ray node agent (then dies with it);
@@ -44,6 +46,7 @@ from leanworker.host.serve import protocol_output
 from leanworker.testing.wire import OPEN_OPTION, OPTION_PREFIX, Directive, unwrap
 
 GROW_STEP_MIB = 16
+KEEP_FREE_MIB = 1024  # the least a memory fault leaves available, by default (or 5% of the machine, if more)
 GARBAGE_BODY = b"\xff\xfe leanworker.testing: injected garbage, not CBOR"
 GARBAGE = len(GARBAGE_BODY).to_bytes(4, "big") + GARBAGE_BODY  # a frame of the right length, of bytes that are no item
 
@@ -86,7 +89,7 @@ def fire(directive: Directive, ctx: Context) -> None:
     elif kind == "hang":
         wait_forever(ctx, honour_cancel=not params.get("ignore_cancel", False))
     elif kind == "memory":
-        grow(ctx, int(params.get("mib", 256)), params.get("hold"))
+        grow(ctx, int(params.get("mib", 256)), params.get("hold"), params.get("keep_free_mib"))
     elif kind == "garbage":
         writer = protocol_output()
         if writer is None:
@@ -101,17 +104,44 @@ def fire(directive: Directive, ctx: Context) -> None:
         raise CommandError("injected_unknown", f"leanworker.testing cannot fire a fault of kind {kind!r}")
 
 
-def grow(ctx: Context, mib: int, hold: float | None) -> None:
+def grow(ctx: Context, mib: int, hold: float | None, keep_free_mib: int | None = None) -> None:
     held: list[bytes] = []
+    grown = 0
     try:
-        for _ in range(0, mib, GROW_STEP_MIB):
-            held.append(b"\x02" * (min(GROW_STEP_MIB, mib - len(held) * GROW_STEP_MIB) << 20))  # written pages
+        while grown < mib:
+            step = min(GROW_STEP_MIB, mib - grown)
+            if not may_grow(step, meminfo_mib(), keep_free_mib):
+                print(f"leanworker.testing: memory fault stopped growing at {grown} of {mib} MiB: the machine keeps "
+                      "its last memory (keep_free_mib)", file=sys.stderr, flush=True)
+                break
+            held.append(b"\x02" * (step << 20))  # written pages
+            grown += step
             ctx.sleep(0.01)
         if hold is None:
             wait_forever(ctx, honour_cancel=True)
         ctx.sleep(float(hold))
     finally:
         held.clear()
+
+
+def may_grow(step_mib: int, memory: tuple[int, int] | None, keep_free_mib: int | None) -> bool:
+    """Whether a memory fault may take ``step_mib`` more, the machine having ``memory`` (available, total MiB; None
+    where unknown: grow) and keeping at least ``keep_free_mib`` available (None: 1 GiB or 5% of it, the larger)."""
+    if memory is None:
+        return True
+    available, total = memory
+    floor = keep_free_mib if keep_free_mib is not None else max(KEEP_FREE_MIB, total // 20)
+    return available - step_mib >= floor
+
+
+def meminfo_mib() -> tuple[int, int] | None:
+    """The machine's available and total memory in MiB (``/proc/meminfo``), or None where it cannot be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            fields = {line.split(":")[0]: int(line.split()[1]) for line in meminfo if line.count(" ") >= 1}
+        return fields["MemAvailable"] >> 10, fields["MemTotal"] >> 10
+    except (OSError, KeyError, ValueError, IndexError):
+        return None
 
 
 def lose_node_agent(ctx: Context) -> NoReturn:

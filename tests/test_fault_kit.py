@@ -13,6 +13,7 @@ import pytest
 import leanworker as lw
 from conftest import FAST, MATHLIB, THROUGHPUT
 from leanworker.testing import Fault, FaultPlan
+from leanworker.testing.inworker import meminfo_mib
 
 KEY = lw.SessionKey(THROUGHPUT)
 QUICK = lw.WorkerConfig(startup_timeout=10.0, request_timeout=10.0, cancel_grace=0.5, shutdown_timeout=2.0,
@@ -50,6 +51,19 @@ def test_slow_answers_late_and_well() -> None:
         with pytest.raises(lw.RequestTimeout):
             plan.add(Fault("slow", nth=2, seconds=30))
             worker.call("echo", "too late", timeout=0.5)
+
+
+def test_a_memory_fault_stops_growing_before_it_takes_the_machines_last_memory() -> None:
+    # mib=10**9 (a typo) without a hard limit grew until the OOM killer chose a victim among everything running here
+    memory = meminfo_mib()
+    if memory is None:
+        pytest.skip("no /proc/meminfo: the guard lets a memory fault grow")
+    keep = max(0, memory[0] - 64)  # leave it 64 MiB to take, whatever the machine has
+    net = lw.RestartPolicy(rss_hard_limit_mib=3072)  # ends the test, typed, if the guard failed
+    worker, plan = worker_with(Fault("memory", nth=1, mib=10**9, hold=0, keep_free_mib=keep), restart=net)
+    with worker:
+        assert worker.call("echo", "after the growth") == "after the growth"
+    assert [(f.kind, f.params["mib"]) for f in plan.fired()] == [("memory", 10**9)]
 
 
 def test_a_failed_session_open_is_the_command_error_of_the_worker_start() -> None:

@@ -17,6 +17,7 @@ from leanworker.actors.core import intercept
 from leanworker.actors.run import ambient_faults
 from leanworker.actors.slot.gate_state import GateState
 from leanworker.testing import Fault, FaultPlan, FiredFault
+from leanworker.testing.inworker import may_grow
 from leanworker.testing.wire import ENVELOPE, OPEN_OPTION, unwrap
 
 KEY = lw.SessionKey("mytool:capability")
@@ -238,6 +239,15 @@ def test_nonsense_rules_and_plans_are_refused_with_the_field_named() -> None:
                  '"command": 3}]}', '[]', '{"rules": {}}'):
         with pytest.raises(ValueError):
             FaultPlan.from_json(text)
+
+
+def test_a_memory_fault_leaves_the_machine_its_floor() -> None:
+    assert may_grow(16, None, None), "unknown memory: grow"
+    assert may_grow(16, (4096, 8192), None) and not may_grow(16, (1030, 8192), None), "1 GiB kept by default"
+    assert not may_grow(16, (20_000, 400_000), None), "or 5% of a large machine"
+    assert may_grow(16, (100, 8192), 50) and not may_grow(16, (60, 8192), 50), "keep_free_mib sets the floor"
+    with pytest.raises(ValueError, match="keep_free_mib"):
+        Fault("memory", keep_free_mib=-1)
 
 
 def test_a_chaos_plan_spreads_its_rate_over_every_kind_and_replays() -> None:
