@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any
 
 from leanworker.actors.core.config import SessionKey
+from leanworker.host.capability import WRAP_OPTION
+from leanworker.testing.wire import OPTION_PREFIX
 
 # kind -> {param: default}. A rule's params are checked against these; the defaults are applied in the worker.
 KINDS: dict[str, dict[str, Any]] = {
@@ -102,7 +105,7 @@ class Fault:
         _check_params(kind, params)
         self.kind = kind
         self.command = command
-        self.key = key
+        self.key = base_key(key) if isinstance(key, SessionKey) else key  # a wrapped key matches as its caller's
         self.nth = nth
         self.every = every
         self.probability = None if probability is None else float(probability)
@@ -177,6 +180,13 @@ class Fault:
 
     def __hash__(self) -> int:
         return hash(repr(self))
+
+
+def base_key(key: SessionKey) -> SessionKey:
+    """``key`` as its caller wrote it: without the options a plan adds when it wraps it."""
+    options = tuple((name, value) for name, value in key.options
+                    if name != WRAP_OPTION and not name.startswith(OPTION_PREFIX))
+    return key if len(options) == len(key.options) else dataclasses.replace(key, options=options)
 
 
 def key_as_dict(key: SessionKey) -> dict[str, Any]:

@@ -47,12 +47,11 @@ from leanworker.errors import (
     WorkerCrashed,
 )
 from leanworker.host.capability import WRAP_OPTION
-from leanworker.testing.fault import KINDS, OPEN_KINDS, REMOTE_KINDS, REQUEST_KINDS, Fault
+from leanworker.testing.fault import KINDS, OPEN_KINDS, REMOTE_KINDS, REQUEST_KINDS, Fault, base_key
 from leanworker.testing.fired import FiredFault
 from leanworker.testing.literal import read_literal
 from leanworker.testing.wire import (
     OPEN_OPTION,
-    OPTION_PREFIX,
     PLAN_OPTION,
     RUN_OPTION,
     WRAPPER,
@@ -84,13 +83,6 @@ CHAOS_RULES: tuple[Fault, ...] = (
     Fault("node_lost"),
     Fault("session_fail"),
 )
-
-
-def base_key(key: SessionKey) -> SessionKey:
-    """``key`` as its caller wrote it: without the options a plan adds."""
-    options = tuple((name, value) for name, value in key.options
-                    if name != WRAP_OPTION and not name.startswith(OPTION_PREFIX))
-    return key if len(options) == len(key.options) else dataclasses.replace(key, options=options)
 
 
 def key_digest(key: SessionKey) -> str:

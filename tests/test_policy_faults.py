@@ -135,6 +135,17 @@ def test_a_plan_claims_the_keys_it_wrapped_and_everywhere_every_key_it_can_wrap(
         plan.wrap(lw.SessionKey("x:y", command=("my-worker",)))
 
 
+def test_a_rule_keyed_on_the_wrapped_key_is_keyed_on_the_key_it_wraps() -> None:
+    # plan.wrap(KEY) adds options (the plan's token among them): a rule given that key never matched, and its repr
+    # carried a token of this process that no replay owns.
+    plan = FaultPlan()
+    wrapped = plan.wrap(KEY)
+    rule = Fault("crash", key=wrapped, nth=1)
+    assert rule == Fault("crash", key=KEY, nth=1) and "leanworker." not in repr(rule)
+    assert faulted(requests_hook(plan.add(rule), KEY), 3) == [1]
+    plan.uninstall()
+
+
 def test_a_runs_attempts_are_decided_by_the_run_and_the_worker_pid_is_recorded_as_it_is_sent() -> None:
     plan = FaultPlan([Fault("crash", nth=1), Fault("node_lost", nth=2), Fault("node_lost", nth=3)])
     first = plan.attempt(KEY, "index", {"modules": ["A"]}, remote=False)
