@@ -153,8 +153,10 @@ class FaultPlan:
         that makes ``rate`` the chance that a request gets one of them (a little less off Ray, where ``node_lost``
         never fires); a session open fails with that probability too. Plain rules: it prints and replays like any
         plan."""
-        if not 0 <= rate <= 1:
-            raise ValueError(f"chaos rate must be in [0, 1], got {rate!r}")
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+            raise ValueError(f"chaos rate must be a number in [0, 1], got {rate!r}")
+        if isinstance(kinds, str):
+            raise TypeError(f"chaos kinds is a list of kinds, not the string {kinds!r}: kinds=[{kinds!r}]")
         wanted = set(kinds) if kinds is not None else None
         unknown = sorted((wanted or set()) - set(KINDS))
         if unknown:

@@ -124,10 +124,11 @@ def _lw_chaos(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     from leanworker.testing.plan import FaultPlan
 
-    if marker.args:
-        raise pytest.UsageError(f"{CHAOS_MARKER} takes keyword arguments only: rate=..., seed=..., kinds=...")
-    plan = FaultPlan.chaos(float(marker.kwargs.get("rate", 0.05)), int(marker.kwargs.get("seed", 0)),
-                           marker.kwargs.get("kinds"))
+    unknown = sorted(set(marker.kwargs) - {"rate", "seed", "kinds"})
+    if marker.args or unknown:  # a misspelt seed= must not quietly run another seed
+        named = f" (not {', '.join(unknown)})" if unknown else ""
+        raise pytest.UsageError(f"{CHAOS_MARKER} takes keyword arguments only: rate=..., seed=..., kinds=...{named}")
+    plan = FaultPlan.chaos(marker.kwargs.get("rate", 0.05), marker.kwargs.get("seed", 0), marker.kwargs.get("kinds"))
     request.node.stash[_chaos_key] = plan
     with plan.everywhere():
         yield

@@ -85,3 +85,33 @@ def test_the_readmes_examples_are_the_documented_tests_that_run_above() -> None:
     documented = doc_files()["test_mytool.py"]
     for block in example.split("\n\n\n"):  # imports, the key, and each test: each is in the file run above
         assert block.strip() in documented, block[:200]
+
+
+MISUSED = '''
+import pytest
+
+
+@pytest.mark.lw_chaos(rate=0.1, sed=4)
+def test_a_misspelt_seed():
+    pass
+
+
+@pytest.mark.lw_chaos(rate=0.1, kinds="crash")
+def test_kinds_as_a_string():
+    pass
+
+
+@pytest.mark.lw_chaos(rate=0.1, seed=1.5)
+def test_a_seed_that_is_no_int():
+    pass
+'''
+
+
+def test_a_misused_chaos_marker_is_an_error_that_says_what_is_wrong(tmp_path: Path) -> None:
+    # A misspelt seed= ran seed 0 and passed: the run it claimed to replay was never run.
+    (tmp_path / "test_misused.py").write_text(MISUSED, encoding="utf-8")
+    out = run_pytest(tmp_path, "-rE").stdout
+    assert "3 errors" in out, out[-3000:]
+    assert "lw_chaos takes keyword arguments only: rate=..., seed=..., kinds=... (not sed)" in out
+    assert "chaos kinds is a list of kinds, not the string 'crash'" in out
+    assert "FaultPlan seed must be an int, got 1.5" in out
