@@ -70,11 +70,32 @@ def one_line_error(done: Done, command: str) -> str:
     return line[len(f"leanworker {command}: "):]
 
 
+def ctrl_c(pid: int) -> None:
+    """Press Ctrl-C as a terminal does: SIGINT to the whole foreground process group (the command's)."""
+    os.killpg(pid, signal.SIGINT)
+
+
+def ctrl_c_taken_by_another_thread(pid: int) -> None:
+    """Ctrl-C as the kernel may deliver it: SIGINT to the process, taken by one of its threads that is not the main
+    one (``kill`` of a thread's id prefers that thread). Python runs the handler only in the main thread, which
+    must not sleep through it."""
+    for thread in psutil.Process(pid).threads():
+        if thread.id != pid:
+            try:
+                os.kill(thread.id, signal.SIGINT)
+                return
+            except ProcessLookupError:
+                continue  # that thread has just ended
+    raise AssertionError("the command has no thread but its main one")
+
+
 def interrupt_when(args: tuple[str, ...], cwd: Path, started: Callable[[int], bool], env: dict[str, str] | None = None,
-                   timeout: float = 120) -> tuple[Done, list[psutil.Process]]:
+                   timeout: float = 120, press: Callable[[int], None] = ctrl_c,
+                   within: float | None = None) -> tuple[Done, list[psutil.Process]]:
     """Start ``leanworker ARGS`` in its own session (a terminal's foreground job), wait until ``started()`` says work
-    is under way (it is given the command's pid), press Ctrl-C (SIGINT to the whole process group, as a terminal
-    does), and return what it printed and every process it had started."""
+    is under way (it is given the command's pid), press Ctrl-C (``press``: by default SIGINT to the whole process
+    group, as a terminal does), and return what it printed and every process it had started. The command must end
+    within ``within`` seconds of the press (default ``timeout``)."""
     process = subprocess.Popen([str(LEANWORKER), *args], cwd=cwd, env=env or person_env(), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
     try:
@@ -84,8 +105,12 @@ def interrupt_when(args: tuple[str, ...], cwd: Path, started: Callable[[int], bo
             assert time.monotonic() < deadline, "the work never started"
             time.sleep(0.02)
         children = psutil.Process(process.pid).children(recursive=True)
-        os.killpg(process.pid, signal.SIGINT)
-        out, err = process.communicate(timeout=timeout)
+        press(process.pid)
+        bound = timeout if within is None else within
+        try:
+            out, err = process.communicate(timeout=bound)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"leanworker {args[0]} did not end within {bound:g} s of Ctrl-C") from None
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)

@@ -5,12 +5,15 @@ committed and which command resumes; that command then finishes the work exactly
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from console import cli, gone, interrupt_when, person_env, runs_a_worker
+from console import cli, ctrl_c, ctrl_c_taken_by_another_thread, gone, interrupt_when, person_env
 
 SLOW_TOOL = """
 import time
@@ -31,6 +34,53 @@ def index(ctx, request):
     return {"modules": len(request["modules"])}
 """
 MODULES = [f"Mathlib.Area{i}.Topic{j}" for i in range(4) for j in range(6)]
+
+# A session open that writes "opening-<pid>" beside this module as it begins, then takes a minute (longer than the
+# open's bound, request_timeout's 30 s): a command that waited for it would end after 30 s, not at once. The first
+# $FAST_OPENS opens of each leanworker process (default none) are instant.
+SLOW_OPEN = """@capability.session
+def open_session(spec):
+    time.sleep(float(spec.options.get("open_s", 0)))
+    return None
+"""
+OPENING_TOOL = SLOW_TOOL.replace(SLOW_OPEN, """import os
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+def fast_open():
+    parent = os.environ["LEANWORKER_PARENT_PID"]
+    for n in range(int(os.environ.get("FAST_OPENS", "0"))):
+        try:
+            os.close(os.open(HERE / f"fast-{parent}-{n}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return True
+        except FileExistsError:
+            continue
+    return False
+
+@capability.session
+def open_session(spec):
+    if fast_open():
+        return None
+    marker = HERE / f"opening-{os.getpid()}"
+    marker.with_suffix(".part").write_text(str(os.getpid()))
+    marker.with_suffix(".part").replace(marker)
+    time.sleep(60)
+""")
+assert OPENING_TOOL != SLOW_TOOL
+
+# Holds a worker process before its host starts (Python's start-up imports this), as if the Ctrl-C came that early.
+HOLD_AT_START = """
+import os
+import time
+from pathlib import Path
+
+if os.environ.get("LEANWORKER_PARENT_PID"):  # a worker process (the command itself goes on)
+    marker = Path(__file__).parent / f"starting-{os.getpid()}"
+    marker.with_suffix(".part").write_text(str(os.getpid()))
+    marker.with_suffix(".part").replace(marker)
+    time.sleep(60)
+"""
 
 
 @pytest.fixture
@@ -79,12 +129,48 @@ def test_ctrl_c_in_run_commits_what_finished_and_the_printed_command_resumes_exa
     assert after[:len(before)] == before, "what was committed stays as it was"
 
 
-def test_ctrl_c_before_any_batch_committed_still_says_how_to_resume(home: Path) -> None:
-    (home / "slow_open.py").write_text(SLOW_TOOL.replace('spec.options.get("open_s", 0)', "30"))
-    args = ("run", "project", "--capability", "slow_open:capability", "--command", "index", "--output", "rows.jsonl")
-    done, started = interrupt_when(args, home, runs_a_worker)
+def opening(home: Path, prefix: str = "opening-") -> list[int]:
+    """The pids of the worker processes that have begun a slow session open (or, with "starting-", are held)."""
+    return [int(path.read_text()) for path in home.glob(f"{prefix}*") if path.suffix != ".part"]
+
+
+def opening_run_args(*extra: str) -> tuple[str, ...]:
+    return ("run", "project", "--capability", "opening_tool:capability", "--command", "index", "--output",
+            "rows.jsonl", *extra)
+
+
+INTERRUPTED_EARLY = "leanworker run: interrupted: 0 batches committed to rows.jsonl; resume with:"
+
+
+@pytest.mark.parametrize("press", [ctrl_c, ctrl_c_taken_by_another_thread], ids=["terminal", "another_thread"])
+def test_ctrl_c_before_any_batch_committed_still_says_how_to_resume(home: Path,
+                                                                     press: Callable[[int], None]) -> None:
+    """Ctrl-C while the first session opens ends the command at once (within 15 s; the open takes a minute, and its
+    bound is 30 s), whichever of the command's threads the kernel gives the signal to."""
+    (home / "opening_tool.py").write_text(OPENING_TOOL)
+    done, started = interrupt_when(opening_run_args(), home, lambda pid: bool(opening(home)), press=press, within=15)
     assert done.code == 130 and len(done.err_lines) == 1, done.err
-    assert done.err_lines[0].startswith("leanworker run: interrupted: 0 batches committed to rows.jsonl; resume with:")
+    assert done.err_lines[0].startswith(INTERRUPTED_EARLY)
+    assert started and gone(started), "the worker opening the session is gone too"
+
+
+def test_ctrl_c_that_reaches_a_worker_before_its_host_starts_still_says_how_to_resume(home: Path) -> None:
+    """The worker process is killed by the same Ctrl-C before its Python has started the host (held in start-up
+    here): the command still says it was interrupted, and nothing is left."""
+    (home / "opening_tool.py").write_text(OPENING_TOOL)
+    hold = home / "hold"
+    hold.mkdir()
+    (hold / "sitecustomize.py").write_text(HOLD_AT_START)
+
+    def press(pid: int) -> None:
+        ctrl_c(pid)
+        for worker in opening(hold, "starting-"):
+            os.kill(worker, signal.SIGINT)
+
+    done, started = interrupt_when(opening_run_args(), home, lambda pid: bool(opening(hold, "starting-")),
+                                   env=person_env(PYTHONPATH=str(hold)), press=press, within=15)
+    assert done.code == 130 and len(done.err_lines) == 1, done.err
+    assert done.err_lines[0].startswith(INTERRUPTED_EARLY)
     assert gone(started)
 
 
@@ -120,6 +206,26 @@ def test_ctrl_c_before_the_work_starts_still_says_what_was_kept_and_how_to_resum
     assert done.err_lines[0].startswith("leanworker check: interrupted before any item was checked: results.jsonl is "
                                         "as it was; resume with: leanworker check items.jsonl"), done.err
     assert (home / "results.jsonl").read_text() == "earlier results\n"
+
+
+def test_ctrl_c_while_a_run_waits_for_a_worker_to_open_ends_the_run_and_resumes_exactly_once(
+        home: Path) -> None:
+    """The run's second worker opens a session of another key slowly (the first opened at once): Ctrl-C cancels the
+    run without waiting for that open (no warm worker of its key can free up), says what was committed, and the
+    printed command finishes the rest exactly once."""
+    (home / "opening_tool.py").write_text(OPENING_TOOL)
+    args = opening_run_args("--max-batch-modules", "3", "--workers", "2", "--mode", "per_header")
+    done, started = interrupt_when(args, home, lambda pid: bool(opening(home)), env=person_env(FAST_OPENS="1"),
+                                   within=15)
+    assert done.code == 130 and len(done.err_lines) == 1, done.err
+    assert " of 10 committed to rows.jsonl;" in done.err_lines[0]  # 8 batches of the modules, 1 of Mathlib
+    assert gone(started)
+    before = modules_in(home / "rows.jsonl") if (home / "rows.jsonl").exists() else []
+    resumed = cli(*resume_command(done.err_lines[0], "run"), cwd=home, env=person_env(FAST_OPENS="99"))
+    assert resumed.code == 0, resumed.err
+    after = modules_in(home / "rows.jsonl")
+    assert sorted(after) == sorted(["Mathlib", *MODULES]), "each module's row exactly once"
+    assert after[:len(before)] == before
 
 
 def test_ctrl_c_in_check_keeps_each_result_written_and_resume_checks_the_rest_once(home: Path) -> None:

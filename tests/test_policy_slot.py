@@ -207,6 +207,19 @@ def test_start_up_a_missed_step_says_which_bound_it_missed_and_what_sets_it() ->
     assert "session open did not finish within 300 s" in said and "WorkerConfig.open_timeout" in said
 
 
+def test_shutdown_a_generation_is_killed_at_once_until_its_session_is_open() -> None:
+    gen = generation()
+    seen = [gen.before_ready]
+    gen.hello()  # configuring
+    seen.append(gen.before_ready)
+    gen.step_done()  # opening: the capability's open runs, the worker reads no frame
+    seen.append(gen.before_ready)
+    gen.step_done()  # ready: a stop is read, and the shutdown ladder begins with it
+    seen.append(gen.before_ready)
+    gen.end("shutdown", planned=False)
+    assert seen + [gen.before_ready] == [True, True, True, False, False]
+
+
 def test_generations_a_generation_ends_once_and_the_first_reason_stands() -> None:
     gen = generation()
     assert gen.end("timeout", planned=False)

@@ -7,6 +7,7 @@
 - ``stderr``, ``containment``, ``process_tree``: a child process's stderr tail, its cgroup, its process tree
   (memory and signals), shared by the runtime and by ``lean/`` inside a worker;
 - ``lifecycle``, ``timers``, ``mailbox``: interpreter exit and ``os.fork()``, the timer thread, telling an actor.
+- ``waits``, ``interruptible``: how long a wait may take, and how a caller's thread waits (so that Ctrl-C is seen).
 
 This package's ``__init__`` imports nothing, so that ``from leanworker.actors.core.env import ...`` in a worker
 process loads only what it names. Every module here imports only the standard library, ``protocol/``, ``errors``

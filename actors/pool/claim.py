@@ -2,8 +2,10 @@
 
 ``WorkerPool.lease`` is built on it: a claim is either granted at once (a warm worker, in the caller's thread) or
 pending, a ``concurrent.futures.Future`` that the pool actor resolves with the lease or the typed error. Whoever
-waits on it (a thread with ``future.result``, or an event loop with a done-callback that hops to the loop) gives
-up with :meth:`LeaseClaim.abandon`, which takes the waiter out of the queue, so that it never receives a lease.
+waits on it (a thread with :meth:`LeaseClaim.wait`, or an event loop with a done-callback that hops to the loop)
+gives up with :meth:`LeaseClaim.abandon`, which takes the waiter out of the queue, so that it never receives a lease.
+A worker started for a claim that is abandoned goes on starting (its session open included): it serves the next
+lease of its key, warm.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from leanworker.actors.core.config import SessionKey
+from leanworker.actors.core.interruptible import future_result
+from leanworker.errors import QueueTimeout
 
 if TYPE_CHECKING:
     from leanworker.actors.pool.lease import Lease
@@ -39,3 +43,35 @@ class LeaseClaim:
         if self._withdraw is not None:
             self._withdraw()
         return True
+
+    def wait(self, timeout: float) -> Lease:
+        """Wait in this thread, at most ``timeout`` seconds, for the lease (``QueueTimeout`` after that).
+
+        A caller that leaves the wait (its timeout, or an exception such as ``KeyboardInterrupt``) withdraws the
+        claim, and a lease granted in that instant is released at once. ``abandon()`` from another thread ends the
+        wait with ``concurrent.futures.CancelledError``. In the main thread the wait looks up every
+        ``SIGNAL_CHECK_INTERVAL`` (actors/core/interruptible.py), so a Ctrl-C is seen whichever thread the kernel gave it to.
+        """
+        if self.lease is not None:
+            return self.lease
+        future = self.future
+        assert future is not None
+        try:
+            return future_result(future, timeout)
+        except TimeoutError:
+            if self.abandon():
+                raise QueueTimeout(f"no worker for {self.key.capability} within {timeout:g} s") from None
+            return future.result()  # granted as we gave up: it is ours
+        except BaseException:
+            if not future.cancelled() and not self.abandon():
+                _release_granted(future)  # granted as we left: nobody else would release it
+            raise
+
+
+def _release_granted(future: Future[Lease]) -> None:
+    """Release the lease ``future`` holds or is about to hold (the pool resolves it at this moment)."""
+    try:
+        lease = future.result()
+    except BaseException:
+        return
+    lease.release()

@@ -1,13 +1,17 @@
 """Running a plan on a local pool: each runner's place holds at most one lease, kept warm for the next batch of
-the same key (the run wing's executor owns retries, bisection, commits and results)."""
+the same key (the run wing's executor owns retries, bisection, commits and results). Cancelling the run cancels a
+place's request, or withdraws the lease it waits for (a worker that is opening its session for it opens on, for a
+later lease): a cancelled run never waits for a session open."""
 
 from __future__ import annotations
 
 import threading
+from concurrent.futures import CancelledError
 from typing import Any, Protocol
 
 from leanworker.actors.core.config import PoolConfig, SessionKey
 from leanworker.actors.core.results import PoolSnapshot
+from leanworker.actors.pool.claim import LeaseClaim
 from leanworker.actors.pool.lease import Lease
 from leanworker.actors.run import Attempt, Requeue
 from leanworker.actors.slot import RowStream
@@ -20,7 +24,7 @@ class LeaseSource(Protocol):
     @property
     def config(self) -> PoolConfig: ...
 
-    def lease(self, key: SessionKey, timeout: float | None = None) -> Lease: ...
+    def claim(self, key: SessionKey) -> LeaseClaim: ...
 
     def snapshot(self) -> PoolSnapshot: ...
 
@@ -32,6 +36,7 @@ class LeasePlace:
         self._pool = pool
         self._lease_timeout = lease_timeout
         self._lease: Lease | None = None
+        self._claim: LeaseClaim | None = None  # the lease being waited for
         self._stream: RowStream | None = None
 
     @property
@@ -44,7 +49,9 @@ class LeasePlace:
         if lease is not None and (lease.key != key or not lease.valid):
             self.close()
         if self._lease is None:
-            self._lease = self._pool.lease(key, timeout=self._lease_timeout)
+            self._lease = self._wait_for_lease(key, cancelled)
+            if self._lease is None:
+                return (), None  # the run was cancelled while this place waited
         lease = self._lease
         try:
             with lease.stream(command, request) as stream:
@@ -66,7 +73,22 @@ class LeasePlace:
         finally:
             self._stream = None
 
+    def _wait_for_lease(self, key: SessionKey, cancelled: threading.Event) -> Lease | None:
+        """A lease of ``key``, or None when the run is cancelled first (the claim is withdrawn then)."""
+        claim = self._claim = self._pool.claim(key)
+        try:
+            if cancelled.is_set():  # cancel() may have run before the claim was there to withdraw
+                claim.abandon()
+            return claim.wait(self._lease_timeout)
+        except CancelledError:
+            return None
+        finally:
+            self._claim = None
+
     def cancel(self) -> None:
+        claim = self._claim
+        if claim is not None:
+            claim.abandon()
         stream = self._stream
         if stream is not None:
             stream.cancel()

@@ -32,7 +32,7 @@ from leanworker.actors.pool.messages import Abandon, Acquire, ClosePool, Release
 from leanworker.actors.pool.records import Waiter, key_label
 from leanworker.actors.run import FaultSource, PlanRun, RequestSpec
 from leanworker.actors.slot import MemorySampler
-from leanworker.errors import PoolClosed, QueueTimeout
+from leanworker.errors import PoolClosed
 from leanworker.planner.plan import ImportPlan, PlannedBatch
 
 
@@ -62,18 +62,7 @@ class WorkerPool:
 
     def lease(self, key: SessionKey, timeout: float | None = None) -> Lease:
         """Wait for a warm worker of ``key`` (see the class docstring) and return the lease."""
-        claim = self.claim(key)
-        future = claim.future
-        if future is None:
-            assert claim.lease is not None
-            return claim.lease
-        wait = self.config.queue_wait_timeout if timeout is None else timeout
-        try:
-            return future.result(wait)
-        except FutureTimeout:
-            if claim.abandon():
-                raise QueueTimeout(f"no worker for {key.capability} within {wait:g} s") from None
-            return future.result()  # granted as we gave up: it is ours
+        return self.claim(key).wait(self.config.queue_wait_timeout if timeout is None else timeout)
 
     def claim(self, key: SessionKey) -> LeaseClaim:
         """Ask for a lease of ``key`` without waiting (actors/pool/claim.py): granted at once when a warm worker is

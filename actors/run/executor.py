@@ -20,6 +20,7 @@ from typing import Any
 from leanworker.actors.core import locks
 from leanworker.actors.core.config import SessionKey
 from leanworker.actors.core.tracing import TraceSink
+from leanworker.actors.core.interruptible import join_thread, queue_get
 from leanworker.actors.run.faults import FaultSource, ambient_faults
 from leanworker.actors.run.journal import OutputJournal
 from leanworker.actors.run.places import Place, PlaceGone, Requeue, RunBackend
@@ -268,7 +269,7 @@ class PlanRun:
         return self
 
     def __next__(self) -> BatchResult:
-        return self._delivered(self._results.get())
+        return self._delivered(queue_get(self._results))
 
     def poll(self, wake: Callable[[], None]) -> BatchResult | None:
         """The next result without waiting, for a reader that must never block (an event loop): None when none is
@@ -312,7 +313,7 @@ class PlanRun:
         for _ in self:
             pass
         for thread in self._threads:
-            thread.join()
+            join_thread(thread)
         assert self._summary is not None
         return self._summary
 

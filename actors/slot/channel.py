@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from leanworker.actors.core import locks
+from leanworker.actors.core.interruptible import condition_wait_for, wait_slice
 from leanworker.actors.slot.counters import Counters
 from leanworker.errors import LeanWorkerError, ProtocolError
 from leanworker.protocol import messages
@@ -190,7 +191,7 @@ class RequestChannel:
                 item = self._take()
                 if item is not None:
                     return item
-                self._cond.wait()
+                self._cond.wait(wait_slice(None))  # the main thread looks again now and then (core/interruptible.py)
 
     def poll(self, wake: Callable[[], None]) -> tuple[Any, ...] | None:
         """The next item as :meth:`get` gives it, without waiting. None when there is none yet: ``wake()`` is then
@@ -242,5 +243,5 @@ class RequestChannel:
 
     def wait_terminal(self, timeout: float | None) -> Terminal | None:
         with self._cond:
-            self._cond.wait_for(lambda: self._terminal is not None, timeout)
+            condition_wait_for(self._cond, lambda: self._terminal is not None, timeout)
             return self._terminal

@@ -186,7 +186,7 @@ class ChildActor(pykka.ThreadingActor):
             self._kill_group(signal.SIGKILL, message.reason)
         elif isinstance(message, Stop):
             try:
-                report = self._shutdown_ladder(message.graceful)
+                report = self._shutdown_ladder(message.graceful, message.at_once)
             except BaseException as exc:  # never leave the caller waiting
                 message.reply.set_exception(exc)
                 raise
@@ -291,8 +291,9 @@ class ChildActor(pykka.ThreadingActor):
             self._trace("kill", signal=int(sig), reason=reason)
         kill_tree(process.pid, sig, cgroup=self.cgroup)
 
-    def _shutdown_ladder(self, graceful: bool) -> ShutdownReport:
-        """Ask (stop), wait; SIGTERM the group, wait; SIGKILL the group; reap. Report which step ended it."""
+    def _shutdown_ladder(self, graceful: bool, at_once: bool = False) -> ShutdownReport:
+        """Ask (stop), wait; SIGTERM the group, wait; SIGKILL the group; reap. Report which step ended it.
+        ``at_once``: SIGKILL the group first (a worker that has no session to close)."""
         started = time.monotonic()
         after_stop, after_term, after_kill = ladder_waits(self.config)
         if self.exited.is_set() or self.process is None:
@@ -301,7 +302,11 @@ class ChildActor(pykka.ThreadingActor):
             how = "already_exited"
         else:
             how = ""
-            if graceful and self.pipe is not None and self.pipe.send(messages.stop(0)):
+            if at_once:
+                self._kill_group(signal.SIGKILL, "shutdown before ready")
+                self.exited.wait(after_kill)
+                how = "killed"
+            if not how and graceful and self.pipe is not None and self.pipe.send(messages.stop(0)):
                 if self.exited.wait(after_stop):
                     how = "graceful"
             if not how:

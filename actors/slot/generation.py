@@ -54,6 +54,12 @@ class Generation:
         return self.phase == "ready" and self.ending is None
 
     @property
+    def before_ready(self) -> bool:
+        """Starting, configuring or opening its session: it has no session to close yet, and reads no frame while
+        its capability opens one (a shutdown kills it at once)."""
+        return self.phase in ("spawning", "configuring", "opening")
+
+    @property
     def replaceable(self) -> bool:
         """Its process lives and no end is decided for it yet: a cycle may be asked for."""
         return not self.exited and self.ending is None

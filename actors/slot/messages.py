@@ -67,10 +67,12 @@ class Kill:
 
 @dataclass(frozen=True)
 class Stop:
-    """Run the shutdown ladder; resolve ``reply`` with a ShutdownReport."""
+    """Run the shutdown ladder; resolve ``reply`` with a ShutdownReport. ``at_once``: the worker has no session to
+    close (it is starting, or opening one, and reads no frame until that ends): kill its tree at once."""
 
     reply: Future[ShutdownReport]
     graceful: bool = True
+    at_once: bool = False
 
 
 # Timers and samplers -> supervisor

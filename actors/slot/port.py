@@ -23,6 +23,7 @@ from leanworker.actors.core.results import (
     Progress,
     WorkerSnapshot,
 )
+from leanworker.actors.core.interruptible import future_result
 from leanworker.actors.core.waits import settle_bound
 from leanworker.actors.slot.channel import OK, RequestChannel
 from leanworker.actors.slot.gate import AdmissionGate
@@ -63,12 +64,28 @@ class RequestPort:
         lifecycle.check_owner(self.owner_pid, "worker")
         answer = self.gate.try_admit(submit) or self.ask(submit.in_callers_context())
         if isinstance(answer, Future):
+            reply = answer
             try:
-                answer = answer.result(self.wait_timeout())
+                answer = future_result(reply, self.wait_timeout())
             except FutureTimeout:
+                self._withdraw(reply)
                 raise LeanWorkerError("the worker did not become ready in time") from None
+            except BaseException:  # KeyboardInterrupt, say, while a restarted worker opens its session
+                self._withdraw(reply)
+                raise
         channel: RequestChannel = answer
         return channel
+
+    def _withdraw(self, reply: Future[RequestChannel]) -> None:
+        """The caller stopped waiting for its request's admission: it never runs, or is cancelled at once."""
+        if reply.cancel():
+            return
+        try:
+            channel = reply.result()
+        except BaseException:
+            return
+        channel.abandon()
+        self.cancel(channel.request_id)
 
     def admit_nowait(self, command: str, request: Any = None, timeout: float | None = None, *, streaming: bool,
                      expect_generation: int | None = None) -> RequestChannel | Future[RequestChannel]:

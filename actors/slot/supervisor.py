@@ -156,6 +156,9 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _on_handshake_done(self, gen: Generation, terminal: Terminal) -> None:
         gen.disarm()
+        if gen.ending is not None:  # shut down or failed while this step ran: its answer changes nothing
+            gen.handshake = None
+            return
         if terminal.outcome != OK:
             gen.handshake = None
             assert terminal.error is not None
@@ -345,8 +348,9 @@ class SupervisorActor(pykka.ThreadingActor):
             self.life.closed()
             return
         gen.disarm()
+        at_once = gen.before_ready  # no session to close, and no frame read while one opens: its open is abandoned
         gen.ending = gen.ending or endings.SHUTDOWN_REASON
-        if not self._tell_child(gen, msg.Stop(message.reply, graceful=True)):
+        if not self._tell_child(gen, msg.Stop(message.reply, graceful=True, at_once=at_once)):
             self.closing.stop_undelivered()
 
     # -- helpers -----------------------------------------------------------------------------------------------

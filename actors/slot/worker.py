@@ -14,6 +14,7 @@ import pykka
 
 from leanworker.actors.core import lifecycle
 from leanworker.actors.core.config import RestartPolicy, SessionKey, WorkerConfig
+from leanworker.actors.core.interruptible import future_result
 from leanworker.actors.core.results import (
     CapabilityMetadata,
     Diagnostic,
@@ -68,7 +69,7 @@ class Worker:
         try:
             wait = self._port.wait_timeout()
             try:
-                self._port.ask(AwaitReady()).result(wait)
+                future_result(self._port.ask(AwaitReady()), wait)
             except FutureTimeout:
                 raise StartupTimeout(f"the worker was not ready within {wait:g} s") from None
         except BaseException:
@@ -101,7 +102,7 @@ class Worker:
     def wait_ready(self, timeout: float | None = None) -> int:
         """Wait until a generation is ready (after a restart or cycle); return its number."""
         ready: Future[int] = self._port.ask(AwaitReady())
-        return ready.result(timeout if timeout is not None else self._port.wait_timeout())
+        return future_result(ready, timeout if timeout is not None else self._port.wait_timeout())
 
     def shutdown(self, timeout: float | None = None) -> ShutdownReport:
         """Stop the worker (stop, SIGTERM, SIGKILL: whichever ends it) and reap it. Idempotent.
