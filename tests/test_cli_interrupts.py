@@ -162,10 +162,10 @@ def test_ctrl_c_that_reaches_a_worker_before_its_host_starts_still_says_how_to_r
     hold.mkdir()
     (hold / "sitecustomize.py").write_text(HOLD_AT_START)
 
-    def press(pid: int) -> None:
-        ctrl_c(pid)
+    def press(pid: int) -> None:  # the worker and the command get it at the same moment, as from a terminal
         for worker in opening(hold, "starting-"):
             os.kill(worker, signal.SIGINT)
+        ctrl_c(pid)
 
     done, started = interrupt_when(opening_run_args(), home, lambda pid: bool(opening(hold, "starting-")),
                                    env=person_env(PYTHONPATH=str(hold)), press=press, within=15)
