@@ -19,8 +19,8 @@ from typing import Any
 
 from leanworker.actors.core import locks
 from leanworker.actors.core.config import SessionKey
-from leanworker.actors.core.tracing import TraceSink
 from leanworker.actors.core.interruptible import join_thread, queue_get
+from leanworker.actors.core.tracing import TraceSink
 from leanworker.actors.run.faults import FaultSource, ambient_faults
 from leanworker.actors.run.journal import OutputJournal
 from leanworker.actors.run.places import Place, PlaceGone, Requeue, RunBackend
