@@ -1,7 +1,7 @@
 """The pytest plugin (entry point ``pytest11``, name ``leanworker``): installed with leanworker, nothing to configure.
 
 - ``lw_pool``: a :class:`~leanworker.WorkerPool` (configured by the ``lw_pool_config`` fixture, which a test module
-  or conftest may override) shut down after the test; the test fails if a worker process outlives it.
+  or conftest may override) shut down after the test; the test fails if one of its worker processes outlives it.
 - ``lw_faults``: a :class:`~leanworker.testing.FaultPlan` bound to the test (add rules, then ``lw_faults.wrap(key)``);
   what it fired is listed in the test's report section "leanworker faults", and it is uninstalled afterwards.
 - ``@pytest.mark.lw_chaos(rate=0.05, seed=0, kinds=None)``: every pool, worker and plan run the test creates,
@@ -13,8 +13,10 @@ Nothing heavy is imported until a fixture is used: this module is loaded by ever
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
+import uuid
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
     from leanworker.testing.plan import FaultPlan
 
 CHAOS_MARKER = "lw_chaos"
-PARENT_PID_ENV = "LEANWORKER_PARENT_PID"  # every worker of this process, and what it starts, inherits it
+POOL_ENV = "LEANWORKER_LW_POOL"  # set in the workers of one lw_pool: they, and what they start, inherit it
 OUTLIVE_WAIT_S = 2.0  # the shutdown killed and reaped every worker: what is left after this escaped
 _plans_key = pytest.StashKey[list["FaultPlan"]]()
 _chaos_key = pytest.StashKey["FaultPlan"]()
@@ -40,19 +42,20 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # -- lw_pool -----------------------------------------------------------------------------------------------------------
 
-def _our_workers() -> dict[int, str]:
-    """Live processes that are, or were started by, a leanworker worker of this process: pid -> command line. Found
-    by the environment a worker passes on, not by parentage: a descendant that left its worker's session was
-    re-parented away from us."""
+def _pool_processes(token: str) -> dict[int, str]:
+    """Live processes that are, or were started by, a worker of the ``lw_pool`` marked ``token``: pid -> command
+    line. Found by the environment its workers pass on, not by parentage (a descendant that left its worker's
+    session was re-parented away), and not by this process's pid (another pool of the test, or of a wider-scoped
+    fixture, still alive, is not this pool's to judge)."""
     import psutil
 
     found: dict[int, str] = {}
-    me, uid = str(os.getpid()), os.getuid()
+    uid = os.getuid()
     for process in psutil.process_iter(["uids"]):
         try:
             if process.info["uids"] is None or process.info["uids"].real != uid or process.pid == os.getpid():
                 continue
-            if process.environ().get(PARENT_PID_ENV) != me or process.status() == psutil.STATUS_ZOMBIE:
+            if process.environ().get(POOL_ENV) != token or process.status() == psutil.STATUS_ZOMBIE:
                 continue
             found[process.pid] = " ".join(process.cmdline())[:200]
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
@@ -75,17 +78,19 @@ def lw_pool(lw_pool_config: PoolConfig) -> Iterator[WorkerPool]:
     """A worker pool shut down after the test; the test fails if one of its worker processes outlives it."""
     from leanworker.actors.pool import WorkerPool
 
-    before = set(_our_workers())
-    pool = WorkerPool(lw_pool_config)
+    token = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    worker = lw_pool_config.worker
+    marked = dataclasses.replace(worker, env={**(worker.env or {}), POOL_ENV: token})
+    pool = WorkerPool(dataclasses.replace(lw_pool_config, worker=marked))
     try:
         yield pool
     finally:
         pool.shutdown()
     deadline = time.monotonic() + OUTLIVE_WAIT_S
-    left = {pid: cmd for pid, cmd in _our_workers().items() if pid not in before}
+    left = _pool_processes(token)
     while left and time.monotonic() < deadline:
         time.sleep(0.05)
-        left = {pid: cmd for pid, cmd in _our_workers().items() if pid not in before}
+        left = _pool_processes(token)
     if left:
         _kill(left)
         pytest.fail(f"worker processes outlived lw_pool's shutdown: {sorted(left.items())}", pytrace=False)

@@ -115,3 +115,37 @@ def test_a_misused_chaos_marker_is_an_error_that_says_what_is_wrong(tmp_path: Pa
     assert "lw_chaos takes keyword arguments only: rate=..., seed=..., kinds=... (not sed)" in out
     assert "chaos kinds is a list of kinds, not the string 'crash'" in out
     assert "FaultPlan seed must be an int, got 1.5" in out
+
+
+BESIDE = '''
+import pytest
+import leanworker as lw
+
+KEY = lw.SessionKey("leanworker.fixtures.throughput:capability")
+
+
+@pytest.fixture(scope="session")
+def shared_pool():
+    with lw.WorkerPool(lw.PoolConfig(max_workers=1)) as pool:
+        yield pool
+
+
+def test_lw_pool_beside_a_pool_that_lives_on(lw_pool, shared_pool):
+    with lw_pool.lease(KEY) as lease:
+        lease.call("echo", 1)
+    with shared_pool.lease(KEY) as lease:  # its worker starts now, and lives on after lw_pool
+        lease.call("echo", 2)
+
+
+def test_the_pool_that_lives_on_still_has_its_worker(shared_pool):
+    with shared_pool.lease(KEY) as lease:
+        assert lease.call("echo", 3) == 3
+'''
+
+
+def test_lw_pool_judges_its_own_workers_not_those_of_a_pool_that_lives_on(tmp_path: Path) -> None:
+    # It took every worker of the test process started during the test for its own: a session-scoped pool's worker
+    # was reported as outliving lw_pool, and killed, so the next test that used it failed too.
+    (tmp_path / "test_beside.py").write_text(BESIDE, encoding="utf-8")
+    out = run_pytest(tmp_path).stdout
+    assert "2 passed" in out and "outlived" not in out, out[-3000:]
