@@ -10,6 +10,7 @@ from typing import Any
 from leanworker.cli._output import (
     EXIT_FAILED,
     EXIT_OK,
+    UsageError,
     emit_json,
     human,
     plural,
@@ -60,6 +61,7 @@ def run_probe(args: argparse.Namespace) -> int:
         existing_directory(args.lake_root, "--lake-root")
     options = ProbeOptions(lake_root=args.lake_root, modules_file=args.modules_file, limit=args.limit,
                            import_ms=args.import_ms, trace=args.trace)
+    check_workload(options)
     progress = None if args.json or not sys.stderr.isatty() else _ProgressBars()
     if progress is not None:
         options.progress = progress.update
@@ -73,6 +75,27 @@ def run_probe(args: argparse.Namespace) -> int:
     else:
         print_probe(report)
     return EXIT_OK if report["status"] == "passed" else EXIT_FAILED
+
+
+def check_workload(options: Any) -> None:
+    """The probe's modules exist before any stage runs: a module list that cannot be read or names none, or a Lake
+    project without modules, is one line and exit status 2 (the probe itself reads them again: a Lake project's
+    discovery is paid twice, a fraction of a second even for Mathlib)."""
+    from leanworker.errors import InvalidModuleName
+    from leanworker.probe import resolve_workload
+
+    named = f"--modules-file {options.modules_file}"
+    try:
+        workload = resolve_workload(options)
+    except UnicodeDecodeError:
+        raise UsageError(f"{named}: not UTF-8 text (one module name a line)") from None
+    except OSError as exc:
+        raise UsageError(f"{named}: cannot read: {exc.strerror or exc}") from None
+    except InvalidModuleName as exc:
+        raise UsageError(f"{named}: {exc}") from None
+    if not workload.modules:
+        where = named if workload.source == "modules-file" else f"Lake project {workload.origin}"
+        raise UsageError(f"{where}: no modules in it: nothing to probe")
 
 
 class _ProgressBars:

@@ -321,6 +321,21 @@ def test_run_executes_a_plan_exits_0_and_resumes_exactly_once(home: Path) -> Non
     assert "3 batches" in done.out_lines[-1]
 
 
+def test_a_probe_with_no_modules_to_probe_says_so_in_one_line(home: Path) -> None:
+    (home / "none.txt").write_text("\n")
+    (home / "binary.txt").write_bytes(b"\xff\xfe\x00")
+    (home / "items.txt").write_text('{"id": 1}\n')
+    (home / "empty").mkdir()
+    (home / "empty" / "lakefile.lean").write_text("")
+    cases = [(("--modules-file", "none.txt"), "--modules-file none.txt: no modules in it: nothing to probe"),
+             (("--modules-file", "binary.txt"), "--modules-file binary.txt: not UTF-8 text (one module name a line)"),
+             (("--modules-file", "items.txt"), "--modules-file items.txt: '{\"id\":': component '{\"id\":' is not a Lean "
+                                               "identifier (escape it as «{\"id\":»)"),
+             (("--lake-root", "empty"), f"Lake project {home / 'empty'}: no modules in it: nothing to probe")]
+    for args, reason in cases:
+        assert one_line_error(cli("probe", *args, cwd=home), "probe") == reason, args
+
+
 def test_run_says_why_it_exits_1_when_part_of_the_lakefile_could_not_be_read(home: Path) -> None:
     done = cli("run", str(LAKE / "unreadable"), "--capability", MATHLIB, "--command", "index", cwd=home)
     assert done.code == 1 and "committed" in done.out, done.err
