@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,9 +167,10 @@ def _record(raw: bytes) -> dict[str, Any] | None:
 class ResultWriter:
     """Writes one JSON line a result, flushed at once (stdout, or a file appended to and fsynced)."""
 
-    def __init__(self, stream: IO[str], owned: bool) -> None:
+    def __init__(self, stream: IO[str], owned: bool, durable: bool = False) -> None:
         self._stream = stream
         self._owned = owned
+        self._durable = durable  # a regular file, fsynced; a pipe or a terminal (--output /dev/stdout) cannot be
         self._synced = time.monotonic()
 
     @classmethod
@@ -177,17 +179,18 @@ class ResultWriter:
             stream = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
         except OSError as exc:
             raise UsageError(f"--output {path}: cannot write: {exc.strerror or exc}") from None
-        return cls(stream, owned=True)
+        return cls(stream, owned=True, durable=stat.S_ISREG(os.fstat(stream.fileno()).st_mode))
 
     def write(self, result: dict[str, Any]) -> None:
         self._stream.write(json.dumps(result, ensure_ascii=False) + "\n")
         self._stream.flush()
-        if self._owned and time.monotonic() - self._synced >= FSYNC_EVERY_S:
+        if self._durable and time.monotonic() - self._synced >= FSYNC_EVERY_S:
             os.fsync(self._stream.fileno())
             self._synced = time.monotonic()
 
     def close(self) -> None:
         if self._owned:
             self._stream.flush()
-            os.fsync(self._stream.fileno())
+            if self._durable:
+                os.fsync(self._stream.fileno())
             self._stream.close()

@@ -196,3 +196,12 @@ def test_an_items_file_with_a_byte_order_mark_is_read(home: Path) -> None:
     (home / "items.jsonl").write_bytes(b"\xef\xbb\xbf" + json.dumps(ITEMS[0]).encode() + b"\n")
     done = cli("check", "items.jsonl", "--simulator", cwd=home)
     assert done.code == 0 and [json.loads(line)["id"] for line in done.out_lines] == ["a"], done.err
+
+
+def test_results_can_go_to_a_pipe_named_as_the_output(home: Path) -> None:
+    """``--output /dev/stdout`` (a pipe here, as under ``| jq``) cannot be fsynced: that is no internal error."""
+    write_items(home / "items.jsonl", ITEMS[:2])
+    done = cli("check", "items.jsonl", "--simulator", "--output", "/dev/stdout", cwd=home)
+    assert done.code == 0, done.err
+    assert sorted(json.loads(line)["id"] for line in done.out_lines if line.startswith("{")) == ["a", "b"]
+    assert done.out_lines[-1] == "results: /dev/stdout"
