@@ -200,7 +200,8 @@ def _run_check(args: argparse.Namespace) -> int:
     items = read_items(readable_file(args.items, "ITEMS"), paths=args.mode == "file", workspace=workspace)
     command = resolve_lean(args, workspace) if args.mode == "file" else resolve_repl(args, workspace)
     simulated = args.mode == "repl" and is_simulator(command)
-    output = writable_file(args.output, "--output") if args.output else None
+    regular = "--resume reads back the results it holds" if args.resume else None
+    output = writable_file(args.output, "--output", regular) if args.output else None
     if output is not None:
         not_an_input(args.output, "--output", {"the items file": readable_file(args.items, "ITEMS")})
     earlier = resume(output, items, simulated) if output is not None and args.resume else None

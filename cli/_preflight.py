@@ -34,11 +34,14 @@ def readable_file(path: str, what: str) -> Path:
     return file
 
 
-def writable_file(path: str, what: str) -> Path:
-    """``path`` can be created or overwritten: not a directory, its directory exists and may be written."""
+def writable_file(path: str, what: str, regular: str | None = None) -> Path:
+    """``path`` can be created or overwritten: not a directory, its directory exists and may be written. With
+    ``regular`` (why it must be), an existing ``path`` must also be a regular file, not a pipe or a device."""
     file = Path(path)
     if file.is_dir():
         raise UsageError(f"{what} {path}: is a directory (name a file in it)")
+    if regular is not None and file.exists() and not file.is_file():
+        raise UsageError(f"{what} {path}: not a regular file ({regular})")
     parent = file.parent
     if not parent.exists():
         raise UsageError(f"{what} {path}: the directory {parent} does not exist")

@@ -85,7 +85,7 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise UsageError("--resume needs --output")
     chaos_plan(args)  # --seed without --chaos
     if args.output is not None:
-        writable_file(args.output, "--output")
+        writable_file(args.output, "--output", regular="exactly-once output reopens, truncates and fsyncs its file")
     if args.ray is not None:
         ray_address(args.ray, connect=False)
         try:

@@ -490,3 +490,17 @@ def test_importing_scaleout_without_ray_names_the_extra(home: Path) -> None:
             "try:\n    import leanworker.scaleout\nexcept ImportError as e:\n    print(e)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "leanworker.scaleout needs Ray: pip install 'leanworker[ray]'", done.stderr
+
+
+def test_run_output_must_be_a_regular_file(home: Path) -> None:
+    """A FIFO as --output blocked the run for good (opening it waits for a reader); a device got a journal beside it
+    in /dev."""
+    os.mkfifo(home / "rows.fifo")
+    done = cli("run", str(LAKE / "toml_multi"), "--capability", MATHLIB, "--command", "index", "--output",
+               "rows.fifo", cwd=home, timeout=30)
+    assert one_line_error(done, "run") == ("--output rows.fifo: not a regular file (exactly-once output reopens, "
+                                           "truncates and fsyncs its file)")
+    (home / "items.jsonl").write_text('{"id": 1, "code": "theorem a : True := trivial"}\n')
+    done = cli("check", "items.jsonl", "--simulator", "--output", "rows.fifo", "--resume", cwd=home, timeout=30)
+    assert one_line_error(done, "check") == ("--output rows.fifo: not a regular file (--resume reads back the results "
+                                             "it holds)")
