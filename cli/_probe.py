@@ -39,7 +39,7 @@ def run_doctor(args: argparse.Namespace) -> int:
             emit_json({"status": "error", "capability": args.capability, "checks": [failed]})
         else:
             print(f"{args.capability}: the worker could not open its session")
-            print(f"  [{'error':7}] session_open: {message}")
+            print(doctor_line("error", "session_open", message))
         return EXIT_FAILED
     if args.json:
         emit_json({"status": "ok" if report.ok else "error", "capability": meta.name, "version": meta.version,
@@ -48,8 +48,15 @@ def run_doctor(args: argparse.Namespace) -> int:
     else:
         print(f"{meta.name} {meta.version} on {meta.host}, Python {meta.python}")
         for check in report.checks:
-            print(f"  [{check.status:7}] {check.name}: {human(check.message)}")
+            print(doctor_line(check.status, check.name, human(check.message)))
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def doctor_line(status: str, name: str, message: str) -> str:
+    """One check, wrapped to the terminal under its message (never cut: --json has it as data too)."""
+    head = f"  [{status:7}] "
+    return textwrap.fill(f"{name}: {message}", terminal_width(), initial_indent=head,
+                         subsequent_indent=" " * len(head), break_on_hyphens=False, break_long_words=False)
 
 
 def run_probe(args: argparse.Namespace) -> int:

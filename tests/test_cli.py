@@ -504,3 +504,11 @@ def test_run_output_must_be_a_regular_file(home: Path) -> None:
     done = cli("check", "items.jsonl", "--simulator", "--output", "rows.fifo", "--resume", cwd=home, timeout=30)
     assert one_line_error(done, "check") == ("--output rows.fifo: not a regular file (--resume reads back the results "
                                              "it holds)")
+
+
+def test_doctor_lines_fit_the_terminal(home: Path) -> None:
+    for args in ((), ("--capability", "nosuch_tool:capability")):
+        done = cli("doctor", *args, cwd=home)
+        assert done.code in (0, 1) and all(len(line) <= COLUMNS for line in done.out_lines), done.out
+        assert "session" in done.out
+    assert "nosuch_tool" in done.out and done.out_lines[1].startswith("  [error  ] session_open: CommandError:")
