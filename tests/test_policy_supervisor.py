@@ -230,7 +230,8 @@ def test_asyncio_a_request_withdrawn_while_it_waits_never_runs_and_one_admitted_
     admitted_meanwhile = channel(11)
     assert Waiting.answer_later(gave_up, lambda: admitted_meanwhile) is admitted_meanwhile, "to be cancelled at once"
     answered: Future[RequestChannel] = Future()
-    assert Waiting.answer_later(answered, lambda: admitted_meanwhile) is None and answered.result() is admitted_meanwhile
+    assert Waiting.answer_later(answered, lambda: admitted_meanwhile) is None
+    assert answered.result() is admitted_meanwhile
 
 
 # -- The pool: Leases (a lease of an ended generation) -------------------------------------------------------------
@@ -327,3 +328,25 @@ def test_restarts_the_reasons_a_snapshot_counts_are_the_ones_the_page_names() ->
                endings.PROTOCOL_REASON, endings.STARTUP, endings.MAX_REQUESTS, endings.IDLE, endings.MEMORY_SOFT,
                endings.CYCLE}
     assert named == reasons, f"docs/semantics.md names {sorted(named)}, endings.py {sorted(reasons)}"
+
+
+def test_start_up_a_steps_answer_fails_or_moves_the_start_up_on_and_once_it_is_ending_changes_nothing() -> None:
+    gen = generation()
+    gen.hello()
+    gen.begin_step(1, "configure", Counters())
+    assert gen.step_answered(Terminal("ok")) == "opening" and gen.handshake is None
+    gen.begin_step(2, "open", Counters())
+    failed = Terminal("error", error=lw.CommandError("session_open", "no such module"))
+    assert gen.step_answered(failed) == "failed" and gen.handshake is None and gen.phase == "opening"
+    late = generation()
+    late.hello()
+    late.begin_step(1, "configure", Counters())
+    late.end("shutdown", planned=False)
+    assert late.step_answered(Terminal("ok")) == "ignored", "shut down while the step ran"
+    assert late.handshake is None and late.phase == "ending", "nothing moves on"
+    ready = generation()
+    ready.hello()
+    ready.begin_step(1, "configure", Counters())
+    ready.step_answered(Terminal("ok"))
+    ready.begin_step(2, "open", Counters())
+    assert ready.step_answered(Terminal("ok")) == "ready" and ready.serving

@@ -17,7 +17,7 @@ import pykka
 
 from leanworker.actors.core.config import WorkerConfig
 from leanworker.actors.core.timers import TimerHandle
-from leanworker.actors.slot.channel import RequestChannel, Terminal
+from leanworker.actors.slot.channel import OK, RequestChannel, Terminal
 from leanworker.actors.slot.connection import Connection
 from leanworker.actors.slot.counters import Counters
 from leanworker.actors.slot.endings import Ending, after_startup_failure
@@ -82,6 +82,15 @@ class Generation:
         """What bounds the handshake step about to be sent: ``configure`` the start-up timeout, the session open
         ``WorkerConfig.session_open_timeout`` (None: nothing)."""
         return config.startup_timeout if self.phase == "configuring" else config.session_open_timeout
+
+    def step_answered(self, terminal: Terminal) -> str:
+        """The ``done`` of the handshake step in flight arrived: "ignored" when the generation is ending already (shut
+        down or failed while the step ran: its answer changes nothing), "failed" when the step failed (its error is
+        the start-up's), else the next phase (:meth:`step_done`)."""
+        if self.ending is not None or terminal.outcome != OK:
+            self.handshake = None
+            return "ignored" if self.ending is not None else "failed"
+        return self.step_done()
 
     def step_done(self) -> str:
         """A handshake step succeeded: the next phase, "opening" (send the session open) or "ready"."""

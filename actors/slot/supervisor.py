@@ -29,7 +29,7 @@ from leanworker.actors.core.timers import Scheduler, TimerHandle
 from leanworker.actors.core.tracing import TraceSink
 from leanworker.actors.slot import endings
 from leanworker.actors.slot import messages as msg
-from leanworker.actors.slot.channel import CRASHED, OK, PROTOCOL, SHUTDOWN, RequestChannel, Terminal
+from leanworker.actors.slot.channel import CRASHED, PROTOCOL, SHUTDOWN, RequestChannel, Terminal
 from leanworker.actors.slot.child import ChildActor
 from leanworker.actors.slot.closing import Closing
 from leanworker.actors.slot.connection import Connection
@@ -156,16 +156,13 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _on_handshake_done(self, gen: Generation, terminal: Terminal) -> None:
         gen.disarm()
-        if gen.ending is not None:  # shut down or failed while this step ran: its answer changes nothing
-            gen.handshake = None
-            return
-        if terminal.outcome != OK:
-            gen.handshake = None
+        step = gen.step_answered(terminal)
+        if step == "failed":
             assert terminal.error is not None
             self._end_generation(gen, gen.startup_failed(terminal.error))
-        elif gen.step_done() == "opening":
+        elif step == "opening":
             self._open_session(gen)
-        else:
+        elif step == "ready":
             self.sessions_opened += 1
             self._trace("ready", startup_s=round(time.monotonic() - gen.started_at, 6))
             self.life.ready()
