@@ -4,7 +4,8 @@ On a local pool the first batch's session is opened through a lease and kept war
 worker the first batch of its key), so an expensive import is paid once, not once more to validate. Where every
 batch shares that key, or the failure is not about the key's imports (the capability cannot load, no REPL can
 start), the run stops with one line (exit status 2) instead of failing every batch. On Ray the same rule is applied
-to the first result instead.
+to the first result instead. For ``check``, when no import has shown that the Lean program answers at all, one
+empty request does (:func:`check_lean_answers`).
 """
 
 from __future__ import annotations
