@@ -10,6 +10,7 @@ import logging
 import shlex
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -122,6 +123,7 @@ def _run_plan(args: argparse.Namespace) -> int:
     faults = chaos_plan(args)
     try:
         with _runner(args, lw.PoolConfig(max_workers=args.workers)) as pool:
+            first_opened = time.monotonic()
             if args.ray is None:
                 with spinner(args, "opening the first session..."):
                     open_first_session(pool, plan.batches, args.command)
@@ -143,7 +145,7 @@ def _run_plan(args: argparse.Namespace) -> int:
                     if bar is not None:
                         bar.update(run.progress, opened_before)
             interrupts.cancel_with(lambda: None)  # a Ctrl-C from here on waits for the workers to stop
-            summary = _with_sessions(run.summary, pool, args)
+            summary = _with_first_session(run.summary, pool, args, time.monotonic() - first_opened)
     except KeyboardInterrupt:  # before the run started: nothing of this run was committed
         return _interrupted(args, None)
     finally:
@@ -170,11 +172,13 @@ def _run_plan(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_FAILED
 
 
-def _with_sessions(summary: Any, pool: Any, args: argparse.Namespace) -> Any:
-    """The run's summary, counting the first session (opened before the run, and used by it) on a local pool."""
+def _with_first_session(summary: Any, pool: Any, args: argparse.Namespace, elapsed: float) -> Any:
+    """The run's summary, counting the first session (opened before the run, and used by it) on a local pool: its
+    open in the sessions and its time in ``elapsed`` (an import of minutes is no "0.0 s")."""
     if args.ray is not None or summary is None:
         return summary
-    return dataclasses.replace(summary, sessions_opened=pool.snapshot().sessions_opened)
+    return dataclasses.replace(summary, sessions_opened=pool.snapshot().sessions_opened,
+                               elapsed=round(max(summary.elapsed, elapsed), 3))
 
 
 def summary_json(summary: Any) -> dict[str, Any]:

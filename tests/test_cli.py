@@ -512,3 +512,22 @@ def test_doctor_lines_fit_the_terminal(home: Path) -> None:
         assert done.code in (0, 1) and all(len(line) <= COLUMNS for line in done.out_lines), done.out
         assert "session" in done.out
     assert "nosuch_tool" in done.out and done.out_lines[1].startswith("  [error  ] session_open: CommandError:")
+
+
+def test_run_elapsed_counts_the_first_session_it_opened_before_the_batches(home: Path) -> None:
+    """The first session is opened before the run (a set-up that cannot work stops there): its time, an import of
+    minutes for Mathlib, was left out of the summary, which said 0.0 s."""
+    (home / "slow_open.py").write_text(
+        "import time\n"
+        "from leanworker.host import Capability\n"
+        "capability = Capability('slow-open', version='1.0.0')\n"
+        "@capability.session\n"
+        "def open_session(spec):\n"
+        "    time.sleep(1.0)\n"
+        "@capability.command('index')\n"
+        "def index(ctx, request):\n"
+        "    return {'modules': len(request['modules'])}\n")
+    done = cli("run", str(LAKE / "toml_multi"), "--capability", "slow_open:capability", "--command", "index",
+               "--workers", "1", "--json", cwd=home)
+    summary = done.json()["summary"]
+    assert done.code == 0 and summary["sessions_opened"] == 1 and summary["elapsed"] >= 1.0, summary
