@@ -5,13 +5,22 @@ plain callable, to whatever will produce the next item (a request channel's ``po
 claim's future). The producing thread calls it; it schedules the future's resolution on the loop with
 ``call_soon_threadsafe`` and returns at once. So a waiting task costs a future, never a thread, and the loop's
 thread is only ever woken, never made to wait (docs/semantics.md, asyncio).
+
+A loop that runs in the main thread is also woken every ``SIGNAL_CHECK_INTERVAL`` while any of its tasks waits here
+(one timer a loop, not one a task): CPython runs a signal handler (Ctrl-C's) only in the main thread, between
+bytecodes, and a signal the kernel handed to one of the pool's threads does not wake a loop asleep in its selector,
+so the handler would wait for whatever the task waits for (docs/semantics.md, Signals and waiting callers).
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import weakref
 from concurrent.futures import Future
 from typing import Any
+
+from leanworker.actors.core.interruptible import SIGNAL_CHECK_INTERVAL
 
 
 class LoopWakeup:
@@ -33,6 +42,8 @@ class LoopWakeup:
         waiter = self._waiter
         if waiter is None or waiter.done():
             waiter = self._waiter = self._loop.create_future()
+            if threading.current_thread() is threading.main_thread():
+                _ticker(self._loop).wait_for(waiter)
         return waiter
 
     def __call__(self) -> None:
@@ -45,6 +56,51 @@ class LoopWakeup:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+
+class _SignalTicker:
+    """Wakes one loop every ``SIGNAL_CHECK_INTERVAL`` while any of its tasks waits on an armed wakeup. It holds its
+    loop weakly (it is the value of a weak map keyed by that loop)."""
+
+    __slots__ = ("_loop", "_waiting", "_ticking", "__weakref__")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = weakref.ref(loop)
+        self._waiting = 0
+        self._ticking = False
+
+    def wait_for(self, waiter: asyncio.Future[None]) -> None:
+        self._waiting += 1
+        waiter.add_done_callback(self._ended)
+        if not self._ticking:
+            self._ticking = True
+            self._schedule()
+
+    def _ended(self, waiter: asyncio.Future[None]) -> None:
+        self._waiting -= 1
+
+    def _schedule(self) -> None:
+        loop = self._loop()
+        if loop is None or loop.is_closed():
+            self._ticking = False
+            return
+        loop.call_later(SIGNAL_CHECK_INTERVAL, self._tick)
+
+    def _tick(self) -> None:  # its only work: the loop's thread ran bytecode, so a pending handler has run
+        if self._waiting:
+            self._schedule()
+        else:
+            self._ticking = False
+
+
+_tickers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _SignalTicker] = weakref.WeakKeyDictionary()
+
+
+def _ticker(loop: asyncio.AbstractEventLoop) -> _SignalTicker:
+    ticker = _tickers.get(loop)
+    if ticker is None:
+        ticker = _tickers[loop] = _SignalTicker(loop)
+    return ticker
 
 
 async def settled(future: Future[Any], timeout: float) -> bool:

@@ -6,12 +6,16 @@ acts only once the worker is known to be inside its open (the fixture writes a m
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 import leanworker as lw
@@ -197,3 +201,42 @@ def test_closing_an_async_pool_while_a_worker_opens_its_session_fails_the_waitin
         return pid
 
     assert pid_gone(asyncio.run(main()))
+
+
+ASYNC_SCRIPT = """
+import asyncio, sys
+import leanworker as lw
+
+KEY = lw.SessionKey(sys.argv[1], imports=("Mathlib",), options=(("import_ms", {open_ms}), ("open_marker", sys.argv[2])))
+
+async def main():
+    async with lw.AsyncWorkerPool(lw.PoolConfig(max_workers=1, worker=lw.WorkerConfig(open_timeout=300))) as pool:
+        async with pool.lease(KEY, timeout=300):
+            print("leased", flush=True)
+
+try:
+    asyncio.run(main())
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+def test_ctrl_c_that_another_thread_took_stops_an_asyncio_program_waiting_for_a_session_open(tmp_path: Path) -> None:
+    """asyncio.run's loop sleeps in its selector while a task waits for the lease; the pool wakes it now and then
+    so that Python runs the SIGINT handler, which the kernel handed to one of the pool's threads."""
+    marker = tmp_path / "opening"
+    script = tmp_path / "program.py"
+    script.write_text(ASYNC_SCRIPT.format(open_ms=OPEN_MS))
+    program = subprocess.Popen([sys.executable, str(script), MATHLIB, str(marker)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        worker = inside_the_open(marker)
+        threads = [thread.id for thread in psutil.Process(program.pid).threads() if thread.id != program.pid]
+        os.kill(threads[-1], signal.SIGINT)  # kill() of a thread's id prefers that thread
+        out, err = program.communicate(timeout=BOUND)
+    finally:
+        if program.poll() is None:
+            program.kill()
+            program.communicate()
+    assert out == "interrupted\n", (out, err)
+    assert wait_for(lambda: pid_gone(worker), timeout=BOUND)
