@@ -9,7 +9,6 @@ which may read and repair a file on ``resume=True``) in a short-lived thread of 
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -36,7 +35,6 @@ class AsyncPlanRun:
         self._starting: asyncio.Future[PlanRun] | None = None
         self._cancelled = False
         self._wakeup: LoopWakeup | None = None
-        self._finalizer: weakref.finalize[Any, AsyncPlanRun] | None = None
 
     async def _started(self) -> PlanRun:
         if self._run is not None:
@@ -62,10 +60,8 @@ class AsyncPlanRun:
         if self._run is None:
             self._run = run
             self._wakeup = LoopWakeup(asyncio.get_running_loop())
-            # Collected before its end (dropped without cancel() or the async with block): cancel what still runs,
-            # so that no runner holds a worker for a reader that is gone (as a stream collected early does).
-            self._finalizer = weakref.finalize(self, run.abandon)
-            self._finalizer.atexit = False
+            # Dropped before its end (no cancel(), no async with), this object takes with it the only reference to
+            # ``run``, whose collection abandons it (actors/run/plan_run.py): the threaded run's rule, not a copy.
             if self._cancelled:
                 run.cancel()
         return self._run
@@ -82,8 +78,6 @@ class AsyncPlanRun:
                 try:
                     result = run.poll(wakeup)
                 except StopIteration:
-                    if self._finalizer is not None:
-                        self._finalizer.detach()
                     raise StopAsyncIteration from None
                 if result is not None:
                     return result

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,7 +22,7 @@ from leanworker.actors.core.waits import lease_bound
 from leanworker.actors.run import Attempt, FaultSource, Place, PlaceGone, PlanRun, RequestSpec
 from leanworker.errors import NodeLost, ProtocolError, UsageError
 from leanworker.planner.plan import ImportPlan, PlannedBatch
-from leanworker.scaleout.fleet import AGENT_GONE, Fleet
+from leanworker.scaleout.fleet import AGENT_GONE, AGENT_SHUTDOWN_TIMEOUT_S, Fleet
 
 
 class NotConnected(UsageError, RuntimeError):
@@ -143,6 +144,7 @@ class RayRunner:
         self.affinity = affinity
         self.fleet = Fleet(pool, agents_per_node=agents_per_node, chunk_rows=chunk_rows)
         self._closed = False
+        self._runs: weakref.WeakSet[PlanRun] = weakref.WeakSet()  # close() cancels them and waits for their end
 
     def run(self, plan: ImportPlan | Iterable[PlannedBatch], command: str, request: RequestSpec = None, *,
             retries: int = 1, output: str | None = None, resume: bool = False,
@@ -152,18 +154,27 @@ class RayRunner:
         ``faults``, a fault plan's ``node_lost`` rules kill the agent of the node an attempt runs on."""
         if self._closed:
             raise NotConnected("the runner is closed")
-        return PlanRun(_RayBackend(self), plan, command, request, retries=retries, output=output, resume=resume,
-                       affinity=self.affinity, faults=faults, node_faults=True)
+        run = PlanRun(_RayBackend(self), plan, command, request, retries=retries, output=output, resume=resume,
+                      affinity=self.affinity, faults=faults, node_faults=True)
+        self._runs.add(run)
+        return run
 
     def snapshot(self) -> dict[str, PoolSnapshot]:
         """Each node agent's pool snapshot, by node id; after ``close()``, the figures each pool ended with."""
         return self.fleet.snapshot()
 
     def close(self) -> None:
-        """Shut every agent's pool down and end the agents (the Ray connection stays the caller's)."""
+        """Shut every agent's pool down and end the agents (the Ray connection stays the caller's). Runs still
+        running are cancelled first, and have ended when it returns (their results stay readable), as with
+        ``WorkerPool.shutdown``."""
         if not self._closed:
             self._closed = True
+            runs = list(self._runs)
+            for run in runs:
+                run.cancel()
             self.fleet.shutdown()
+            for run in runs:
+                run.join(AGENT_SHUTDOWN_TIMEOUT_S)
 
     def __enter__(self) -> RayRunner:
         return self

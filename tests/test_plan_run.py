@@ -4,13 +4,16 @@ a module's content), a crash of an attempt is injected with ``leanworker.testing
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import random
+import threading
 from pathlib import Path
 
 import pytest
 
 import leanworker as lw
-from conftest import FAST, MATHLIB
+from conftest import FAST, FAULTS, MATHLIB, wait_for
 from leanworker.testing import Fault, FaultPlan
 
 IMPORT = (("import_ms", 100),)
@@ -145,11 +148,121 @@ def test_cancelling_a_run_midway_leaves_no_worker_busy() -> None:
         assert snapshot.busy == 0 and snapshot.leases == 0
 
 
-def test_leaving_the_with_block_early_cancels_the_run() -> None:
+def test_leaving_the_with_block_early_cancels_the_run_and_ends_its_threads() -> None:
+    before = set(run_threads())
     with pool() as workers:
         with workers.run(two_key_plan(per_key=6, batch=2), "index", {"row_delay_ms": 40}) as run:
+            mine = set(run_threads()) - before
             next(run)
         assert run.summary is not None and run.summary.cancelled
+        assert workers.snapshot().busy == 0
+        assert len(mine) == 2 and ended(mine), "leaving the block left a runner thread behind"
+
+
+# -- a run nobody reads any more: cancel() alone, a run dropped, the pool's shutdown ---------------------------------
+
+MANY = plan([f"Mathlib.B{i:02d}" for i in range(24)], 1)  # 24 quick batches: far more than the result queue holds
+
+
+def run_threads() -> list[threading.Thread]:
+    """The runner threads of the runs alive now (a run names them leanworker-run-N)."""
+    return [t for t in threading.enumerate() if t.name.startswith("leanworker-run-")]
+
+
+def ended(threads: set[threading.Thread]) -> bool:
+    return not any(t.is_alive() for t in threads)
+
+
+def waits_for_its_reader(run: lw.PlanRun, runners: int = 2) -> bool:
+    """Every runner holds a result it cannot hand over: the result queue (two per runner) is full, unread."""
+    return run.progress.batches_done >= 3 * runners
+
+
+def assert_free_for_the_next_plan(workers: lw.WorkerPool) -> None:
+    assert wait_for(lambda: workers.snapshot().leases == 0, 30), "the run kept its workers"
+    snapshot = workers.snapshot()
+    assert snapshot.busy == 0 and snapshot.queue_depth == 0
+    results = list(workers.run(plan(["Mathlib.Next0", "Mathlib.Next1"], 1), "index"))
+    assert len(results) == 2 and all(r.committed for r in results)
+
+
+def test_a_cancelled_run_nobody_reads_ends_every_thread_and_frees_its_workers() -> None:
+    before = set(run_threads())
+    with pool() as workers:
+        run = workers.run(MANY, "index")
+        mine = set(run_threads()) - before
+        assert len(mine) == 2
+        assert wait_for(lambda: waits_for_its_reader(run), 30)
+        assert run.cancel() is None
+        assert wait_for(lambda: ended(mine), 30), "a cancelled run's runner waits for a reader that never comes"
+        assert set(run_threads()) - before == set()
+        assert_free_for_the_next_plan(workers)
+        results = list(run)  # a reader that comes after all: the results that were final, then the end
+        summary = run.summary
+        assert summary is not None and summary.cancelled
+        assert len(results) + summary.batches_cancelled == len(MANY.batches)
+
+
+@pytest.mark.parametrize("when", ["at_once", "once_it_waits_for_its_reader"])
+def test_a_run_dropped_unread_is_cancelled_when_collected_and_ends_every_thread(when: str) -> None:
+    before = set(run_threads())
+    with pool() as workers:
+        run = workers.run(MANY, "index")
+        mine = set(run_threads()) - before
+        assert len(mine) == 2
+        if when != "at_once":
+            assert wait_for(lambda: waits_for_its_reader(run), 30)
+        del run  # no cancel(), no with block, never iterated
+        gc.collect()
+        assert wait_for(lambda: ended(mine), 30), "a dropped run's runners run on for a reader that is gone"
+        assert_free_for_the_next_plan(workers)
+
+
+def test_shutting_down_the_pool_ends_a_run_nobody_reads() -> None:
+    before = set(run_threads())
+    workers = pool()
+    try:
+        run = workers.run(MANY, "index")
+        mine = set(run_threads()) - before
+        assert wait_for(lambda: waits_for_its_reader(run), 30)
+    finally:
+        workers.shutdown()
+    assert ended(mine), "the pool shut down under a runner that waits for its reader"
+    results = list(run)  # what was final stays readable
+    summary = run.summary
+    assert summary is not None and summary.cancelled
+    assert len(results) + summary.batches_cancelled == len(MANY.batches)
+
+
+def test_a_cancelled_run_stops_waiting_for_a_worker() -> None:
+    before = set(run_threads())
+    with pool(1) as workers:
+        with workers.lease(MANY.batches[0].key):  # the pool's one worker is held elsewhere
+            run = workers.run(MANY, "index")
+            mine = set(run_threads()) - before
+            assert wait_for(lambda: workers.snapshot().queue_depth == 1, 30)  # its runner waits in the queue
+            run.cancel()
+            assert wait_for(lambda: ended(mine), 20), "a cancelled run's runner waited on for a worker"
+            assert workers.snapshot().queue_depth == 0
+        summary = run.wait()
+        assert summary.cancelled and summary.batches_cancelled == len(MANY.batches)
+        assert_free_for_the_next_plan(workers)
+
+
+# cancel() must not wait for the worker: with a worker that ignores the cancel, the request is still running (until
+# its cancel_grace, long next to one statement) when cancel() has returned.
+IGNORING = dataclasses.replace(FAST, cancel_grace=1.5)
+
+
+def test_run_cancel_returns_while_workers_that_ignore_it_still_run() -> None:
+    batches = [lw.PlannedBatch(lw.SessionKey(FAULTS), (f"M{i}",), f"hang{i}") for i in range(2)]
+    with lw.WorkerPool(lw.PoolConfig(max_workers=2, worker=IGNORING)) as workers:
+        run = workers.run(batches, "hang", {"ignore_cancel": True})
+        assert wait_for(lambda: workers.snapshot().busy == 2, 30)
+        assert run.cancel() is None
+        assert run.summary is None and run.progress.batches_done == 0, "cancel() waited for the run"
+        summary = run.wait()
+        assert summary.cancelled and summary.batches_committed == 0
         assert workers.snapshot().busy == 0
 
 

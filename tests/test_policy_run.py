@@ -4,13 +4,16 @@ workers are in test_plan_run.py (and test_scaleout.py on Ray)."""
 
 from __future__ import annotations
 
+import gc
 import threading
 from typing import Any
 
 import pytest
 
 import leanworker as lw
-from leanworker.actors.run import Attempt, PlanRun
+from conftest import wait_for
+from leanworker.actors.run import Attempt, PlanRun, Requeue
+from leanworker.actors.run.result_queue import ResultQueue
 from leanworker.actors.run.schedule import Schedule, Task
 
 MATHLIB = "leanworker.fixtures.mathlib_scale:capability"
@@ -138,6 +141,16 @@ def test_cancel_ends_the_schedule_and_returns_what_was_pending() -> None:
     assert schedule.take(a) is None
 
 
+def test_cancel_a_task_that_comes_back_after_the_cancel_is_cancelled_not_left_pending() -> None:
+    a = lw.SessionKey(MATHLIB, imports=("A",))
+    schedule = Schedule([batch(a, 2, 0), batch(a, 2, 1)])
+    running = schedule.take(a)
+    assert running is not None and len(schedule.cancel()) == 1
+    halves = [Task(running.batch, running.modules[:1], order=0), Task(running.batch, running.modules[1:], order=0)]
+    assert schedule.finished(running, requeue=halves) == halves, "nobody would ever take them"
+    assert schedule.over and schedule.abandon() == []
+
+
 def test_a_runner_waits_while_another_runs_what_may_come_back_and_the_run_is_over_when_nothing_can() -> None:
     a = lw.SessionKey(MATHLIB, imports=("A",))
     schedule = Schedule([batch(a, 2, 0)])
@@ -147,3 +160,102 @@ def test_a_runner_waits_while_another_runs_what_may_come_back_and_the_run_is_ove
     halves = [Task(running.batch, running.modules[:1], order=0), Task(running.batch, running.modules[1:], order=0)]
     schedule.finished(running, requeue=halves)
     assert schedule.take(a) is not None and schedule.take(a) is not None
+
+
+# -- cancel: once a run is cancelled no runner waits for its reader (result_queue.py) -----------------------------
+
+def test_cancel_a_runner_waits_for_room_until_the_run_is_cancelled_and_then_never() -> None:
+    results: ResultQueue[int] = ResultQueue(2)
+    results.put(1)
+    results.put(2)
+    waiting = threading.Thread(target=results.put, args=(3,), daemon=True)
+    waiting.start()
+    waiting.join(0.05)
+    assert waiting.is_alive(), "a result waits for room while the run goes on"
+    results.cancel()
+    waiting.join(10)
+    assert not waiting.is_alive(), "a cancel frees a runner that waits for room"
+    results.put(4)  # past the bound, at once
+    results.end()  # the end never waits for room
+    assert [results.get() for _ in range(4)] == [1, 2, 3, 4], "a reader that reads on gets every final result"
+    for _ in range(2):
+        with pytest.raises(StopIteration):  # and then the end, as often as it asks
+            results.get()
+
+
+def test_cancel_a_dropped_queue_throws_results_away_and_poll_wakes_its_reader_once_per_arrival() -> None:
+    results: ResultQueue[int] = ResultQueue(1)
+    woken: list[str] = []
+    assert results.poll(lambda: woken.append("a")) is None
+    results.put(1)
+    assert woken == ["a"] and results.poll(lambda: woken.append("b")) == 1
+    assert results.poll(lambda: woken.append("c")) is None
+    results.drop()
+    results.put(2)
+    results.put(3)  # nobody will read: thrown away, without waiting
+    assert woken == ["a"]
+    results.end()
+    assert woken == ["a", "c"]
+    with pytest.raises(StopIteration):
+        results.poll(lambda: woken.append("d"))
+
+
+def many(count: int) -> lw.ImportPlan:
+    planner = lw.ImportPlanner(MATHLIB, ("Mathlib",), max_batch_modules=1)
+    return planner.plan([lw.WorkItem(f"M.P{i:02d}") for i in range(count)])
+
+
+def waits_for_its_reader(plan_run: PlanRun) -> bool:
+    """Both runners hold a result they cannot hand over: the queue (two per runner) is full, unread."""
+    return plan_run.progress.batches_done >= 6
+
+
+def run_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("leanworker-run-")}
+
+
+def test_cancel_a_run_nobody_reads_ends_its_threads_and_keeps_its_final_results_for_a_late_reader() -> None:
+    plan_run = PlanRun(Backend({}, concurrency=2), many(20), "index")
+    assert wait_for(lambda: waits_for_its_reader(plan_run), 20)
+    assert plan_run.cancel() is None
+    assert plan_run.join(20), "a cancelled run's runner waits for a reader"
+    results = list(plan_run)
+    summary = plan_run.summary
+    assert summary is not None and summary.cancelled
+    assert (len(results), summary.batches_committed, summary.batches_cancelled) == (6, 6, 14)
+
+
+def test_cancel_a_run_collected_before_its_end_is_abandoned_and_its_threads_end() -> None:
+    before = run_threads()
+    plan_run = PlanRun(Backend({}, concurrency=2), many(20), "index")
+    mine = run_threads() - before
+    assert len(mine) == 2 and wait_for(lambda: waits_for_its_reader(plan_run), 20)
+    del plan_run  # never read, never cancelled
+    gc.collect()
+    for thread in mine:
+        thread.join(20)
+        assert not thread.is_alive(), "a dropped run's runner waits for a reader that is gone"
+
+
+class RequeuedOnCancel(Place):
+    """Its attempt runs until the run is cancelled, and then is not the batch's failure (``Requeue``)."""
+
+    def attempt(self, key: lw.SessionKey, command: str, request: Any, cancelled: threading.Event) -> Attempt:
+        self.attempts.append(tuple(request["modules"]))
+        cancelled.wait(20)
+        raise Requeue()
+
+
+class RequeueBackend(Backend):
+    def place(self, index: int) -> Place:
+        return RequeuedOnCancel(self.poison, self.attempts)
+
+
+def test_cancel_a_batch_that_comes_back_after_the_cancel_is_cancelled_not_failed_as_unrunnable() -> None:
+    backend = RequeueBackend({})
+    with PlanRun(backend, many(3), "index") as plan_run:
+        assert wait_for(lambda: backend.attempts, 20)
+        plan_run.cancel()
+        assert list(plan_run) == [], "no batch was left for 'no node is left' to fail"
+    summary = plan_run.summary
+    assert summary is not None and summary.batches_cancelled == 3 and summary.batches_failed == 0

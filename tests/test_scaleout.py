@@ -11,6 +11,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -191,6 +192,27 @@ def test_backpressure_keeps_the_agent_a_few_chunks_ahead_of_a_slow_reader(cluste
         rest = [ray.get(ref) for ref in stream]
     rows = 1 + sum(len(item[1]) for item in rest if item[0] == "rows")
     assert rest[-1][0] == "done" and rows == rest[-1][1].total_rows > ahead
+
+
+def test_closing_the_runner_ends_a_run_nobody_reads(cluster: LocalCluster) -> None:
+    the_plan = plan([f"Mathlib.U{i:02d}" for i in range(16)], 1)
+
+    def run_threads() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith("leanworker-run-")}
+    before = run_threads()
+    on_ray = runner()
+    try:
+        run = on_ray.run(the_plan, "index")  # never read, never cancelled
+        mine = run_threads() - before
+        # two agents of one worker: two runners and a queue of four, full and both runners waiting at six results
+        assert len(mine) == 2 and wait_for(lambda: run.progress.batches_done >= 6, timeout=60)
+    finally:
+        on_ray.close()
+    assert not any(t.is_alive() for t in mine), "the runner closed under a run that waits for its reader"
+    results = list(run)  # what was final stays readable
+    summary = run.summary
+    assert summary is not None and summary.cancelled
+    assert len(results) + summary.batches_cancelled == len(the_plan.batches)
 
 
 def test_a_runner_without_a_ray_connection_says_how_to_connect() -> None:

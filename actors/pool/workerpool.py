@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -58,6 +59,7 @@ class WorkerPool:
         self._final: PoolSnapshot | None = None
         self._final_stats: PoolStats | None = None
         self._owner_pid = os.getpid()
+        self._runs: weakref.WeakSet[PlanRun] = weakref.WeakSet()  # shutdown cancels them and waits for their end
         lifecycle.register(self)
 
     def lease(self, key: SessionKey, timeout: float | None = None) -> Lease:
@@ -112,8 +114,10 @@ class WorkerPool:
         lifecycle.check_owner(self._owner_pid, "pool")
         if self._closed:
             raise PoolClosed("the pool is shut down")
-        return PlanRun(LocalBackend(self), plan, command, request, retries=retries, output=output, resume=resume,
-                       tracer=self.config.tracer, faults=faults)
+        run = PlanRun(LocalBackend(self), plan, command, request, retries=retries, output=output, resume=resume,
+                      tracer=self.config.tracer, faults=faults)
+        self._runs.add(run)
+        return run
 
     @property
     def closed(self) -> bool:
@@ -148,6 +152,7 @@ class WorkerPool:
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Stop admission, fail queued waiters with ``PoolClosed``, end requests in flight, reap every worker.
+        Runs still running on the pool are cancelled, and have ended when it returns (their results stay readable).
 
         In the child of an ``os.fork()`` it does nothing: the workers belong to the parent.
         """
@@ -155,6 +160,9 @@ class WorkerPool:
             return
         self._closed = True
         wait = timeout if timeout is not None else settle_bound(self.config.worker, shutdown=True, slack=15.0)
+        runs = list(self._runs)
+        for run in runs:  # first, so that their requests end cooperatively and no runner waits for a reader
+            run.cancel()
         reply: Future[None] = Future()
         try:
             self._actor.tell(ClosePool(reply))
@@ -173,6 +181,9 @@ class WorkerPool:
                 self._actor.stop(block=True, timeout=wait)
             except (pykka.ActorDeadError, pykka.Timeout):
                 pass
+            deadline = time.monotonic() + wait
+            for run in runs:
+                run.join(max(0.0, deadline - time.monotonic()))
             self._scheduler.stop()
             self._sampler.stop()
             lifecycle.unregister(self)

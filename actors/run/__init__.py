@@ -5,7 +5,7 @@ What other wings use is named here; every other module of the run is internal to
 wing but the core: the pool and ``leanworker.scaleout`` each bring their own places.
 """
 
-from leanworker.actors.run.executor import PlanRun, RequestSpec
+from leanworker.actors.run.executor import RequestSpec
 from leanworker.actors.run.faults import FaultedAttempt, FaultSource, ambient_faults
 from leanworker.actors.run.journal import ResumeMismatch
 from leanworker.actors.run.places import (
@@ -15,6 +15,7 @@ from leanworker.actors.run.places import (
     Requeue,
     RunBackend,
 )
+from leanworker.actors.run.plan_run import PlanRun
 from leanworker.actors.run.results import BatchResult, RunProgress, RunSummary
 
 __all__ = ["Attempt", "BatchResult", "FaultSource", "FaultedAttempt", "Place", "PlaceGone", "PlanRun", "RequestSpec",

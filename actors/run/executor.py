@@ -1,9 +1,12 @@
-"""``pool.run(plan, command)``: the planner's batches run on the pool, concurrently, session-affine, retried,
-bisected, and committed exactly once. docs/semantics.md, Running a plan, states the rules.
+"""The executor of ``pool.run(plan, command)``: the planner's batches run on the pool, concurrently,
+session-affine, retried, bisected, and committed exactly once. docs/semantics.md, Running a plan, states the rules.
 
 The executor sits above the pool and takes leases like any caller (admission stays in the pool). It runs
 ``concurrency`` runner threads, each with one place (places.py: a lease on a local pool, or a slot of a Ray node
-agent); which batch a free runner takes is the schedule's (schedule.py).
+agent); which batch a free runner takes is the schedule's (schedule.py); its results go to the reader through a
+queue that no runner waits on once the run is cancelled (result_queue.py). The caller holds a ``PlanRun``
+(plan_run.py), never the executor: the runner threads reference only the executor, so a run its caller drops can
+be collected, and is then abandoned.
 """
 
 from __future__ import annotations
@@ -11,19 +14,19 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import hashlib
-import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from leanworker.actors.core import locks
 from leanworker.actors.core.config import SessionKey
-from leanworker.actors.core.interruptible import join_thread, queue_get
+from leanworker.actors.core.interruptible import wait_slice
 from leanworker.actors.core.tracing import TraceSink
 from leanworker.actors.run.faults import FaultSource, ambient_faults
 from leanworker.actors.run.journal import OutputJournal
 from leanworker.actors.run.places import Place, PlaceGone, Requeue, RunBackend
+from leanworker.actors.run.result_queue import ResultQueue
 from leanworker.actors.run.results import BatchResult, RunProgress, RunSummary
 from leanworker.actors.run.runner_queue import RunnerQueue
 from leanworker.actors.run.schedule import Schedule, Task
@@ -33,15 +36,8 @@ from leanworker.planner.plan import ImportPlan, PlannedBatch
 RequestSpec = dict[str, Any] | Callable[[PlannedBatch], Any] | None
 
 
-_END = object()
-
-
-class PlanRun:
-    """A running plan: a context manager and an iterator of :class:`BatchResult` in completion order.
-
-    Iterate it to drive it (results wait in a small bounded queue until read). ``cancel()`` (or leaving the
-    ``with`` block) cancels what still runs; ``progress`` tells where it stands; ``summary`` exists after the end.
-    """
+class PlanExecutor:
+    """A running plan's runner threads and its state; its results go to ``results`` (read by a ``PlanRun``)."""
 
     def __init__(self, backend: RunBackend, plan: ImportPlan | Iterable[PlannedBatch], command: str,
                  request: RequestSpec = None, *, retries: int = 1, output: str | None = None,
@@ -73,11 +69,8 @@ class PlanRun:
         self._errors: list[BaseException] = []
         self._places: dict[int, Place] = {}
         self._cancelled = threading.Event()
-        self._abandoned = False  # nobody will read the results any more (abandon())
         self._schedule = RunnerQueue(Schedule(tasks, affinity=affinity))
-        self._results: queue.Queue[Any] = queue.Queue(maxsize=2 * max(1, backend.concurrency))
-        self._wake: Callable[[], None] | None = None  # a poll()ing reader's (an event loop), called once
-        self._wake_lock = locks.lock("run")  # never held with the other: it only hands over results
+        self.results: ResultQueue[BatchResult] = ResultQueue(2 * max(1, backend.concurrency))
         self._summary: RunSummary | None = None
         self._started = time.monotonic()
         self._tracer = tracer
@@ -147,10 +140,10 @@ class PlanRun:
         try:
             rows, summary = place.attempt(key, self._command, request, self._cancelled)
         except Requeue:  # not this batch's failure: run it again without counting an attempt
-            self._schedule.finished(task, requeue=[task])
+            self._finished(task, requeue=[task])
             return
         except PlaceGone:
-            self._schedule.finished(task, requeue=[task])
+            self._finished(task, requeue=[task])
             raise
         except WorkerLost as exc:  # the same request may succeed on a fresh worker: retry, then bisect
             self._retry_or_split(task, exc, started, self._explained(fault, exc))
@@ -163,9 +156,7 @@ class PlanRun:
             self._finish(task, self._failed_result(task, exc, started, injected))
             return
         if self._cancelled.is_set() and summary is None:
-            self._schedule.finished(task)
-            with self._lock:
-                self._cancelled_tasks += 1
+            self._finished_cancelled(task)
             return
         if self._journal is not None:
             self._journal.commit(task.batch.fingerprint, task.modules, rows)
@@ -185,20 +176,18 @@ class PlanRun:
 
     def _retry_or_split(self, task: Task, error: LeanWorkerError, started: float, injected: bool) -> None:
         if self._cancelled.is_set():
-            self._schedule.finished(task)
-            with self._lock:
-                self._cancelled_tasks += 1
+            self._finished_cancelled(task)
             return
         attempts = task.attempts + 1
         if attempts <= self._retries:
             with self._lock:
                 self._retry_count += 1
-            self._schedule.finished(task, requeue=[Task(task.batch, task.modules, attempts, task.order)])
+            self._finished(task, requeue=[Task(task.batch, task.modules, attempts, task.order)])
         elif len(task.modules) > 1:
             half = len(task.modules) // 2
             parts = [Task(task.batch, task.modules[:half], order=task.order),
                      Task(task.batch, task.modules[half:], order=task.order)]
-            self._schedule.finished(task, requeue=parts)
+            self._finished(task, requeue=parts)
         else:
             failed = BatchResult(task.batch, task.modules, False, (), None, error, attempts, started,
                                  time.monotonic(), injected)
@@ -210,6 +199,19 @@ class PlanRun:
         return BatchResult(task.batch, task.modules, False, (), None, error, task.attempts + 1, started,
                            time.monotonic(), injected)
 
+    def _finished(self, task: Task, *, requeue: list[Task]) -> None:
+        """``task`` is no longer running and ``requeue`` goes back to the schedule, or, if a cancel came first, is
+        counted cancelled (nobody would ever take it)."""
+        dropped = self._schedule.finished(task, requeue=requeue)
+        if dropped:
+            with self._lock:
+                self._cancelled_tasks += len(dropped)
+
+    def _finished_cancelled(self, task: Task) -> None:
+        self._schedule.finished(task)
+        with self._lock:
+            self._cancelled_tasks += 1
+
     def _finish(self, task: Task, result: BatchResult) -> None:
         with self._lock:
             self._done_modules += len(result.modules)
@@ -218,21 +220,8 @@ class PlanRun:
                 self._rows += len(result.rows)
             else:
                 self._failed += 1
-        self._put(result)
+        self.results.put(result)  # waits for room unless the run is cancelled
         self._schedule.finished(task)
-
-    def _put(self, item: Any) -> None:
-        while True:
-            try:
-                self._results.put(item, timeout=0.1)
-                break
-            except queue.Full:
-                if (self._cancelled.is_set() and item is not _END) or self._abandoned:
-                    return  # nobody reads a cancelled run's results (nor, once abandoned, its end)
-        with self._wake_lock:
-            wake, self._wake = self._wake, None
-        if wake is not None:
-            wake()
 
     def _finish_run(self) -> None:
         lost = NodeLost("no node is left to run this batch: every runner's node was lost")
@@ -252,7 +241,7 @@ class PlanRun:
                 injected=tuple(self._injected), faults=self._faults_fired())
         if self._tracer is not None:
             self._tracer.record("stage_end", "run", name=self._name)
-        self._put(_END)
+        self.results.end()
 
     def _faults_fired(self) -> tuple[Any, ...]:
         return tuple(self._faults.fired()[self._faults_before:]) if self._faults is not None else ()
@@ -261,41 +250,21 @@ class PlanRun:
         with self._lock:
             self._done_modules += len(result.modules)
             self._failed += 1
-        self._put(result)
+        self.results.put(result)
 
-    # -- the caller's side -----------------------------------------------------------------------------------------
+    # -- what the run's handle (plan_run.py) asks -----------------------------------------------------------------
 
-    def __iter__(self) -> Iterator[BatchResult]:
-        return self
-
-    def __next__(self) -> BatchResult:
-        return self._delivered(queue_get(self._results))
-
-    def poll(self, wake: Callable[[], None]) -> BatchResult | None:
-        """The next result without waiting, for a reader that must never block (an event loop): None when none is
-        ready, and ``wake()`` is then called once, from a runner thread, when one is (it must be quick and must not
-        raise). At the end it raises ``StopIteration`` (or the error that ended the run), as ``next()`` does."""
-        with self._wake_lock:
-            try:
-                item = self._results.get_nowait()
-            except queue.Empty:
-                self._wake = wake
-                return None
-            self._wake = None
-        return self._delivered(item)
-
-    def _delivered(self, item: Any) -> BatchResult:
-        if item is _END:
-            self._results.put(_END)  # later calls end too
-            if self._errors:
-                raise self._errors[0]
-            raise StopIteration
-        result: BatchResult = item
-        return result
+    @property
+    def error(self) -> BaseException | None:
+        """The bug that ended the run, raised to the reader after the last result (None if none)."""
+        return self._errors[0] if self._errors else None
 
     def cancel(self) -> None:
-        """Cancel what still runs; results not yet final are dropped (``summary.batches_cancelled``)."""
+        """Cancel what still runs; results not yet final are dropped (``summary.batches_cancelled``). Returns at
+        once: the requests are cancelled cooperatively, a runner waiting for a lease stops waiting, and no runner
+        waits for the reader any more."""
         self._cancelled.set()
+        self.results.cancel()
         left = self._schedule.cancel()
         with self._lock:
             self._cancelled_tasks += len(left)
@@ -303,19 +272,22 @@ class PlanRun:
             place.cancel()
 
     def abandon(self) -> None:
-        """Cancel, for a reader that is gone for good (an ``AsyncPlanRun`` collected before its end): no runner
-        waits to hand over a result or the end, so every runner thread ends. ``summary`` still appears."""
-        self._abandoned = True
+        """Cancel, for a reader that is gone for good (its ``PlanRun`` collected): the results are thrown away."""
+        self.results.drop()
         self.cancel()
 
-    def wait(self) -> RunSummary:
-        """Drive the run to its end, dropping results not read yet, and return the summary."""
-        for _ in self:
-            pass
-        for thread in self._threads:
-            join_thread(thread)
-        assert self._summary is not None
-        return self._summary
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until every runner thread has ended, at most ``timeout`` seconds in all; True if they have. A main
+        thread waits in slices, so a signal handler runs meanwhile (actors/core/interruptible.py)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        others = [t for t in self._threads if t is not threading.current_thread()]
+        for thread in others:
+            while thread.is_alive():
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                thread.join(wait_slice(remaining))
+        return True
 
     @property
     def summary(self) -> RunSummary | None:
@@ -333,11 +305,3 @@ class PlanRun:
         eta = elapsed / run_done * remaining if run_done and remaining else (0.0 if not remaining else None)
         return RunProgress(done, len(self.batches), modules_done, self._modules_total, rows,
                            self._backend.sessions_opened(), failures, elapsed, eta)
-
-    def __enter__(self) -> PlanRun:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        if self._summary is None:
-            self.cancel()
-        self.wait()

@@ -25,10 +25,12 @@ class RunnerQueue:
                     return task
                 self._cond.wait()
 
-    def finished(self, task: Task, *, requeue: Iterable[Task] = ()) -> None:
+    def finished(self, task: Task, *, requeue: Iterable[Task] = ()) -> list[Task]:
+        """``task`` is no longer running (see ``Schedule.finished``); the requeued tasks a cancel dropped."""
         with self._cond:
-            self._schedule.finished(task, requeue=requeue)
+            dropped = self._schedule.finished(task, requeue=requeue)
             self._cond.notify_all()
+            return dropped
 
     def cancel(self) -> list[Task]:
         with self._cond:

@@ -76,15 +76,19 @@ class Schedule:
             return None
         return min(self._pending, key=lambda k: self._pending[k][-1].order)
 
-    def finished(self, task: Task, *, requeue: Iterable[Task] = ()) -> None:
-        """``task`` is no longer running; ``requeue`` goes back to the pending tasks."""
+    def finished(self, task: Task, *, requeue: Iterable[Task] = ()) -> list[Task]:
+        """``task`` is no longer running; ``requeue`` goes back to the pending tasks, unless the schedule is
+        cancelled: then nobody would take them, and they are returned (cancelled) instead."""
         self._running[task.batch.key] -= 1
         if self._running[task.batch.key] <= 0:
             del self._running[task.batch.key]
+        if self._cancelled:
+            return list(requeue)
         for again in requeue:
             tasks = self._pending.setdefault(again.batch.key, [])
             tasks.append(again)
             tasks.sort(key=self._rank)
+        return []
 
     def cancel(self) -> list[Task]:
         """End the schedule: every later ``take`` returns None; the pending tasks are returned."""
