@@ -307,6 +307,7 @@ class Row:
     bound_checks_per_s: float | None = None
     rss_mib: tuple[float | None, float | None] = (None, None)
     note: str = ""
+    load: str = ""  # the 1-minute load average when the row ended
 
 
 def measure(server: Server, args: argparse.Namespace, baseline: bool) -> list[Row]:
@@ -317,7 +318,8 @@ def measure(server: Server, args: argparse.Namespace, baseline: bool) -> list[Ro
         before = server.rss_mib()
         clean = asyncio.run(load(server.url, snippets(args.requests, 0, 0, args.seed), concurrency, CLEAN_TIMEOUT,
                                  server.headers))
-        rows.append(Row(server.name, "clean", concurrency, clean, None, (before, server.rss_mib())))
+        rows.append(Row(server.name, "clean", concurrency, clean, None, (before, server.rss_mib()),
+                        load=load_average()))
         print(f"  {server.name}, clean, concurrency {concurrency}: {clean.checks_per_s} checks/s, "
               f"p50 {clean.p50_ms} ms, p99 {clean.p99_ms} ms, {clean.failures} failures", file=sys.stderr)
         if baseline or not args.faults:
@@ -328,7 +330,7 @@ def measure(server: Server, args: argparse.Namespace, baseline: bool) -> list[Ro
         faulty = asyncio.run(load(server.url, work, concurrency, FAULT_TIMEOUT, server.headers))
         best = bound(args.requests, hangs, FAULT_TIMEOUT, args.repls, clean.checks_per_s)
         rows.append(Row(server.name, f"{args.fault_rate:.0%} crash + {args.fault_rate:.0%} hang, {FAULT_TIMEOUT} s",
-                        concurrency, faulty, round(best, 1), (before, server.rss_mib())))
+                        concurrency, faulty, round(best, 1), (before, server.rss_mib()), load=load_average()))
         print(f"  {server.name}, faults, concurrency {concurrency}: {faulty.checks_per_s} checks/s "
               f"(bound {best:.1f}), p50 {faulty.p50_ms} ms, p99 {faulty.p99_ms} ms, {faulty.failures} failures",
               file=sys.stderr)
@@ -375,11 +377,11 @@ def table(rows: list[Row], args: argparse.Namespace, loads: tuple[str, str] = ("
              f"start and {loads[1]} at the end (a shared machine)",
              "",
              "| server | snippets | concurrency | checks/s | vs Kimina | p50 ms | p99 ms | failures | of the bound "
-             "| server process RSS MiB, before -> after |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| server process RSS MiB, before -> after | load average at the row's end |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in rows:
         if row.result is None:
-            lines.append(f"| {row.server} | {row.mix} | {row.concurrency} | skipped: {row.note} | | | | | | |")
+            lines.append(f"| {row.server} | {row.mix} | {row.concurrency} | skipped: {row.note} | | | | | | | |")
             continue
         peer = kimina.get((row.mix, row.concurrency))
         ratio = f"{row.result.checks_per_s / peer:.1f}x" if peer and not row.server.startswith("Kimina") else ""
@@ -387,7 +389,8 @@ def table(rows: list[Row], args: argparse.Namespace, loads: tuple[str, str] = ("
                  if row.bound_checks_per_s else "")
         rss = " -> ".join(str(v) for v in row.rss_mib) if row.rss_mib[0] is not None else ""
         lines.append(f"| {row.server} | {row.mix} | {row.concurrency} | {row.result.checks_per_s} | {ratio} | "
-                     f"{row.result.p50_ms} | {row.result.p99_ms} | {row.result.failures} | {share} | {rss} |")
+                     f"{row.result.p50_ms} | {row.result.p99_ms} | {row.result.failures} | {share} | {rss} | "
+                     f"{row.load} |")
     for run in memory or []:
         samples = [v for v in run.rss_mib if v is not None]
         lines += ["", f"Memory, {run.server}: {run.checks:,} more one-snippet checks at concurrency {run.concurrency} "
