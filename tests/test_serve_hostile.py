@@ -187,3 +187,19 @@ def test_a_stream_whose_client_stops_reading_ends_and_gives_its_items_back(serve
         # it reads nothing from now on: the stream must end, and the queue's share come back
         _wait(lambda: server.state.admission.items == 0, "a client that stopped reading kept its items")
     assert server.client.post("/v1/check", json=[{"id": 1, "code": "theorem t : True := trivial"}]).status_code == 200
+
+
+def test_a_client_that_leaves_a_native_stream_midway_has_the_rest_withdrawn(serve: Any) -> None:
+    server = serve(capacity=1)
+    items = [{"id": "first", "code": "theorem a : True := trivial"}, {"id": "held", "code": "theorem b : True := HOLD"},
+             {"id": "never", "code": "theorem c : True := trivial"}]
+    body = json.dumps(items).encode()
+    with _connect(server) as leaving:
+        leaving.sendall(b"POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        received = b""
+        while b'"id":"first"' not in received:  # the first line has come: the client leaves mid-stream
+            received += leaving.recv(65536)
+        server.wait_holding(1)
+    _wait(lambda: server.state.admission.items == 0, "the items left in a stream its client left were kept")
+    _wait(lambda: server.checker.cancelled == 1, "the call running for a client that left was not cancelled")
+    assert "theorem c : True := trivial" not in server.checker.bodies  # never checked: its call was cancelled first
