@@ -1,7 +1,9 @@
 """``leanworker serve`` beside the Kimina Lean Server, on the REPL SIMULATOR (no Lean): ``python -m bench.serve``.
 
 One load generator (aiohttp, one connection per concurrent client, keep-alive) posts one-snippet ``/api/check``
-requests, every snippet with the same import header, to each server in turn, in one run:
+requests, every snippet with the same import header, to each server in one run: every server is started first, then
+they take turns at each load (so a change in the shared machine's load weighs on all alike; each row says the load
+average at its end):
 
 - a clean run of ``--requests`` requests at each ``--concurrency`` (default 8 and 32): checks/s, p50, p99, failures;
 - the fault mix: the same with 1% snippets that crash the REPL and 1% that hang it, and a 5 s timeout; beside the
@@ -310,31 +312,41 @@ class Row:
     load: str = ""  # the 1-minute load average when the row ended
 
 
-def measure(server: Server, args: argparse.Namespace, baseline: bool) -> list[Row]:
+def measure_clean(server: Server, args: argparse.Namespace, concurrency: int) -> Row:
+    asyncio.run(load(server.url, snippets(20, 0, 0, args.seed), min(concurrency, 4), CLEAN_TIMEOUT, server.headers))
+    before = server.rss_mib()
+    clean = asyncio.run(load(server.url, snippets(args.requests, 0, 0, args.seed), concurrency, CLEAN_TIMEOUT,
+                             server.headers))
+    print(f"  {server.name}, clean, concurrency {concurrency}: {clean.checks_per_s} checks/s, "
+          f"p50 {clean.p50_ms} ms, p99 {clean.p99_ms} ms, {clean.failures} failures", file=sys.stderr)
+    return Row(server.name, "clean", concurrency, clean, None, (before, server.rss_mib()), load=load_average())
+
+
+def measure_faults(server: Server, args: argparse.Namespace, concurrency: int, clean_rate: float) -> Row:
+    work = snippets(args.requests, args.fault_rate, args.fault_rate, args.seed)
+    hangs = sum(1 for s in work if s.kind == "hang")
+    before = server.rss_mib()
+    faulty = asyncio.run(load(server.url, work, concurrency, FAULT_TIMEOUT, server.headers))
+    best = bound(args.requests, hangs, FAULT_TIMEOUT, args.repls, clean_rate)
+    print(f"  {server.name}, faults, concurrency {concurrency}: {faulty.checks_per_s} checks/s "
+          f"(bound {best:.1f}), p50 {faulty.p50_ms} ms, p99 {faulty.p99_ms} ms, {faulty.failures} failures",
+          file=sys.stderr)
+    return Row(server.name, f"{args.fault_rate:.0%} crash + {args.fault_rate:.0%} hang, {FAULT_TIMEOUT} s",
+               concurrency, faulty, round(best, 1), (before, server.rss_mib()), load=load_average())
+
+
+def measure(servers: list[tuple[Server, bool]], args: argparse.Namespace) -> list[Row]:
+    """Every row, the servers taking turns at each load (so that a change in the shared machine's load between
+    rows weighs on all of them alike), then grouped by server."""
     rows: list[Row] = []
-    warm = snippets(20, 0, 0, args.seed)
     for concurrency in args.concurrency:
-        asyncio.run(load(server.url, warm, min(concurrency, 4), CLEAN_TIMEOUT, server.headers))
-        before = server.rss_mib()
-        clean = asyncio.run(load(server.url, snippets(args.requests, 0, 0, args.seed), concurrency, CLEAN_TIMEOUT,
-                                 server.headers))
-        rows.append(Row(server.name, "clean", concurrency, clean, None, (before, server.rss_mib()),
-                        load=load_average()))
-        print(f"  {server.name}, clean, concurrency {concurrency}: {clean.checks_per_s} checks/s, "
-              f"p50 {clean.p50_ms} ms, p99 {clean.p99_ms} ms, {clean.failures} failures", file=sys.stderr)
-        if baseline or not args.faults:
-            continue
-        work = snippets(args.requests, args.fault_rate, args.fault_rate, args.seed)
-        hangs = sum(1 for s in work if s.kind == "hang")
-        before = server.rss_mib()
-        faulty = asyncio.run(load(server.url, work, concurrency, FAULT_TIMEOUT, server.headers))
-        best = bound(args.requests, hangs, FAULT_TIMEOUT, args.repls, clean.checks_per_s)
-        rows.append(Row(server.name, f"{args.fault_rate:.0%} crash + {args.fault_rate:.0%} hang, {FAULT_TIMEOUT} s",
-                        concurrency, faulty, round(best, 1), (before, server.rss_mib()), load=load_average()))
-        print(f"  {server.name}, faults, concurrency {concurrency}: {faulty.checks_per_s} checks/s "
-              f"(bound {best:.1f}), p50 {faulty.p50_ms} ms, p99 {faulty.p99_ms} ms, {faulty.failures} failures",
-              file=sys.stderr)
-    return rows
+        clean = {server.name: measure_clean(server, args, concurrency) for server, _ in servers}
+        rows += clean.values()
+        if args.faults:
+            rows += [measure_faults(server, args, concurrency, clean[server.name].result.checks_per_s)  # type: ignore
+                     for server, baseline in servers if not baseline]
+    order = [server.name for server, _ in servers]
+    return sorted(rows, key=lambda row: order.index(row.server))
 
 
 @dataclass
@@ -440,19 +452,21 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     memory: list[MemoryRun] = []
     load_at_start = load_average()
-    for name, start, baseline in starters:
-        print(f"{name} ...", file=sys.stderr)
-        try:
-            server = start()
-        except Skipped as skipped:
-            print(f"  skipped: {skipped}", file=sys.stderr)
-            rows.append(Row(name, "all", 0, note=str(skipped)))
-            continue
-        try:
-            rows += measure(server, args, baseline)
+    servers: list[tuple[Server, bool]] = []
+    try:
+        for name, start, baseline in starters:
+            print(f"{name} ...", file=sys.stderr)
+            try:
+                servers.append((start(), baseline))
+            except Skipped as skipped:
+                print(f"  skipped: {skipped}", file=sys.stderr)
+                rows.append(Row(name, "all", 0, note=str(skipped)))
+        rows += measure(servers, args)
+        for server, _ in servers:
             if args.memory_checks and server.name.startswith("leanworker"):
                 memory.append(measure_memory(server, args.memory_checks, args.seed))
-        finally:
+    finally:
+        for server, _ in servers:
             server.stop()
     command = shlex.join(["python", "-m", "bench.serve", *(sys.argv[1:] if argv is None else argv)])
     text = table(rows, args, (load_at_start, load_average()), memory, command)
