@@ -40,6 +40,8 @@ def test_four_threads_on_two_keys_and_two_workers_reuse_warm_sessions() -> None:
     one_thread, one_sessions = lease_in_threads(1)
     four_threads, four_sessions = lease_in_threads(4)
     assert one_sessions == 2
-    assert four_sessions <= 4, f"{four_sessions} sessions opened for 2 keys on 2 workers"
-    # Thrashing made this 18 times slower than one thread; affine admission keeps it about as fast.
-    assert four_threads <= 2 * one_thread + 1.0, (four_threads, one_thread)
+    # Thrashing opens a session for about every lease (100 or more here, 18 times slower than one thread). Affine
+    # admission opens 2; a few more are the rule working on a loaded machine: a waiter whose key's workers showed no
+    # activity for as long as an open takes (300 ms) may evict, and a thread descheduled that long looks inactive.
+    assert four_sessions <= 10, f"{four_sessions} sessions opened for 2 keys on 2 workers " \
+                                f"({four_threads:.1f} s; one thread {one_thread:.1f} s)"
