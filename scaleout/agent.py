@@ -12,12 +12,13 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from concurrent.futures import CancelledError
 from typing import Any
 
 from leanworker.actors.core.config import PoolConfig, SessionKey
 from leanworker.actors.core.env import AGENT_PID_ENV
 from leanworker.actors.core.results import PoolSnapshot, Row
-from leanworker.actors.pool import WorkerPool
+from leanworker.actors.pool import Lease, LeaseClaim, WorkerPool
 from leanworker.actors.slot import RowStream
 from leanworker.errors import LeanWorkerError
 
@@ -34,6 +35,7 @@ class NodeAgent:
         self._chunk_rows = chunk_rows
         self._lock = threading.Lock()
         self._streams: dict[str, RowStream] = {}
+        self._claims: dict[str, LeaseClaim] = {}  # attempts waiting for their lease
         self._cancelled: set[str] = set()
         self._chunks_sent: dict[str, int] = {}
 
@@ -47,20 +49,24 @@ class NodeAgent:
                   lease_timeout: float) -> Iterator[AgentItem]:
         """One attempt: lease a worker of ``key`` (warm if the pool has one), stream ``command``, yield chunks."""
         try:
-            with self._pool.lease(key, timeout=lease_timeout) as lease, lease.stream(command, request) as stream:
-                with self._lock:
-                    self._streams[attempt_id] = stream
-                    if attempt_id in self._cancelled:
-                        stream.cancel()
-                chunk: list[Row] = []
-                for row in stream:
-                    chunk.append(row)
-                    if len(chunk) >= self._chunk_rows:
+            lease = self._wait_for_lease(attempt_id, key, lease_timeout)
+            if lease is None:  # cancelled while it waited: a worker opening its session opens on, for later
+                summary = None
+            else:
+                with lease, lease.stream(command, request) as stream:
+                    with self._lock:
+                        self._streams[attempt_id] = stream
+                        if attempt_id in self._cancelled:
+                            stream.cancel()
+                    chunk: list[Row] = []
+                    for row in stream:
+                        chunk.append(row)
+                        if len(chunk) >= self._chunk_rows:
+                            yield self._chunk(attempt_id, chunk)
+                            chunk = []
+                    if chunk:
                         yield self._chunk(attempt_id, chunk)
-                        chunk = []
-                if chunk:
-                    yield self._chunk(attempt_id, chunk)
-                summary = stream.summary
+                    summary = stream.summary
         except LeanWorkerError as exc:
             yield ("error", exc, self._sessions_opened())
         else:
@@ -69,6 +75,22 @@ class NodeAgent:
             with self._lock:
                 self._streams.pop(attempt_id, None)
                 self._cancelled.discard(attempt_id)
+
+    def _wait_for_lease(self, attempt_id: str, key: SessionKey, timeout: float) -> Lease | None:
+        """The attempt's lease, or None when it is cancelled first (its claim is withdrawn then)."""
+        claim = self._pool.claim(key)
+        with self._lock:
+            self._claims[attempt_id] = claim
+            cancelled = attempt_id in self._cancelled
+        try:
+            if cancelled:
+                claim.abandon()
+            return claim.wait(timeout)
+        except CancelledError:
+            return None
+        finally:
+            with self._lock:
+                self._claims.pop(attempt_id, None)
 
     def _chunk(self, attempt_id: str, rows: list[Row]) -> AgentItem:
         with self._lock:
@@ -91,8 +113,11 @@ class NodeAgent:
         """Cancel an attempt, even one that has not reached the agent yet."""
         with self._lock:
             stream = self._streams.get(attempt_id)
+            claim = self._claims.get(attempt_id)
             if stream is None:
                 self._cancelled.add(attempt_id)
+        if claim is not None:
+            claim.abandon()  # it waits for its lease: it ends at once
         if stream is not None:
             stream.cancel()
 

@@ -6,6 +6,7 @@ real ``ray.kill`` and the mathlib-scale fixture's ``fail`` field."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -303,3 +304,24 @@ def test_a_node_lost_mid_batch_is_node_lost_and_the_batch_commits_on_the_others(
     assert summary is not None and summary.retries >= 1
     assert all(r.committed for r in results) and summary.batches_committed == len(the_plan.batches)
     assert sorted(m for r in results for m in r.modules) == sorted(m for b in the_plan.batches for m in b.modules)
+
+
+def test_a_run_cancelled_while_an_agents_worker_opens_its_session_ends_without_waiting_for_the_open(
+        cluster: LocalCluster, tmp_path: Path) -> None:
+    """The agent's lease wait is withdrawn (docs/semantics.md, Running a plan: Cancel); the worker that was opening
+    is killed when the runner's agents shut their pools down."""
+    marker = tmp_path / "opening"
+    planner = lw.ImportPlanner(MATHLIB, ("Mathlib",), max_batch_modules=2,
+                               options=(("import_ms", 120_000), ("open_marker", str(marker))))
+    the_plan = planner.plan([lw.WorkItem(f"Mathlib.M{i}") for i in range(4)])
+    config = lw.PoolConfig(max_workers=1, worker=dataclasses.replace(WORKER, open_timeout=300))
+    with RayRunner(config) as ray_runner:
+        run = ray_runner.run(the_plan, "index")
+        assert wait_for(marker.exists, timeout=60), "no worker began its session open"
+        run.cancel()
+        ended = threading.Event()
+        threading.Thread(target=lambda: (run.wait(), ended.set()), daemon=True).start()
+        assert ended.wait(30), "the cancelled run waited for the session open"
+        summary = run.summary
+        assert summary is not None and summary.cancelled and summary.batches_committed == 0
+        assert summary.batches_cancelled == len(the_plan.batches)
