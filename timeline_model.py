@@ -2,7 +2,7 @@
 
 Lanes: one per worker slot and generation (events of a slot recorded between generations join the slot's current
 lane), plus the pool's; a lane with nothing to draw is left out. Each lane knows its session key and the stage or
-run it started in. Lanes are grouped (the pool, then one group per session key, and one for lanes whose key the
+run it started in. Lanes are grouped (the pool, then one group per session key, then one for lanes whose key the
 trace does not hold, such as a single ``lw.Worker``'s) and ordered by first activity, groups too, so a lane reads
 left to right where the one above it left off. Bars are requests; stages are the spans between ``stage_start`` and
 ``stage_end`` events (the probe's stages, ``pool.run``'s runs); the summary counts requests by outcome, restarts by
@@ -94,15 +94,16 @@ def short_key(key: str | None) -> str:
 
 
 def group_lanes(lanes: list[Lane]) -> list[Group]:
-    """The pool first, then a group per key (and one of the lanes whose key the trace does not hold), ordered by
-    first activity, lanes within a group too."""
+    """The pool first, then a group per key, ordered by first activity (lanes within a group too), and last the
+    lanes whose key the trace does not hold."""
     by_name: dict[str, list[Lane]] = {}
     for lane in lanes:
         name = "pool" if lane.name == "pool" else (lane.key or NO_KEY)
         by_name.setdefault(name, []).append(lane)
     groups = [Group(name, sorted(members, key=lambda lane: (lane.first, _lane_number(lane.name))))
               for name, members in by_name.items()]
-    return sorted(groups, key=lambda g: (g.name != "pool", g.first))
+    # a pool's lanes are what a reader opens the page for: single workers' lanes (no key) go after every key's
+    return sorted(groups, key=lambda g: (g.name != "pool", g.name == NO_KEY, g.first))
 
 
 def _lane_number(lane: str) -> tuple[int, int, str]:

@@ -21,7 +21,7 @@ from conftest import FAULTS, MATHLIB
 from leanworker.testing import Fault, FaultPlan
 from leanworker.actors.core.tracing import TraceEvent
 from leanworker.timeline import MARKS, MIN_BAR, SHORT_BAR, VIEW_WIDTH, render_timeline
-from leanworker.timeline_model import MARK_KINDS, build_model, short_key
+from leanworker.timeline_model import NO_KEY, MARK_KINDS, Lane, build_model, group_lanes, short_key
 
 LEFT, RIGHT = lw.SessionKey(FAULTS, imports=("Left",)), lw.SessionKey(FAULTS, imports=("Right",))
 WORKER = lw.WorkerConfig(startup_timeout=10.0, request_timeout=20.0, cancel_grace=0.5, shutdown_timeout=2.0,
@@ -120,16 +120,14 @@ def test_a_lane_with_nothing_to_draw_is_not_shown_and_marks_are_the_drawn_kinds(
 
 
 def test_long_labels_are_elided_and_keep_their_full_text_on_hover() -> None:
-    tracer = lw.Tracer()
     stage = "a_stage_with_a_name_far_too_long_for_its_band_" * 3
-    tracer.record("stage_start", "probe", name=stage)
-    tracer.record("spawn", "slot1", 1, pid=1)
-    tracer.record("stage_end", "probe", name=stage)
-    tracer.record("stage_start", "probe", name="next")
-    for _ in range(50):
-        tracer.record("ready", "slot1", 1)
-    tracer.record("stage_end", "probe", name="next")
-    page = render_timeline(tracer.events())
+    # explicit times (a 1 s stage in a 10 s trace): recorded ones would make the band's width the scheduler's choice
+    events = [TraceEvent(0.0, "stage_start", "probe", fields={"name": stage}), TraceEvent(0.5, "spawn", "slot1", 1,
+              fields={"pid": 1}), TraceEvent(1.0, "stage_end", "probe", fields={"name": stage}),
+              TraceEvent(1.0, "stage_start", "probe", fields={"name": "next"}),
+              *(TraceEvent(1.1 + i * 0.17, "ready", "slot1", 1) for i in range(50)),
+              TraceEvent(10.0, "stage_end", "probe", fields={"name": "next"})]
+    page = render_timeline(events)
     label = re.search(rf"data-full='{stage}'[^>]*>([^<]*)</text>", page)
     assert label is not None and "…" in label.group(1) and len(label.group(1)) < len(stage)
     assert f"<title>{stage}: " in page, "the full name on hover"
@@ -198,3 +196,12 @@ def test_in_a_browser_the_script_redraws_the_axis_for_the_zoomed_view(events: li
     labels = re.findall(r'class="axis"[^>]*>([^<]+)<', dom)
     seconds = [float(text.split()[0]) / (1000 if text.endswith(" ms") else 1) for text in labels]
     assert len(seconds) >= 2 and all(start - 1e-9 <= t <= end + 1e-9 for t in seconds), (labels, start, end)
+
+
+
+def test_a_single_workers_lanes_come_after_the_pool_and_every_key_whatever_ran_first() -> None:
+    # the probe runs single lw.Worker stages first: their lanes must not push the pool's below the fold
+    groups = group_lanes([Lane("worker1", first=0.0), Lane("worker2", first=0.5), Lane("slot1 g1", 2.0, key="b|B"),
+                          Lane("slot0 g1", 1.0, key="a|A"), Lane("pool", first=3.0)])
+    assert [group.name for group in groups] == ["pool", "a|A", "b|B", NO_KEY]
+    assert [lane.name for lane in groups[-1].lanes] == ["worker1", "worker2"]
