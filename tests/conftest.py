@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 
 import os
+import signal
 
 # Every lock the runtime makes in this process (and in the workers it starts) checks the written lock order.
 os.environ["LEANWORKER_LOCK_CHECK"] = "1"
@@ -85,6 +86,19 @@ def lock_order_kept() -> Iterator[None]:
     yield
     found, locks.violations[:] = list(locks.violations), []
     assert not found, f"lock order inverted: {found}"
+
+
+@pytest.fixture(autouse=True)
+def signal_state_restored() -> Iterator[None]:
+    """The test process's SIGINT handler and signal mask are as they were after each test: a child started later
+    inherits the mask, and a command run by a later test must see Ctrl-C as a person's terminal sends it."""
+    handler = signal.getsignal(signal.SIGINT)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    yield
+    if signal.getsignal(signal.SIGINT) is not handler:
+        signal.signal(signal.SIGINT, handler)
+    if signal.pthread_sigmask(signal.SIG_BLOCK, []) != mask:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 @pytest.fixture(autouse=True)
