@@ -26,7 +26,7 @@ class AccessLog:
         self.metrics = metrics
         self.started = time.perf_counter()
         self.method = request.method
-        self.path = request.url.path
+        self.path = request.scope["path"]  # (request.url would build a whole URL for each request)
         client = request.client
         self.client = f"{client.host}:{client.port}" if client else "-"
         self.key_id = "?"
