@@ -95,7 +95,9 @@ def signal_state_restored() -> Iterator[None]:
     handler = signal.getsignal(signal.SIGINT)
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
     yield
-    if signal.getsignal(signal.SIGINT) is not handler:
+    # set again even when Python's view says it is unchanged: native code (Ray's core worker, an event loop's
+    # signal set-up) can change the disposition underneath it, and an ignored SIGINT is inherited by every child
+    if handler is not None:
         signal.signal(signal.SIGINT, handler)
     if signal.pthread_sigmask(signal.SIG_BLOCK, []) != mask:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
