@@ -88,6 +88,12 @@ def lock_order_kept() -> Iterator[None]:
     assert not found, f"lock order inverted: {found}"
 
 
+# A suite started as a background job of a shell without job control inherits SIGINT ignored (as CI or `make test
+# &` may start it), and so would every command the tests start: they must see Ctrl-C as a person's terminal sends it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @pytest.fixture(autouse=True)
 def signal_state_restored() -> Iterator[None]:
     """The test process's SIGINT handler and signal mask are as they were after each test: a child started later
