@@ -19,7 +19,18 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from leanworker.actors.core.results import Diagnostic, Progress, Row, StreamSummary
-from leanworker.actors.slot import CANCELLED, DIAG, END, OK, PROGRESS, ROWS, RequestChannel, Terminal
+from leanworker.actors.slot import (
+    CANCELLED,
+    END,
+    ROWS,
+    RequestChannel,
+    StreamEvents,
+    Terminal,
+    committed,
+    end_of_iteration,
+    stream_summary,
+    terminal_result,
+)
 from leanworker.aio.reader import ChannelReader
 from leanworker.errors import LeanWorkerError
 
@@ -59,8 +70,7 @@ class AsyncRowStream:
         self._command = command
         self._request = request
         self._timeout = timeout
-        self._on_diagnostic = on_diagnostic
-        self._on_progress = on_progress
+        self._events = events = StreamEvents(on_diagnostic, on_progress)
         self._reader: ChannelReader | None = None
         self._rows: Iterator[Row] | None = None
         self._terminal: Terminal | None = None
@@ -70,8 +80,8 @@ class AsyncRowStream:
         self._never_ran = False  # cancelled before it started: no request was made
         self._start_error: LeanWorkerError | None = None  # the admission's error (raised again at every use)
         self._finalizer: weakref.finalize[Any, AsyncRowStream] | None = None
-        self.diagnostics: list[Diagnostic] = []
-        self.progress: list[Progress] = []
+        self.diagnostics: list[Diagnostic] = events.diagnostics
+        self.progress: list[Progress] = events.progress
 
     # -- starting ----------------------------------------------------------------------------------------------
 
@@ -138,21 +148,12 @@ class AsyncRowStream:
                     row = next(rows, None)
                     if row is not None:
                         return row
-                elif kind is DIAG:
-                    self.diagnostics.append(item[1])
-                    if self._on_diagnostic is not None:
-                        self._on_diagnostic(item[1])
-                elif kind is PROGRESS:
-                    self.progress.append(item[1])
-                    if self._on_progress is not None:
-                        self._on_progress(item[1])
                 elif kind is END:
                     self._ended(item[1])
-                    terminal = item[1]
-                    if terminal.outcome == OK or (terminal.outcome == CANCELLED and self._cancel_requested):
-                        raise StopAsyncIteration
-                    assert terminal.error is not None
-                    raise terminal.error
+                    end_of_iteration(item[1], self._cancel_requested)
+                    raise StopAsyncIteration
+                else:
+                    self._events.take(item)
         except asyncio.CancelledError:
             self._cancelled_by_task()
             raise
@@ -185,10 +186,7 @@ class AsyncRowStream:
         terminal = self._terminal
         if terminal is None:
             raise RuntimeError("the stream was cancelled before it started")
-        if terminal.outcome != OK:
-            assert terminal.error is not None
-            raise terminal.error
-        return terminal.result
+        return terminal_result(terminal)
 
     # -- results (as RowStream's) --------------------------------------------------------------------------------
 
@@ -222,16 +220,12 @@ class AsyncRowStream:
     @property
     def committed(self) -> bool:
         """True only after the request ended in success: then, and only then, may rows be committed."""
-        terminal = self._end()
-        return terminal is not None and terminal.outcome == OK
+        return committed(self._end())
 
     @property
     def summary(self) -> StreamSummary | None:
         """Totals of a successful stream; None before the end or after a failure."""
-        terminal = self._end()
-        if terminal is None or terminal.outcome != OK:
-            return None
-        return StreamSummary(sum(terminal.counts.values()), dict(terminal.counts), terminal.elapsed, terminal.result)
+        return stream_summary(self._end())
 
     @property
     def events_dropped(self) -> int:

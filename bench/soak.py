@@ -199,43 +199,65 @@ def failed(ledger: Ledger, op: Op, started: float, error: BaseException, where: 
         ledger.ended(outcome, time.monotonic() - started)
 
 
+SETTLED = object()  # an operation whose outcome is already in the ledger (a cancel's)
+
+
+def streamed(ledger: Ledger, op: Op, started: float, outcome: str | None, committed: bool, rows: list[lw.Row],
+             where: str) -> Any:
+    """A stream read to its end: a cancel settles on its outcome; any other stream's rows are checked, and it
+    returns its request when committed (so that ``ended`` counts it ok)."""
+    if op.kind == "cancel":
+        settle_outcome(ledger, op, started, outcome, where)
+        return SETTLED
+    check_rows(ledger, rows, op.rows, where)
+    return op.request if committed else None
+
+
+def ended(ledger: Ledger, op: Op, started: float, where: str, result: Any = SETTLED,
+          error: Exception | None = None) -> None:
+    """An operation's end in the ledger: a typed outcome, a refusal or a loss for an error; else ok (an echo that
+    came back changed is a loss as well)."""
+    if isinstance(error, lw.LeanWorkerError):
+        failed(ledger, op, started, error, where)
+    elif error is not None:
+        ledger.lose(f"{where}: {op.kind} raised {type(error).__name__}: {error}")
+    elif result is not SETTLED:
+        if op.command == "echo" and result != op.request:
+            ledger.lose(f"{where}: echo returned {result!r}")
+        ledger.ended("ok", time.monotonic() - started)
+
+
 # -- threaded clients -------------------------------------------------------------------------------------------
 
 
 def run_sync_op(pool: lw.WorkerPool, op: Op, ledger: Ledger, where: str) -> None:
     started = time.monotonic()
     try:
-        if op.kind == "abandon":
-            lease = pool.lease(op.key)
-            result = lease.call(op.command, op.request)
-            del lease  # dropped without release: the collector returns its worker
-        else:
-            with pool.lease(op.key) as held:
-                if op.kind == "call":
-                    result = held.call(op.command, op.request)
-                else:
-                    with held.stream(op.command, op.request) as stream:
-                        rows: list[lw.Row] = []
-                        for row in stream:
-                            rows.append(row)
-                            if op.kind == "slow_stream" and row.seq % 50 == 0:
-                                time.sleep(0.002)
-                            if op.cancel_after and row.seq == op.cancel_after:
-                                stream.cancel()
-                    if op.kind == "cancel":
-                        settle_outcome(ledger, op, started, stream.outcome, where)
-                        return
-                    check_rows(ledger, rows, op.rows, where)
-                    result = op.request if stream.committed else None
-    except lw.LeanWorkerError as error:
-        failed(ledger, op, started, error, where)
-        return
-    except Exception as error:  # noqa: BLE001 (anything else is a loss, reported)
-        ledger.lose(f"{where}: {op.kind} raised {type(error).__name__}: {error}")
-        return
-    if op.command == "echo" and result != op.request:
-        ledger.lose(f"{where}: echo returned {result!r}")
-    ledger.ended("ok", time.monotonic() - started)
+        result = sync_op(pool, op, ledger, where, started)
+    except Exception as error:  # noqa: BLE001 (every error is reported: a typed outcome, a refusal or a loss)
+        ended(ledger, op, started, where, error=error)
+    else:
+        ended(ledger, op, started, where, result)
+
+
+def sync_op(pool: lw.WorkerPool, op: Op, ledger: Ledger, where: str, started: float) -> Any:
+    if op.kind == "abandon":
+        lease = pool.lease(op.key)
+        result = lease.call(op.command, op.request)
+        del lease  # dropped without release: the collector returns its worker
+        return result
+    with pool.lease(op.key) as held:
+        if op.kind == "call":
+            return held.call(op.command, op.request)
+        with held.stream(op.command, op.request) as stream:
+            rows: list[lw.Row] = []
+            for row in stream:
+                rows.append(row)
+                if op.kind == "slow_stream" and row.seq % 50 == 0:
+                    time.sleep(0.002)
+                if op.cancel_after and row.seq == op.cancel_after:
+                    stream.cancel()
+        return streamed(ledger, op, started, stream.outcome, stream.committed, rows, where)
 
 
 # -- asyncio clients --------------------------------------------------------------------------------------------
@@ -244,58 +266,52 @@ def run_sync_op(pool: lw.WorkerPool, op: Op, ledger: Ledger, where: str) -> None
 async def run_async_op(pool: lw.AsyncWorkerPool, op: Op, ledger: Ledger, where: str) -> None:
     started = time.monotonic()
     try:
-        if op.kind == "abandon":
-            lease = await pool.lease(op.key)
-            result = await lease.call(op.command, op.request)
-            del lease
-        else:
-            async with pool.lease(op.key) as held:
-                if op.kind == "call":
-                    result = await held.call(op.command, op.request)
-                elif op.kind == "task_cancel":
-                    stream = held.stream(op.command, op.request)
-                    seen = asyncio.Event()
-
-                    async def consume() -> None:
-                        async for row in stream:
-                            if row.seq == op.cancel_after:
-                                seen.set()
-
-                    task = asyncio.create_task(consume())
-                    waiting = asyncio.create_task(seen.wait())
-                    await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
-                    waiting.cancel()
-                    task.cancel()
-                    try:
-                        await task
-                    except asyncio.CancelledError:
-                        pass
-                    await held.release()  # waits for the cancelled request's end
-                    settle_outcome(ledger, op, started, stream.outcome, where)
-                    return
-                else:
-                    async with held.stream(op.command, op.request) as stream:
-                        rows: list[lw.Row] = []
-                        async for row in stream:
-                            rows.append(row)
-                            if op.kind == "slow_stream" and row.seq % 50 == 0:
-                                await asyncio.sleep(0.002)
-                            if op.cancel_after and row.seq == op.cancel_after:
-                                stream.cancel()
-                    if op.kind == "cancel":
-                        settle_outcome(ledger, op, started, stream.outcome, where)
-                        return
-                    check_rows(ledger, rows, op.rows, where)
-                    result = op.request if stream.committed else None
-    except lw.LeanWorkerError as error:
-        failed(ledger, op, started, error, where)
-        return
+        result = await async_op(pool, op, ledger, where, started)
     except Exception as error:  # noqa: BLE001
-        ledger.lose(f"{where}: {op.kind} raised {type(error).__name__}: {error}")
-        return
-    if op.command == "echo" and result != op.request:
-        ledger.lose(f"{where}: echo returned {result!r}")
-    ledger.ended("ok", time.monotonic() - started)
+        ended(ledger, op, started, where, error=error)
+    else:
+        ended(ledger, op, started, where, result)
+
+
+async def async_op(pool: lw.AsyncWorkerPool, op: Op, ledger: Ledger, where: str, started: float) -> Any:
+    if op.kind == "abandon":
+        lease = await pool.lease(op.key)
+        result = await lease.call(op.command, op.request)
+        del lease
+        return result
+    async with pool.lease(op.key) as held:
+        if op.kind == "call":
+            return await held.call(op.command, op.request)
+        if op.kind == "task_cancel":
+            stream = held.stream(op.command, op.request)
+            seen = asyncio.Event()
+
+            async def consume() -> None:
+                async for row in stream:
+                    if row.seq == op.cancel_after:
+                        seen.set()
+
+            task = asyncio.create_task(consume())
+            waiting = asyncio.create_task(seen.wait())
+            await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+            waiting.cancel()
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            await held.release()  # waits for the cancelled request's end
+            settle_outcome(ledger, op, started, stream.outcome, where)
+            return SETTLED
+        async with held.stream(op.command, op.request) as stream:
+            rows: list[lw.Row] = []
+            async for row in stream:
+                rows.append(row)
+                if op.kind == "slow_stream" and row.seq % 50 == 0:
+                    await asyncio.sleep(0.002)
+                if op.cancel_after and row.seq == op.cancel_after:
+                    stream.cancel()
+        return streamed(ledger, op, started, stream.outcome, stream.committed, rows, where)
 
 
 # -- pausing at a sample --------------------------------------------------------------------------------------

@@ -8,19 +8,14 @@ are loaded lazily, so that ``leanworker serve --help`` works without the extra i
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from leanworker import _lazy
 
 _EXPORTS = {"Checker": "leanworker.serve.checker", "ServeConfig": "leanworker.serve.config",
             "create_app": "leanworker.serve.app"}
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'leanworker.serve' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = _lazy.lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:

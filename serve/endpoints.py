@@ -86,6 +86,20 @@ def _refuse_if_stopped(results: list[ItemResult]) -> None:
                                "request again later", {"Retry-After": "1", "Connection": "close"})
 
 
+async def _check_all(state: ServiceState, request: Request, access: AccessLog, codes: Sequence[str],
+                     ids: Sequence[Any], options: CheckOptions) -> list[ItemResult]:
+    """A batch endpoint's items admitted, checked and released: every result in request order (a typed refusal if
+    the drain stopped some of them)."""
+    access.items = len(codes)
+    ticket = admit(state, access.key_id, codes)
+    try:
+        results = await _collect(state, request, ticket, codes, ids, options, access)
+        _refuse_if_stopped(results)
+    finally:
+        state.admission.release(ticket)
+    return results
+
+
 async def api_check(request: Request) -> Response:
     """Kimina's ``POST /api/check``."""
     state = _state(request)
@@ -94,16 +108,10 @@ async def api_check(request: Request) -> Response:
         access.key_id = authorize(state, request)
         body = kimina.parse_check(json_body.parse_body(await read_body(state, request)))
         codes = [s.code for s in body.snippets]
-        access.items = len(codes)
-        ticket = admit(state, access.key_id, codes)
-        try:
-            timeout = _capped(body.timeout, state.config)
-            options = CheckOptions(timeout, state.cache is not None,
-                                   (("infotree", body.infotree.value),) if body.infotree else ())
-            results = await _collect(state, request, ticket, codes, [s.id for s in body.snippets], options, access)
-            _refuse_if_stopped(results)
-        finally:
-            state.admission.release(ticket)
+        timeout = _capped(body.timeout, state.config)
+        options = CheckOptions(timeout, state.cache is not None,
+                               (("infotree", body.infotree.value),) if body.infotree else ())
+        results = await _check_all(state, request, access, codes, [s.id for s in body.snippets], options)
     except HTTPRefusal as refusal:
         return _refused(refusal, access)
     simulated = state.checker.simulated
@@ -124,17 +132,11 @@ async def verify(request: Request) -> Response:
             access.log(200)
             return JSONResponse({"results": []})
         codes = [c.content for c in body.codes]
-        access.items = len(codes)
-        ticket = admit(state, access.key_id, codes)
-        try:
-            timeout = _capped(body.timeout, state.config)
-            options = CheckOptions(timeout, state.cache is not None and not body.disable_cache,
-                                   (("infotree", body.infotree_type.value),) if body.infotree_type else ())
-            ids = [str(c.custom_id) for c in body.codes]
-            results = await _collect(state, request, ticket, codes, ids, options, access)
-            _refuse_if_stopped(results)
-        finally:
-            state.admission.release(ticket)
+        ids = [str(c.custom_id) for c in body.codes]
+        timeout = _capped(body.timeout, state.config)
+        options = CheckOptions(timeout, state.cache is not None and not body.disable_cache,
+                               (("infotree", body.infotree_type.value),) if body.infotree_type else ())
+        results = await _check_all(state, request, access, codes, ids, options)
     except HTTPRefusal as refusal:
         return _refused(refusal, access)
     out = [kimina.verify_result(ids[r.position], r.row, codes[r.position], timeout) for r in results]

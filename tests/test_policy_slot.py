@@ -1,18 +1,25 @@
 """A slot's decisions as pure policies, without processes: the request state machine of its admission gate, restart
-intensity, memory ceilings (docs/semantics.md, Requests and outcomes; Generations and fencing; Restarts, intensity
+intensity, memory ceilings, what a stream makes of its terminal record (docs/semantics.md, Requests and outcomes; Generations and fencing; Restarts, intensity
 and cycling; Memory). End-to-end tests over real worker
 processes: test_worker_outcomes.py, test_worker_faults.py, test_cycling_memory.py."""
 
 from __future__ import annotations
 
 import leanworker as lw
-from leanworker.actors.slot.channel import RequestChannel
+from leanworker.actors.slot.channel import DIAG, PROGRESS, ROWS, RequestChannel, Terminal
 from leanworker.actors.slot.connection import Connection
 from leanworker.actors.slot.counters import Counters
 from leanworker.actors.slot.generation import Generation
 from leanworker.actors.slot.gate_state import GateState
 from leanworker.actors.slot.intensity import RestartIntensity
 from leanworker.actors.slot.memory_ceilings import HARD, SOFT, MemoryCeilings
+from leanworker.actors.slot.reading import (
+    StreamEvents,
+    committed,
+    end_of_iteration,
+    stream_summary,
+    terminal_result,
+)
 from leanworker.actors.slot.slot_life import SlotLife
 
 
@@ -227,3 +234,52 @@ def test_generations_a_generation_ends_once_and_the_first_reason_stands() -> Non
     assert (gen.ending, gen.planned, gen.phase) == ("timeout", False, "ending")
     gen.startup_error = lw.StartupTimeout("no hello")
     assert not gen.started, "a generation whose start-up failed never started"
+
+
+def test_rows_are_tentative_committed_and_summary_only_after_ok() -> None:
+    ok = Terminal("ok", {"n": 3}, counts={"decls": 2, "probes": 1}, elapsed=0.5)
+    assert committed(ok)
+    assert stream_summary(ok) == lw.StreamSummary(3, {"decls": 2, "probes": 1}, 0.5, {"n": 3})
+    for outcome in ("error", "cancelled", "timeout", "crashed", "memory", "protocol", "shutdown"):
+        failed = Terminal(outcome, error=lw.LeanWorkerError(outcome), counts={"decls": 2})
+        assert not committed(failed) and stream_summary(failed) is None, outcome
+    assert not committed(None) and stream_summary(None) is None, "nothing is committed before the end"
+
+
+def test_rows_are_tentative_a_failed_stream_raises_its_error_the_callers_own_cancel_ends_quietly() -> None:
+    end_of_iteration(Terminal("ok"), cancel_requested=False)
+    end_of_iteration(Terminal("cancelled", error=lw.Cancelled("asked")), cancel_requested=True)
+    timeout = lw.RequestTimeout("late")
+    for terminal, asked in ((Terminal("timeout", error=timeout), True),
+                            (Terminal("cancelled", error=lw.Cancelled("not by this reader")), False)):
+        try:
+            end_of_iteration(terminal, cancel_requested=asked)
+        except lw.LeanWorkerError as error:
+            assert error is terminal.error
+        else:
+            raise AssertionError(f"{terminal.outcome} ended quietly")
+
+
+def test_requests_and_outcomes_a_stream_result_is_the_terminal_metadata_or_the_typed_error() -> None:
+    assert terminal_result(Terminal("ok", {"fixture": "x"})) == {"fixture": "x"}
+    crashed = lw.WorkerCrashed("gone")
+    try:
+        terminal_result(Terminal("crashed", error=crashed))
+    except lw.WorkerCrashed as error:
+        assert error is crashed
+    else:
+        raise AssertionError("a crashed request returned a result")
+
+
+def test_a_stream_keeps_diagnostics_and_progress_in_order_and_hands_each_to_its_callback() -> None:
+    seen: list[object] = []
+    events = StreamEvents(seen.append, seen.append)
+    first, second = lw.Diagnostic("warning", "w1", "one"), lw.Diagnostic("error", "e1", "two")
+    tick = lw.Progress("index", 1, 2)
+    for item in ((DIAG, first), (ROWS, 0, 0, [b"row"]), (PROGRESS, tick), (DIAG, second)):
+        events.take(item)
+    assert events.diagnostics == [first, second] and events.progress == [tick]
+    assert seen == [first, tick, second], "a row is not an event"
+    quiet = StreamEvents()
+    quiet.take((DIAG, first))
+    assert quiet.diagnostics == [first]

@@ -9,11 +9,14 @@ from leanworker.actors.slot.intensity import RestartIntensity
 from leanworker.actors.slot.memory import MemorySampler
 from leanworker.actors.slot.messages import Shutdown
 from leanworker.actors.slot.port import RequestPort
+from leanworker.actors.slot.reading import StreamEvents, committed, end_of_iteration, stream_summary, terminal_result
 from leanworker.actors.slot.stream import RowStream
 from leanworker.actors.slot.supervisor import SupervisorActor
 from leanworker.actors.slot.worker import Worker
 
 # CANCELLED, DIAG, END, OK, PROGRESS, ROWS: a channel's item kinds and the outcomes a reader tells apart
-# (RequestChannel.get and poll).
+# (RequestChannel.get and poll). StreamEvents, committed, end_of_iteration, stream_summary, terminal_result: what a
+# stream (RowStream, the asyncio one) makes of its channel's items and of its terminal record.
 __all__ = ["CANCELLED", "DIAG", "END", "OK", "PROGRESS", "ROWS", "MemorySampler", "RequestChannel", "RequestPort",
-           "RestartIntensity", "RowStream", "Shutdown", "SupervisorActor", "Terminal", "Worker"]
+           "RestartIntensity", "RowStream", "Shutdown", "StreamEvents", "SupervisorActor", "Terminal", "Worker",
+           "committed", "end_of_iteration", "stream_summary", "terminal_result"]

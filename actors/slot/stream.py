@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from leanworker.actors.core.results import Diagnostic, Progress, Row, StreamSummary
-from leanworker.actors.slot.channel import CANCELLED, DIAG, END, OK, PROGRESS, ROWS, RequestChannel, Terminal
+from leanworker.actors.slot.channel import END, ROWS, RequestChannel, Terminal
+from leanworker.actors.slot.reading import StreamEvents, committed, end_of_iteration, stream_summary, terminal_result
 from leanworker.errors import LeanWorkerError
 
 CancelFunction = Callable[[], None]
@@ -34,12 +35,11 @@ class RowStream:
         self._channel = channel
         self._cancel = cancel
         self._settle_timeout = settle_timeout
-        self._on_diagnostic = on_diagnostic
-        self._on_progress = on_progress
+        self._events = events = StreamEvents(on_diagnostic, on_progress)
         self._cancel_requested = False
         self._terminal: Terminal | None = None
-        self.diagnostics: list[Diagnostic] = []
-        self.progress: list[Progress] = []
+        self.diagnostics: list[Diagnostic] = events.diagnostics
+        self.progress: list[Progress] = events.progress
         self._iterator = self._rows()
         self._finalizer = weakref.finalize(self, _abandon, channel, cancel)
 
@@ -66,21 +66,13 @@ class RowStream:
                 stream = item[1]
                 for seq, payload in enumerate(item[3], item[2]):
                     yield Row(stream, seq, payload)
-            elif kind is DIAG:
-                self.diagnostics.append(item[1])
-                if self._on_diagnostic is not None:
-                    self._on_diagnostic(item[1])
-            elif kind is PROGRESS:
-                self.progress.append(item[1])
-                if self._on_progress is not None:
-                    self._on_progress(item[1])
             elif kind is END:
-                self._terminal = terminal = item[1]
+                self._terminal = item[1]
                 self._finalizer.detach()
-                if terminal.outcome == OK or (terminal.outcome == CANCELLED and self._cancel_requested):
-                    return
-                assert terminal.error is not None
-                raise terminal.error
+                end_of_iteration(item[1], self._cancel_requested)
+                return
+            else:
+                self._events.take(item)
 
     # -- results -------------------------------------------------------------------------------------------------
 
@@ -113,16 +105,12 @@ class RowStream:
     @property
     def committed(self) -> bool:
         """True only after the request ended in success: then, and only then, may rows be committed."""
-        terminal = self._ended()
-        return terminal is not None and terminal.outcome == OK
+        return committed(self._ended())
 
     @property
     def summary(self) -> StreamSummary | None:
         """Totals of a successful stream; None before the end or after a failure."""
-        terminal = self._ended()
-        if terminal is None or terminal.outcome != OK:
-            return None
-        return StreamSummary(sum(terminal.counts.values()), dict(terminal.counts), terminal.elapsed, terminal.result)
+        return stream_summary(self._ended())
 
     def collect(self) -> list[Row]:
         """Every remaining row, or the typed error of a failed request."""
@@ -135,10 +123,7 @@ class RowStream:
         terminal = self._terminal
         if terminal is None:  # the iterator was exhausted earlier
             raise RuntimeError("stream already consumed")
-        if terminal.outcome != OK:
-            assert terminal.error is not None
-            raise terminal.error
-        return terminal.result
+        return terminal_result(terminal)
 
     # -- cancellation --------------------------------------------------------------------------------------------
 
