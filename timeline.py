@@ -14,10 +14,38 @@ from __future__ import annotations
 
 import html
 import json
-import math
 
+from leanworker._timeline_layout import (
+    GROUP_HEIGHT,
+    HEAD_HEIGHT,
+    LANE_DETAIL_CHARS,
+    LANE_HEIGHT,
+    LANE_NAME_CHARS,
+    LEFT,
+    MIN_BAR,
+    PLOT,
+    REASON_ROOM,
+    RIGHT,
+    STAGE_CHAR,
+    VIEW_WIDTH,
+    Scale,
+    axis_label,
+    bar_end,
+    bar_tip,
+    bar_width,
+    elide,
+    group_heading,
+    lane_tip,
+    lane_tops,
+    mark_reason,
+    mark_tip,
+    reason_anchor,
+    rows_tip,
+    tick_times,
+    time_label,
+)
 from leanworker.actors.core.tracing import TraceEvent
-from leanworker.timeline_model import FAULTS, NO_KEY, Bar, Group, Lane, Model, build_model, short_key
+from leanworker.timeline_model import FAULTS, Bar, Lane, Model, build_model
 
 OUTCOME_COLOURS = {"ok": "#2e7d32", "error": "#ef6c00", "cancelled": "#757575", "timeout": "#c62828",
                    "crashed": "#6d1b1b", "memory": "#6a1b9a", "protocol": "#795548", "shutdown": "#1565c0",
@@ -41,19 +69,6 @@ MARKS = {
     "evict_for_memory": ("swap", "#6a1b9a", "evicted: stopped to stay within the memory budget"),
     "slot_stop": ("square-open", "#455a64", "slot stopping"),
 }
-VIEW_WIDTH = 1600  # viewBox units; both SVGs take the page width, so a unit is the same size in each
-LEFT = 260  # the label column
-RIGHT = 70
-PLOT = VIEW_WIDTH - LEFT - RIGHT
-LANE_HEIGHT = 44
-GROUP_HEIGHT = 22  # a group's heading row
-HEAD_HEIGHT = 62  # the sticky header: stage band, run band, axis labels
-MIN_BAR = 4.0  # the narrowest a request is drawn, in viewBox units
-SHORT_BAR = 2 * MIN_BAR  # a request drawn narrower than this also gets a tick across its lane
-LANE_NAME_CHARS = 30  # what fits the label column: 13-unit bold monospace, 11-unit monospace below
-LANE_DETAIL_CHARS = 36
-STAGE_CHAR = 6.5  # the width of a character of a stage label (11-unit sans-serif), for eliding to a band
-ELLIPSIS = "…"
 
 
 def render_timeline(events: list[TraceEvent], title: str = "leanworker trace") -> str:
@@ -64,42 +79,13 @@ def render_timeline(events: list[TraceEvent], title: str = "leanworker trace") -
     return _page(model, _head(model), _body(model), title, len(events))
 
 
-def elide(text: str, chars: int) -> str:
-    """``text`` cut in the middle to ``chars`` characters (an ellipsis marks the cut)."""
-    if len(text) <= chars:
-        return text
-    if chars <= 1:
-        return ""
-    head = (chars - 1) - (chars - 1) // 2
-    tail = (chars - 1) // 2
-    return text[:head] + ELLIPSIS + (text[len(text) - tail:] if tail else "")
-
-
-def key_label(key: str | None) -> str:
-    """A session key in words: ``capability, imports A, B`` (or ``no imports``)."""
-    if not key:
-        return "not in the trace"
-    capability, _, imports = key.partition("|")
-    return f"{capability}, {'imports ' + imports.replace(',', ', ') if imports else 'no imports'}"
-
-
-class _Scale:
-    """Time to viewBox x, for the whole trace (the page's script does the same for the zoomed view)."""
-
-    def __init__(self, span: float) -> None:
-        self.span = span
-
-    def __call__(self, t: float) -> float:
-        return LEFT + (t / self.span) * PLOT
-
-
 def _t(value: float) -> str:
     return f"{value:.6f}".rstrip("0").rstrip(".") or "0"
 
 
 def _head(model: Model) -> str:
     """The sticky header: stage bands, run bands and the time axis."""
-    x = _Scale(model.span)
+    x = Scale(model.span)
     parts = [f"<rect x='0' y='0' width='{VIEW_WIDTH}' height='{HEAD_HEIGHT}' fill='white'/>",
              f"<text x='8' y='18' class='head-label'>stages</text><text x='8' y='34' class='head-label'>runs</text>",
              f"<text x='8' y='54' class='head-label'>time</text>",
@@ -108,7 +94,7 @@ def _head(model: Model) -> str:
         left, right = x(stage.start), x(stage.end)
         band_y, band_h = (6, 18) if stage.level == 0 else (26, 14)
         fill = ("#e3f2fd" if index % 2 else "#ede7f6") if stage.level == 0 else "#fff8e1"
-        tip = f"{stage.name}: {_fmt(stage.start, model.span)} to {_fmt(stage.end, model.span)}"
+        tip = f"{stage.name}: {time_label(stage.start, model.span)} to {time_label(stage.end, model.span)}"
         label = elide(stage.name, int((min(right, VIEW_WIDTH) - left - 6) / STAGE_CHAR))
         parts.append(
             f"<g class='stage stage-{stage.level}'><title>{html.escape(tip)}</title>"
@@ -118,7 +104,7 @@ def _head(model: Model) -> str:
             f"data-full='{html.escape(stage.name)}' transform='translate({left:.2f},0)' x='4' "
             f"y='{band_y + band_h - 4}'>{html.escape(label)}</text></g>")
     parts.append("</g><g id='axis'>")
-    ticks = _ticks(0, model.span)
+    ticks = tick_times(0, model.span)
     step = ticks[1] - ticks[0] if len(ticks) > 1 else model.span
     parts += [f"<text x='{x(t):.2f}' y='54' class='axis'>{axis_label(t, step, model.span)}</text>" for t in ticks]
     parts.append("</g>")
@@ -127,37 +113,13 @@ def _head(model: Model) -> str:
             f"y='0' width='{PLOT + RIGHT}' height='{HEAD_HEIGHT}'/></clipPath></defs>{''.join(parts)}</svg>")
 
 
-def _layout(model: Model) -> tuple[dict[str, float], list[tuple[Group, float]], float]:
-    """Each lane's top, each group's heading top, and the height of the lanes."""
-    top = 4.0
-    lanes: dict[str, float] = {}
-    groups: list[tuple[Group, float]] = []
-    for group in model.groups:
-        groups.append((group, top))
-        top += GROUP_HEIGHT
-        for lane in group.lanes:
-            lanes[lane.name] = top
-            top += LANE_HEIGHT
-    return lanes, groups, top + 6
-
-
-def _group_heading(group: Group) -> tuple[str, str]:
-    """A group's heading and its full text."""
-    count = f"{len(group.lanes)} lane{'s' if len(group.lanes) != 1 else ''}"
-    if group.name == "pool":
-        return "pool: admission, leases, cycles and evictions", "the pool's own events"
-    if group.name == NO_KEY:
-        return f"workers whose key is not in the trace ({count})", "single lw.Worker lanes: the pool records keys"
-    return f"key {short_key(group.name)} ({count})", f"key: {key_label(group.name)}"
-
-
 def _body(model: Model) -> str:
-    x = _Scale(model.span)
-    lane_top, group_tops, height = _layout(model)
+    x = Scale(model.span)
+    lane_top, group_tops, height = lane_tops(model)
     lanes = {lane.name: lane for lane in model.lanes}
     parts: list[str] = []
     for index, (group, top) in enumerate(group_tops):
-        heading, full = _group_heading(group)
+        heading, full = group_heading(group)
         parts.append(f"<g class='group' id='group-{index}'><title>{html.escape(full)}</title><rect x='0' y='{top}' "
                      f"width='{VIEW_WIDTH}' "
                      f"height='{GROUP_HEIGHT}' fill='#eceff1'/><text x='8' y='{top + 15}' class='group-name'>"
@@ -166,7 +128,7 @@ def _body(model: Model) -> str:
             parts.append(_lane_label(lane, lane_top[lane.name], row))
     parts.append("<g clip-path='url(#plot)'><g id='grid'>")
     parts += [f"<line x1='{x(t):.2f}' y1='0' x2='{x(t):.2f}' y2='{height}' class='grid'/>"
-              for t in _ticks(0, model.span)]
+              for t in tick_times(0, model.span)]
     parts.append("</g>")
     for stage in model.stages:
         if stage.level == 0:
@@ -185,7 +147,7 @@ def _body(model: Model) -> str:
 
 def _lane_label(lane: Lane, top: float, row: int) -> str:
     detail = lane.stage or ""  # its key heads its group
-    tip = f"{lane.name}: key {key_label(lane.key)}; started in stage {lane.stage or '-'}"
+    tip = lane_tip(lane)
     return (f"<rect x='0' y='{top}' width='{VIEW_WIDTH}' height='{LANE_HEIGHT}' "
             f"fill='{'#f7f7f7' if row % 2 else '#ffffff'}'/><g class='lane-label'><title>{html.escape(tip)}</title>"
             f"<text x='8' y='{top + 18}' class='lane'>{html.escape(elide(lane.name, LANE_NAME_CHARS))}</text>"
@@ -193,18 +155,15 @@ def _lane_label(lane: Lane, top: float, row: int) -> str:
             f"</g>")
 
 
-def _bar(bar: Bar, lane: Lane | None, top: float, model: Model, x: _Scale) -> str:
-    end = bar.end if bar.end is not None else model.span
+def _bar(bar: Bar, lane: Lane | None, top: float, model: Model, x: Scale) -> str:
+    end = bar_end(bar, model.span)
     colour = OUTCOME_COLOURS.get(bar.outcome, "#bdbdbd")
-    tip = (f"{bar.lane}, request {bar.request_id}: command {bar.command}, outcome {bar.outcome or 'unfinished'}; "
-           f"key {key_label(lane.key if lane else None)}; {(end - bar.start) * 1000:.3f} ms from "
-           f"{_fmt(bar.start, model.span)}")
-    title = f"<title>{html.escape(tip)}</title>"
+    title = f"<title>{html.escape(bar_tip(bar, lane, model.span))}</title>"
     left, right = x(bar.start), x(end)
-    width = max(right - left, MIN_BAR)
+    width, short = bar_width(left, right)
     parts = [f"<rect class='tx request' data-t='{_t(bar.start)}' data-t1='{_t(end)}' data-min='{MIN_BAR:g}' "
              f"x='{left:.2f}' y='{top + 16}' width='{width:.2f}' height='14' fill='{colour}' rx='2'>{title}</rect>"]
-    if right - left < SHORT_BAR:  # a short request: a tick across the lane, so it is seen at any zoom
+    if short:  # a short request: a tick across the lane, so it is seen at any zoom
         parts.append(f"<line class='tx short' data-t='{_t(bar.start)}' x1='{left:.2f}' y1='{top + 6}' "
                      f"x2='{left:.2f}' y2='{top + 40}' stroke='{colour}'>{title}</line>")
     if bar.outcome in FAULTS:  # a marker above the lane, the same size at any zoom and any request length
@@ -215,26 +174,21 @@ def _bar(bar: Bar, lane: Lane | None, top: float, model: Model, x: _Scale) -> st
     return "".join(parts)
 
 
-def _event_mark(event: TraceEvent, t: float, top: float, model: Model, x: _Scale) -> str:
+def _event_mark(event: TraceEvent, t: float, top: float, model: Model, x: Scale) -> str:
     if event.kind == "rows":
-        tip = (f"rows: {event.fields.get('count')} on stream {event.fields.get('stream')} "
-               f"({event.actor}, request {event.request_id})")
+        tip = rows_tip(event)
         return (f"<line class='tx tick' data-t='{_t(t)}' x1='{x(t):.2f}' y1='{top + 32}' x2='{x(t):.2f}' "
                 f"y2='{top + 38}'><title>{html.escape(tip)}</title></line>")
     if event.kind not in MARKS:
         return ""
     shape, colour, label = MARKS[event.kind]
-    detail = ", ".join(f"{k} {v}" for k, v in event.fields.items())
-    tip = f"{label} at {_fmt(t, model.span)} ({event.actor}{'; ' + detail if detail else ''})"
+    tip = mark_tip(label, event, t, model.span)
     mark = (f"<g class='tx mark mark-{event.kind}' data-t='{_t(t)}' transform='translate({x(t):.2f},0)'>"
             f"{_shape(shape, top + 23, colour, tip)}</g>")
-    why = {"cycle_for_key": f"cycled for {short_key(str(event.fields.get('key', '')))}",
-           "evict_for_memory": "evicted for memory"}.get(event.kind)
+    why = mark_reason(event)
     if why is None:
         return mark
-    # Near the right edge the text runs leftwards, so it is never cut (the page's script keeps it so when zoomed).
-    near_end = x(t) > VIEW_WIDTH - RIGHT - 220
-    anchor, at = ("end", -8) if near_end else ("start", 8)
+    anchor, at = reason_anchor(x(t))
     return (mark + f"<g class='tx why-at' data-t='{_t(t)}' transform='translate({x(t):.2f},0)'><text x='{at}' "
                    f"y='{top + 12}' class='why' text-anchor='{anchor}'>{html.escape(why)}</text></g>")
 
@@ -284,7 +238,7 @@ SCRIPT = """
         e.textContent = elide(d.full, Math.floor((Math.min(X(+d.t1), W) - a - 6) / %(char)s));
       }
       if (e.classList.contains('why-at')) {
-        var near = x > W - R - 220, txt = e.firstElementChild;
+        var near = x > W - R - %(room)d, txt = e.firstElementChild;
         txt.setAttribute('x', near ? -8 : 8); txt.setAttribute('text-anchor', near ? 'end' : 'start');
       }
     });
@@ -340,7 +294,7 @@ SCRIPT = """
 
 def _script(model: Model) -> str:
     return SCRIPT % {"width": VIEW_WIDTH, "left": LEFT, "right": RIGHT, "span": json.dumps(model.span),
-                     "char": json.dumps(STAGE_CHAR)}
+                     "char": json.dumps(STAGE_CHAR), "room": REASON_ROOM}
 
 
 def _page(model: Model, head: str, body: str, title: str, event_count: int) -> str:
@@ -383,7 +337,7 @@ h2 {{ margin: 0 0 6px 0; font-size: 16px; }}
 </style></head><body>
 <h2>{html.escape(title)}</h2>
 <div class="summary" id="summary">
-<span><b>{_fmt(model.span, model.span)}</b>, {event_count} events, {len(model.bars)} requests,
+<span><b>{time_label(model.span, model.span)}</b>, {event_count} events, {len(model.bars)} requests,
 {len(model.lanes)} lanes</span>
 <span>requests by outcome: {outcomes or "none"}</span>
 <span>restarts by reason: {restarts}</span>
@@ -398,7 +352,7 @@ Lanes: one per worker slot and generation, grouped by session key, in order of f
 <div class="controls"><button id="zoom-out" title="zoom out (-)">&minus;</button>
 <button id="zoom-in" title="zoom in (+)">+</button>
 <button id="zoom-reset" title="the whole trace (0)">whole trace</button>
-<span>showing <b id="shown">{_fmt(0, model.span)} to {_fmt(model.span, model.span)} (the whole trace)</b>;
+<span>showing <b id="shown">{time_label(0, model.span)} to {time_label(model.span, model.span)} (the whole trace)</b>;
 Ctrl + wheel zooms at the
 pointer, drag or the arrow keys pan</span></div>
 {head}
@@ -407,31 +361,6 @@ pointer, drag or the arrow keys pan</span></div>
 <script>{_script(model)}</script>
 </body></html>
 """
-
-
-def _ticks(start: float, end: float) -> list[float]:
-    """Round tick times (1, 2 or 5 times a power of ten) covering ``[start, end]``, about ten of them."""
-    raw = (end - start) / 10
-    power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-    first = math.ceil(start / step - 1e-9)
-    return [i * step for i in range(first, int(end / step + 1e-9) + 1)]
-
-
-def axis_label(t: float, step: float, end: float) -> str:
-    """A tick's label: seconds when the view reaches 1 s, else milliseconds, with the decimals its step needs."""
-    if end >= 1:
-        return f"{t:.{min(6, max(1, math.ceil(-math.log10(step) - 1e-9)))}f} s"
-    return f"{t * 1000:.{min(6, max(0, math.ceil(-math.log10(step * 1000) - 1e-9)))}f} ms"
-
-
-def _fmt(t: float, span: float) -> str:
-    """A time in a trace ``span`` seconds long: in seconds from 1 s on, else in milliseconds."""
-    if span >= 10:
-        return f"{t:.1f} s"
-    if span >= 1:
-        return f"{t:.2f} s"
-    return f"{t * 1000:.1f} ms" if span >= 0.01 else f"{t * 1000:.3f} ms"
 
 
 def _glyph(shape: str) -> str:
