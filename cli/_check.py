@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from leanworker.cli._chaos import add_chaos_arguments, chaos_json, chaos_line, chaos_plan
+from leanworker.cli._check_tally import CheckTally, Shape, interrupted_line, open_timeout, request_timeout
 from leanworker.cli._output import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -43,9 +44,7 @@ from leanworker.cli._results import Item, ResultWriter, read_items, resume
 from leanworker.cli._session import check_lean_answers, open_first_session
 from leanworker.cli._values import positive_float, positive_int
 
-VERDICTS = ("ok", "sorry", "error")  # a Lean verdict; any other status means the item could not be checked
 UNCHECKED_SHOWN = 10
-CHAOS_REQUEST_TIMEOUT = 30.0  # seconds an item may take with --chaos, at least: an injected hang ends there
 FILE_PROBE_TIMEOUT = 120.0  # seconds lean may take on an empty prelude file before the check says it does not run
 SIMULATED_NOTE = "SIMULATED: these verdicts come from leanworker's REPL simulator, not from Lean"
 
@@ -145,7 +144,7 @@ class _Plan:
 
     batches: list[Any]
     request: Callable[[Any], dict[str, Any]]
-    row: Callable[[dict[str, Any], int], dict[str, Any]]  # a capability row of item ``index`` -> the result
+    row: Shape
 
 
 def plan_checks(args: argparse.Namespace, todo: list[Item], workspace: str | None, command: str) -> _Plan:
@@ -179,12 +178,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def _interrupted_before_any_item(args: argparse.Namespace) -> int:
-    if args.output is not None:
-        argv = [*args.argv] + ([] if "--resume" in args.argv else ["--resume"])
-        line = (f"interrupted before any item was checked: {args.output} is as it was; resume with: "
-                f"{shlex.join(['leanworker', *argv])}")
-    else:
-        line = "interrupted before any item was checked"
+    line = interrupted_line(args.output, args.argv, None, 0)
     if args.json:
         emit_json({"status": "interrupted", "message": line, "output": args.output})
     print(f"leanworker check: {line}", file=sys.stderr)
@@ -213,13 +207,9 @@ def _run_check(args: argparse.Namespace) -> int:
     writer: ResultWriter | None = None
     interrupts = args.interrupts
     bar = _CheckBar(len(todo)) if not args.json and sys.stderr.isatty() else None
-    # An item has its own deadline in the worker; an injected hang has none but the request's
-    # (CHAOS_REQUEST_TIMEOUT). A session open (a header import, retried once when in doubt) has import_timeout, and
-    # the open's own bound lies past it, so that its message is the one a person reads.
-    timeout = None if faults is None else max(CHAOS_REQUEST_TIMEOUT, 2 * (args.timeout or 0.0))
-    opening = 2 * import_timeout(args) + 60.0 if args.mode == "repl" else None
-    config = lw.PoolConfig(max_workers=args.workers,
-                           worker=lw.WorkerConfig(request_timeout=timeout, open_timeout=opening))
+    config = lw.PoolConfig(max_workers=args.workers, worker=lw.WorkerConfig(
+        request_timeout=request_timeout(faults is not None, args.timeout),
+        open_timeout=open_timeout(args.mode, import_timeout(args))))
     try:
         with lw.WorkerPool(config) as pool:
             first = plan.batches[0].key
@@ -235,9 +225,9 @@ def _run_check(args: argparse.Namespace) -> int:
             with pool.run(plan.batches, "check", plan.request, faults=faults) as run:
                 interrupts.cancel_with(run.cancel)
                 for result in run:
-                    report.take(result, todo, plan.row, writer)
+                    report.take(result, plan.row, writer)
                     if bar is not None:
-                        bar.update(report.done_now, report.by_status)
+                        bar.update(report.tally.done_now, report.tally.by_status)
             interrupts.cancel_with(lambda: None)  # a Ctrl-C from here on waits for the workers to stop
             report.sessions_opened = pool.snapshot().sessions_opened
     except KeyboardInterrupt:  # before the first item ran
@@ -280,91 +270,63 @@ def _toolchain(workspace: str | None) -> str | None:
 
 
 class _Report:
-    """Counts results as they come and prints the end: a table (or JSON), and the unchecked items."""
+    """Prints the end of a run from its tally: a table (or JSON), and the unchecked items."""
 
     def __init__(self, args: argparse.Namespace, items: list[Item], todo: list[Item], simulated: bool,
                  by_status: dict[str, int], faults: Any = None) -> None:
         self.args = args
         self.faults = faults  # the --chaos plan, or None
-        self.items = items
-        self.todo = todo
-        self.simulated = simulated
-        self.by_status = by_status
-        self.skipped = len(items) - len(todo)
-        self.done_now = 0
+        self.tally = CheckTally(len(items), todo, simulated, by_status)
         self.sessions_opened = 0
-        self.unchecked: list[dict[str, Any]] = []
         self.results: list[dict[str, Any]] = []  # kept only for --json without --output
 
-    def take(self, result: Any, todo: list[Item], shape: Callable[[dict[str, Any], int], dict[str, Any]],
-             writer: ResultWriter | None) -> None:
-        if not result.committed:
-            error = result.error
-            text = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
-            self.unchecked += [{"id": todo[int(i)].id, "error": text, **({"injected": True} if result.injected else {})}
-                               for i in result.modules]
-            self.done_now += len(result.modules)
-            return
-        for row in result.rows:
-            index = int(row.payload["id"])
-            item = todo[index]
-            checked = {**shape(row.payload, index), "id": item.id, "code_sha256": item.code_sha256}
-            if self.simulated:
-                checked["simulated"] = True
-            status = str(checked.get("status"))
-            self.by_status[status] = self.by_status.get(status, 0) + 1
-            self.done_now += 1
+    def take(self, result: Any, shape: Shape, writer: ResultWriter | None) -> None:
+        for checked in self.tally.take(result, shape):
             if writer is not None:
                 writer.write(checked)
             elif self.args.json:
                 self.results.append(checked)
 
-    @property
-    def checked(self) -> int:
-        return sum(self.by_status.values())
-
-    def status(self) -> str:
-        complete = not self.unchecked and all(s in VERDICTS for s in self.by_status)
-        return "ok" if complete and self.checked == len(self.items) else "failed"
-
     def summary_json(self, status: str) -> dict[str, Any]:
+        tally = self.tally
         data: dict[str, Any] = {
-            "status": status, "simulated": self.simulated, "items": len(self.items), "skipped": self.skipped,
-            "checked": self.checked, "by_status": self.by_status, "unchecked": self.unchecked,
+            "status": status, "simulated": tally.simulated, "items": tally.items, "skipped": tally.skipped,
+            "checked": tally.checked, "by_status": tally.by_status, "unchecked": tally.unchecked,
             "sessions_opened": self.sessions_opened,
             "output": self.args.output}
         if self.faults is not None:
-            data["chaos"] = chaos_json(self.args, self.faults, [str(u["id"]) for u in self.unchecked if u.get("injected")])
+            data["chaos"] = chaos_json(self.args, self.faults, [str(u["id"]) for u in tally.injected])
         if self.args.json and self.args.output is None:
             data["results"] = self.results
         return data
 
     def finish(self) -> int:
-        status = self.status()
+        tally = self.tally
+        status = tally.status()
         if self.args.json:
             emit_json(self.summary_json(status))
             return EXIT_OK if status == "ok" else EXIT_FAILED
         out = sys.stderr if self.args.output is None else sys.stdout
-        if not self.todo:
-            print(f"nothing left to check: all {plural(len(self.items), 'item')} have results in "
+        if not tally.todo:
+            print(f"nothing left to check: all {plural(tally.items, 'item')} have results in "
                   f"{self.args.output}", file=out)
-        statuses = sorted(self.by_status)
-        injected = [u for u in self.unchecked if u.get("injected")]
+        statuses = sorted(tally.by_status)
+        injected = tally.injected
         chaos = self.faults is not None  # with --chaos: items lost to injected faults, apart
         print(table(["items", "done before", "checked", *statuses, "not checked", *(["injected"] if chaos else [])],
-                    [[str(len(self.items)), str(self.skipped), str(self.checked),
-                      *(str(self.by_status[s]) for s in statuses), str(len(self.unchecked)),
+                    [[str(tally.items), str(tally.skipped), str(tally.checked),
+                      *(str(tally.by_status[s]) for s in statuses), str(len(tally.unchecked)),
                       *([str(len(injected))] if chaos else [])]]), file=out)
         if chaos:
             print(chaos_line(self.args, self.faults, len(injected), "item"), file=out)
-        if self.simulated:
+        if tally.simulated:
             print(SIMULATED_NOTE, file=out)
         width = terminal_width()
-        for entry in self.unchecked[:UNCHECKED_SHOWN]:
+        for entry in tally.unchecked[:UNCHECKED_SHOWN]:
             why = " (an injected fault)" if entry.get("injected") else ""
             print(elide(f"not checked{why}: {entry['id']}: {entry['error']}", width), file=sys.stderr)
-        if len(self.unchecked) > UNCHECKED_SHOWN:
-            print(f"... {len(self.unchecked) - UNCHECKED_SHOWN} more not checked (--json lists every one)",
+        if len(tally.unchecked) > UNCHECKED_SHOWN:
+            print(f"... {len(tally.unchecked) - UNCHECKED_SHOWN} more not checked (--json lists every one)",
                   file=sys.stderr)
         if self.args.output is not None:
             print(f"results: {self.args.output}", file=out)
@@ -372,14 +334,7 @@ class _Report:
 
     def interrupted(self) -> int:
         """The one line after Ctrl-C: how many items have results, and the command that resumes."""
-        total = len(self.items)
-        if self.args.output is not None:
-            argv = [*self.args.argv] + ([] if "--resume" in self.args.argv else ["--resume"])
-            line = (f"interrupted: {self.checked} of {plural(total, 'item')} have results in {self.args.output}; "
-                    f"resume with: {shlex.join(['leanworker', *argv])}")
-        else:
-            line = (f"interrupted: {self.checked} of {plural(total, 'item')} checked (printed above); to be able "
-                    "to resume, use --output FILE")
+        line = interrupted_line(self.args.output, self.args.argv, self.tally.checked, self.tally.items)
         if self.args.json:
             emit_json({**self.summary_json("interrupted"), "message": line})
         print(f"leanworker check: {line}", file=sys.stderr)
