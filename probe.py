@@ -2,7 +2,8 @@
 
 planner -> pool -> lease -> command -> live rows -> terminal summary -> pool snapshot, on the mathlib-scale fixture
 capability (a SIMULATION: deterministic rows, a session open that sleeps ``--import-ms`` to stand in for a Lean
-import). Every stage reports its figures and passes or fails; the run passes only if every stage does.
+import). Every stage reports its figures and passes or fails; the run passes only if every stage does. A stage
+measures here; what it judges from its figures is _probe_verdicts.py.
 """
 
 from __future__ import annotations
@@ -226,9 +227,9 @@ class Probe:
                 planned_sessions = pool.snapshot().sessions_opened
             planned = time.perf_counter() - started
             self._tick("naive_vs_planned", 2 * len(sample), 2 * len(sample))
-            verdicts.judge_naive_vs_planned(result, sample=len(sample), naive_rows=naive_rows, planned_rows=planned_rows,
-                                            naive_s=naive, planned_s=planned, naive_sessions=naive_sessions,
-                                            planned_sessions=planned_sessions)
+            verdicts.judge_naive_vs_planned(result, sample=len(sample), naive_rows=naive_rows,
+                                            planned_rows=planned_rows, naive_s=naive, planned_s=planned,
+                                            naive_sessions=naive_sessions, planned_sessions=planned_sessions)
             result.figures.update(modules=len(sample), simulated_import_ms=self.options.import_ms,
                                   naive_s=round(naive, 3), planned_s=round(planned, 3),
                                   ratio_naive_over_planned=round(naive / max(planned, 1e-9), 2),

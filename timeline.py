@@ -8,6 +8,8 @@ short one and a marker above the lane where one failed, timed out, crashed or wa
 lifecycle, eviction and cycling events are marks. Hover anything for details: a request's tooltip names its lane,
 request id, key, command, outcome and time. A few lines of plain JavaScript in the page zoom (Ctrl + wheel, the
 buttons, + and -) and pan (drag, the arrow keys); nothing is fetched. docs/tracing.md explains how to read it.
+What is shown comes from timeline_model.py, where it goes and what its labels say from _timeline_layout.py; this
+module draws.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ Before any item runs: the items file is read whole (one bad line, no item, or a 
 must exist, and the REPL (or ``lean``) must resolve to a program that can run; then the first session opens (the
 REPL imports its header once) and must succeed. Items run one request each on warm sessions, so each result is
 written as it arrives and ``--resume`` skips exactly the items whose id and code already have a result
-(_results.py).
+(_results.py). How results are counted and what the run concludes from them is _check_tally.py; this module runs
+the pool and prints.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A slot's decisions as pure policies, without processes: the request state machine of its admission gate, restart
-intensity, memory ceilings, what a stream makes of its terminal record (docs/semantics.md, Requests and outcomes; Generations and fencing; Restarts, intensity
-and cycling; Memory). End-to-end tests over real worker
-processes: test_worker_outcomes.py, test_worker_faults.py, test_cycling_memory.py."""
+intensity, memory ceilings, what a stream makes of its terminal record (docs/semantics.md, Requests and outcomes;
+Generations and fencing; Restarts, intensity and cycling; Memory). End-to-end tests over real worker processes:
+test_worker_outcomes.py, test_worker_faults.py, test_cycling_memory.py."""
 
 from __future__ import annotations
 
