@@ -27,7 +27,7 @@ from conftest import MATHLIB, wait_for
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'leanworker[ray]' (make test does)")
 
 from leanworker.scaleout import NotConnected, RayRunner  # noqa: E402
-from leanworker.scaleout.runner import start_attempt  # noqa: E402
+from leanworker.scaleout.agent_run import start_attempt  # noqa: E402
 from leanworker.scaleout.local_cluster import LocalCluster, local_cluster  # noqa: E402
 from leanworker.testing import Fault, FaultPlan  # noqa: E402
 
