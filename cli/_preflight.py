@@ -12,7 +12,7 @@ import socket
 from pathlib import Path
 
 from leanworker.cli._output import UsageError
-from leanworker.serve.config import SIMULATOR_MODULE
+from leanworker.serve.config import is_simulator
 from leanworker.serve.config import simulator_command as simulator_argv
 
 RAY_ADDRESS = re.compile(r"(?:ray://)?(?:(?P<host>[A-Za-z0-9._-]+)|\[(?P<v6>[0-9a-fA-F:]+)\]):(?P<port>\d{1,5})")
@@ -131,14 +131,6 @@ def grpc_problem(host: str, port: int, timeout: float) -> str | None:
 def simulator_command() -> str:
     """The bundled REPL simulator, run by the interpreter leanworker runs on, as one command line."""
     return shlex.join(simulator_argv())
-
-
-SIMULATED_REPLS = (SIMULATOR_MODULE, "leanworker.fixtures.repl_fake")  # the simulator, and its misbehaving fake
-
-
-def is_simulator(command: str) -> bool:
-    """The REPL command runs leanworker's REPL simulator (or its fake): its verdicts are not Lean's."""
-    return any(module in command for module in SIMULATED_REPLS)
 
 
 def executable_command(command: str, what: str, workspace: str | None = None) -> str:

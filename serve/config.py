@@ -9,6 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SIMULATOR_MODULE = "leanworker.fixtures.repl_sim"
+SIMULATED_REPLS = (SIMULATOR_MODULE, "leanworker.fixtures.repl_fake")  # the simulator, and its misbehaving fake
+
+
+def is_simulator(command: str) -> bool:
+    """The REPL command runs leanworker's REPL simulator (or its fake): its verdicts are not Lean's."""
+    return any(module in command for module in SIMULATED_REPLS)
 
 
 def simulator_command() -> tuple[str, ...]:
@@ -103,9 +109,9 @@ class ServeConfig:
 
     @property
     def simulated(self) -> bool:
-        """True when the REPL is leanworker's simulator (whichever way it was named)."""
+        """True when the REPL is leanworker's simulator or its fake (whichever way it was named)."""
         command = self.repl_command
-        return command is not None and SIMULATOR_MODULE in " ".join(command)
+        return command is not None and is_simulator(" ".join(command))
 
     @property
     def max_body_bytes(self) -> int:

@@ -538,3 +538,12 @@ def test_a_refusal_echoes_small_inputs_whole_and_large_ones_described() -> None:
     assert brief(nested) == "(a list of 1 items)"
     assert brief(float("inf")) == "(a float)" and brief(10**50) == "(a int)"
     assert field_error("t", ["body", "k" * 300], "m", "v")["loc"][1].endswith("(300 characters)")
+
+
+def test_a_service_on_the_simulator_or_its_fake_says_it_is_simulated_whichever_way_the_repl_is_named() -> None:
+    from leanworker.serve.config import ServeConfig
+
+    assert ServeConfig(simulator=True).simulated
+    assert ServeConfig(repl=("python3", "-m", "leanworker.fixtures.repl_sim")).simulated
+    assert ServeConfig(repl=("python3", "-m", "leanworker.fixtures.repl_fake", "--misbehave")).simulated
+    assert not ServeConfig(repl=("lake", "exe", "repl")).simulated
