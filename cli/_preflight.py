@@ -12,7 +12,7 @@ import socket
 from pathlib import Path
 
 from leanworker.cli._output import UsageError
-from leanworker.serve.config import is_simulator
+from leanworker.serve.config import is_simulator as is_simulator  # re-exported: the CLI asks its preflight
 from leanworker.serve.config import simulator_command as simulator_argv
 
 RAY_ADDRESS = re.compile(r"(?:ray://)?(?:(?P<host>[A-Za-z0-9._-]+)|\[(?P<v6>[0-9a-fA-F:]+)\]):(?P<port>\d{1,5})")
