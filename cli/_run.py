@@ -124,9 +124,10 @@ def _run_plan(args: argparse.Namespace) -> int:
     try:
         with _runner(args, lw.PoolConfig(max_workers=args.workers)) as pool:
             first_opened = time.monotonic()
-            if args.ray is None:
+            left = _batches_left(args, plan)
+            if args.ray is None and left:  # resumed with everything committed: no session to open (minutes for Mathlib)
                 with spinner(args, "opening the first session..."):
-                    open_first_session(pool, plan.batches, args.command)
+                    open_first_session(pool, left, args.command)
             opened_before = pool.snapshot().sessions_opened if args.ray is None else 0  # the first, for the bar
             with pool.run(plan, args.command, retries=args.retries, output=args.output, resume=args.resume,
                           faults=faults) as run:
@@ -170,6 +171,16 @@ def _run_plan(args: argparse.Namespace) -> int:
         print_diagnostics(project, "error")
         print(f"leanworker run: {unread_line(project)}", file=sys.stderr)
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def _batches_left(args: argparse.Namespace, plan: Any) -> list[Any]:
+    """The plan's batches this run will run: on ``--resume``, those with modules the output has not committed."""
+    if not args.resume:
+        return list(plan.batches)
+    from leanworker.actors.run import committed_modules
+
+    committed = committed_modules(args.output, plan.fingerprint)
+    return [batch for batch in plan.batches if set(batch.modules) - committed.get(batch.fingerprint, set())]
 
 
 def _with_first_session(summary: Any, pool: Any, args: argparse.Namespace, elapsed: float) -> Any:

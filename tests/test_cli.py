@@ -316,6 +316,8 @@ def test_run_executes_a_plan_exits_0_and_resumes_exactly_once(home: Path) -> Non
     done = cli(*args, "--resume", cwd=home)
     assert done.code == 0 and "nothing left to run: every batch was committed to rows.jsonl" in done.out
     assert "committed rows" not in done.out
+    resumed = cli(*args, "--resume", "--json", cwd=home).json()["summary"]
+    assert resumed["batches_skipped"] == 3 and resumed["sessions_opened"] == 0, "nothing to run: no session opened"
     done = cli(*args, cwd=home)
     assert done.code == 0 and done.out_lines[-1].startswith("committed rows: rows.jsonl (")
     assert "3 batches" in done.out_lines[-1]

@@ -7,7 +7,7 @@ wing but the core: the pool and ``leanworker.scaleout`` each bring their own pla
 
 from leanworker.actors.run.executor import RequestSpec
 from leanworker.actors.run.faults import FaultedAttempt, FaultSource, ambient_faults
-from leanworker.actors.run.journal import ResumeMismatch
+from leanworker.actors.run.journal import ResumeMismatch, committed_modules
 from leanworker.actors.run.places import (
     Attempt,
     Place,
@@ -19,4 +19,5 @@ from leanworker.actors.run.plan_run import PlanRun
 from leanworker.actors.run.results import BatchResult, RunProgress, RunSummary
 
 __all__ = ["Attempt", "BatchResult", "FaultSource", "FaultedAttempt", "Place", "PlaceGone", "PlanRun", "RequestSpec",
-           "Requeue", "ResumeMismatch", "RunBackend", "RunProgress", "RunSummary", "ambient_faults"]
+           "Requeue", "ResumeMismatch", "RunBackend", "RunProgress", "RunSummary", "ambient_faults",
+           "committed_modules"]

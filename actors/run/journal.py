@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,52 @@ def _line(record: dict[str, Any]) -> str:
     except (TypeError, ValueError):
         return json.dumps(_jsonable(record), ensure_ascii=False, allow_nan=True) + "\n"
 
+@dataclass
+class _JournalRead:
+    committed: dict[str, set[str]] = field(default_factory=dict)  # batch fingerprint -> modules committed
+    rows: int = 0
+    end: int = 0  # the output's size after the last committed result
+    good: int = 0  # the journal's bytes up to its last whole line
+
+
+def _read_journal(journal_path: Path, data: bytes, plan_fingerprint: str) -> _JournalRead:
+    """The journal's whole lines (a torn last line, written but never fsynced whole, ends the reading)."""
+    read = _JournalRead()
+    header_seen = False
+    for raw in data.splitlines(keepends=True):
+        if not raw.endswith(b"\n"):
+            break
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            break
+        if not header_seen:
+            if record.get("plan") != plan_fingerprint:
+                raise ResumeMismatch(f"{journal_path} belongs to plan {record.get('plan')!r:.20}, not "
+                                     f"{plan_fingerprint[:16]}; resume the same plan, or run without resume")
+            header_seen = True
+        else:
+            read.committed.setdefault(record["batch"], set()).update(record["modules"])
+            read.rows += int(record["rows"])
+            read.end = int(record["end"])
+        read.good += len(raw)
+    if not header_seen:
+        raise ResumeMismatch(f"{journal_path} has no readable header")
+    return read
+
+
+def committed_modules(output: str | os.PathLike[str], plan_fingerprint: str) -> dict[str, set[str]]:
+    """What earlier runs of the plan committed to ``output``, by batch fingerprint, read without changing anything
+    (empty when there is no journal). Raises :class:`ResumeMismatch` as a resumed run would."""
+    path = Path(output)
+    journal_path = path.with_name(path.name + ".journal")
+    try:
+        data = journal_path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    return _read_journal(journal_path, data, plan_fingerprint).committed
+
+
 
 class OutputJournal:
     """Writes committed rows exactly once across crashes and resumes (see the module docstring)."""
@@ -81,37 +128,17 @@ class OutputJournal:
     def _recover(self) -> int:
         """Read the journal; cut a torn tail off it and off the output. Returns the committed output size."""
         data = self.journal_path.read_bytes()
-        good = 0
-        end = 0
-        header_seen = False
-        for raw in data.splitlines(keepends=True):
-            if not raw.endswith(b"\n"):
-                break  # torn: written but never fsynced whole
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                break
-            if not header_seen:
-                if record.get("plan") != self.plan_fingerprint:
-                    raise ResumeMismatch(f"{self.journal_path} belongs to plan {record.get('plan')!r:.20}, not "
-                                         f"{self.plan_fingerprint[:16]}; resume the same plan, or run without resume")
-                header_seen = True
-            else:
-                self.committed.setdefault(record["batch"], set()).update(record["modules"])
-                self.rows_recovered += int(record["rows"])
-                end = int(record["end"])
-            good += len(raw)
-        if not header_seen:
-            raise ResumeMismatch(f"{self.journal_path} has no readable header")
-        if good < len(data):
+        read = _read_journal(self.journal_path, data, self.plan_fingerprint)
+        self.committed, self.rows_recovered = read.committed, read.rows
+        if read.good < len(data):
             with open(self.journal_path, "r+b") as journal:
-                journal.truncate(good)
+                journal.truncate(read.good)
                 os.fsync(journal.fileno())
         size = self.path.stat().st_size if self.path.exists() else 0
-        if size < end:
-            raise ResumeMismatch(f"{self.path} holds {size} bytes but its journal committed {end}: it was changed "
-                                 "outside leanworker")
-        return end
+        if size < read.end:
+            raise ResumeMismatch(f"{self.path} holds {size} bytes but its journal committed {read.end}: it was "
+                                 "changed outside leanworker")
+        return read.end
 
     def _sync_directory(self) -> None:
         try:
