@@ -178,8 +178,11 @@ def _import_failure(module_name: str, exc: Exception) -> str:
                 f"{os.getcwd()}) looked in: {', '.join(shown[:8])}{' ...' if len(shown) > 8 else ''}. Put it in the "
                 "directory leanworker (or your script) runs from, which leanworker passes on to its workers, install "
                 "it into the environment, or set PYTHONPATH")
+    if isinstance(exc, SyntaxError):  # raised by the compiler: no frame of the user's file, the place is in exc
+        return (f"{module_name!r} was found but does not compile: {type(exc).__name__}: {exc.msg} "
+                f"({exc.filename}, line {exc.lineno})")
     frames = traceback.extract_tb(exc.__traceback__)
-    where = next((f for f in reversed(frames) if "importlib" not in f.filename), None)
+    where = next((f for f in reversed(frames) if "importlib" not in f.filename and f.filename != __file__), None)
     at = f" ({where.filename}, line {where.lineno})" if where is not None else ""
     return f"{module_name!r} was found but raised while importing: {type(exc).__name__}: {exc}{at}"
 

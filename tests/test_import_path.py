@@ -53,3 +53,27 @@ def test_a_capability_nobody_can_import_says_where_the_worker_looked(tmp_path: P
     assert code == "capability_load"
     assert "cannot import 'no_such_tool_anywhere'" in message and "looked in:" in message
     assert "PYTHONPATH" in message
+
+
+def test_a_capability_that_does_not_compile_is_reported_at_its_own_file_and_line(tmp_path: Path) -> None:
+    import pytest
+
+    from leanworker.host.capability import CapabilityLoadError, load_capability
+
+    (tmp_path / "broken_tool.py").write_text("from leanworker.host import Capability\n\ndef f(:\n    pass\n")
+    (tmp_path / "tab_tool.py").write_text("if True:\n\tx = 1\n        y = 2\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with pytest.raises(CapabilityLoadError) as broken:
+            load_capability("broken_tool:capability")
+        with pytest.raises(CapabilityLoadError) as tabs:
+            load_capability("tab_tool:capability")
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("broken_tool", None)
+        sys.modules.pop("tab_tool", None)
+    assert str(broken.value).startswith("'broken_tool' was found but does not compile: SyntaxError: ")
+    assert str(broken.value).endswith(f"({tmp_path / 'broken_tool.py'}, line 3)")
+    assert "capability.py" not in str(broken.value)
+    assert str(tabs.value).startswith("'tab_tool' was found but does not compile: TabError: ")
+    assert str(tabs.value).endswith(f"({tmp_path / 'tab_tool.py'}, line 3)")
