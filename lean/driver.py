@@ -1,4 +1,4 @@
-"""One Lean REPL process, driven by its own protocol (../shared/lean_repl_protocol.md), from inside a worker.
+"""One Lean REPL process, driven by its own protocol (docs/lean_repl_protocol.md), from inside a worker.
 
 Framing: a request is compact JSON on one line, then exactly one blank line; an answer is JSON over one or more
 lines, then one blank line. Each request is sent together with a *fence* (lean/matching.py): the driver accepts an

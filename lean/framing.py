@@ -1,7 +1,7 @@
 """The REPL's output framing as a pure, incremental parser: bytes in, whole answers (or a fault) out.
 
 The REPL prints each answer as JSON over one or more lines, then exactly one blank line (``IO.println`` of the JSON,
-then ``printFlush "\\n"``; ../shared/lean_repl_protocol.md, section 2), and prints nothing else on stdout. So an
+then ``printFlush "\\n"``; docs/lean_repl_protocol.md, section 2), and prints nothing else on stdout. So an
 answer is everything up to the next blank line, and a blank line where no answer has begun is not the REPL's output.
 An answer (or an unfinished line) longer than ``max_answer_bytes`` is refused as it grows, so memory stays bounded
 whatever the REPL prints. Scanning is incremental (each byte is looked at about once), so a 200 MB answer costs one

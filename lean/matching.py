@@ -1,6 +1,6 @@
 """Matching each of the REPL's answers to its question: a pure policy, from the REPL's source.
 
-The REPL has no request ids and answers strictly in order (../shared/lean_repl_protocol.md, sections 2 and 6). Two
+The REPL has no request ids and answers strictly in order (docs/lean_repl_protocol.md, sections 2 and 6). Two
 facts of its source make answers checkable:
 
 1. **Environments are numbered.** ``State.cmdStates`` is an array; every command or file request that is answered

@@ -244,6 +244,19 @@ def test_every_markdown_file_the_code_and_docs_cite_is_in_the_repository() -> No
     assert not cited, "files cited that the repository does not hold:\n" + "\n".join(sorted(set(cited)))
 
 
+def test_no_document_is_cited_from_outside_the_repository() -> None:
+    # The check above resolves names inside the checkout; a path that climbs out of it (a sibling folder's notes)
+    # names a document a clean clone, or an installed package, does not have: the repository keeps its own in docs/.
+    outside = []
+    for path in [*ROOT.rglob("*.py"), *ROOT.rglob("*.md"), ROOT / "pyproject.toml", ROOT / "Makefile"]:
+        relative = path.relative_to(ROOT)
+        if relative.parts[0] in {".venv", "build"} or relative.parts[0].startswith("."):
+            continue
+        text = path.read_text(encoding="utf-8")
+        outside += [f"{relative}: {name}" for name in re.findall(r"\.\./[\w./-]+\.md\b", text)]
+    assert not outside, "documents cited from outside the repository:\n" + "\n".join(sorted(set(outside)))
+
+
 def test_every_source_file_the_code_and_docs_cite_by_path_is_in_the_repository() -> None:
     cited, checked = [], 0
     for path in [*ROOT.rglob("*.py"), *ROOT.rglob("*.md")]:
