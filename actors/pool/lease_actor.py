@@ -4,8 +4,9 @@ lifecycle of the slot's lease (docs/architecture.md, The actors and their messag
 - **grant**: the pool actor decides which waiter gets the slot and tells the lease actor (``GrantTo``); the lease
   actor hands the waiter its ``Lease``, or, if the waiter gave up meanwhile, returns the lease at once;
 - **release, exactly once**: a release with nothing to decide is booked in the caller's thread (book.py, the warm
-  path); any other comes here (``ReturnLease``: release, context exit, or garbage collection), and the lease actor
-  returns the capacity to the pool (``Release``) once per lease;
+  path); any other release or context exit comes here (``ReturnLease``), and the lease actor returns the capacity
+  to the pool (``Release``) once per lease. A lease collected unreleased is the exception: the garbage collector may
+  run under any lock, so it sends ``Release`` to the pool actor itself, without looking up this actor (lease.py);
 - **the supervisor's notice that a generation ended** (``GenerationEnded``): the lease granted on it is stale from
   then on (the handle checks the generation on every command; the lease actor records and traces it).
 
