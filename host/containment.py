@@ -26,7 +26,7 @@ GUARDIAN_SCRIPT = (
     'W=$1; '
     'sweep() { for s in /proc/[0-9]*/stat; do read -r l < "$s" || continue; set -- ${l##*") "}; '
     'if [ "$4" = "$W" ] && [ "$3" != "$W" ]; then kill -KILL -"$3"; fi; done; }; '
-    'trap \'if [ -n "$LEANWORKER_CGROUP" ]; then echo 1 > "$LEANWORKER_CGROUP/cgroup.kill"; fi; '
+    f'trap \'if [ -n "${CGROUP_ENV}" ]; then echo 1 > "${CGROUP_ENV}/cgroup.kill"; fi; '
     'if [ -n "$W" ]; then sweep; fi; kill -KILL 0\' HUP; '
     "while :; do sleep 3600 & wait $!; done"
 )
