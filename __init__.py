@@ -27,8 +27,8 @@ _EXPORTS: dict[str, str] = {
     "AsyncPlanRun": "leanworker.aio",
     "PoolSnapshot": "leanworker.actors.core.results",
     "RowStream": "leanworker.actors.slot",
-    "Tracer": "leanworker.actors.core.tracing",
-    "TraceEvent": "leanworker.actors.core.tracing",
+    "Tracer": "leanworker.actors.core.trace_ring",
+    "TraceEvent": "leanworker.actors.core.trace_ring",
     # results
     "Row": "leanworker.actors.core.results",
     "StreamSummary": "leanworker.actors.core.results",
@@ -110,7 +110,7 @@ if TYPE_CHECKING:  # the same names for type checkers (tests/test_public_api.py 
         StreamSummary as StreamSummary,
         WorkerSnapshot as WorkerSnapshot,
     )
-    from leanworker.actors.core.tracing import (
+    from leanworker.actors.core.trace_ring import (
         TraceEvent as TraceEvent,
         Tracer as Tracer,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from leanworker.actors.core.tracing import TraceEvent
+from leanworker.actors.core.trace_ring import TraceEvent
 from leanworker.timeline_model import NO_KEY, Bar, Group, Lane, Model, short_key
 
 VIEW_WIDTH = 1600  # viewBox units; both SVGs take the page width, so a unit is the same size in each

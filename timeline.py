@@ -46,7 +46,7 @@ from leanworker._timeline_layout import (
     tick_times,
     time_label,
 )
-from leanworker.actors.core.tracing import TraceEvent
+from leanworker.actors.core.trace_ring import TraceEvent
 from leanworker.timeline_model import FAULTS, Bar, Lane, Model, build_model
 
 OUTCOME_COLOURS = {"ok": "#2e7d32", "error": "#ef6c00", "cancelled": "#757575", "timeout": "#c62828",

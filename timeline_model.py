@@ -15,7 +15,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from leanworker.actors.core.tracing import TraceEvent, lane_of, slot_of
+from leanworker.actors.core.trace_ring import TraceEvent
+from leanworker.actors.core.tracing import lane_of, slot_of
 
 # Outcomes a person opens a timeline to find: drawn with a marker above the lane.
 FAULTS = ("error", "timeout", "crashed", "memory", "protocol", "cancelled")

@@ -41,6 +41,7 @@ from leanworker.cli._preflight import (
     simulator_command,
     writable_file,
 )
+from leanworker.cli._progress_bar import REMAINING, ProgressBar
 from leanworker.cli._results import Item, ResultWriter, read_items, resume
 from leanworker.cli._session import check_lean_answers, open_first_session
 from leanworker.cli._values import positive_float, positive_int
@@ -207,7 +208,8 @@ def _run_check(args: argparse.Namespace) -> int:
     plan = plan_checks(args, todo, workspace, command)
     writer: ResultWriter | None = None
     interrupts = args.interrupts
-    bar = _CheckBar(len(todo)) if not args.json and sys.stderr.isatty() else None
+    show_bar = not args.json and sys.stderr.isatty()
+    bar = ProgressBar("check", len(todo), "items", ("rate", REMAINING, "statuses")) if show_bar else None
     config = lw.PoolConfig(max_workers=args.workers, worker=lw.WorkerConfig(
         request_timeout=request_timeout(faults is not None, args.timeout),
         open_timeout=open_timeout(args.mode, import_timeout(args))))
@@ -228,7 +230,7 @@ def _run_check(args: argparse.Namespace) -> int:
                 for result in run:
                     report.take(result, plan.row, writer)
                     if bar is not None:
-                        bar.update(report.tally.done_now, report.tally.by_status)
+                        show_progress(bar, report.tally.done_now, report.tally.by_status)
             interrupts.cancel_with(lambda: None)  # a Ctrl-C from here on waits for the workers to stop
             report.sessions_opened = pool.snapshot().sessions_opened
     except KeyboardInterrupt:  # before the first item ran
@@ -241,6 +243,13 @@ def _run_check(args: argparse.Namespace) -> int:
     if interrupts.requested:
         return report.interrupted()
     return report.finish()
+
+
+def show_progress(bar: ProgressBar, done: int, by_status: dict[str, int]) -> None:
+    """Items done of all, rate, ETA and counts by status."""
+    elapsed = bar.elapsed
+    rate = f"{done / elapsed:.0f} items/s" if elapsed else ""
+    bar.update(done, rate=rate, statuses=" ".join(f"{k} {v}" for k, v in sorted(by_status.items())))
 
 
 def program_name(args: argparse.Namespace, command: str) -> str:
@@ -340,25 +349,3 @@ class _Report:
             emit_json({**self.summary_json("interrupted"), "message": line})
         print(f"leanworker check: {line}", file=sys.stderr)
         return EXIT_INTERRUPTED
-
-
-class _CheckBar:
-    """Items done of all, rate, ETA and counts by status, on stderr (a terminal only)."""
-
-    def __init__(self, total: int) -> None:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.progress = Progress(TextColumn("check"), BarColumn(), TextColumn("{task.completed}/{task.total} items"),
-                                 TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-                                 TextColumn("{task.fields[statuses]}"))
-        self.task = self.progress.add_task("check", total=max(total, 1), rate="", statuses="")
-        self.progress.start()
-
-    def update(self, done: int, by_status: dict[str, int]) -> None:
-        task = self.progress.tasks[0]
-        rate = f"{done / task.elapsed:.0f} items/s" if task.elapsed else ""
-        statuses = " ".join(f"{k} {v}" for k, v in sorted(by_status.items()))
-        self.progress.update(self.task, completed=done, rate=rate, statuses=statuses)
-
-    def close(self) -> None:
-        self.progress.stop()

@@ -28,6 +28,7 @@ from leanworker.cli._output import (
     terminal_width,
 )
 from leanworker.cli._preflight import not_an_input, ray_address, writable_file
+from leanworker.cli._progress_bar import ELAPSED, ProgressBar
 from leanworker.cli._project import (
     discover,
     no_modules_reason,
@@ -119,7 +120,8 @@ def _run_plan(args: argparse.Namespace) -> int:
     interrupts = args.interrupts
     failures: list[dict[str, Any]] = []
     stopped: str | None = None
-    bar = None if args.json or not sys.stderr.isatty() else _RunBar(plan.module_count)
+    bar = None if args.json or not sys.stderr.isatty() else ProgressBar("run", plan.module_count, "modules",
+                                                                        ("detail", ELAPSED))
     faults = chaos_plan(args)
     try:
         with _runner(args, lw.PoolConfig(max_workers=args.workers)) as pool:
@@ -144,7 +146,7 @@ def _run_plan(args: argparse.Namespace) -> int:
                                          "message": str(result.error),
                                          **({"injected": True} if result.injected else {})})
                     if bar is not None:
-                        bar.update(run.progress, opened_before)
+                        show_progress(bar, run.progress, opened_before)
             interrupts.cancel_with(lambda: None)  # a Ctrl-C from here on waits for the workers to stop
             summary = _with_first_session(run.summary, pool, args, time.monotonic() - first_opened)
     except KeyboardInterrupt:  # before the run started: nothing of this run was committed
@@ -171,6 +173,14 @@ def _run_plan(args: argparse.Namespace) -> int:
         print_diagnostics(project, "error")
         print(f"leanworker run: {unread_line(project)}", file=sys.stderr)
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def show_progress(bar: ProgressBar, progress: Any, sessions_before: int) -> None:
+    """Modules, batches, rows, sessions, failures and an estimate."""
+    eta = f", eta {progress.eta_s:.0f} s" if progress.eta_s else ""
+    detail = (f"{plural(progress.batches_done, 'batch')}, {plural(progress.rows, 'row')}, "
+              f"{plural(progress.sessions_opened + sessions_before, 'session')}, {progress.failures} failed{eta}")
+    bar.update(progress.modules_done, detail=detail)
 
 
 def _batches_left(args: argparse.Namespace, plan: Any) -> list[Any]:
@@ -276,24 +286,3 @@ def _runner(args: argparse.Namespace, config: Any) -> Iterator[Any]:
     finally:
         if ray.is_initialized():
             ray.shutdown()  # disconnects; a cluster we did not start goes on running
-
-
-class _RunBar:
-    """A progress bar on stderr: modules, batches, rows, sessions, failures and an estimate."""
-
-    def __init__(self, modules: int) -> None:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(TextColumn("run"), BarColumn(), TextColumn("{task.completed}/{task.total} modules"),
-                                 TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
-        self.task = self.progress.add_task("run", total=max(modules, 1), detail="")
-        self.progress.start()
-
-    def update(self, progress: Any, sessions_before: int) -> None:
-        eta = f", eta {progress.eta_s:.0f} s" if progress.eta_s else ""
-        detail = (f"{plural(progress.batches_done, 'batch')}, {plural(progress.rows, 'row')}, "
-                  f"{plural(progress.sessions_opened + sessions_before, 'session')}, {progress.failures} failed{eta}")
-        self.progress.update(self.task, completed=progress.modules_done, detail=detail)
-
-    def close(self) -> None:
-        self.progress.stop()

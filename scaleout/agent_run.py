@@ -1,6 +1,7 @@
 """Running a plan on Ray's node agents: each runner's place is one slot of one agent (agent.py); an attempt is one
 streaming call whose chunks are held until the attempt ends well, so the rows of a lost or failed attempt are never
-committed. The counterpart of a local pool's places (actors/pool/local_run.py)."""
+committed. The counterpart of a local pool's places (actors/pool/local_run.py); the run's backend that hands these
+places out is agent_backend.py."""
 
 from __future__ import annotations
 
@@ -10,10 +11,9 @@ from typing import Any
 
 import ray
 
-from leanworker.actors.core.config import PoolConfig, SessionKey
+from leanworker.actors.core.config import SessionKey
 from leanworker.actors.core.results import Row, StreamSummary
-from leanworker.actors.core.waits import lease_bound
-from leanworker.actors.run import Attempt, Place, PlaceGone
+from leanworker.actors.run import Attempt
 from leanworker.errors import NodeLost, ProtocolError
 from leanworker.scaleout.fleet import AGENT_GONE, Fleet
 
@@ -85,27 +85,3 @@ class AgentPlace:
 
     def close(self) -> None:
         self._warm = None
-
-
-class AgentBackend:
-    """A plan run's places on a fleet of node agents: ``pool.max_workers`` places per agent."""
-
-    def __init__(self, fleet: Fleet, pool: PoolConfig, backpressure: int) -> None:
-        self._fleet = fleet
-        self._pool = pool
-        self._backpressure = backpressure
-        self._before = fleet.sessions_opened()
-        self._lease_timeout = lease_bound(pool)
-
-    @property
-    def concurrency(self) -> int:
-        return len(self._fleet.slots) * self._pool.max_workers
-
-    def place(self, index: int) -> Place:
-        agent_index = index % len(self._fleet.slots)  # spread the runners over the agents
-        if self._fleet.slots[agent_index].gone:
-            raise PlaceGone(self._fleet.slots[agent_index].node_id)
-        return AgentPlace(self._fleet, agent_index, self._lease_timeout, self._backpressure)
-
-    def sessions_opened(self) -> int:
-        return self._fleet.sessions_opened() - self._before

@@ -2,7 +2,7 @@
 
 The driver (this process) runs the same :class:`~leanworker.PlanRun` as a local pool: the schedule, retries,
 bisection, quarantine, commits and exactly-once output are all here, on the driver. Each runner's place is one slot
-of one node agent (agent_run.py).
+of one node agent (agent_run.py), handed out by the run's backend (agent_backend.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from leanworker.actors.core.results import PoolSnapshot
 from leanworker.actors.run import FaultSource, PlanRun, RequestSpec
 from leanworker.errors import UsageError
 from leanworker.planner.plan import ImportPlan, PlannedBatch
-from leanworker.scaleout.agent_run import AgentBackend
+from leanworker.scaleout.agent_backend import AgentBackend
 from leanworker.scaleout.fleet import AGENT_SHUTDOWN_TIMEOUT_S, Fleet
 
 

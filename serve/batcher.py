@@ -10,8 +10,8 @@ Tracing: a call runs in the context (``contextvars``) of the request whose item 
 of that call are children of that HTTP request's span.
 
 Fairness: the group whose oldest waiting item is oldest goes first; inside a group, a call takes items round robin
-over the requests (*owners*) that wait in it, so a request of ten thousand items delays a one-item request by one
-item per call, not by ten thousand.
+over the requests (*owners*) that wait in it (fair_queue.py), so a request of ten thousand items delays a one-item
+request by one item per call, not by ten thousand.
 
 Withdrawal: an item whose every asker has gone (its future cancelled) never reaches a call; a call whose items have
 all been withdrawn is *abandoned*: cancelled at once (the pool cancels the request in its worker, which stops a REPL
@@ -27,11 +27,10 @@ import functools
 import itertools
 import logging
 import math
-from collections import deque
 from collections.abc import Hashable
-from dataclasses import dataclass
 
 from leanworker.serve.checker import STOPPING, Checker, Row, unchecked
+from leanworker.serve.fair_queue import FairQueue, Waiting
 
 log = logging.getLogger("leanworker.serve")
 
@@ -45,53 +44,6 @@ def batch_size(waiting: int, free_calls: int, max_batch: int) -> int:
     return max(1, min(max_batch, math.ceil(waiting / max(1, free_calls))))
 
 
-@dataclass
-class _Waiting:
-    seq: int
-    body: str
-    future: asyncio.Future[Row]
-    context: contextvars.Context  # the submitting request's (its span is the parent of the call's)
-
-
-class _Group:
-    """The items waiting for one (header, timeout): a queue per owner, served round robin."""
-
-    def __init__(self) -> None:
-        self.queues: dict[Hashable, deque[_Waiting]] = {}  # insertion order: the order owners are served in
-
-    def add(self, owner: Hashable, waiting: _Waiting) -> None:
-        self.queues.setdefault(owner, deque()).append(waiting)
-
-    def prune(self) -> None:
-        """Drop withdrawn items (and owners left with nothing)."""
-        for owner in list(self.queues):
-            queue = self.queues[owner]
-            while queue and queue[0].future.done():
-                queue.popleft()
-            if not queue:
-                del self.queues[owner]
-
-    def oldest(self) -> int | None:
-        return min((queue[0].seq for queue in self.queues.values() if queue), default=None)
-
-    def __len__(self) -> int:
-        return sum(len(queue) for queue in self.queues.values())
-
-    def take(self, count: int) -> list[_Waiting]:
-        """Up to ``count`` live items, one per owner in turn; an owner served last goes to the back."""
-        taken: list[_Waiting] = []
-        while len(taken) < count and self.queues:
-            owner, queue = next(iter(self.queues.items()))
-            del self.queues[owner]
-            while queue and queue[0].future.done():
-                queue.popleft()
-            if queue:
-                taken.append(queue.popleft())
-            if queue:
-                self.queues[owner] = queue
-        return taken
-
-
 class Batcher:
     """Submits items to a :class:`Checker`, grouped by header and timeout, ``checker.capacity`` calls at most."""
 
@@ -100,7 +52,7 @@ class Batcher:
             raise ValueError("max_batch must be >= 1")
         self.checker = checker
         self.max_batch = max_batch
-        self._groups: dict[GroupKey, _Group] = {}
+        self._groups: dict[GroupKey, FairQueue] = {}
         self._seq = itertools.count()
         self._running: set[asyncio.Task[None]] = set()
         self.calls = 0  # calls started (for figures and tests)
@@ -116,8 +68,8 @@ class Batcher:
         """The item's row, when its call yields it. ``owner`` (the request) is what fairness is counted by. Cancel
         the future to withdraw an item not yet handed out."""
         future: asyncio.Future[Row] = asyncio.get_running_loop().create_future()
-        waiting = _Waiting(next(self._seq), body, future, contextvars.copy_context())
-        self._groups.setdefault((imports, timeout), _Group()).add(owner, waiting)
+        waiting = Waiting(next(self._seq), body, future, contextvars.copy_context())
+        self._groups.setdefault((imports, timeout), FairQueue()).add(owner, waiting)
         self._dispatch()
         return future
 
@@ -143,7 +95,7 @@ class Batcher:
                 for waiting in batch:
                     waiting.future.add_done_callback(functools.partial(self._withdrawn, task, batch))
 
-    def _withdrawn(self, task: asyncio.Task[None], batch: list[_Waiting], future: asyncio.Future[Row]) -> None:
+    def _withdrawn(self, task: asyncio.Task[None], batch: list[Waiting], future: asyncio.Future[Row]) -> None:
         """An item of a running call is done: when it was withdrawn and nothing in the call is left to answer, the
         call is abandoned."""
         if future.cancelled() and not task.done() and all(w.future.done() for w in batch):
@@ -154,7 +106,7 @@ class Batcher:
         self._running.discard(task)
         self._dispatch()
 
-    async def _call(self, key: GroupKey, batch: list[_Waiting]) -> None:
+    async def _call(self, key: GroupKey, batch: list[Waiting]) -> None:
         imports, timeout = key
         self.calls += 1
         reason = "the checker ended the call without an answer for this item"

@@ -6,7 +6,7 @@ marker ``lw_chaos``.
 
 ``repr(plan)`` is Python that rebuilds the plan from ``Fault``, ``FaultPlan`` and ``SessionKey`` (all named here;
 ``FaultPlan.from_repr`` reads it back without evaluating it). Names are loaded lazily: a worker process loads the
-fault wrapper (``inworker``) without the parent's side.
+fault wrapper (``inworker``, ``firing``) without the parent's side.
 """
 
 from __future__ import annotations

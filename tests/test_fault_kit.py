@@ -13,7 +13,7 @@ import pytest
 import leanworker as lw
 from conftest import FAST, MATHLIB, THROUGHPUT
 from leanworker.testing import Fault, FaultPlan
-from leanworker.testing.inworker import meminfo_mib
+from leanworker.testing.firing import meminfo_mib
 
 KEY = lw.SessionKey(THROUGHPUT)
 QUICK = lw.WorkerConfig(startup_timeout=10.0, request_timeout=10.0, cancel_grace=0.5, shutdown_timeout=2.0,

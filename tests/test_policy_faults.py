@@ -17,7 +17,7 @@ from leanworker.actors.core import intercept
 from leanworker.actors.run import ambient_faults
 from leanworker.actors.slot.gate_state import GateState
 from leanworker.testing import Fault, FaultPlan, FiredFault
-from leanworker.testing.inworker import may_grow
+from leanworker.testing.firing import may_grow
 from leanworker.testing.wire import ENVELOPE, OPEN_OPTION, unwrap
 
 KEY = lw.SessionKey("mytool:capability")

@@ -19,7 +19,7 @@ import pytest
 import leanworker as lw
 from conftest import FAULTS, MATHLIB
 from leanworker.testing import Fault, FaultPlan
-from leanworker.actors.core.tracing import TraceEvent
+from leanworker.actors.core.trace_ring import TraceEvent
 from leanworker._timeline_layout import MIN_BAR, SHORT_BAR, VIEW_WIDTH
 from leanworker.timeline import MARKS, render_timeline
 from leanworker.timeline_model import NO_KEY, MARK_KINDS, Lane, build_model, group_lanes, short_key

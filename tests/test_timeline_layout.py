@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 from leanworker import _timeline_layout as layout
-from leanworker.actors.core.tracing import TraceEvent
+from leanworker.actors.core.trace_ring import TraceEvent
 from leanworker.timeline_model import NO_KEY, Bar, Group, Lane, Model
 
 KEY = "leanworker.fixtures.mathlib_scale:capability|Mathlib,Foo"

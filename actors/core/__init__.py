@@ -2,7 +2,8 @@
 
 - ``config``: ``SessionKey``, ``WorkerConfig``, ``PoolConfig``, ``RestartPolicy``;
 - ``results``: rows, summaries, snapshots and reports the runtime hands back;
-- ``tracing``: ``Tracer`` and ``TraceEvent`` and their file formats;
+- ``tracing``, ``trace_ring``: what the runtime records trace events to (a ``TraceSink``, several as one) and the
+  trace files; ``Tracer``, the built-in ring of ``TraceEvent`` records;
 - ``env``: the environment variables the parent sets for a worker process (read by ``host/``);
 - ``stderr``, ``containment``, ``process_tree``: a child process's stderr tail, its cgroup, its process tree
   (memory and signals), shared by the runtime and by ``lean/`` inside a worker;

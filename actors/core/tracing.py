@@ -1,8 +1,10 @@
-"""Tracing: every actor message and lifecycle event, with a monotonic time, actor, generation and ids;
-exported as JSON lines or Chrome trace event JSON (docs/tracing.md).
+"""Tracing: every actor message and lifecycle event, with a monotonic time, actor, generation and ids, recorded to
+trace sinks (the built-in ring, trace_ring.py, or any object with a ``record`` method) and exported as JSON lines or
+Chrome trace event JSON (docs/tracing.md).
 
 Off by default: the runtime holds ``None`` instead of a tracer and checks that before building an event, so tracing
-off costs one attribute test per event site. On, an event is one ``deque.append`` (thread-safe in CPython).
+off costs one attribute test per event site. This module holds what the runtime records to (:class:`TraceSink`,
+several sinks as one :class:`TracerGroup`, and what a ``trace=`` argument becomes) and the trace files.
 """
 
 from __future__ import annotations
@@ -10,28 +12,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from leanworker.actors.core import locks
+from leanworker.actors.core.trace_ring import TraceEvent, Tracer
 
 log = logging.getLogger("leanworker.tracing")
-
-
-@dataclass(frozen=True, slots=True)
-class TraceEvent:
-    """One recorded event. ``time`` is ``time.monotonic()`` seconds."""
-
-    time: float
-    kind: str
-    actor: str
-    generation: int | None = None
-    request_id: int | None = None
-    lease_id: int | None = None
-    fields: dict[str, Any] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -96,35 +83,6 @@ def runtime_sink(trace: TraceSink | Sequence[TraceSink] | None) -> TraceSink | N
     if sink is None or isinstance(sink, (Tracer, TracerGroup)):
         return sink
     return TracerGroup((sink,))
-
-
-class Tracer:
-    """An in-memory ring of the most recent ``capacity`` events."""
-
-    def __init__(self, capacity: int = 200_000) -> None:
-        self._events: deque[TraceEvent] = deque(maxlen=capacity)
-        self.started = time.monotonic()
-
-    def record(
-        self,
-        kind: str,
-        actor: str,
-        generation: int | None = None,
-        request_id: int | None = None,
-        lease_id: int | None = None,
-        **fields: Any,
-    ) -> None:
-        self._events.append(TraceEvent(time.monotonic(), kind, actor, generation, request_id, lease_id, fields))
-
-    def events(self) -> list[TraceEvent]:
-        """A copy of the recorded events, oldest first."""
-        return list(self._events)
-
-    def kinds(self) -> list[str]:
-        return [event.kind for event in self._events]
-
-    def clear(self) -> None:
-        self._events.clear()
 
 
 # -- export ----------------------------------------------------------------------------------------------------------
