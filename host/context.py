@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from leanworker.errors import NotPlainData, ProtocolError
+from leanworker.host.cancel_flag import CancelFlag
 from leanworker.host.capability import RequestCancelled
 from leanworker.host.output import BadOutput, ProtocolWriter
 from leanworker.protocol import messages
@@ -24,7 +24,7 @@ class RequestContext:
     __slots__ = ("session", "request_id", "_cancel", "_writer", "_streaming", "_watch", "_watched")
 
     def __init__(self, session: Any, request_id: int, writer: ProtocolWriter, streaming: bool,
-                 watch: Callable[[], None], cancel: threading.Event) -> None:
+                 watch: Callable[[], None], cancel: CancelFlag) -> None:
         self.session = session
         self.request_id = request_id
         self._cancel = cancel  # set by the host when the parent cancels this request

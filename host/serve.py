@@ -16,6 +16,7 @@ from typing import Any
 from leanworker.actors.core import locks
 from leanworker.actors.core.env import SPIN_ENV, SYS_PATH_ENV
 from leanworker.errors import CommandError, NotPlainData, ProtocolError
+from leanworker.host.cancel_flag import CancelFlag
 from leanworker.host.capability import (
     WRAP_OPTION,
     Capability,
@@ -60,7 +61,7 @@ class Host:
         self.session: Any = None
         self.session_open = False
         self._current: RequestContext | None = None
-        self._current_cancel = threading.Event()  # the running command's cancel flag (its ctx sees it)
+        self._current_cancel = CancelFlag()  # the running command's cancel flag (its ctx sees it)
         self._current_watched = False  # the running command has used its ctx: the watchdog reads for it
         self._current_lock = locks.lock("host_running")
         self._running = locks.condition("host_running", self._current_lock)
@@ -214,7 +215,7 @@ class Host:
     def _call(self, message: Message, started: float) -> None:
         request_id = message["id"]
         command = message["command"]
-        cancel = threading.Event()
+        cancel = CancelFlag()
         ctx = RequestContext(self.session, request_id, self.writer, message["stream"],
                              lambda: self._wake_watchdog(request_id), cancel)
         self.writer.begin(request_id)

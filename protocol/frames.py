@@ -61,13 +61,30 @@ def check_frame_cap(max_bytes: int) -> int:
     return max_bytes
 
 
-def decode_body(body: bytes) -> Message:
-    """Decode one frame body strictly; raise :class:`ProtocolError` on anything but one plain map with text keys."""
+_NO_INPUT = io.BytesIO()
+
+
+def strict_decoder() -> cbor2.CBORDecoder:
+    """A CBOR decoder that refuses every tag, for :func:`decode_body` to reuse (made fresh for each frame, it costs
+    as much as decoding a small frame). It reads nothing until :func:`decode_body` gives it a body."""
+    return cbor2.CBORDecoder(_NO_INPUT, semantic_decoders=_REFUSE_TAGS, tag_hook=_refuse_tag_hook,
+                             max_depth=MAX_DEPTH + 1)
+
+
+def decode_body(body: bytes, decoder: cbor2.CBORDecoder | None = None) -> Message:
+    """Decode one frame body strictly; raise :class:`ProtocolError` on anything but one plain map with text keys.
+
+    ``decoder``: one from :func:`strict_decoder` to reuse (one thread at a time; after a ``ProtocolError`` make a
+    new one). None makes one for this body."""
     stream = io.BytesIO(body)
     try:
-        decoder = cbor2.CBORDecoder(stream, semantic_decoders=_REFUSE_TAGS, tag_hook=_refuse_tag_hook,
-                                    max_depth=MAX_DEPTH + 1)
-        item = decoder.decode()
+        if decoder is None:
+            decoder = strict_decoder()
+        decoder.fp = stream
+        try:
+            item = decoder.decode()
+        finally:
+            decoder.fp = _NO_INPUT  # keep no body alive between frames
     except Exception as exc:  # cbor2 raises several types; every one of them means "bad CBOR"
         raise ProtocolError(f"bad CBOR in frame body: {exc}") from None
     if stream.tell() != len(body):
@@ -108,13 +125,14 @@ class FrameDecoder:
     After an error the decoder is poisoned: a byte stream cannot be resynchronised.
     """
 
-    __slots__ = ("max_bytes", "_buffer", "_need", "_failed")
+    __slots__ = ("max_bytes", "_buffer", "_need", "_failed", "_cbor")
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
         self.max_bytes = max_bytes
         self._buffer = bytearray()
         self._need: int | None = None
         self._failed: ProtocolError | None = None
+        self._cbor = strict_decoder()  # reused for every frame: after an error the decoder is poisoned anyway
 
     @property
     def buffered(self) -> int:
@@ -148,7 +166,7 @@ class FrameDecoder:
                 if len(buffer) - start < self._need:
                     break
                 end = start + self._need
-                out.append((decode_body(bytes(buffer[start:end])), self._need + HEADER_SIZE))
+                out.append((decode_body(bytes(buffer[start:end]), self._cbor), self._need + HEADER_SIZE))
                 start = end
                 self._need = None
         except ProtocolError as exc:
