@@ -96,10 +96,13 @@ def _one_of(choices: frozenset[str]) -> Check:
     return check
 
 
+_COUNT = _int_in(0, MAX_ID)
+
+
 def _counts(value: Any) -> str | None:
     if type(value) is not dict:
         return f"must be a map, got {type(value).__name__}"
-    count = _int_in(0, MAX_ID)
+    count = _COUNT
     for stream, number in value.items():
         if type(stream) is not str:
             return f"keys must be text, got {type(stream).__name__}"

@@ -64,18 +64,29 @@ class WorkerPool:
 
     def lease(self, key: SessionKey, timeout: float | None = None) -> Lease:
         """Wait for a warm worker of ``key`` (see the class docstring) and return the lease."""
-        return self.claim(key).wait(self.config.queue_wait_timeout if timeout is None else timeout)
+        warm = self._try_warm(key)  # the warm path, without a claim object
+        if warm is not None:
+            return warm
+        return self._queue(key).wait(self.config.queue_wait_timeout if timeout is None else timeout)
 
     def claim(self, key: SessionKey) -> LeaseClaim:
         """Ask for a lease of ``key`` without waiting (actors/pool/claim.py): granted at once when a warm worker is
         idle and nobody waits, else queued, its future resolved by the pool actor. For callers that must never
         block (``AsyncWorkerPool``); ``lease()`` is this plus a wait."""
+        warm = self._try_warm(key)
+        if warm is not None:
+            return LeaseClaim(key, lease=warm)
+        return self._queue(key)
+
+    def _try_warm(self, key: SessionKey) -> Lease | None:
+        """A lease of an idle warm worker of ``key``, granted in this thread when nobody waits; else None."""
         lifecycle.check_owner(self._owner_pid, "pool")
         if self._closed:
             raise PoolClosed("the pool is shut down")
-        warm = self._book.try_grant_warm(key)
-        if warm is not None:
-            return LeaseClaim(key, lease=warm)
+        return self._book.try_grant_warm(key)
+
+    def _queue(self, key: SessionKey) -> LeaseClaim:
+        """Queue a claim for ``key`` with the pool actor, which resolves its future."""
         future: Future[Lease] = Future()
         waiter = Waiter(next(self._waiter_ids), key, future, time.monotonic())
         if self._book.tracer is not None:  # in the caller's thread: a tracer may note whose request this is
