@@ -185,24 +185,26 @@ class FrameDecoder:
 
 
 class SpinWait:
-    """Waits for ``fd`` to be readable: yields the CPU until ``spin_wait`` seconds have passed (the writer may be
-    queued on this CPU: pipe wakeups favour the waker's), then sleeps in ``poll()``. One per wait."""
+    """Waits for ``fd`` to be readable: until ``spin_wait`` seconds have passed it looks without blocking (a
+    zero-timeout ``poll()``, cheaper than a read that finds nothing and raises) and yields the CPU between looks (the
+    writer may be queued on this CPU: pipe wakeups favour the waker's), then sleeps in ``poll()``. One per wait."""
 
-    __slots__ = ("fd", "until", "_poller")
+    __slots__ = ("until", "_poll")
 
     def __init__(self, fd: int, spin_wait: float) -> None:
-        self.fd = fd
         self.until = time.perf_counter() + spin_wait
-        self._poller: select.poll | None = None
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        self._poll = poller.poll
 
     def wait(self, timeout_ms: int | None = None) -> None:
-        if time.perf_counter() < self.until:
+        """Return once ``fd`` is readable (or at its end), or after sleeping ``timeout_ms`` (None: no limit)."""
+        poll, until = self._poll, self.until
+        while time.perf_counter() < until:
+            if poll(0):
+                return
             os.sched_yield()
-            return
-        if self._poller is None:
-            self._poller = select.poll()
-            self._poller.register(self.fd, select.POLLIN)
-        self._poller.poll(timeout_ms)
+        poll(timeout_ms)
 
 
 class FrameReader:
