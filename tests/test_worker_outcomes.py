@@ -217,3 +217,18 @@ def test_a_session_open_that_fails_raises_at_construction() -> None:
     key = lw.SessionKey(MATHLIB, options=(("import_ms", -5),))
     with pytest.raises(lw.CommandError, match="import_ms"):
         lw.Worker(key, FAST)
+
+
+def test_a_request_times_out_at_its_own_timeout_whatever_the_requests_before_it_had() -> None:
+    # One timer per slot watches the request in flight (actors/slot/gate.py): a shorter timeout than the one it is
+    # armed for arms it again earlier, and a longer one is watched on when an earlier request's deadline comes.
+    with lw.Worker(lw.SessionKey(FAULTS), FAST) as worker:
+        assert worker.call("echo", 1) == 1  # the watch is armed for FAST's 20 s
+        with pytest.raises(lw.RequestTimeout, match="within 0.3 s"):
+            worker.call("hang", timeout=0.3)
+        worker.wait_ready(30)
+        assert worker.call("echo", 2, timeout=1.0) == 2  # the watch is armed for 1 s from now
+        with pytest.raises(lw.RequestTimeout, match="within 1.5 s"):
+            worker.call("hang", timeout=1.5)  # still in flight when the watch fires: watched on to its deadline
+        worker.wait_ready(30)
+        assert worker.call("echo", 3) == 3 and worker.snapshot().restarts == {"timeout": 2}

@@ -61,7 +61,7 @@ class RequestChannel:
     __slots__ = ("request_id", "generation", "command", "streaming", "capacity", "capacity_bytes", "counters",
                  "_cond", "_items", "_buffered", "_buffered_bytes", "_event_count", "_event_bytes", "_progress",
                  "_terminal", "_abandoned", "received", "_next_seq", "timers", "events_dropped", "timeout",
-                 "_wake", "admitted_at")
+                 "_wake", "admitted_at", "due")
 
     def __init__(self, request_id: int, generation: int, command: str, streaming: bool, capacity: int,
                  counters: Counters, capacity_bytes: int = DEFAULT_BUFFER_BYTES) -> None:
@@ -83,11 +83,12 @@ class RequestChannel:
         self._abandoned = False
         self.received: dict[str, int] = {}
         self._next_seq: dict[str, int] = {}
-        self.timers: list[Any] = []  # deadline and cancel-grace timer handles of this request
+        self.timers: list[Any] = []  # timer handles of this request (its cancel grace)
         self.events_dropped = 0
         self.timeout: float | None = None  # the request's deadline in seconds, for messages
         self._wake: Callable[[], None] | None = None  # a poll()ing consumer's, called once by the next producer
         self.admitted_at: float | None = None  # time.monotonic() at admission; set by the gate (not for handshakes)
+        self.due: float | None = None  # time.monotonic() past which the request has timed out (None: no timeout)
 
     # -- producer side (a reader thread, or the supervisor for terminals) -------------------------------------------
 

@@ -2,12 +2,17 @@
 
 The supervisor owns the gate: it opens it for a ready generation, closes it before it kills, cycles or shuts down,
 and decides everything else. While the gate is open and no request is in flight, a caller admits its own request
-under the gate's lock: it registers the channel, arms the request deadline (a timer that tells the supervisor) and
-queues the ``call`` frame on the never-blocking pipe writer (the request is encoded before the lock). The reader
-thread releases the gate when the ``done`` arrives, before the caller can see the terminal, and leaves it closed when
-the generation's request budget (``max_requests``) is spent or a cycle is pending; it tells the supervisor only when
-the supervisor has something to decide. The decisions are the pure :class:`GateState`'s (gate_state.py); the gate
-runs them under its lock, which it alone takes.
+under the gate's lock: it registers the channel, notes the request's deadline and queues the ``call`` frame on the
+never-blocking pipe writer (the request is encoded before the lock). The reader thread releases the gate when the
+``done`` arrives, before the caller can see the terminal, and leaves it closed when the generation's request budget
+(``max_requests``) is spent or a cycle is pending; it tells the supervisor only when the supervisor has something to
+decide. The decisions are the pure :class:`GateState`'s (gate_state.py); the gate runs them under its lock, which it
+alone takes.
+
+Deadlines are watched by one timer per slot, not one per request: it is armed when a request is admitted and none is
+armed to fire by that request's deadline, and when it fires it tells the supervisor if the request then in flight is
+past its deadline, else it is armed again for that request's. (A timer per request cost a heap entry that lived for
+the whole timeout, about 2 us a request with the garbage collection of those entries.)
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import pykka
 from leanworker.actors.core import locks
 from leanworker.actors.core.intercept import RequestHook
 from leanworker.actors.core.mailbox import tell_if_alive
-from leanworker.actors.core.timers import Scheduler
+from leanworker.actors.core.timers import Scheduler, TimerHandle
 from leanworker.actors.core.tracing import TraceSink
 from leanworker.actors.slot.channel import DEFAULT_BUFFER_BYTES, RequestChannel, Terminal
 from leanworker.actors.slot.connection import Connection
@@ -53,6 +58,9 @@ class AdmissionGate:
         self.ids = itertools.count(1)
         self.connection: Connection | None = None  # the open generation's
         self.inflight: RequestChannel | None = None
+        self._watch: TimerHandle | None = None  # the deadline watch armed (see the module docstring)
+        self._watch_due = 0.0  # when it fires (time.monotonic())
+        self._watch_token = 0  # which arming is current: a superseded one that fires does nothing
 
     # -- what everyone may read without the lock -------------------------------------------------------------------
 
@@ -193,7 +201,7 @@ class AdmissionGate:
                 generation = connection.generation
                 channel = RequestChannel(request_id, generation, submit.command, submit.streaming,
                                          self.buffer_rows, self.counters, self.buffer_bytes)
-                channel.admitted_at = time.monotonic()
+                channel.admitted_at = admitted_at = time.monotonic()
                 connection.register(channel)  # before writing: the answer can arrive before the write returns
                 self.inflight = channel
                 if self.tracer is not None:  # before writing too, so that no trace holds its done before it
@@ -203,9 +211,35 @@ class AdmissionGate:
                 timeout = submit.timeout if submit.timeout is not None else self.request_timeout
                 channel.timeout = timeout
                 if timeout is not None:
-                    channel.timers.append(self.scheduler.tell_later(timeout, self.supervisor,
-                                                                    Deadline(generation, request_id, "request")))
+                    channel.due = due = admitted_at + timeout
+                    if self._watch is None or due < self._watch_due:
+                        self._arm_watch_locked(timeout, due)
                 return channel
+
+    def _arm_watch_locked(self, delay: float, due: float) -> None:
+        """Arm the deadline watch to fire in ``delay`` seconds, at ``due`` (call with the lock held)."""
+        if self._watch is not None:
+            self._watch.cancel()
+        self._watch_token += 1
+        token = self._watch_token
+        self._watch_due = due
+        self._watch = self.scheduler.call_later(delay, lambda: self._watch_fired(token))
+
+    def _watch_fired(self, token: int) -> None:
+        """The deadline watch fired (in the timer thread): tell the supervisor if the request in flight is past its
+        deadline (the supervisor ends it unless its ``done`` won), else watch again until its deadline."""
+        with self.lock:
+            if token != self._watch_token:
+                return  # superseded by an earlier deadline's arming
+            self._watch = None
+            channel = self.inflight
+            if channel is None or channel.due is None:
+                return
+            left = channel.due - time.monotonic()
+            if left > 0:
+                self._arm_watch_locked(left, channel.due)
+                return
+        tell_if_alive(self.supervisor, Deadline(channel.generation, channel.request_id, "request"))
 
     def admit_for(self, submit: Submit) -> RequestChannel | None:
         """:meth:`try_admit` on a caller's behalf (from the supervisor's thread: the slow path), in the caller's
