@@ -162,10 +162,18 @@ def test_ctrl_c_that_reaches_a_worker_before_its_host_starts_still_says_how_to_r
     hold.mkdir()
     (hold / "sitecustomize.py").write_text(HOLD_AT_START)
 
-    def press(pid: int) -> None:  # the worker and the command get it at the same moment, as from a terminal
-        for worker in opening(hold, "starting-"):
-            os.kill(worker, signal.SIGINT)
-        ctrl_c(pid)
+    def press(pid: int) -> None:
+        # A terminal signals the worker and the command at the same moment: the command's Ctrl-C is pending before
+        # the worker can die of its own. Sent one after the other, under load the command saw the worker's death,
+        # reported it and exited before its Ctrl-C was sent, which no terminal does: so the command is stopped
+        # while both are sent.
+        os.killpg(pid, signal.SIGSTOP)
+        try:
+            ctrl_c(pid)
+            for worker in opening(hold, "starting-"):
+                os.kill(worker, signal.SIGINT)
+        finally:
+            os.killpg(pid, signal.SIGCONT)
 
     done, started = interrupt_when(opening_run_args(), home, lambda pid: bool(opening(hold, "starting-")),
                                    env=person_env(PYTHONPATH=str(hold)), press=press, within=15)
