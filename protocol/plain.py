@@ -146,10 +146,12 @@ def _walk_decoded(value: Any, budget: int) -> None:
         for key, item in value.items():
             if type(key) not in _DECODED_SCALARS:
                 raise _Refusal(UnencodableType, f"has a key of type {type(key).__name__}")
-            _decoded_item(item, key, budget)
+            if type(item) not in _DECODED_SCALARS:  # a scalar needs no call (most of a message is scalars)
+                _decoded_item(item, key, budget)
     else:
         for index, item in enumerate(value):
-            _decoded_item(item, index, budget)
+            if type(item) not in _DECODED_SCALARS:
+                _decoded_item(item, index, budget)
 
 
 def _decoded_item(item: Any, step: object, budget: int) -> None:

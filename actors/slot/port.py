@@ -125,7 +125,8 @@ class RequestPort:
         reads = self.gate.reads_for(channel)
         if reads is not None:
             reads.serve(channel)  # read the answer in this thread (actors/slot/readside.py)
-        terminal = channel.wait_terminal(None)  # the supervisor's deadline guarantees a terminal
+        # Usually the answer was read above: its terminal is set (once, never unset), so no wait is needed.
+        terminal = channel.terminal or channel.wait_terminal(None)  # the supervisor's deadline guarantees one
         assert terminal is not None
         if terminal.outcome != OK:
             assert terminal.error is not None
