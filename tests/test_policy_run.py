@@ -259,3 +259,54 @@ def test_cancel_a_batch_that_comes_back_after_the_cancel_is_cancelled_not_failed
         assert list(plan_run) == [], "no batch was left for 'no node is left' to fail"
     summary = plan_run.summary
     assert summary is not None and summary.batches_cancelled == 3 and summary.batches_failed == 0
+
+
+class EndedByTheCancel(Place):
+    """Its attempt runs until the run is cancelled, then ends with ``error`` (what the cancel, or the pool's
+    shutdown that follows it, makes of a request in flight or a lease wait)."""
+
+    error: lw.LeanWorkerError
+
+    def attempt(self, key: lw.SessionKey, command: str, request: Any, cancelled: threading.Event) -> Attempt:
+        self.attempts.append(tuple(request["modules"]))
+        cancelled.wait(20)
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [lw.Cancelled("cancelled"), lw.PoolClosed("the pool is shut down"),
+                                   lw.WorkerClosed("shut down"), lw.StaleLease("released")],
+                         ids=lambda e: type(e).__name__)
+def test_cancel_an_attempt_ended_by_the_cancel_or_the_shutdown_is_cancelled_not_failed(
+        error: lw.LeanWorkerError) -> None:
+    attempts: list[tuple[str, ...]] = []
+
+    class Ended(Backend):
+        def place(self, index: int) -> Place:
+            place = EndedByTheCancel({}, attempts)
+            place.error = error
+            return place
+
+    with PlanRun(Ended({}), many(3), "index") as plan_run:
+        assert wait_for(lambda: attempts, 20)
+        plan_run.cancel()
+        assert list(plan_run) == []
+    summary = plan_run.summary
+    assert summary is not None and summary.batches_failed == 0 and summary.batches_cancelled == 3
+
+
+def test_cancel_a_command_error_that_ends_an_attempt_in_flight_is_still_its_result() -> None:
+    attempts: list[tuple[str, ...]] = []
+
+    class Answered(Backend):
+        def place(self, index: int) -> Place:
+            place = EndedByTheCancel({}, attempts)
+            place.error = lw.CommandError("bad_input", "the request was not a module list")
+            return place
+
+    with PlanRun(Answered({}), many(3), "index") as plan_run:
+        assert wait_for(lambda: attempts, 20)
+        plan_run.cancel()
+        results = list(plan_run)
+    summary = plan_run.summary
+    assert [type(r.error) for r in results] == [lw.CommandError] and summary is not None
+    assert summary.batches_failed == 1 and summary.batches_cancelled == 2

@@ -30,10 +30,13 @@ from leanworker.actors.run.result_queue import ResultQueue
 from leanworker.actors.run.results import BatchResult, RunProgress, RunSummary
 from leanworker.actors.run.runner_queue import RunnerQueue
 from leanworker.actors.run.schedule import Schedule, Task
-from leanworker.errors import LeanWorkerError, NodeLost, WorkerLost
+from leanworker.errors import Cancelled, LeanWorkerError, NodeLost, StaleLease, WorkerClosed, WorkerLost
 from leanworker.planner.plan import ImportPlan, PlannedBatch
 
 RequestSpec = dict[str, Any] | Callable[[PlannedBatch], Any] | None
+# What a run's cancel, and the shutdown that may follow it, make of an attempt in flight or a lease wait: once the run
+# is cancelled, an attempt ending so is cancelled, not the batch's failure (a CommandError is still its result).
+ENDED_BY_A_CANCEL = (Cancelled, WorkerClosed, StaleLease)
 
 
 class PlanExecutor:
@@ -149,6 +152,9 @@ class PlanExecutor:
             self._retry_or_split(task, exc, started, self._explained(fault, exc))
             return
         except LeanWorkerError as exc:  # the capability's answer (CommandError), or the pool's
+            if self._cancelled.is_set() and isinstance(exc, ENDED_BY_A_CANCEL):
+                self._finished_cancelled(task)
+                return
             injected = self._explained(fault, exc)
             if injected:
                 with self._lock:
