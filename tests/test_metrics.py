@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import leanworker as lw
-from conftest import FAST, FAULTS, THROUGHPUT
+from conftest import FAST, FAULTS, THROUGHPUT, wait_for
 
 prometheus_client = pytest.importorskip("prometheus_client")
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
@@ -52,6 +52,8 @@ def test_a_scrape_of_a_live_pool_counts_what_the_pool_did() -> None:
         with pool.lease(FAULTY) as lease:
             with pytest.raises(lw.CommandError):
                 lease.call("raise")
+        # the crashed worker's replacement has no memory reading until its first sample (the total is absent till then)
+        assert wait_for(lambda: pool.snapshot().total_rss_mib is not None, timeout=30)
         families = scrape(pool)
     assert value(families, "leanworker_requests_total", command="echo", outcome="ok") == 3
     assert value(families, "leanworker_requests_total", command="rows", outcome="ok") == 1
