@@ -3,13 +3,20 @@ owning its lease's lifecycle over real workers."""
 
 from __future__ import annotations
 
+import gc
+import queue
+import sys
 import threading
+import warnings
+from typing import Any
 
 import pykka
+import pytest
 
 import leanworker as lw
 from conftest import FAST, FAULTS, THROUGHPUT, wait_for
 from leanworker.actors.pool.lease_actor import LeaseActor
+from leanworker.actors.pool.messages import ReturnLease
 
 
 def lease_actors() -> list[pykka.ActorRef[LeaseActor]]:
@@ -66,3 +73,51 @@ def test_the_supervisors_notice_that_a_generation_ended_makes_the_lease_stale() 
         assert not lease.valid
         lease.release()
         assert pool.snapshot().leases == 0
+
+
+def test_a_lease_collected_unreleased_is_returned_through_its_slots_lease_actor_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lease actor owns the lease's lifecycle, a release by the garbage collector included: the finalizer tells
+    it (without a lock or a wait), and it returns the capacity to the pool once."""
+    returned: list[int] = []
+    plain = LeaseActor.on_receive
+
+    def spy(self: LeaseActor, message: Any) -> Any:
+        if isinstance(message, ReturnLease):
+            returned.append(message.lease_id)
+        return plain(self, message)
+
+    monkeypatch.setattr(LeaseActor, "on_receive", spy)
+    with lw.WorkerPool(lw.PoolConfig(max_workers=1, worker=FAST)) as pool:
+        key = lw.SessionKey(THROUGHPUT)
+        lease = pool.lease(key)
+        lease_id = lease.lease_id
+        # An inbox whose put takes no Python-level lock: a finalizer may tell it from any thread, under any lock.
+        assert all(isinstance(ref.actor_inbox, queue.SimpleQueue) for ref in lease_actors())
+        assert lease.call("echo", 1) == 1
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            del lease
+            gc.collect()
+        assert any(issubclass(w.category, ResourceWarning) for w in caught)
+        assert wait_for(lambda: returned == [lease_id]), returned
+        assert wait_for(lambda: pool.snapshot().leases == 0)
+        with pool.lease(key, timeout=10) as again:  # the one slot's capacity came back
+            assert again.call("echo", 2) == 2
+    assert returned == [lease_id]
+
+
+def test_a_lease_collected_after_its_pool_shut_down_is_dropped_quietly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its slot's lease actor has stopped with the slot: the finalizer tells the pool actor, which has stopped too;
+    nothing raises in the finalizer."""
+    unraisable: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    pool = lw.WorkerPool(lw.PoolConfig(max_workers=1, worker=FAST))
+    lease = pool.lease(lw.SessionKey(THROUGHPUT))
+    pool.shutdown()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        del lease
+        gc.collect()
+    assert [w.category for w in caught] == [ResourceWarning], [str(w.message) for w in caught]
+    assert not unraisable, [u.exc_value for u in unraisable]

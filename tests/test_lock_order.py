@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import threading
 
+import pykka
 import pytest
 
 import leanworker as lw
 from conftest import THROUGHPUT
-from leanworker.actors.core import locks
+from leanworker.actors.core import locks, mailbox
 
 
 def test_the_suite_runs_with_checked_locks() -> None:
@@ -64,6 +65,30 @@ def test_a_condition_wait_keeps_the_held_locks_true() -> None:
     assert not locks.violations
     with pytest.raises(ValueError, match="not in the written lock order"):
         locks.lock("nameless")
+
+
+def test_waiting_for_an_actors_answer_under_a_lock_held_only_for_bookkeeping_is_a_violation() -> None:
+    assert mailbox.reentrant_inbox is not None  # imported: pykka's futures check the locks held while checking
+    answered: pykka.ThreadingFuture[int] = pykka.ThreadingFuture()
+    answered.set(1)
+    with locks.lock("lease"):  # a lease's command may wait for the supervisor to admit it
+        assert answered.get() == 1
+    assert not locks.violations
+    with locks.rlock("pool"):
+        answered.get()  # checked whether or not the answer is in already: a regression shows whatever the timing
+    assert len(locks.violations) == 1 and "waits for an actor's answer while holding 'pool'" in locks.violations[0]
+    locks.violations.clear()
+
+
+def test_the_pool_starts_and_leases_slots_without_waiting_for_an_actor_under_its_lock() -> None:
+    """The pool's lock is held only for bookkeeping: starting a slot (under it) gets the slot's gate without asking
+    the new supervisor for it (the autouse fixture fails any test that waits so; this one starts several slots)."""
+    keys = [lw.SessionKey(THROUGHPUT, imports=(name,)) for name in ("A", "B", "C")]
+    with lw.WorkerPool(lw.PoolConfig(max_workers=2)) as pool:
+        for key in keys:  # the third key cycles a worker for its own: a stop and a start under the lock
+            with pool.lease(key, timeout=30) as lease:
+                assert lease.call("echo", key.imports[0]) == key.imports[0]
+    assert not locks.violations
 
 
 def test_the_worker_hosts_locks_are_in_the_order_and_an_inversion_in_a_worker_ends_it() -> None:

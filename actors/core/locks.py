@@ -5,7 +5,8 @@ Unchecked, :func:`lock`, :func:`rlock` and :func:`condition` return plain ``thre
 to the hot path. Checked, each lock records which named locks its thread holds; taking a lock while holding one that
 comes later in :data:`ORDER` (or another lock of the same name) is an inversion: it is recorded in
 :data:`violations` with both names and the thread, and written to stderr. A lock taken without waiting
-(``acquire(blocking=False)``) cannot deadlock and is not checked.
+(``acquire(blocking=False)``) cannot deadlock and is not checked. So is a wait for an actor's answer while holding a
+lock held only for bookkeeping (:func:`check_wait`; actors/core/mailbox.py makes pykka's futures call it).
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ ORDER: tuple[str, ...] = (
     "trace_sink",    # a trace sink's own state (a sink group's failure counts, the OpenTelemetry tracer's spans)
 )
 RANK = {name: rank for rank, name in enumerate(ORDER)}
+# The locks a thread may hold while it waits for an actor's answer: a worker host's (no actors there) and a lease's (one
+# command admitted at a time: a command that finds the gate shut asks the supervisor to admit it). Every lock further
+# down the order, the pool's first, is held only for bookkeeping (docs/architecture.md, The lock order).
+HELD_ACROSS_WAITS = frozenset({"host_read", "host_running", "host_writer", "lease"})
 
 checking = os.environ.get(LOCK_CHECK_ENV) == "1"
 fail_fast = False  # a worker process ends at once on an inversion (the parent's test sees the crash and its stderr)
@@ -88,12 +93,8 @@ class OrderedLock:
             if held is self:
                 return  # re-entry of a re-entrant lock (a plain lock would deadlock on itself anyway)
             if held.rank >= self.rank:
-                text = (f"lock order inverted in thread {threading.current_thread().name}: took {self.name!r} while "
-                        f"holding {held.name!r} (docs/architecture.md, The lock order)")
-                violations.append(text)
-                print(f"leanworker: {text}", file=sys.stderr, flush=True)
-                if fail_fast:
-                    os._exit(70)
+                _violation(f"lock order inverted in thread {threading.current_thread().name}: took {self.name!r} "
+                           f"while holding {held.name!r} (docs/architecture.md, The lock order)")
                 return
 
     def locked(self) -> bool:
@@ -130,6 +131,25 @@ class OrderedLock:
         else:
             self._inner.acquire()
         _stack().append(self)
+
+
+def _violation(text: str) -> None:
+    violations.append(text)
+    print(f"leanworker: {text}", file=sys.stderr, flush=True)
+    if fail_fast:
+        os._exit(70)
+
+
+def check_wait(what: str) -> None:
+    """This thread is about to wait for ``what`` (an actor's answer): record a violation if it holds a lock that is
+    held only for bookkeeping (any but :data:`HELD_ACROSS_WAITS`). Does nothing unless checking."""
+    if not checking:
+        return
+    for held in _stack():
+        if held.name not in HELD_ACROSS_WAITS:
+            _violation(f"thread {threading.current_thread().name} waits for {what} while holding {held.name!r}, a "
+                       "lock held only for bookkeeping (docs/architecture.md, The lock order)")
+            return
 
 
 def lock(name: str) -> Any:

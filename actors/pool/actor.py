@@ -20,7 +20,7 @@ from typing import Any
 import pykka
 
 from leanworker.actors.core.config import PoolConfig, SessionKey
-from leanworker.actors.core.mailbox import tell_if_alive
+from leanworker.actors.core.mailbox import reentrant_inbox, tell_if_alive
 from leanworker.actors.core.results import ShutdownReport
 from leanworker.actors.core.stats import Histogram, PoolStats, RequestStats
 from leanworker.actors.core.timers import Scheduler
@@ -42,7 +42,7 @@ from leanworker.actors.pool.messages import (
 )
 from leanworker.actors.pool.records import Slot, SlotHandle, Waiter, key_label
 from leanworker.actors.pool.snapshot import Totals, pool_snapshot
-from leanworker.actors.slot import MemorySampler, RequestPort, Shutdown, SupervisorActor
+from leanworker.actors.slot import MemorySampler, Shutdown, SupervisorActor
 from leanworker.errors import LeanWorkerError, MemoryBudgetExceeded, PoolClosed, RestartLimitExceeded
 
 log = logging.getLogger("leanworker")
@@ -54,6 +54,7 @@ class PoolActor(pykka.ThreadingActor):
     """Owns the worker slots, admission, the wait queue, the memory budget and snapshots."""
 
     use_daemon_thread = True
+    _create_actor_inbox = staticmethod(reentrant_inbox)  # a lease's finalizer may tell it (core/mailbox.py)
 
     def __init__(self, config: PoolConfig, scheduler: Scheduler, sampler: MemorySampler, book: PoolBook) -> None:
         super().__init__()
@@ -200,15 +201,14 @@ class PoolActor(pykka.ThreadingActor):
             else:
                 tell_if_alive(pool, SlotEvent(slot_id, event, payload))
 
-        supervisor = SupervisorActor.start(key, self.config.worker, self.config.restart, self.book.tracer,
-                                           self.scheduler, self.sampler, f"slot{slot_id}", listener, PoolClosed)
-        port = RequestPort(supervisor, supervisor.proxy().gate.get(), self.config.worker)
+        # Under the pool's lock: no message to the new supervisor is waited for (its gate comes with its port).
+        port = SupervisorActor.start_port(key, self.config.worker, self.config.restart, self.book.tracer,
+                                          self.scheduler, self.sampler, f"slot{slot_id}", listener, PoolClosed)
         taken = {s.position for s in self.admission.slots.values()}
         position = next(p for p in range(len(taken) + 1) if p not in taken)
-        slot = Slot(slot_id, key, port.gate, SlotHandle(supervisor, port, lease_actor), reserved_for=waiter,
+        slot = Slot(slot_id, key, port.gate, SlotHandle(port.supervisor, port, lease_actor), reserved_for=waiter,
                     position=position)
         self.admission.slots[slot_id] = slot
-
 
     def _stop_slot(self, slot: Slot, reason: str) -> None:
         if slot.state == "stopping":

@@ -16,6 +16,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from collections.abc import Callable
 from typing import Any
 
+import pykka
+
 from leanworker.actors.core import locks
 from leanworker.actors.core.config import SessionKey
 from leanworker.actors.core.mailbox import tell_if_alive
@@ -88,7 +90,8 @@ class PoolBook:
             fields: dict[str, Any] = {"fast": True} if fast else {}
             self.trace("lease_granted", slot, lease_id, waited_s=waited_s, **fields)
         assert slot.handle is not None
-        lease = Lease(lease_id, slot.key, slot.handle.port, generation, self.release, self.return_lease)
+        lease = Lease(lease_id, slot.key, slot.handle.port, generation, self.release, self.return_lease,
+                      slot.handle.lease_actor)
         slot.holder = weakref.ref(lease)  # for the lease actor's notice; never keeps the lease alive
         return lease
 
@@ -101,11 +104,14 @@ class PoolBook:
             lease = slot.holder()
             return lease if lease is not None and lease.lease_id == slot.lease_id else None
 
-    def release(self, lease_id: int, wait: bool = True) -> None:
+    def release(self, lease_id: int, wait: bool = True, lease_actor: pykka.ActorRef[Any] | None = None) -> None:
         """A lease's release, from any thread: booked in place when nobody waits and nothing is to decide, else by
         the slot's lease actor (or the pool actor, when the slot is gone), which this waits for unless ``wait`` is
-        false (a release by the garbage collector, which may run in any thread, an actor's too)."""
+        false (a release by the garbage collector, which may run in any thread, an actor's too: then it is a
+        message to ``lease_actor``, the slot's, or to the pool actor if that one has stopped with its slot)."""
         if not wait:  # the garbage collector may run under any lock: only a message, never a lock
+            if lease_actor is not None and tell_if_alive(lease_actor, ReturnLease(lease_id)):
+                return  # the lease actor returns it to the pool, once
             assert self._release_to_actor is not None
             self._release_to_actor(lease_id, None)
             return

@@ -5,7 +5,8 @@ more than a warm command): it is an affine token (a lock and a few fields) on th
 go to the slot's admission gate. Its lifecycle belongs to its slot's lease actor (lease_actor.py). Every command
 checks that it is unreleased and names the generation it was granted on, so a restarted worker answers
 ``StaleLease``; ``release()`` returns the capacity to the pool exactly once (a second call does nothing); a lease
-collected unreleased returns it too, with a ``ResourceWarning``.
+collected unreleased returns it too, with a ``ResourceWarning``, through its slot's lease actor (the handle keeps
+that actor's ref: the finalizer only tells it, without a lock or a wait).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Protocol
+
+import pykka
 
 from leanworker.actors.core import lifecycle, locks
 from leanworker.actors.core.config import SessionKey
@@ -21,32 +24,41 @@ from leanworker.actors.core.results import CapabilityMetadata, Diagnostic, Docto
 from leanworker.actors.slot import RequestChannel, RequestPort, RowStream
 from leanworker.errors import PoolClosed, StaleLease, WorkerClosed
 
-ReleaseFunction = Callable[[int, bool], None]
 ReturnFunction = Callable[[int], "Future[None] | None"]
 
 
-def _released_by_gc(release: ReleaseFunction, lease_id: int, key: SessionKey, owner_pid: int) -> None:
+class ReleaseFunction(Protocol):
+    """Returns lease ``lease_id`` (the pool's book); without ``wait``, by a message only, through ``lease_actor``
+    (the slot's) when one is given."""
+
+    def __call__(self, lease_id: int, wait: bool = True, lease_actor: pykka.ActorRef[Any] | None = None) -> None: ...
+
+
+def _released_by_gc(release: ReleaseFunction, lease_actor: pykka.ActorRef[Any] | None, lease_id: int,
+                    key: SessionKey, owner_pid: int) -> None:
     if lifecycle.current_pid() != owner_pid:
         return  # a forked child's copy: the worker belongs to the parent
     warnings.warn(f"lease {lease_id} on {key.capability} was garbage-collected without release(); its capacity "
                   "was returned", ResourceWarning, stacklevel=2)
-    release(lease_id, False)  # never wait: the collector may run in any thread, an actor's too
+    release(lease_id, False, lease_actor)  # never wait: the collector may run in any thread, an actor's too
 
 
 class Lease:
     """The right to run commands on one warm worker; a context manager. Use ``pool.lease(key)``."""
 
-    __slots__ = ("lease_id", "key", "generation", "_port", "_release", "_return", "_lock", "_released", "_ended",
-                 "_stream", "_call", "__weakref__")
+    __slots__ = ("lease_id", "key", "generation", "_port", "_release", "_return", "_lease_actor", "_lock",
+                 "_released", "_ended", "_stream", "_call", "__weakref__")
 
     def __init__(self, lease_id: int, key: SessionKey, port: RequestPort, generation: int,
-                 release: ReleaseFunction, return_lease: ReturnFunction | None = None) -> None:
+                 release: ReleaseFunction, return_lease: ReturnFunction | None = None,
+                 lease_actor: pykka.ActorRef[Any] | None = None) -> None:
         self.lease_id = lease_id
         self.key = key
         self.generation = generation
         self._port = port
         self._release = release
         self._return = return_lease
+        self._lease_actor = lease_actor  # the slot's, which a lease collected unreleased is returned through
         self._lock = locks.lock("lease")  # held while a command is admitted, and by release()
         self._released = False
         self._ended = False  # the slot's lease actor heard that this lease's generation ended
@@ -179,7 +191,7 @@ class Lease:
         # Cheaper than weakref.finalize on the warm path (a lease per request); runs at most once per object.
         if not getattr(self, "_released", True):
             self._released = True
-            _released_by_gc(self._release, self.lease_id, self.key, self._port.owner_pid)
+            _released_by_gc(self._release, self._lease_actor, self.lease_id, self.key, self._port.owner_pid)
 
     def generation_ended(self) -> None:
         """The generation this lease was granted on ended (the slot's lease actor says so): it is stale from now."""

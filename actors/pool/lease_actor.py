@@ -5,8 +5,10 @@ lifecycle of the slot's lease (docs/architecture.md, The actors and their messag
   actor hands the waiter its ``Lease``, or, if the waiter gave up meanwhile, returns the lease at once;
 - **release, exactly once**: a release with nothing to decide is booked in the caller's thread (book.py, the warm
   path); any other release or context exit comes here (``ReturnLease``), and the lease actor returns the capacity
-  to the pool (``Release``) once per lease. A lease collected unreleased is the exception: the garbage collector may
-  run under any lock, so it sends ``Release`` to the pool actor itself, without looking up this actor (lease.py);
+  to the pool (``Release``) once per lease. A lease collected unreleased comes here too: its handle keeps this
+  actor's ref, and its finalizer tells it ``ReturnLease`` without a lock (this actor's inbox takes none, so a
+  finalizer may put into it from any thread, even one inside a put or get of it); only when this actor has stopped
+  with its slot does the finalizer tell the pool actor ``Release`` itself (lease.py, book.py);
 - **the supervisor's notice that a generation ended** (``GenerationEnded``): the lease granted on it is stale from
   then on (the handle checks the generation on every command; the lease actor records and traces it).
 
@@ -22,7 +24,7 @@ from typing import Any
 
 import pykka
 
-from leanworker.actors.core.mailbox import tell_if_alive
+from leanworker.actors.core.mailbox import reentrant_inbox, tell_if_alive
 from leanworker.actors.pool.book import PoolBook
 from leanworker.actors.pool.messages import GenerationEnded, GrantTo, Release, ReturnLease
 from leanworker.errors import PoolClosed
@@ -34,6 +36,7 @@ class LeaseActor(pykka.ThreadingActor):
     """The lease lifecycle of one worker slot (see the module docstring)."""
 
     use_daemon_thread = True
+    _create_actor_inbox = staticmethod(reentrant_inbox)  # a lease's finalizer may tell it (core/mailbox.py)
 
     def __init__(self, slot_id: int, book: PoolBook, pool: pykka.ActorRef[Any]) -> None:
         super().__init__()

@@ -237,11 +237,12 @@ class PlanExecutor:
                                                  task.attempts, now, now))
         if self._journal is not None:
             self._journal.close()
+        sessions_opened = self._backend.sessions_opened()  # asks the pool (or Ray): under none of the run's locks
         with self._lock:
             self._summary = RunSummary(
                 batches_total=len(self.batches), batches_committed=self._committed, batches_failed=self._failed,
                 batches_skipped=self._skipped, rows=self._rows,
-                sessions_opened=self._backend.sessions_opened(), retries=self._retry_count,
+                sessions_opened=sessions_opened, retries=self._retry_count,
                 quarantined=tuple(self._quarantined), elapsed=round(time.monotonic() - self._started, 3),
                 batches_cancelled=self._cancelled_tasks, cancelled=self._cancelled.is_set(),
                 injected=tuple(self._injected), faults=self._faults_fired())

@@ -9,6 +9,10 @@ never-blocking pipe writer (the request is encoded before the lock). The reader 
 decide. The decisions are the pure :class:`GateState`'s (gate_state.py); the gate runs them under its lock, which it
 alone takes.
 
+The gate is made before its supervisor (:meth:`AdmissionGate.for_slot`) and bound to it by the supervisor's
+constructor, so whoever starts a slot holds its gate without asking the new actor for it (the pool starts slots under
+its lock, which is held only for bookkeeping).
+
 Deadlines are watched by one timer per slot, not one per request: it is armed when a request is admitted and none is
 armed to fire by that request's deadline, and when it fires it tells the supervisor if the request then in flight is
 past its deadline, else it is armed again for that request's. (A timer per request cost a heap entry that lived for
@@ -24,6 +28,7 @@ from typing import Any
 import pykka
 
 from leanworker.actors.core import locks
+from leanworker.actors.core.config import RestartPolicy, WorkerConfig
 from leanworker.actors.core.intercept import RequestHook
 from leanworker.actors.core.mailbox import tell_if_alive
 from leanworker.actors.core.timers import Scheduler, TimerHandle
@@ -42,11 +47,11 @@ from leanworker.protocol.frames import encode_frame
 class AdmissionGate:
     """Admission shared by a supervisor (the owner), its callers and its reader threads."""
 
-    def __init__(self, supervisor: pykka.ActorRef[Any], counters: Counters, scheduler: Scheduler,
+    def __init__(self, supervisor: pykka.ActorRef[Any] | None, counters: Counters, scheduler: Scheduler,
                  buffer_rows: int, request_timeout: float | None, tracer: TraceSink | None, name: str,
                  notify_every_done: bool, buffer_bytes: int = DEFAULT_BUFFER_BYTES) -> None:
         self.lock = locks.lock("gate")
-        self.supervisor = supervisor
+        self.supervisor = supervisor  # None until bound (see :meth:`bind`)
         self.counters = counters
         self.scheduler = scheduler
         self.buffer_rows = buffer_rows
@@ -61,6 +66,23 @@ class AdmissionGate:
         self._watch: TimerHandle | None = None  # the deadline watch armed (see the module docstring)
         self._watch_due = 0.0  # when it fires (time.monotonic())
         self._watch_token = 0  # which arming is current: a superseded one that fires does nothing
+
+    @classmethod
+    def for_slot(cls, config: WorkerConfig, policy: RestartPolicy, scheduler: Scheduler, tracer: TraceSink | None,
+                 name: str) -> AdmissionGate:
+        """The gate of a slot run with ``config`` and ``policy``, not yet bound to its supervisor: the supervisor's
+        constructor binds it, before the gate can open."""
+        return cls(None, Counters(), scheduler, config.buffer_rows, config.request_timeout, tracer, name,
+                   policy.idle_cycle_after is not None, config.buffer_bytes)
+
+    def bind(self, supervisor: pykka.ActorRef[Any]) -> None:
+        """Tell ``supervisor`` (the owner) from now on; the supervisor's constructor calls it, before anything can
+        open the gate (a gate that never opened admits nothing, so it has nothing to tell)."""
+        self.supervisor = supervisor
+
+    def _tell(self, message: Any) -> None:
+        if self.supervisor is not None:
+            tell_if_alive(self.supervisor, message)
 
     # -- what everyone may read without the lock -------------------------------------------------------------------
 
@@ -239,7 +261,7 @@ class AdmissionGate:
             if left > 0:
                 self._arm_watch_locked(left, channel.due)
                 return
-        tell_if_alive(self.supervisor, Deadline(channel.generation, channel.request_id, "request"))
+        self._tell(Deadline(channel.generation, channel.request_id, "request"))
 
     def admit_for(self, submit: Submit) -> RequestChannel | None:
         """:meth:`try_admit` on a caller's behalf (from the supervisor's thread: the slow path), in the caller's
@@ -289,4 +311,4 @@ class AdmissionGate:
                 self.inflight = None
                 channel.cancel_timers()
         if notify:
-            tell_if_alive(self.supervisor, RequestDone(channel.generation, channel.request_id, terminal))
+            self._tell(RequestDone(channel.generation, channel.request_id, terminal))

@@ -39,6 +39,7 @@ from leanworker.actors.slot.gate import AdmissionGate
 from leanworker.actors.slot.generation import Generation, SlotListener
 from leanworker.actors.slot.memory import MemorySampler
 from leanworker.actors.slot.memory_watch import MemoryWatch
+from leanworker.actors.slot.port import RequestPort
 from leanworker.actors.slot.slot_life import CLOSED, EXHAUSTED, FAILED, READY, SlotLife
 from leanworker.actors.slot.snapshot import live_pid, worker_snapshot
 from leanworker.actors.slot.waiting import Waiting
@@ -58,7 +59,8 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def __init__(self, key: SessionKey, config: WorkerConfig, policy: RestartPolicy, tracer: TraceSink | None,
                  scheduler: Scheduler, sampler: MemorySampler | None, name: str = "worker",
-                 listener: SlotListener | None = None, closed_error: type[WorkerClosed] = WorkerClosed) -> None:
+                 listener: SlotListener | None = None, closed_error: type[WorkerClosed] = WorkerClosed,
+                 gate: AdmissionGate | None = None) -> None:
         super().__init__()
         self.listener = listener  # the pool hears: ready, failed, exhausted, restart, memory, generation_ended
         self.key = key
@@ -67,10 +69,9 @@ class SupervisorActor(pykka.ThreadingActor):
         self.tracer = tracer
         self.scheduler = scheduler
         self.name = name
-        self.counters = Counters()
-        self.gate = AdmissionGate(self.actor_ref, self.counters, scheduler, config.buffer_rows,
-                                  config.request_timeout, tracer, name, policy.idle_cycle_after is not None,
-                                  config.buffer_bytes)
+        self.gate = gate if gate is not None else AdmissionGate.for_slot(config, policy, scheduler, tracer, name)
+        self.gate.bind(self.actor_ref)  # here, in the starter's thread: before the actor runs or the gate opens
+        self.counters: Counters = self.gate.counters
         self.life = SlotLife(policy, name, closed_error)
         self.waiting = Waiting()
         self.memory = MemoryWatch(sampler, policy)
@@ -88,6 +89,18 @@ class SupervisorActor(pykka.ThreadingActor):
             msg.FrameViolation: self._on_violation, msg.RequestDone: self._on_done, msg.Exited: self._on_exited,
             msg.Deadline: self._on_deadline, msg.IdleCheck: self._on_idle_check, msg.MemorySample: self._on_memory,
         }
+
+    @classmethod
+    def start_port(cls, key: SessionKey, config: WorkerConfig, policy: RestartPolicy, tracer: TraceSink | None,
+                   scheduler: Scheduler, sampler: MemorySampler | None, name: str = "worker",
+                   listener: SlotListener | None = None,
+                   closed_error: type[WorkerClosed] = WorkerClosed) -> RequestPort:
+        """Start a supervisor and return the port its callers use (its ref and its gate), without a message to the
+        new actor: the gate is made here and handed to it (the pool starts slots under its lock, which is held only
+        for bookkeeping, never across an ask)."""
+        gate = AdmissionGate.for_slot(config, policy, scheduler, tracer, name)
+        supervisor = cls.start(key, config, policy, tracer, scheduler, sampler, name, listener, closed_error, gate)
+        return RequestPort(supervisor, gate, config)
 
     # -- pykka plumbing ------------------------------------------------------------------------------------------
 

@@ -33,7 +33,6 @@ from leanworker.actors.slot.messages import (
     Cycle,
     Shutdown,
 )
-from leanworker.actors.slot.port import RequestPort
 from leanworker.actors.slot.stream import RowStream
 from leanworker.actors.slot.supervisor import SupervisorActor
 from leanworker.errors import StartupTimeout
@@ -61,10 +60,11 @@ class Worker:
         self._scheduler = Scheduler()
         self._sampler = MemorySampler() if restart.watches_memory else None
         self._closed: ShutdownReport | None = None
-        self._supervisor = SupervisorActor.start(key, config, restart, self.trace, self._scheduler, self._sampler,
-                                                 f"worker{next(_names)}")
-        gate = self._supervisor.proxy().gate.get()
-        self._port = RequestPort(self._supervisor, gate, config)
+        # No wait between starting the supervisor and registering this worker for shutdown (a Ctrl-C there would
+        # leave the supervisor and its process behind): the port comes without asking the new actor.
+        self._port = SupervisorActor.start_port(key, config, restart, self.trace, self._scheduler, self._sampler,
+                                                f"worker{next(_names)}")
+        self._supervisor = self._port.supervisor
         lifecycle.register(self)
         try:
             wait = self._port.wait_timeout()
