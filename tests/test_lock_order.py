@@ -78,11 +78,17 @@ def test_waiting_for_an_actors_answer_under_a_lock_held_only_for_bookkeeping_is_
         answered.get()  # checked whether or not the answer is in already: a regression shows whatever the timing
     assert len(locks.violations) == 1 and "waits for an actor's answer while holding 'pool'" in locks.violations[0]
     locks.violations.clear()
+    with locks.rlock("pool"):  # starting an actor waits for its thread to run
+        started = pykka.ThreadingActor.start()
+    started.stop()
+    assert len(locks.violations) == 1 and "ThreadingActor's thread to start while holding 'pool'" in locks.violations[0]
+    locks.violations.clear()
 
 
 def test_the_pool_starts_and_leases_slots_without_waiting_for_an_actor_under_its_lock() -> None:
-    """The pool's lock is held only for bookkeeping: starting a slot (under it) gets the slot's gate without asking
-    the new supervisor for it (the autouse fixture fails any test that waits so; this one starts several slots)."""
+    """The pool's lock is held only for bookkeeping: a slot is booked under it, with its gate, and its actors are
+    started after it is released, so nothing asks the new supervisor for its gate or waits for a thread to run under
+    it (the autouse fixture fails any test that waits so; this one starts, stops and starts slots)."""
     keys = [lw.SessionKey(THROUGHPUT, imports=(name,)) for name in ("A", "B", "C")]
     with lw.WorkerPool(lw.PoolConfig(max_workers=2)) as pool:
         for key in keys:  # the third key cycles a worker for its own: a stop and a start under the lock

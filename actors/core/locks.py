@@ -6,7 +6,8 @@ to the hot path. Checked, each lock records which named locks its thread holds; 
 comes later in :data:`ORDER` (or another lock of the same name) is an inversion: it is recorded in
 :data:`violations` with both names and the thread, and written to stderr. A lock taken without waiting
 (``acquire(blocking=False)``) cannot deadlock and is not checked. So is a wait for an actor's answer while holding a
-lock held only for bookkeeping (:func:`check_wait`; actors/core/mailbox.py makes pykka's futures call it).
+lock held only for bookkeeping, and so is starting an actor (:func:`check_wait`; actors/core/mailbox.py makes pykka's
+futures and actor starts call it).
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ def _violation(text: str) -> None:
 
 
 def check_wait(what: str) -> None:
-    """This thread is about to wait for ``what`` (an actor's answer): record a violation if it holds a lock that is
+    """This thread is about to wait for ``what`` (an actor's answer, a new actor's thread to run): record a violation if it holds a lock that is
     held only for bookkeeping (any but :data:`HELD_ACROSS_WAITS`). Does nothing unless checking."""
     if not checking:
         return

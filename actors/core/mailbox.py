@@ -1,5 +1,6 @@
 """Actors' mailboxes: telling an actor that may have stopped (pykka raises for a dead one; a stopped actor needs no
-news), an inbox a finalizer may put into, and, where locks are checked, a check on every wait for an actor's answer.
+news), an inbox a finalizer may put into, and, where locks are checked, a check on every wait for an actor's answer
+or for a new actor's thread to run.
 """
 
 from __future__ import annotations
@@ -37,20 +38,27 @@ def reentrant_inbox() -> queue.SimpleQueue[Any]:
     return queue.SimpleQueue()
 
 
-def _check_waits_for_answers() -> None:
-    """Make every wait on a pykka future (an ask, a proxy's answer) check the locks its thread holds first
-    (:func:`locks.check_wait`): no lock held only for bookkeeping, the pool's first, is held across one."""
+def _check_waits_for_actors() -> None:
+    """Make every wait on a pykka future (an ask, a proxy's answer) and every start of an actor (which waits for its
+    thread to run) check the locks its thread holds first (:func:`locks.check_wait`): no lock held only for
+    bookkeeping, the pool's first, is held across one."""
     plain_get = pykka.ThreadingFuture.get
     if getattr(plain_get, "checks_locks", False):
         return
+    plain_start = pykka.ThreadingActor.start.__func__  # type: ignore[attr-defined]
 
     def get(self: pykka.ThreadingFuture[Any], *, timeout: float | None = None) -> Any:
         locks.check_wait("an actor's answer")
         return plain_get(self, timeout=timeout)
 
+    def start(cls: type[pykka.ThreadingActor], *args: Any, **kwargs: Any) -> Any:
+        locks.check_wait(f"a {cls.__name__}'s thread to start")
+        return plain_start(cls, *args, **kwargs)
+
     get.checks_locks = True  # type: ignore[attr-defined]
     pykka.ThreadingFuture.get = get  # type: ignore[method-assign]
+    pykka.ThreadingActor.start = classmethod(start)  # type: ignore[assignment,method-assign]
 
 
 if locks.checking:
-    _check_waits_for_answers()
+    _check_waits_for_actors()

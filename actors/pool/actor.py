@@ -20,7 +20,7 @@ from typing import Any
 import pykka
 
 from leanworker.actors.core.config import PoolConfig, SessionKey
-from leanworker.actors.core.mailbox import reentrant_inbox, tell_if_alive
+from leanworker.actors.core.mailbox import reentrant_inbox, stop_if_alive, tell_if_alive
 from leanworker.actors.core.results import ShutdownReport
 from leanworker.actors.core.stats import Histogram, PoolStats, RequestStats
 from leanworker.actors.core.timers import Scheduler
@@ -42,7 +42,7 @@ from leanworker.actors.pool.messages import (
 )
 from leanworker.actors.pool.records import Slot, SlotHandle, Waiter, key_label
 from leanworker.actors.pool.snapshot import Totals, pool_snapshot
-from leanworker.actors.slot import MemorySampler, Shutdown, SupervisorActor
+from leanworker.actors.slot import AdmissionGate, MemorySampler, Shutdown, SupervisorActor
 from leanworker.errors import LeanWorkerError, MemoryBudgetExceeded, PoolClosed, RestartLimitExceeded
 
 log = logging.getLogger("leanworker")
@@ -70,6 +70,7 @@ class PoolActor(pykka.ThreadingActor):
         self.restarts: Counter[str] = Counter()
         self.sessions_opened = 0
         self.closing: Future[None] | None = None
+        self._booked: list[tuple[Slot, AdmissionGate]] = []  # slots booked under the lock, their actors not started
         self._handlers: dict[type, Callable[[Any], Any]] = {
             Acquire: self._on_acquire, Release: self._on_release, Abandon: self._on_abandon,
             SlotEvent: self._on_slot_event, SlotStopped: self._on_slot_stopped, Recheck: self._on_recheck,
@@ -79,14 +80,17 @@ class PoolActor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         if self.book.tracer is not None:
             self.book.tracer.record("message", "pool", message=type(message).__name__)
-        with self.book.lock:
-            if isinstance(message, (TakePoolSnapshot, TakePoolStats)):
-                return self._handlers[type(message)](message)  # asked: an error goes to the caller
-            try:
-                return self._handlers[type(message)](message)
-            except Exception:  # in a tell, pykka would stop the actor: log the bug and keep admitting
-                log.exception("pool: handling %s failed", type(message).__name__)
-                return None
+        try:
+            with self.book.lock:
+                if isinstance(message, (TakePoolSnapshot, TakePoolStats)):
+                    return self._handlers[type(message)](message)  # asked: an error goes to the caller
+                try:
+                    return self._handlers[type(message)](message)
+                except Exception:  # in a tell, pykka would stop the actor: log the bug and keep admitting
+                    log.exception("pool: handling %s failed", type(message).__name__)
+                    return None
+        finally:
+            self._launch_booked()
 
     def _tell_self(self, message: Any) -> None:
         tell_if_alive(self.actor_ref, message)
@@ -184,14 +188,46 @@ class PoolActor(pykka.ThreadingActor):
             self.book.give_back(lease_id)
 
     def _start_slot(self, key: SessionKey, waiter: Waiter | None) -> None:
+        """Book a new slot (under the lock: its capacity counts at once); its actors start when the lock is released
+        (:meth:`_launch_booked`), before this actor reads its next message."""
         slot_id = next(_slot_ids)
         if self.book.tracer is not None:  # before its worker starts: a tracer hears first whose start this is
             fields: dict[str, Any] = {"key": key_label(key)}
             if waiter is not None:
                 fields["waiter"] = waiter.waiter_id
             self.book.tracer.record("slot_start", f"slot{slot_id}", None, **fields)
-        pool = self.actor_ref
+        gate = AdmissionGate.for_slot(self.config.worker, self.config.restart, self.scheduler, self.book.tracer,
+                                      f"slot{slot_id}")
+        taken = {s.position for s in self.admission.slots.values()}
+        position = next(p for p in range(len(taken) + 1) if p not in taken)
+        slot = Slot(slot_id, key, gate, reserved_for=waiter, position=position)
+        self.admission.slots[slot_id] = slot
+        self._booked.append((slot, gate))
 
+    def _launch_booked(self) -> None:
+        """Start the actors of the slots just booked, outside the pool's lock (which is held only for bookkeeping:
+        starting a thread waits for it to run). Nobody else touches a slot before its first "ready": until then it is
+        neither grantable nor leased, and this actor reads no message before its actors are started."""
+        while self._booked:
+            slot, gate = self._booked.pop(0)
+            try:
+                handle = self._launch(slot, gate)
+            except Exception as exc:  # no thread to be had, say: the slot never was; its waiter hears why
+                log.exception("pool: starting slot%d failed", slot.slot_id)
+                with self.book.lock:
+                    self.admission.slots.pop(slot.slot_id, None)
+                    waiter, slot.reserved_for = slot.reserved_for, None
+                    if waiter is not None and self.admission.leave_queue(waiter):
+                        waiter.fail(LeanWorkerError(f"could not start a worker: {exc}"))
+                    self._admit()
+                continue
+            with self.book.lock:
+                slot.handle = handle
+                if slot.state == "stopping":  # stopped while booked
+                    self._shut_down(slot)
+
+    def _launch(self, slot: Slot, gate: AdmissionGate) -> SlotHandle:
+        pool, slot_id = self.actor_ref, slot.slot_id
         lease_actor = LeaseActor.start(slot_id, self.book, pool)
 
         def listener(event: str, payload: Any) -> None:  # what the slot's supervisor tells
@@ -201,23 +237,27 @@ class PoolActor(pykka.ThreadingActor):
             else:
                 tell_if_alive(pool, SlotEvent(slot_id, event, payload))
 
-        # Under the pool's lock: no message to the new supervisor is waited for (its gate comes with its port).
-        port = SupervisorActor.start_port(key, self.config.worker, self.config.restart, self.book.tracer,
-                                          self.scheduler, self.sampler, f"slot{slot_id}", listener, PoolClosed)
-        taken = {s.position for s in self.admission.slots.values()}
-        position = next(p for p in range(len(taken) + 1) if p not in taken)
-        slot = Slot(slot_id, key, port.gate, SlotHandle(port.supervisor, port, lease_actor), reserved_for=waiter,
-                    position=position)
-        self.admission.slots[slot_id] = slot
+        try:
+            port = SupervisorActor.start_port(slot.key, self.config.worker, self.config.restart, self.book.tracer,
+                                              self.scheduler, self.sampler, f"slot{slot_id}", listener, PoolClosed,
+                                              gate)
+        except BaseException:
+            stop_if_alive(lease_actor)
+            raise
+        return SlotHandle(port.supervisor, port, lease_actor)
 
     def _stop_slot(self, slot: Slot, reason: str) -> None:
         if slot.state == "stopping":
             return
         slot.state = "stopping"
+        self.book.trace("slot_stop", slot, reason=reason)
+        if slot.handle is not None:  # else booked but not launched yet: stopped once launched (_launch_booked)
+            self._shut_down(slot)
+
+    def _shut_down(self, slot: Slot) -> None:
         reply: Future[ShutdownReport] = Future()
         pool, slot_id = self.actor_ref, slot.slot_id
         reply.add_done_callback(lambda _: tell_if_alive(pool, SlotStopped(slot_id)))
-        self.book.trace("slot_stop", slot, reason=reason)
         assert slot.handle is not None
         if not tell_if_alive(slot.handle.supervisor, Shutdown(reply)):
             self._tell_self(SlotStopped(slot_id))

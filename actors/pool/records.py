@@ -66,7 +66,8 @@ class SlotHandle:
 
 @dataclass
 class Slot:
-    """One worker slot as the pool sees it; ``handle`` is None only where a policy is driven without processes."""
+    """One worker slot as the pool sees it; ``handle`` is None where a policy is driven without processes, and from
+    the slot's booking (under the pool's lock) until the pool actor has started its actors (outside it)."""
 
     slot_id: int
     key: SessionKey

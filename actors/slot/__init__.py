@@ -5,6 +5,7 @@ What other wings use is named here; every other module of the slot is internal t
 """
 
 from leanworker.actors.slot.channel import CANCELLED, DIAG, END, OK, PROGRESS, ROWS, RequestChannel, Terminal
+from leanworker.actors.slot.gate import AdmissionGate
 from leanworker.actors.slot.intensity import RestartIntensity
 from leanworker.actors.slot.memory import MemorySampler
 from leanworker.actors.slot.messages import Shutdown
@@ -17,6 +18,6 @@ from leanworker.actors.slot.worker import Worker
 # CANCELLED, DIAG, END, OK, PROGRESS, ROWS: a channel's item kinds and the outcomes a reader tells apart
 # (RequestChannel.get and poll). StreamEvents, committed, end_of_iteration, stream_summary, terminal_result: what a
 # stream (RowStream, the asyncio one) makes of its channel's items and of its terminal record.
-__all__ = ["CANCELLED", "DIAG", "END", "OK", "PROGRESS", "ROWS", "MemorySampler", "RequestChannel", "RequestPort",
+__all__ = ["CANCELLED", "DIAG", "END", "OK", "PROGRESS", "ROWS", "AdmissionGate", "MemorySampler", "RequestChannel", "RequestPort",
            "RestartIntensity", "RowStream", "Shutdown", "StreamEvents", "SupervisorActor", "Terminal", "Worker",
            "committed", "end_of_iteration", "stream_summary", "terminal_result"]

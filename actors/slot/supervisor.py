@@ -93,12 +93,13 @@ class SupervisorActor(pykka.ThreadingActor):
     @classmethod
     def start_port(cls, key: SessionKey, config: WorkerConfig, policy: RestartPolicy, tracer: TraceSink | None,
                    scheduler: Scheduler, sampler: MemorySampler | None, name: str = "worker",
-                   listener: SlotListener | None = None,
-                   closed_error: type[WorkerClosed] = WorkerClosed) -> RequestPort:
+                   listener: SlotListener | None = None, closed_error: type[WorkerClosed] = WorkerClosed,
+                   gate: AdmissionGate | None = None) -> RequestPort:
         """Start a supervisor and return the port its callers use (its ref and its gate), without a message to the
-        new actor: the gate is made here and handed to it (the pool starts slots under its lock, which is held only
-        for bookkeeping, never across an ask)."""
-        gate = AdmissionGate.for_slot(config, policy, scheduler, tracer, name)
+        new actor: the gate (``gate``, made with :meth:`AdmissionGate.for_slot`, or a new one) is made first and
+        handed to it (the pool books a slot and its gate under its lock, which is never held across an ask)."""
+        if gate is None:
+            gate = AdmissionGate.for_slot(config, policy, scheduler, tracer, name)
         supervisor = cls.start(key, config, policy, tracer, scheduler, sampler, name, listener, closed_error, gate)
         return RequestPort(supervisor, gate, config)
 
