@@ -55,8 +55,15 @@ probe: $(PROBE_STAMP)
 # pytest): where the environment says not to write bytecode (PYTHONDONTWRITEBYTECODE), each of them would compile
 # leanworker again and pytest would rewrite every test module's asserts again in each test process, about a quarter of
 # the suite's CPU; bytecode is written here, into the checkout's __pycache__ folders (git ignores them).
-test: $(STAMP) $(REAL_LEAN) $(KIMINA_CLIENT) typecheck
-	env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -q -n 4 --dist worksteal
+# mypy (one core for a few seconds) runs beside the suite, which leaves CPU idle while it waits on processes; its
+# report follows the suite's, and either failing fails `make test`.
+test: $(STAMP) $(REAL_LEAN) $(KIMINA_CLIENT)
+	mkdir -p build/typecheck && ln -sfn ../.. build/typecheck/leanworker
+	MYPYPATH=build/typecheck $(PY) -m mypy -p leanworker > build/mypy.log 2>&1 & mypy=$$!; \
+	env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -q -n 4 --dist worksteal; tests=$$?; \
+	wait $$mypy; typed=$$?; cat build/mypy.log; \
+	if [ $$typed -ne 0 ]; then echo "make: mypy --strict found errors (above)"; fi; \
+	[ $$tests -eq 0 ] && [ $$typed -eq 0 ]
 
 # mypy needs the package on a plain path; the checkout root is the package, so link it under its real name.
 typecheck: $(STAMP)
