@@ -210,7 +210,7 @@ def test_a_memory_hog_is_stopped_at_its_limit_with_a_peak_under_600_mib() -> Non
         assert worker.snapshot().restarts == {}
     hog, good = rows
     assert hog["status"] == "memory" and hog["exit"] == -signal.SIGKILL and "400 MiB" in hog["error"]
-    assert 400 < hog["peak_rss_mib"] < 600
+    assert 400 <= hog["peak_rss_mib"] < 600  # past 400 when it was stopped, reported to 0.1 MiB (400.04 is 400.0)
     assert good["status"] == "ok" and meta["by_status"]["memory"] == 1
 
 
