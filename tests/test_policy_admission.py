@@ -27,6 +27,9 @@ class Gate:
     is_open: bool = True
     latest_generation: int = 1
 
+    def open_on(self, generation: int) -> bool:
+        return self.is_open and self.latest_generation == generation
+
 
 class Book:
     """An admission policy with slots and waiters made by hand."""

@@ -158,6 +158,12 @@ def lock(name: str) -> Any:
     return OrderedLock(name, threading.Lock()) if checking else threading.Lock()
 
 
+def lock_factory(name: str) -> Any:
+    """A maker of locks named ``name`` (as :func:`lock` makes them), for a hot path that makes one per use:
+    ``threading.Lock`` itself unless checking."""
+    return (lambda: OrderedLock(name, threading.Lock())) if checking else threading.Lock
+
+
 def rlock(name: str) -> Any:
     """A re-entrant lock named after its place in :data:`ORDER`."""
     return OrderedLock(name, threading.RLock()) if checking else threading.RLock()

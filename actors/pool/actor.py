@@ -139,7 +139,7 @@ class PoolActor(pykka.ThreadingActor):
             if slot.handle is not None:
                 requests.merge(slot.handle.port.gate.counters.request_stats())
         memory = {s.position: (s.rss if s.sampled else None) for s in slots if s.state != "stopping"}
-        return PoolStats(requests, self.book.queue_wait.copy(), self.session_open.copy(), memory,
+        return PoolStats(requests, self.book.queue_wait(), self.session_open.copy(), memory,
                          self.config.memory_metric)
 
     def _on_snapshot(self, message: TakePoolSnapshot) -> Any:

@@ -12,7 +12,6 @@ import itertools
 import time
 import weakref
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from collections.abc import Callable
 from typing import Any
 
@@ -25,19 +24,19 @@ from leanworker.actors.core.stats import Histogram
 from leanworker.actors.core.tracing import TraceSink
 from leanworker.actors.pool.admission import Admission
 from leanworker.actors.pool.cooldowns import KeyCooldowns
-from leanworker.actors.pool.lease import Lease
+from leanworker.actors.pool.lease import Lease, wait_booked
 from leanworker.actors.pool.messages import ReturnLease
 from leanworker.actors.pool.records import Slot
 
 ReleaseToActor = Callable[[int, "Future[None] | None"], bool]
-RELEASE_WAIT = 10.0  # seconds a release waits for the pool to book it (it never waits on a worker)
 
 
 class PoolBook:
     """Admission state, cool-downs and lease ids, and the warm path over them (see the module docstring)."""
 
     def __init__(self, admission: Admission, cooldowns: KeyCooldowns, tracer: TraceSink | None) -> None:
-        self.queue_wait = Histogram()  # every grant's wait in admission (0 for a warm grant)
+        self._queue_wait = Histogram()  # every grant's wait in admission but the warm grants' below
+        self._warm_grants = 0  # grants in the caller's thread (each waited 0), not yet in the histogram
         self.lock = locks.rlock("pool")
         self.admission = admission
         self.cooldowns = cooldowns
@@ -45,6 +44,15 @@ class PoolBook:
         self.closing = False
         self._lease_ids = itertools.count(1)
         self._release_to_actor: ReleaseToActor | None = None
+        self._release_bound, self._return_bound = self.release, self.return_lease  # one of each per book, not per lease
+
+    def queue_wait(self) -> Histogram:
+        """Every grant's wait in admission (0 for a warm grant), a copy (call with the lock held). A warm grant is
+        only counted as it is made (a histogram's observation costs more, on the warm path) and folded in here."""
+        if self._warm_grants:
+            self._queue_wait.observe(0.0, self._warm_grants)
+            self._warm_grants = 0
+        return self._queue_wait.copy()
 
     def attach(self, release_to_actor: ReleaseToActor) -> None:
         """Where releases go that need a decision (the pool actor's inbox)."""
@@ -57,17 +65,14 @@ class PoolBook:
         """
         with self.lock:
             admission = self.admission
-            if self.closing or self.cooldowns or admission.anyone_waits():
+            if self.closing or self.cooldowns.until or (admission.waiters and admission.anyone_waits()):
                 return None
             slot = admission.idle_slot(key)
             if slot is None:
                 return None
-            return self.lease(slot, waited_s=0.0, fast=True)
-
-    def lease(self, slot: Slot, waited_s: float, fast: bool = False) -> Lease:
-        """Lease ``slot`` now, in this thread (call with the lock held)."""
-        lease_id = self.take(slot)
-        return self._handle(slot, lease_id, slot.generation, waited_s, fast)
+            lease_id = next(self._lease_ids)
+            admission.take(slot, lease_id, time.monotonic())
+            return self._handle(slot, lease_id, slot.generation, 0.0, True)
 
     def take(self, slot: Slot) -> int:
         """Book ``slot`` as leased under a new lease id (call with the lock held); its handle comes later."""
@@ -85,13 +90,17 @@ class PoolBook:
             return self._handle(slot, lease_id, generation, round(time.monotonic() - enqueued_at, 6), False)
 
     def _handle(self, slot: Slot, lease_id: int, generation: int, waited_s: float, fast: bool) -> Lease:
-        self.queue_wait.observe(waited_s)
+        if fast:
+            self._warm_grants += 1
+        else:
+            self._queue_wait.observe(waited_s)
         if self.tracer is not None:
             fields: dict[str, Any] = {"fast": True} if fast else {}
             self.trace("lease_granted", slot, lease_id, waited_s=waited_s, **fields)
         assert slot.handle is not None
-        lease = Lease(lease_id, slot.key, slot.handle.port, generation, self.release, self.return_lease,
-                      slot.handle.lease_actor)
+        handle = slot.handle
+        lease = Lease(lease_id, slot.key, handle.port, generation, self._release_bound, self._return_bound,
+                      handle.lease_actor)
         slot.holder = weakref.ref(lease)  # for the lease actor's notice; never keeps the lease alive
         return lease
 
@@ -117,19 +126,20 @@ class PoolBook:
             return
         done = self.return_lease(lease_id)
         if done is not None:
-            try:
-                done.result(RELEASE_WAIT)
-            except FutureTimeout:
-                pass  # booked later all the same; the caller need not wait for a pool that is shutting down
+            wait_booked(done)
 
     def return_lease(self, lease_id: int) -> Future[None] | None:
         """Begin returning lease ``lease_id`` without waiting (for a caller that must never block: an event loop).
         None when it is booked already (in place) or needs no waiting (the pool is closing or gone); else a future
         the actor that books it resolves."""
         with self.lock:
-            slot = self.admission.leased_slot(lease_id)
-            if slot is not None and slot.state == "ready" and not self.closing and not self.admission.anyone_waits():
-                self.give_back(lease_id)
+            admission = self.admission
+            slot = admission.leased_slot(lease_id)
+            if (slot is not None and slot.state == "ready" and not self.closing
+                    and not (admission.waiters and admission.anyone_waits())):
+                admission.give_back(lease_id, time.monotonic())  # as give_back(), inline: the warm path
+                if self.tracer is not None:
+                    self.trace("lease_released", slot, lease_id)
                 return None
             lease_actor = slot.handle.lease_actor if slot is not None and slot.handle is not None else None
             closing = self.closing

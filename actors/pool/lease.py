@@ -14,6 +14,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Protocol
 
 import pykka
@@ -25,6 +26,8 @@ from leanworker.actors.slot import RequestChannel, RequestPort, RowStream
 from leanworker.errors import PoolClosed, StaleLease, WorkerClosed
 
 ReturnFunction = Callable[[int], "Future[None] | None"]
+_new_lock = locks.lock_factory("lease")  # one lock per lease, made without a call of locks.lock each
+RELEASE_WAIT = 10.0  # seconds a release waits for the pool to book it (it never waits on a worker)
 
 
 class ReleaseFunction(Protocol):
@@ -32,6 +35,14 @@ class ReleaseFunction(Protocol):
     (the slot's) when one is given."""
 
     def __call__(self, lease_id: int, wait: bool = True, lease_actor: pykka.ActorRef[Any] | None = None) -> None: ...
+
+
+def wait_booked(done: Future[None]) -> None:
+    """Wait (at most ``RELEASE_WAIT``) until the actor that books a release has booked it."""
+    try:
+        done.result(RELEASE_WAIT)
+    except FutureTimeout:
+        pass  # booked later all the same; the caller need not wait for a pool that is shutting down
 
 
 def _released_by_gc(release: ReleaseFunction, lease_actor: pykka.ActorRef[Any] | None, lease_id: int,
@@ -50,7 +61,7 @@ class Lease:
                  "_released", "_ended", "_stream", "_call", "__weakref__")
 
     def __init__(self, lease_id: int, key: SessionKey, port: RequestPort, generation: int,
-                 release: ReleaseFunction, return_lease: ReturnFunction | None = None,
+                 release: ReleaseFunction, return_lease: ReturnFunction,
                  lease_actor: pykka.ActorRef[Any] | None = None) -> None:
         self.lease_id = lease_id
         self.key = key
@@ -59,7 +70,7 @@ class Lease:
         self._release = release
         self._return = return_lease
         self._lease_actor = lease_actor  # the slot's, which a lease collected unreleased is returned through
-        self._lock = locks.lock("lease")  # held while a command is admitted, and by release()
+        self._lock = _new_lock()  # held while a command is admitted, and by release()
         self._released = False
         self._ended = False  # the slot's lease actor heard that this lease's generation ended
         self._stream: RowStream | None = None
@@ -86,7 +97,8 @@ class Lease:
         If another thread releases the lease meanwhile, the call is cancelled and raises ``Cancelled``.
         """
         with self._lock:
-            self._check()
+            if self._released or self._ended or self._port.gate.latest_generation != self.generation:
+                self._check()
             try:
                 channel = self._port.admit_call(command, request, timeout, expect_generation=self.generation)
             except WorkerClosed as exc:
@@ -156,20 +168,7 @@ class Lease:
         waited for, so the next holder never gets a worker in the middle of a request. In the child of an
         ``os.fork()`` it only marks the lease released: the worker belongs to the parent.
         """
-        with self._lock:  # waits for a command being admitted in another thread
-            if self._released:
-                return
-            self._released = True
-            stream, self._stream = self._stream, None
-            call, self._call = self._call, None
-        if lifecycle.current_pid() != self._port.owner_pid:
-            return
-        if stream is not None and not stream.done:
-            stream.close()
-        if call is not None and call.terminal is None:
-            self._port.cancel(call.request_id)
-            call.wait_terminal(self._port.settle_timeout())
-        self._release(self.lease_id, True)
+        self.__exit__(None, None, None)
 
     def release_nowait(self) -> Future[None] | None:
         """Release without ever waiting, for a caller that must not block (``AsyncLease``, which first waits, on its
@@ -181,9 +180,6 @@ class Lease:
             self._released = True
             self._stream = self._call = None
         if lifecycle.current_pid() != self._port.owner_pid:
-            return None
-        if self._return is None:
-            self._release(self.lease_id, False)  # a message: booked soon
             return None
         return self._return(self.lease_id)
 
@@ -201,7 +197,23 @@ class Lease:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        self.release()
+        # release()'s body: a with block ends here, in one call on the warm path
+        with self._lock:  # waits for a command being admitted in another thread
+            if self._released:
+                return
+            self._released = True
+            stream, self._stream = self._stream, None
+            call, self._call = self._call, None
+        if lifecycle.current_pid() != self._port.owner_pid:
+            return
+        if stream is not None and not stream.done:
+            stream.close()
+        if call is not None and call.terminal is None:
+            self._port.cancel(call.request_id)
+            call.wait_terminal(self._port.settle_timeout())
+        done = self._return(self.lease_id)  # booked in place (None) when nobody waits: the warm path
+        if done is not None:
+            wait_booked(done)
 
     def __repr__(self) -> str:
         state = "released" if self._released else ("valid" if self.valid else "stale")

@@ -28,6 +28,9 @@ class GateView(Protocol):
     @property
     def latest_generation(self) -> int: ...
 
+    def open_on(self, generation: int) -> bool:
+        """Open for requests, on ``generation`` (its newest): ``is_open and latest_generation == generation``."""
+
 
 @dataclass
 class Waiter:
@@ -92,9 +95,8 @@ class Slot:
         The gate can close before the pool hears why (a request budget spent, a cycle begun): a closed gate means
         the generation is ending, so the slot waits for its next "ready".
         """
-        gate = self.gate
-        return (self.state == "ready" and self.lease_id is None and self.reserved_for is None and gate.is_open
-                and gate.latest_generation == self.generation)
+        return (self.state == "ready" and self.lease_id is None and self.reserved_for is None
+                and self.gate.open_on(self.generation))
 
 
 _HANDED_OVER: Future[Any] = Future()

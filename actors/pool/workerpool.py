@@ -64,7 +64,10 @@ class WorkerPool:
 
     def lease(self, key: SessionKey, timeout: float | None = None) -> Lease:
         """Wait for a warm worker of ``key`` (see the class docstring) and return the lease."""
-        warm = self._try_warm(key)  # the warm path, without a claim object
+        lifecycle.check_owner(self._owner_pid, "pool")  # the warm path, without a claim object (as _try_warm)
+        if self._closed:
+            raise PoolClosed("the pool is shut down")
+        warm = self._book.try_grant_warm(key)
         if warm is not None:
             return warm
         return self._queue(key).wait(self.config.queue_wait_timeout if timeout is None else timeout)

@@ -88,11 +88,16 @@ class AdmissionGate:
 
     @property
     def is_open(self) -> bool:
-        return self.state.is_open
+        return self.state.generation is not None  # GateState.is_open, read without a second call (the warm path)
 
     @property
     def latest_generation(self) -> int:
         return self.state.latest_generation
+
+    def open_on(self, generation: int) -> bool:
+        """Open for requests, and ``generation`` is the newest (one call on the pool's warm path)."""
+        state = self.state
+        return state.generation is not None and state.latest_generation == generation
 
     @property
     def served(self) -> int:
