@@ -36,6 +36,18 @@ def pool() -> Iterator[lw.WorkerPool]:
         yield p
 
 
+def test_every_grant_counts_in_the_queue_wait_histogram_a_warm_one_as_a_zero_wait(pool: lw.WorkerPool) -> None:
+    for n in range(4):  # the first waits for its worker to start; the three after it are granted warm
+        with pool.lease(A) as lease:
+            assert lease.call("echo", n) == n
+    waits = pool.stats().queue_wait
+    assert waits.count == 4 and waits.counts[0] >= 3
+    with pool.lease(A):  # counted again after a read of the stats (the warm grants are folded in as they are read)
+        pass
+    again = pool.stats().queue_wait
+    assert again.count == 5 and again.counts[0] == waits.counts[0] + 1 and again.total == waits.total
+
+
 def consistent(snapshot: lw.PoolSnapshot) -> None:
     assert snapshot.workers == snapshot.idle + snapshot.busy
     assert snapshot.leases == snapshot.busy <= snapshot.workers

@@ -88,7 +88,7 @@ class AdmissionGate:
 
     @property
     def is_open(self) -> bool:
-        return self.state.generation is not None  # GateState.is_open, read without a second call (the warm path)
+        return self.state.is_open
 
     @property
     def latest_generation(self) -> int:
