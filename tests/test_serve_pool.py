@@ -295,6 +295,13 @@ def test_a_client_that_sends_hanging_code_and_goes_away_frees_its_repl_at_once(s
     assert json.loads(answer.text)["status"] == "ok"  # answered long before the hanging item's 300 s
     assert server.state.service.batcher.abandoned == 1
     assert [p.pid for p in _workers()] == [worker]  # the same worker: a cancel, not a kill
-    outcomes = {k[1]: v for k, v in _samples(server.client.get("/metrics").text).items()
+
+    def outcomes() -> dict[Any, float]:
+        return {k[1]: v for k, v in _samples(server.client.get("/metrics").text).items()
                 if k[0] == "leanworker_requests_total"}
-    assert outcomes[(("command", "check"), ("outcome", "cancelled"))] == 1
+
+    # Under load a scrape right after the next item's answer found the abandoned call not counted yet (1 run in
+    # about 12 beside three busy loops); it is counted within milliseconds. Why it can be counted after the next
+    # call's outcome is an open question: this test waits for the count rather than hiding that it may lag.
+    assert wait_for(lambda: outcomes().get((("command", "check"), ("outcome", "cancelled"))) == 1, timeout=20), \
+        outcomes()
