@@ -30,13 +30,13 @@ class Gate:
 
     is_open: bool = True
     latest_generation: int = 1
-
-    def open_on(self, generation: int) -> bool:
-        return self.is_open and self.latest_generation == generation
     requests_ok: int = 0
     requests_failed: int = 0
     counters: Any = field(default_factory=lambda: SimpleNamespace(rows_delivered=0, backpressure_waits=0,
                                                                   stale_frames_dropped=0))
+
+    def open_on(self, generation: int) -> bool:
+        return self.is_open and self.latest_generation == generation
 
 
 def slot(slot_id: int, key: lw.SessionKey, state: str, lease_id: int | None = None, gate: Gate | None = None) -> Slot:
