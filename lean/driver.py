@@ -117,8 +117,10 @@ class ReplProcess:
         if self._dead:
             raise ReplExited("the REPL was already stopped", exit_status=self.exit_status)
         unsolicited = self.reader.unsolicited
-        if unsolicited is None and self.reader.output_ended() and not self._exits(_EXITING_WAIT):
-            unsolicited = CLOSED_WHILE_IDLE  # a REPL that exited is reported as such, by the exchange below
+        if unsolicited in (None, CLOSED_WHILE_IDLE) and self.reader.output_ended():
+            # whether or not the reader saw the end first: a REPL that exited is reported as such (its status and
+            # stderr), by the exchange below; one that only closed its output is replaced
+            unsolicited = None if self._exits(_EXITING_WAIT) else CLOSED_WHILE_IDLE
         if unsolicited is not None:
             self.kill()
             raise ReplUnsolicited(f"the REPL {unsolicited}; it was replaced before this request was sent")

@@ -429,3 +429,22 @@ def test_leanworker_check_gives_a_slow_import_its_time_and_says_what_to_raise_wh
     reason = one_line_error(cli("check", str(items), "--repl", repl, "--import-timeout", "0.5", cwd=tmp_path),
                             "check")
     assert "no answer within 0.5 s" in reason and "--import-timeout" in reason, reason
+
+
+def test_a_repl_that_exited_before_its_first_request_is_reported_exited_with_its_status(tmp_path: Path) -> None:
+    # The reader may see the end of the REPL's output before anything is asked (under load, before the header's
+    # import is sent): that is an exit to report with its status and stderr, not output nobody asked for.
+    from leanworker.lean.driver import ReplProcess
+    from leanworker.lean.faults import ReplExited
+
+    script = tmp_path / "fails.sh"
+    script.write_text("#!/bin/sh\necho 'the REPL cannot run here' >&2\nexit 3\n")
+    script.chmod(0o755)
+    repl = ReplProcess([str(script)])
+    try:
+        assert wait_for(repl.reader.output_ended, timeout=30)
+        with pytest.raises(ReplExited) as exited:
+            repl.exchange({"cmd": "import Mathlib"}, 30)
+    finally:
+        repl.kill()
+    assert "exited with status 3" in str(exited.value) and "the REPL cannot run here" in str(exited.value)
