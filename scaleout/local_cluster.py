@@ -3,7 +3,9 @@
 
 Kept apart from the machine: a short temp dir (Ray's socket paths are limited to 107 bytes), a small object store
 per node, no dashboard, no usage stats, no auto-connect, token auth off (so nothing is written under the home
-directory), and each node told its own CPU and memory. It is shut down with its own handle, never ``ray stop``
+directory), and each node told its own CPU and memory. Kept cheap: no autoscaler monitor (the nodes are fixed) and no
+log monitor (nothing is logged to the driver); without them a start costs about a second of CPU less and a shutdown
+about a second less. It is shut down with its own handle, never ``ray stop``
 (which would end every Ray process of the user).
 """
 
@@ -73,9 +75,10 @@ def local_cluster(nodes: int = 2, cpus_per_node: int = 1) -> Iterator[LocalClust
     import ray
     from ray.cluster_utils import Cluster
 
-    node: dict[str, Any] = {"num_cpus": cpus_per_node, "object_store_memory": OBJECT_STORE, "memory": NODE_MEMORY}
+    node: dict[str, Any] = {"num_cpus": cpus_per_node, "object_store_memory": OBJECT_STORE, "memory": NODE_MEMORY,
+                            "include_log_monitor": False}
     cluster = Cluster(initialize_head=True, head_node_args={
-        **node, "include_dashboard": False, "temp_dir": ray_dir})
+        **node, "include_dashboard": False, "no_monitor": True, "temp_dir": ray_dir})
     try:
         for _ in range(nodes - 1):
             cluster.add_node(**node)
