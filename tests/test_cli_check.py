@@ -145,8 +145,9 @@ def test_a_repl_or_lean_that_does_not_run_stops_the_check_once_not_every_item(ho
     reason = one_line_error(cli("check", "headers.jsonl", "--repl", exits, cwd=home), "check")
     assert reason.startswith(f"--repl {exits}: the REPL does not run: "), reason
     silent = script(home / "silent.sh", "#!/bin/sh\nexec sleep 600\n")
-    reason = one_line_error(cli("check", "plain.jsonl", "--repl", silent, "--import-timeout", "2", cwd=home), "check")
-    assert reason == f"--repl {silent}: no answer to an empty command within 2 s"
+    reason = one_line_error(cli("check", "plain.jsonl", "--repl", silent, "--import-timeout", "0.5", cwd=home),
+                            "check")
+    assert reason == f"--repl {silent}: no answer to an empty command within 0.5 s"
     reason = one_line_error(cli("check", "plain.jsonl", "--mode", "file", "--lean", exits, cwd=home), "check")
     assert reason == (f"--lean {exits}: does not run as lean: Lean exited with status 1 without an error message "
                       "(No module named leanworker)")

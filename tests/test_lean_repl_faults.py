@@ -290,7 +290,7 @@ def test_an_import_longer_than_a_request_may_take_opens_within_open_timeout(stat
     # The session open is not a request: WorkerConfig.open_timeout gives a Lean import its own time, while every
     # request keeps its short deadline; without it the open is bounded as a request is, and the error says so.
     quick = dict(startup_timeout=10.0, request_timeout=0.5, cancel_grace=0.5, shutdown_timeout=2.0, kill_wait=3.0)
-    with lw.Worker(fake_key(state, "--import-ms=2000"), lw.WorkerConfig(**quick, open_timeout=30.0)) as worker:
+    with lw.Worker(fake_key(state, "--import-ms=1000"), lw.WorkerConfig(**quick, open_timeout=30.0)) as worker:
         rows, _ = check(worker, ["TAG:a"], timeout=None)
         assert own(rows[0], "a")
     with pytest.raises(lw.StartupTimeout) as info:
@@ -423,7 +423,7 @@ def test_leanworker_check_gives_a_slow_import_its_time_and_says_what_to_raise_wh
     state.mkdir()
     items = tmp_path / "items.jsonl"
     items.write_text(json.dumps({"id": "a", "code": "import Mathlib\ntheorem a : True := trivial TAG:a"}) + "\n")
-    repl = fake_command(state, "--import-ms=3000")
+    repl = fake_command(state, "--import-ms=1000")  # twice the short --import-timeout below
     done = cli("check", str(items), "--repl", repl, "--import-timeout", "60", "--workers", "1", cwd=tmp_path)
     assert done.code == 0 and json.loads(done.out_lines[0])["status"] == "ok", done.err
     reason = one_line_error(cli("check", str(items), "--repl", repl, "--import-timeout", "0.5", cwd=tmp_path),
