@@ -7,6 +7,7 @@ real ``ray.kill`` and the mathlib-scale fixture's ``fail`` field."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
 import random
@@ -16,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import pytest
@@ -24,14 +25,17 @@ import pytest
 import leanworker as lw
 from conftest import MATHLIB, wait_for
 
-ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'leanworker[ray]' (make test does)")
+from leanworker.testing import Fault, FaultPlan
 
-from leanworker.scaleout import NotConnected, RayRunner  # noqa: E402
-from leanworker.scaleout.agent_run import start_attempt  # noqa: E402
-from leanworker.scaleout.local_cluster import LocalCluster, local_cluster  # noqa: E402
-from leanworker.testing import Fault, FaultPlan  # noqa: E402
+if TYPE_CHECKING:
+    from leanworker.scaleout import RayRunner
+    from leanworker.scaleout.local_cluster import LocalCluster
 
-pytestmark = pytest.mark.timeout(180)
+# Ray (and leanworker.scaleout, which imports it) is imported by the tests that use it: importing it costs each test
+# process that collects this module but runs none of its tests about half a second of CPU.
+pytestmark = [pytest.mark.timeout(180),
+              pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                                 reason="Ray is not installed: pip install 'leanworker[ray]' (make test does)")]
 
 WORKER = lw.WorkerConfig(startup_timeout=20, request_timeout=30, cancel_grace=0.5, kill_wait=3)
 IMPORT = (("import_ms", 50),)
@@ -56,6 +60,8 @@ def hosts() -> list[psutil.Process]:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:
+    from leanworker.scaleout.local_cluster import local_cluster
+
     with local_cluster(nodes=2) as started:
         yield started
     assert wait_for(lambda: not started.processes(), timeout=30), \
@@ -70,9 +76,15 @@ def no_leftover_processes() -> Iterator[None]:
     assert wait_for(lambda: not hosts(), timeout=30), f"workers left running: {[p.pid for p in hosts()]}"
 
 
+def runner_of(config: lw.PoolConfig, **options: Any) -> RayRunner:
+    from leanworker.scaleout import RayRunner
+
+    return RayRunner(config, **options)
+
+
 def runner(**options: Any) -> RayRunner:
     workers = options.pop("max_workers", 1)
-    return RayRunner(lw.PoolConfig(max_workers=workers, worker=WORKER), **options)
+    return runner_of(lw.PoolConfig(max_workers=workers, worker=WORKER), **options)
 
 
 def plan(modules: list[str], batch: int, imports: tuple[str, ...] = ("Mathlib",)) -> lw.ImportPlan:
@@ -117,6 +129,8 @@ def test_affinity_opens_fewer_sessions_than_round_robin_on_a_shuffled_plan(clust
 
 def test_an_agent_killed_mid_batch_is_retried_replaced_and_its_rows_written_once(
         cluster: LocalCluster, tmp_path: Path) -> None:
+    import ray
+
     the_plan = plan([f"Mathlib.K{i:02d}" for i in range(8)], 4)
     output = tmp_path / "rows.jsonl"
     with runner(chunk_rows=1) as on_ray:
@@ -179,6 +193,10 @@ def test_a_capability_error_arrives_as_command_error_with_its_fields(cluster: Lo
 
 
 def test_backpressure_keeps_the_agent_a_few_chunks_ahead_of_a_slow_reader(cluster: LocalCluster) -> None:
+    import ray
+
+    from leanworker.scaleout.agent_run import start_attempt
+
     with runner(chunk_rows=1, backpressure=2) as on_ray:
         agent = on_ray.fleet.slots[0].handle
         key = plan(["Mathlib.B"], 1).batches[0].key
@@ -217,6 +235,8 @@ def test_closing_the_runner_ends_a_run_nobody_reads(cluster: LocalCluster) -> No
 
 
 def test_a_runner_without_a_ray_connection_says_how_to_connect() -> None:
+    from leanworker.scaleout import NotConnected
+
     code = ("import leanworker.scaleout as s\n"
             "try:\n    s.RayRunner()\nexcept s.NotConnected as e:\n    print('refused:', e)\n")
     env = {**os.environ, "RAY_ENABLE_AUTO_CONNECT": "0", "RAY_ADDRESS": ""}
@@ -284,6 +304,8 @@ def test_a_driver_killed_mid_run_leaves_no_worker_behind(cluster: LocalCluster) 
 
 
 def test_a_node_lost_mid_batch_is_node_lost_and_the_batch_commits_on_the_others(cluster: LocalCluster) -> None:
+    import ray
+
     extra = cluster.cluster.add_node(num_cpus=1, object_store_memory=80 * 1024**2)
     cluster.cluster.wait_for_nodes()
     the_plan = plan([f"Mathlib.N{i:02d}" for i in range(12)], 2)
@@ -315,7 +337,7 @@ def test_a_run_cancelled_while_an_agents_worker_opens_its_session_ends_without_w
                                options=(("import_ms", 120_000), ("open_marker", str(marker))))
     the_plan = planner.plan([lw.WorkItem(f"Mathlib.M{i}") for i in range(4)])
     config = lw.PoolConfig(max_workers=1, worker=dataclasses.replace(WORKER, open_timeout=300))
-    with RayRunner(config) as ray_runner:
+    with runner_of(config) as ray_runner:
         run = ray_runner.run(the_plan, "index")
         assert wait_for(marker.exists, timeout=60), "no worker began its session open"
         run.cancel()
