@@ -4,6 +4,7 @@ and every rule has at least one end-to-end test (over real processes, not a pure
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -47,6 +48,7 @@ def indexed() -> dict[str, dict[str, list[str]]]:
     return entries
 
 
+@functools.cache  # the index names many tests of one file: parse each file once
 def defined_tests(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     names = {node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
