@@ -75,6 +75,48 @@ def test_the_supervisors_notice_that_a_generation_ended_makes_the_lease_stale() 
         assert pool.snapshot().leases == 0
 
 
+def test_a_lease_is_stale_as_soon_as_a_command_on_it_ends_by_its_workers_exit() -> None:
+    """The slot's gate judges the lease's generation as the process exit ends the command, before the lease actor
+    hears that the generation ended (slot_leases.py), and whether or not a next generation starts (here none does:
+    no restart is allowed)."""
+    config = lw.PoolConfig(max_workers=1, worker=FAST, restart=lw.RestartPolicy(max_restarts=0))
+    with lw.WorkerPool(config) as pool:
+        lease = pool.lease(lw.SessionKey(FAULTS))
+        with pytest.raises(lw.WorkerCrashed):
+            lease.call("crash", {"how": "exit"})
+        assert not lease.valid
+        with pytest.raises(lw.StaleLease, match="generation 1 has ended"):
+            lease.call("echo", 1)
+        lease.release()
+        assert pool.snapshot().leases == 0
+
+
+def test_a_released_lease_never_waits_on_its_slots_next_holder() -> None:
+    """The leases of a slot share its lock (one command admitted at a time): a released one is refused, and its
+    second release does nothing, without taking it, whatever the slot's next holder holds."""
+    with lw.WorkerPool(lw.PoolConfig(max_workers=1, worker=FAST)) as pool:
+        key = lw.SessionKey(THROUGHPUT)
+        old = pool.lease(key)
+        old.release()
+        with pool.lease(key) as new:
+            outcomes: list[str] = []
+
+            def use_old() -> None:
+                try:
+                    old.call("echo", 1)
+                except lw.StaleLease:
+                    outcomes.append("stale")
+                old.release()
+                outcomes.append("released")
+
+            with new._slot.lock:  # as the next holder does while its command waits to be admitted
+                user = threading.Thread(target=use_old)
+                user.start()
+                user.join(30)
+            assert outcomes == ["stale", "released"]
+            assert new.call("echo", 2) == 2
+
+
 def test_a_lease_collected_unreleased_is_returned_through_its_slots_lease_actor_once(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The lease actor owns the lease's lifecycle, a release by the garbage collector included: the finalizer tells

@@ -72,6 +72,25 @@ def test_generation_fencing_a_closed_gate_admits_nothing_until_the_next_generati
     assert state.admissible(2) and state.admissible(None)
 
 
+def test_generation_fencing_a_lease_is_current_from_its_generations_start_until_its_process_exits() -> None:
+    """A pool's lease compares its generation with the gate's live one (actors/pool/slot_leases.py)."""
+    state = GateState()
+    state.start(1)
+    state.open(1, 1)
+    assert state.live_generation == 1
+    state.admit(1)
+    state.done(1, "ok")
+    assert not state.is_open and state.live_generation == 1, "closed after its budget, not ended: the lease waits"
+    state.exited(1)
+    assert state.live_generation == 0, "its process exited: a lease of it is stale"
+    state.start(2)
+    assert state.live_generation == 2 and state.latest_generation == 2
+    state.exited(1)
+    assert state.live_generation == 2, "a late word of an older generation's exit changes nothing"
+    state.start(3)
+    assert state.live_generation == 3, "a later start makes generation 2's lease stale, exited or not"
+
+
 def test_generation_fencing_a_done_of_a_request_not_in_flight_is_dropped() -> None:
     state = open_gate()
     state.admit(3)

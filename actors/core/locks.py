@@ -24,7 +24,7 @@ ORDER: tuple[str, ...] = (
     "host_read",     # in a worker process: one reader of the parent's frames at a time
     "host_running",  # in a worker process: the command running and its cancel state
     "host_writer",   # in a worker process: the protocol writer and its row batch
-    "lease",         # a Lease handle: one command admitted at a time
+    "lease",         # a slot's leases (pool/slot_leases.py): one command admitted at a time
     "pool",          # the pool's book: slots, queue, leases
     "run",           # a plan run's counts
     "schedule",      # a plan run's pending batches
@@ -156,12 +156,6 @@ def check_wait(what: str) -> None:
 def lock(name: str) -> Any:
     """A lock named after its place in :data:`ORDER` (a plain ``threading.Lock`` unless checking)."""
     return OrderedLock(name, threading.Lock()) if checking else threading.Lock()
-
-
-def lock_factory(name: str) -> Any:
-    """A maker of locks named ``name`` (as :func:`lock` makes them), for a hot path that makes one per use:
-    ``threading.Lock`` itself unless checking."""
-    return (lambda: OrderedLock(name, threading.Lock())) if checking else threading.Lock
 
 
 def rlock(name: str) -> Any:

@@ -41,6 +41,7 @@ from leanworker.actors.pool.messages import (
     TakePoolStats,
 )
 from leanworker.actors.pool.records import Slot, SlotHandle, Waiter, key_label
+from leanworker.actors.pool.slot_leases import SlotLeases
 from leanworker.actors.pool.snapshot import Totals, pool_snapshot
 from leanworker.actors.slot import AdmissionGate, MemorySampler, Shutdown, SupervisorActor
 from leanworker.errors import LeanWorkerError, MemoryBudgetExceeded, PoolClosed, RestartLimitExceeded
@@ -244,7 +245,8 @@ class PoolActor(pykka.ThreadingActor):
         except BaseException:
             stop_if_alive(lease_actor)
             raise
-        return SlotHandle(port.supervisor, port, lease_actor)
+        leases = SlotLeases(slot.key, port, lease_actor, self.book.release, self.book.return_lease)
+        return SlotHandle(port.supervisor, port, lease_actor, leases)
 
     def _stop_slot(self, slot: Slot, reason: str) -> None:
         if slot.state == "stopping":

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import time
-import weakref
 from concurrent.futures import Future
 from collections.abc import Callable
 from typing import Any
@@ -44,7 +43,6 @@ class PoolBook:
         self.closing = False
         self._lease_ids = itertools.count(1)
         self._release_to_actor: ReleaseToActor | None = None
-        self._release_bound, self._return_bound = self.release, self.return_lease  # one of each per book, not per lease
 
     def queue_wait(self) -> Histogram:
         """Every grant's wait in admission (0 for a warm grant), a copy (call with the lock held). A warm grant is
@@ -72,7 +70,11 @@ class PoolBook:
                 return None
             lease_id = next(self._lease_ids)
             admission.take(slot, lease_id, time.monotonic())
-            return self._handle(slot, lease_id, slot.generation, 0.0, True)
+            self._warm_grants += 1
+            if self.tracer is not None:
+                self.trace("lease_granted", slot, lease_id, waited_s=0.0, fast=True)
+            assert slot.handle is not None
+            return Lease(lease_id, slot.generation, slot.handle.leases)
 
     def take(self, slot: Slot) -> int:
         """Book ``slot`` as leased under a new lease id (call with the lock held); its handle comes later."""
@@ -87,31 +89,20 @@ class PoolBook:
             slot = self.admission.slots.get(slot_id)
             if slot is None:
                 return None
-            return self._handle(slot, lease_id, generation, round(time.monotonic() - enqueued_at, 6), False)
-
-    def _handle(self, slot: Slot, lease_id: int, generation: int, waited_s: float, fast: bool) -> Lease:
-        if fast:
-            self._warm_grants += 1
-        else:
+            waited_s = round(time.monotonic() - enqueued_at, 6)
             self._queue_wait.observe(waited_s)
-        if self.tracer is not None:
-            fields: dict[str, Any] = {"fast": True} if fast else {}
-            self.trace("lease_granted", slot, lease_id, waited_s=waited_s, **fields)
-        assert slot.handle is not None
-        handle = slot.handle
-        lease = Lease(lease_id, slot.key, handle.port, generation, self._release_bound, self._return_bound,
-                      handle.lease_actor)
-        slot.holder = weakref.ref(lease)  # for the lease actor's notice; never keeps the lease alive
-        return lease
+            if self.tracer is not None:
+                self.trace("lease_granted", slot, lease_id, waited_s=waited_s)
+            assert slot.handle is not None
+            return Lease(lease_id, generation, slot.handle.leases)
 
-    def lease_on(self, slot_id: int, generation: int) -> Lease | None:
-        """The handle of the lease of slot ``slot_id`` granted on ``generation``, if one is held and alive."""
+    def lease_id_on(self, slot_id: int, generation: int) -> int | None:
+        """The id of the lease of slot ``slot_id`` granted on ``generation``, if one is held."""
         with self.lock:
             slot = self.admission.slots.get(slot_id)
-            if slot is None or slot.lease_id is None or slot.generation != generation or slot.holder is None:
+            if slot is None or slot.lease_id is None or slot.generation != generation:
                 return None
-            lease = slot.holder()
-            return lease if lease is not None and lease.lease_id == slot.lease_id else None
+            return slot.lease_id
 
     def release(self, lease_id: int, wait: bool = True, lease_actor: pykka.ActorRef[Any] | None = None) -> None:
         """A lease's release, from any thread: booked in place when nobody waits and nothing is to decide, else by

@@ -1,12 +1,13 @@
 """``Lease``: the caller's handle of the affine right to run commands on one warm worker, granted by the pool.
 
 The handle is not an actor (starting and stopping a pykka ThreadingActor costs 180-240 us on a 2-core machine,
-more than a warm command): it is an affine token (a lock and a few fields) on the direct data path, whose commands
-go to the slot's admission gate. Its lifecycle belongs to its slot's lease actor (lease_actor.py). Every command
-checks that it is unreleased and names the generation it was granted on, so a restarted worker answers
-``StaleLease``; ``release()`` returns the capacity to the pool exactly once (a second call does nothing); a lease
-collected unreleased returns it too, with a ``ResourceWarning``, through its slot's lease actor (the handle keeps
-that actor's ref: the finalizer only tells it, without a lock or a wait).
+more than a warm command): it is an affine token of three fields, its id, the generation it was granted on, and what
+every lease of its slot shares (slot_leases.py: the port, the lease actor, the slot's lock, the gate state that fences
+generations), on the direct data path, whose commands go to the slot's admission gate. Its lifecycle belongs to its
+slot's lease actor (lease_actor.py). Every command checks that it is unreleased and that its generation is the slot's
+live one (the gate's judgement: a restarted worker answers ``StaleLease``); ``release()`` returns the capacity to the
+pool exactly once (a second call does nothing); a lease collected unreleased returns it too, with a
+``ResourceWarning``, through its slot's lease actor (the finalizer only tells that actor, without a lock or a wait).
 """
 
 from __future__ import annotations
@@ -15,26 +16,16 @@ import warnings
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Protocol
+from typing import Any
 
-import pykka
-
-from leanworker.actors.core import lifecycle, locks
+from leanworker.actors.core import lifecycle
 from leanworker.actors.core.config import SessionKey
 from leanworker.actors.core.results import CapabilityMetadata, Diagnostic, DoctorReport, Progress, WorkerSnapshot
-from leanworker.actors.slot import RequestChannel, RequestPort, RowStream
+from leanworker.actors.pool.slot_leases import SlotLeases
+from leanworker.actors.slot import RequestChannel, RowStream
 from leanworker.errors import PoolClosed, StaleLease, WorkerClosed
 
-ReturnFunction = Callable[[int], "Future[None] | None"]
-_new_lock = locks.lock_factory("lease")  # one lock per lease, made without a call of locks.lock each
 RELEASE_WAIT = 10.0  # seconds a release waits for the pool to book it (it never waits on a worker)
-
-
-class ReleaseFunction(Protocol):
-    """Returns lease ``lease_id`` (the pool's book); without ``wait``, by a message only, through ``lease_actor``
-    (the slot's) when one is given."""
-
-    def __call__(self, lease_id: int, wait: bool = True, lease_actor: pykka.ActorRef[Any] | None = None) -> None: ...
 
 
 def wait_booked(done: Future[None]) -> None:
@@ -45,48 +36,47 @@ def wait_booked(done: Future[None]) -> None:
         pass  # booked later all the same; the caller need not wait for a pool that is shutting down
 
 
-def _released_by_gc(release: ReleaseFunction, lease_actor: pykka.ActorRef[Any] | None, lease_id: int,
-                    key: SessionKey, owner_pid: int) -> None:
-    if lifecycle.current_pid() != owner_pid:
+def _released_by_gc(slot: SlotLeases, lease_id: int) -> None:
+    if lifecycle.current_pid() != slot.owner_pid:
         return  # a forked child's copy: the worker belongs to the parent
-    warnings.warn(f"lease {lease_id} on {key.capability} was garbage-collected without release(); its capacity "
+    warnings.warn(f"lease {lease_id} on {slot.key.capability} was garbage-collected without release(); its capacity "
                   "was returned", ResourceWarning, stacklevel=2)
-    release(lease_id, False, lease_actor)  # never wait: the collector may run in any thread, an actor's too
+    slot.release(lease_id, False, slot.lease_actor)  # never wait: the collector may run in any thread, an actor's too
 
 
 class Lease:
     """The right to run commands on one warm worker; a context manager. Use ``pool.lease(key)``."""
 
-    __slots__ = ("lease_id", "key", "generation", "_port", "_release", "_return", "_lease_actor", "_lock",
-                 "_released", "_ended", "_stream", "_call", "__weakref__")
+    __slots__ = ("lease_id", "generation", "_slot", "_released", "_stream", "_call", "__weakref__")
 
-    def __init__(self, lease_id: int, key: SessionKey, port: RequestPort, generation: int,
-                 release: ReleaseFunction, return_lease: ReturnFunction,
-                 lease_actor: pykka.ActorRef[Any] | None = None) -> None:
+    def __init__(self, lease_id: int, generation: int, slot: SlotLeases) -> None:
         self.lease_id = lease_id
-        self.key = key
         self.generation = generation
-        self._port = port
-        self._release = release
-        self._return = return_lease
-        self._lease_actor = lease_actor  # the slot's, which a lease collected unreleased is returned through
-        self._lock = _new_lock()  # held while a command is admitted, and by release()
+        self._slot = slot
         self._released = False
-        self._ended = False  # the slot's lease actor heard that this lease's generation ended
         self._stream: RowStream | None = None
         self._call: RequestChannel | None = None  # a call() in flight
 
     @property
+    def key(self) -> SessionKey:
+        """The session key of the leased worker."""
+        return self._slot.key
+
+    @property
     def valid(self) -> bool:
         """True while the lease is unreleased and its worker generation is still the current one."""
-        return not self._released and not self._ended and self._port.gate.latest_generation == self.generation
+        return not self._released and self._slot.fence.live_generation == self.generation
 
-    def _check(self) -> None:
+    def _check_released(self) -> None:
+        # before the slot's lock: a released lease never waits on the lock of the slot's next holder
         if self._released:
             raise StaleLease(f"lease {self.lease_id} was released")
-        if self._ended or self._port.gate.latest_generation != self.generation:
+
+    def _check(self) -> None:
+        self._check_released()
+        if self._slot.fence.live_generation != self.generation:
             raise StaleLease(f"lease {self.lease_id}: worker generation {self.generation} has ended "
-                             f"(now {self._port.gate.latest_generation}); release it and lease again")
+                             f"(now {self._slot.fence.latest_generation}); release it and lease again")
 
     def _closed(self, exc: WorkerClosed) -> PoolClosed:
         return exc if isinstance(exc, PoolClosed) else PoolClosed(str(exc))
@@ -96,16 +86,20 @@ class Lease:
 
         If another thread releases the lease meanwhile, the call is cancelled and raises ``Cancelled``.
         """
-        with self._lock:
-            if self._released or self._ended or self._port.gate.latest_generation != self.generation:
+        slot = self._slot
+        if self._released:
+            self._check_released()
+        with slot.lock:
+            if self._released or slot.fence.live_generation != self.generation:
                 self._check()
+            port = slot.port
             try:
-                channel = self._port.admit_call(command, request, timeout, expect_generation=self.generation)
+                channel = port.admit_call(command, request, timeout, expect_generation=self.generation)
             except WorkerClosed as exc:
                 raise self._closed(exc) from None
             self._call = channel
         try:
-            return self._port.finish_call(channel)
+            return port.finish_call(channel)
         except WorkerClosed as exc:
             raise self._closed(exc) from None
         finally:
@@ -116,11 +110,12 @@ class Lease:
                on_diagnostic: Callable[[Diagnostic], None] | None = None,
                on_progress: Callable[[Progress], None] | None = None) -> RowStream:
         """Run one command and stream its rows (see ``Worker.stream``)."""
-        with self._lock:
+        self._check_released()
+        with self._slot.lock:
             self._check()
             try:
-                stream = self._port.stream(command, request, timeout, on_diagnostic=on_diagnostic,
-                                           on_progress=on_progress, expect_generation=self.generation)
+                stream = self._slot.port.stream(command, request, timeout, on_diagnostic=on_diagnostic,
+                                                on_progress=on_progress, expect_generation=self.generation)
             except WorkerClosed as exc:
                 raise self._closed(exc) from None
             self._stream = stream
@@ -131,35 +126,35 @@ class Lease:
         """Admit one command without waiting, for a caller that must never block (``AsyncLease``): the request's
         channel, or a future of it (``RequestPort.admit_nowait``). The caller reads the channel with ``poll``,
         cancels with :meth:`cancel_request`, and waits for its terminal before :meth:`release`."""
-        with self._lock:
+        self._check_released()
+        with self._slot.lock:
             self._check()
             try:
-                return self._port.admit_nowait(command, request, timeout, streaming=streaming,
-                                               expect_generation=self.generation)
+                return self._slot.port.admit_nowait(command, request, timeout, streaming=streaming,
+                                                    expect_generation=self.generation)
             except WorkerClosed as exc:
                 raise self._closed(exc) from None
 
     def cancel_request(self, request_id: int) -> None:
         """Ask the worker to stop request ``request_id`` (never waits)."""
-        self._port.cancel(request_id)
+        self._slot.port.cancel(request_id)
 
     def settle_timeout(self) -> float:
         """How long a cancelled request may take to end (its grace, then a kill and a reap)."""
-        return self._port.settle_timeout()
+        return self._slot.port.settle_timeout()
 
     def metadata(self) -> CapabilityMetadata:
         self._check()
-        return self._port.metadata(expect_generation=self.generation)
+        return self._slot.port.metadata(expect_generation=self.generation)
 
     def doctor(self) -> DoctorReport:
         self._check()
-        return self._port.doctor(expect_generation=self.generation)
+        return self._slot.port.doctor(expect_generation=self.generation)
 
     def snapshot(self) -> WorkerSnapshot:
         """The leased worker's snapshot."""
-        if self._released:
-            raise StaleLease(f"lease {self.lease_id} was released")
-        return self._port.snapshot()
+        self._check_released()
+        return self._slot.port.snapshot()
 
     def release(self) -> None:
         """Return the worker to the pool. Idempotent: a second call does nothing.
@@ -174,44 +169,48 @@ class Lease:
         """Release without ever waiting, for a caller that must not block (``AsyncLease``, which first waits, on its
         loop, for the command it ran to end). Idempotent. Returns a future resolved once the pool has booked the
         release, or None when there is nothing to wait for."""
-        with self._lock:
+        released = self._released  # looked at before the slot's lock, which the slot's next holder may hold
+        if released:
+            return None
+        slot = self._slot
+        with slot.lock:
             if self._released:
                 return None
             self._released = True
             self._stream = self._call = None
-        if lifecycle.current_pid() != self._port.owner_pid:
+        if lifecycle.current_pid() != slot.owner_pid:
             return None
-        return self._return(self.lease_id)
+        return slot.give_back(self.lease_id)
 
     def __del__(self) -> None:
         # Cheaper than weakref.finalize on the warm path (a lease per request); runs at most once per object.
         if not getattr(self, "_released", True):
             self._released = True
-            _released_by_gc(self._release, self._lease_actor, self.lease_id, self.key, self._port.owner_pid)
-
-    def generation_ended(self) -> None:
-        """The generation this lease was granted on ended (the slot's lease actor says so): it is stale from now."""
-        self._ended = True
+            _released_by_gc(self._slot, self.lease_id)
 
     def __enter__(self) -> Lease:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
         # release()'s body: a with block ends here, in one call on the warm path
-        with self._lock:  # waits for a command being admitted in another thread
+        released = self._released  # looked at before the slot's lock, which the slot's next holder may hold
+        if released:
+            return
+        slot = self._slot
+        with slot.lock:  # waits for a command being admitted in another thread
             if self._released:
                 return
             self._released = True
             stream, self._stream = self._stream, None
             call, self._call = self._call, None
-        if lifecycle.current_pid() != self._port.owner_pid:
+        if lifecycle.current_pid() != slot.owner_pid:
             return
         if stream is not None and not stream.done:
             stream.close()
         if call is not None and call.terminal is None:
-            self._port.cancel(call.request_id)
-            call.wait_terminal(self._port.settle_timeout())
-        done = self._return(self.lease_id)  # booked in place (None) when nobody waits: the warm path
+            slot.port.cancel(call.request_id)
+            call.wait_terminal(slot.port.settle_timeout())
+        done = slot.give_back(self.lease_id)  # booked in place (None) when nobody waits: the warm path
         if done is not None:
             wait_booked(done)
 

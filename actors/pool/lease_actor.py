@@ -10,7 +10,8 @@ lifecycle of the slot's lease (docs/architecture.md, The actors and their messag
   finalizer may put into it from any thread, even one inside a put or get of it); only when this actor has stopped
   with its slot does the finalizer tell the pool actor ``Release`` itself (lease.py, book.py);
 - **the supervisor's notice that a generation ended** (``GenerationEnded``): the lease granted on it is stale from
-  then on (the handle checks the generation on every command; the lease actor records and traces it).
+  then on. The slot's admission gate made it so as the generation's process exited (the handle compares its
+  generation with the gate's live one on every command, slot_leases.py); the lease actor records and traces it.
 
 The caller's ``Lease`` handle keeps the direct data path: its commands go to the slot's admission gate, never
 through this actor.
@@ -78,8 +79,7 @@ class LeaseActor(pykka.ThreadingActor):
             done.set_result(None)  # the pool is gone: nothing to book
 
     def _generation_ended(self, message: GenerationEnded) -> None:
-        lease = self.book.lease_on(self.slot_id, message.generation)
-        if lease is not None and lease.lease_id > self.last_returned:
-            lease.generation_ended()
-            self.book.trace_generation("lease_stale", self.slot_id, message.generation, lease.lease_id,
+        lease_id = self.book.lease_id_on(self.slot_id, message.generation)
+        if lease_id is not None and lease_id > self.last_returned:
+            self.book.trace_generation("lease_stale", self.slot_id, message.generation, lease_id,
                                        reason=message.reason)

@@ -4,7 +4,6 @@ marks, and the actor keeps (no threads, no processes)."""
 from __future__ import annotations
 
 import time
-import weakref
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pykka
 
 from leanworker.actors.core.config import SessionKey
+from leanworker.actors.pool.slot_leases import SlotLeases
 from leanworker.actors.slot import RequestPort
 from leanworker.errors import LeanWorkerError
 
@@ -59,12 +59,13 @@ class Waiter:
 
 @dataclass(frozen=True)
 class SlotHandle:
-    """How the pool reaches a slot: its supervisor actor, the port its leases send requests through, and the lease
-    actor that owns its lease's lifecycle."""
+    """How the pool reaches a slot: its supervisor actor, the port its leases send requests through, the lease
+    actor that owns its lease's lifecycle, and what every lease granted on it shares."""
 
     supervisor: pykka.ActorRef[Any]
     port: RequestPort
     lease_actor: pykka.ActorRef[Any]
+    leases: SlotLeases
 
 
 @dataclass
@@ -85,7 +86,6 @@ class Slot:
     rss: float | None = None
     sampled: bool = False
     started_at: float = field(default_factory=time.monotonic)  # of its current generation, for the open time
-    holder: weakref.ref[Lease] | None = None  # the current lease's handle, without keeping it alive
     position: int = 0  # 0 .. max_workers-1, unique among live slots: a stable, bounded label for metrics
 
     @property

@@ -116,7 +116,7 @@ class AdmissionGate:
     def started(self, generation: int) -> None:
         """A new generation is being started: leases of older ones are stale from now on."""
         with self.lock:
-            self.state.latest_generation = generation
+            self.state.start(generation)
 
     def open(self, connection: Connection, budget: int | None) -> None:
         with self.lock:
@@ -174,11 +174,13 @@ class AdmissionGate:
                 return None
             return channel
 
-    def fail_at_exit(self, channels: list[RequestChannel], terminal: Terminal) -> None:
-        """The generation's process exited: close, and end ``channels`` with ``terminal``."""
+    def fail_at_exit(self, generation: int, channels: list[RequestChannel], terminal: Terminal) -> None:
+        """``generation``'s process exited: close, make its leases stale, and end ``channels`` with ``terminal`` (so a
+        caller that sees its request end so finds its lease stale already)."""
         ended = []
         with self.lock:
             self.state.close()
+            self.state.exited(generation)
             self.inflight = None
             self.state.inflight = None
             for channel in channels:

@@ -6,7 +6,9 @@ outcomes; Generations and fencing). The gate (gate.py) runs it under its lock; t
 - **First terminal wins**: the request in flight ends once, by its ``done`` or by the supervisor (timeout, kill,
   memory, shutdown); whichever comes second finds nothing in flight and is dropped.
 - **Generation fencing**: closing the gate (a generation ending) refuses every later admission until the next
-  generation opens; a ``done`` of a request no longer in flight changes nothing.
+  generation opens; a ``done`` of a request no longer in flight changes nothing. A lease is current while the
+  generation it was granted on is :attr:`GateState.live_generation`: from that generation's start until its process
+  exits, or a later one starts (the pool's leases read it without the lock: one comparison per command).
 - **Cancel once**: a cancel is sent for the request in flight at most once; one for a request no longer in flight
   is not sent.
 - **Closing after a done**: when the generation's request budget (``max_requests``) is spent, a cycle is pending,
@@ -22,13 +24,14 @@ from leanworker.actors.slot.endings import CYCLE
 class GateState:
     """Which generation is open, which request is in flight, and the counts the slot reports."""
 
-    __slots__ = ("generation", "latest_generation", "inflight", "handshake", "last_id", "served", "budget",
-                 "close_after_current", "cycle_reason", "requests_ok", "requests_failed", "notify_every_done",
-                 "cancelled")
+    __slots__ = ("generation", "latest_generation", "live_generation", "inflight", "handshake", "last_id", "served",
+                 "budget", "close_after_current", "cycle_reason", "requests_ok", "requests_failed",
+                 "notify_every_done", "cancelled")
 
     def __init__(self, notify_every_done: bool = False) -> None:
         self.generation: int | None = None  # the open generation; None: closed
         self.latest_generation = 0  # the newest generation started
+        self.live_generation = 0  # the newest generation started, until its process exits (0: none)
         self.inflight: int | None = None  # the request id in flight
         self.handshake: int | None = None  # the request id of a handshake step in flight (configure, open)
         self.last_id = 0  # the highest request id written to the current worker
@@ -49,6 +52,15 @@ class GateState:
     def idle(self) -> bool:
         """Open, with no request in flight."""
         return self.generation is not None and self.inflight is None
+
+    def start(self, generation: int) -> None:
+        """``generation`` is being started: leases of older ones are stale from now on."""
+        self.latest_generation = self.live_generation = generation
+
+    def exited(self, generation: int) -> None:
+        """``generation``'s process exited: a lease granted on it is stale from now on."""
+        if self.live_generation == generation:
+            self.live_generation = 0
 
     def open(self, generation: int, budget: int | None) -> None:
         """``generation`` is ready: admit requests on it."""

@@ -201,7 +201,7 @@ class SupervisorActor(pykka.ThreadingActor):
         channels = gen.close(Terminal(CRASHED, error=crash))
         self.memory.unwatch()
         stop_if_alive(gen.child)
-        self.gate.fail_at_exit(channels, Terminal(CRASHED, error=crash))
+        self.gate.fail_at_exit(gen.number, channels, Terminal(CRASHED, error=crash))
         self._trace("exited", exit_code=message.exit_code, signal=message.signal, reason=gen.ending)
         if not gen.started and not self.closing.active:
             self.waiting.fail(gen.startup_error or crash)
