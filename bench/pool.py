@@ -2,7 +2,10 @@
 
 - warm lease acquire + trivial call + release, against a bare ``lw.Worker`` call (the lease's own cost), a bare call
   that never spins (``WorkerConfig(spin_wait=0)``: both ends sleep at once), and ``ProcessPoolExecutor(2)`` and
-  ``pebble.ProcessPool(2)`` submit/result, in interleaved rounds of the same run;
+  ``pebble.ProcessPool(2)`` submit/result, in interleaved rounds of the same run, each round in a rotated order:
+  whichever goes first in a round, after the others' rounds, runs slower (on a loaded 2-core machine a fixed order
+  put the lease, always first, at 1.5-2.7x the bare call, and a bare call run first at 0.7x the lease), so each takes
+  every place equally often;
 - two workers on two keys streaming together versus one worker streaming alone (rows/s and the ratio).
 """
 
@@ -12,6 +15,7 @@ import argparse
 import json
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
 import leanworker as lw
@@ -44,14 +48,19 @@ def lease_round_trip(repeat: int, rounds: int = 30) -> dict[str, float | None]:
     with lw.WorkerPool(lw.PoolConfig(max_workers=2)) as pool, ProcessPoolExecutor(2) as executor, \
             lw.Worker(KEY_B) as worker, lw.Worker(KEY_B, lw.WorkerConfig(spin_wait=0.0)) as sleeper:
         peer_pebble = pebble.ProcessPool(2) if pebble is not None else None
+        variants: list[tuple[Callable[[], object], list[float]]] = [
+            (lambda: lease_call(pool), ours),
+            (lambda: worker.call("echo", 1), bare),
+            (lambda: sleeper.call("echo", 1), no_spin),
+            (lambda: executor.submit(_noop, 1).result(), ppe),
+        ]
+        if peer_pebble is not None:
+            variants.append((lambda: peer_pebble.schedule(_noop, (1,)).result(), peb))
         try:
-            for _ in range(rounds):
-                ours += timings(lambda: lease_call(pool), repeat // rounds, warmup=10)
-                bare += timings(lambda: worker.call("echo", 1), repeat // rounds, warmup=10)
-                no_spin += timings(lambda: sleeper.call("echo", 1), repeat // rounds, warmup=10)
-                ppe += timings(lambda: executor.submit(_noop, 1).result(), repeat // rounds, warmup=10)
-                if peer_pebble is not None:
-                    peb += timings(lambda: peer_pebble.schedule(_noop, (1,)).result(), repeat // rounds, warmup=10)
+            for index in range(rounds):
+                shift = index % len(variants)
+                for function, samples in variants[shift:] + variants[:shift]:
+                    samples += timings(function, repeat // rounds, warmup=10)
         finally:
             if peer_pebble is not None:
                 peer_pebble.close()
