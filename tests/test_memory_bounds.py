@@ -44,6 +44,13 @@ def test_big_rows_to_a_slow_consumer_keep_parent_growth_under_the_byte_bound() -
         def consume() -> int:
             count = 0
             for _ in worker.stream("rows", {"count": 300, "payload_bytes": 512 * 1024}):  # 150 MiB in all
+                if count == 0:
+                    # Hold the first row until the buffer is full and the reader waits for room: on a loaded machine
+                    # a worker can produce slower than a consumer that only sleeps, and then never fill the buffer.
+                    deadline = time.monotonic() + 60
+                    while worker.snapshot().backpressure_waits == 0:
+                        assert time.monotonic() < deadline, "the reader never waited for room in the buffer"
+                        time.sleep(0.01)
                 time.sleep(0.004)
                 count += 1
             return count
