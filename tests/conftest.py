@@ -29,6 +29,16 @@ FAST = lw.WorkerConfig(startup_timeout=10.0, request_timeout=20.0, cancel_grace=
                        kill_wait=3.0)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, the files with the longest tests go first in each worker's part (tests/suite_order.py)."""
+    workers = getattr(config, "workerinput", {}).get("workercount")
+    if workers:
+        from suite_order import long_files_first
+
+        items[:] = long_files_first(items, int(workers), lambda item: item.path.name)
+
+
 def fault_host(mode: str) -> tuple[str, ...]:
     return (sys.executable, "-m", "leanworker.fixtures.fault_host", mode)
 
