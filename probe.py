@@ -319,6 +319,10 @@ class Probe:
                     seen = 0
                     for _ in stream:
                         seen += 1
+                        if seen == 1:
+                            # A consumer that sleeps is not always slower than a worker on a loaded machine: hold
+                            # the first row until the reader has had to wait for room, so the stage always sees it.
+                            self._await_backpressure(lease)
                         if seen % 200 == 0:
                             time.sleep(0.001)  # a consumer slower than the worker
                             self._tick("slow_sink", seen, count)
@@ -326,6 +330,12 @@ class Probe:
             growth = self._parent_rss() - before
             verdicts.judge_slow_sink(result, seen=seen, count=count, committed=stream.committed, waits=waits)
             result.figures.update(rows=seen, backpressure_waits=waits, parent_rss_growth_mib=round(growth, 1))
+
+    @staticmethod
+    def _await_backpressure(lease: lw.Lease, bound_s: float = 60.0) -> None:
+        deadline = time.monotonic() + bound_s
+        while lease.snapshot().backpressure_waits == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def memory(self) -> None:
         with self.stage("rss") as result:
