@@ -18,6 +18,7 @@ import pytest  # noqa: E402
 
 import leanworker as lw  # noqa: E402
 from leanworker.actors.core import intercept, locks  # noqa: E402
+from leanworker.actors.core.process_tree import tree_pids  # noqa: E402
 from leanworker.testing import Fault, FaultPlan  # noqa: E402
 
 MATHLIB = "leanworker.fixtures.mathlib_scale:capability"
@@ -81,39 +82,13 @@ def has_children() -> bool:
     return True
 
 
-def child_pids(pid: int) -> list[int] | None:
-    """The children of ``pid`` from ``/proc/PID/task/*/children`` (None where the kernel has no such files)."""
-    children: list[int] = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return []  # it has just ended
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/children", "rb") as listed:
-                children.extend(int(child) for child in listed.read().split())
-        except FileNotFoundError:
-            if os.path.exists(f"/proc/{pid}/task/{task}"):
-                return None
-        except OSError:
-            continue  # that thread has just ended
-    return children
-
-
 def descendants(me: psutil.Process) -> list[psutil.Process]:
-    """Every descendant of this process. Walked down from it through ``/proc/PID/task/*/children``: psutil's
-    ``children(recursive=True)`` reads every process of the machine, several milliseconds on a busy one."""
+    """Every descendant of this process, walked down from it (``tree_pids``): psutil's ``children(recursive=True)``
+    reads every process of the machine, several milliseconds on a busy one."""
     if not has_children():
         return []
-    pids, index = [me.pid], 0
-    while index < len(pids):
-        children = child_pids(pids[index])
-        if children is None:
-            return me.children(recursive=True)
-        pids.extend(child for child in children if child not in pids)
-        index += 1
     found = []
-    for pid in pids[1:]:
+    for pid in (tree_pids(me.pid) or [me.pid])[1:]:
         try:
             found.append(psutil.Process(pid))
         except psutil.NoSuchProcess:
