@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from leanworker.errors import UsageError
+from leanworker.host.frozen_record import FRESH_DICT, FrozenRecord
 from leanworker.protocol import messages
 
 
@@ -26,14 +26,18 @@ class RequestCancelled(BaseException):
     """
 
 
-@dataclass(frozen=True)
-class SessionSpec:
+class SessionSpec(FrozenRecord):
     """What a session open receives: the workspace, the ordered imports and the session options."""
 
+    __match_args__ = ("capability", "workspace", "imports", "options")
     capability: str
-    workspace: str | None = None
-    imports: tuple[str, ...] = ()
-    options: dict[str, Any] = field(default_factory=dict)
+    workspace: str | None
+    imports: tuple[str, ...]
+    options: dict[str, Any]
+
+    def __init__(self, capability: str, workspace: str | None = None, imports: tuple[str, ...] = (),
+                 options: dict[str, Any] = FRESH_DICT) -> None:
+        self._fill(capability, workspace, imports, {} if options is FRESH_DICT else options)
 
 
 class Context(Protocol):
@@ -79,14 +83,18 @@ CheckFunction = Callable[[Any], tuple[str, str]]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@dataclass(frozen=True)
-class CommandInfo:
+class CommandInfo(FrozenRecord):
     """A registered command and what its author said about it."""
 
+    __match_args__ = ("name", "function", "description", "streams")
     name: str
     function: CommandFunction
-    description: str = ""
-    streams: tuple[str, ...] = ()
+    description: str
+    streams: tuple[str, ...]
+
+    def __init__(self, name: str, function: CommandFunction, description: str = "",
+                 streams: tuple[str, ...] = ()) -> None:
+        self._fill(name, function, description, streams)
 
 
 class Capability:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from typing import Any
 
 from leanworker.actors.core.env import CGROUP_ENV, PARENT_PID_ENV, SANDBOX_ENV
 from leanworker.actors.core.process_tree import kill_tree
@@ -32,17 +33,29 @@ GUARDIAN_SCRIPT = (
 )
 
 _guardian_pid: int | None = None
+_libc: Any = None
+
+
+def _load_libc() -> Any:
+    """The C library through ctypes (None off Linux, or where it cannot be loaded), loaded once per process."""
+    global _libc
+    if _libc is None and sys.platform == "linux":
+        import ctypes
+
+        try:
+            _libc = ctypes.CDLL(None, use_errno=True)
+        except OSError:
+            return None
+    return _libc
 
 
 def _prctl_pdeathsig(sig: int) -> bool:
-    if sys.platform != "linux":
+    libc = _load_libc()
+    if libc is None:
         return False
-    import ctypes
-
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
         return int(libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)) == 0
-    except (OSError, AttributeError):
+    except AttributeError:
         return False
 
 
@@ -84,6 +97,7 @@ def start_guardian() -> int | None:
         return None
     worker = os.getpid()
     session = str(worker) if os.getsid(0) == worker else ""
+    _load_libc()  # before the fork: the guardian and the worker (set_parent_death_signal) share one ctypes load
     pid = os.fork()
     if pid == 0:  # the guardian: no Python past this block
         try:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import math
 import os
-import platform
 import signal
 import sys
 import threading
 import time
-import traceback
 from collections import deque
 from typing import Any
 
@@ -33,6 +31,7 @@ from leanworker.protocol import messages
 from leanworker.protocol.frames import FrameReader, Message, check_frame_cap
 
 HOST_VERSION = "leanworker-host/0.1.0"
+PYTHON_VERSION = sys.version.split()[0]  # what platform.python_version() says, without loading platform at each start
 EOF_GRACE = 0.5
 WATCH_INTERVAL = 0.002
 ERROR_TEXT_LIMIT = 16 * 1024
@@ -149,7 +148,7 @@ class Host:
     def serve(self) -> int:
         global _serving
         _serving = self
-        self.writer.send(messages.hello(HOST_VERSION, os.getpid(), platform.python_version(), None))
+        self.writer.send(messages.hello(HOST_VERSION, os.getpid(), PYTHON_VERSION, None))
         threading.Thread(target=self.watch, name="leanworker-watchdog", daemon=True).start()
         while True:
             try:
@@ -204,6 +203,8 @@ class Host:
             self._finish_error(request_id, exc.code, exc.message, started)
             return
         except Exception as exc:
+            import traceback  # here, not at the top: only a failed open or command needs it
+
             traceback.print_exc(file=sys.stderr)
             self._finish_error(request_id, "session_open", f"{type(exc).__name__}: {exc}", started)
             return
@@ -242,6 +243,8 @@ class Host:
         except CommandError as exc:  # BadOutput too: bad_row, bad_diagnostic, bad_progress
             self._finish_error(request_id, exc.code, exc.message, started)
         except Exception as exc:
+            import traceback
+
             text = traceback.format_exc()
             print(text, file=sys.stderr, end="")
             self._finish_error(request_id, "exception", f"{type(exc).__name__}: {exc}", started, text)
@@ -280,14 +283,14 @@ class Host:
             "commands": sorted(capability.commands) if capability else [],
             "protocol": messages.PROTOCOL_VERSION,
             "host": HOST_VERSION,
-            "python": platform.python_version(),
+            "python": PYTHON_VERSION,
             "lean": None,
         }
 
     def _doctor(self, ctx: Any, request: Any) -> dict[str, Any]:
         checks: list[dict[str, str]] = [
             {"name": "python", "status": "pass" if sys.version_info >= (3, 11) else "error",
-             "message": f"Python {platform.python_version()}"},
+             "message": f"Python {PYTHON_VERSION}"},
             {"name": "protocol", "status": "pass", "message": f"protocol version {messages.PROTOCOL_VERSION}"},
             *containment.doctor_checks(),
             {"name": "session", "status": "pass" if self.session_open else "error",

@@ -7,6 +7,7 @@ Every import counts: at module level, under ``TYPE_CHECKING`` and inside functio
 from __future__ import annotations
 
 import ast
+import os
 import re
 import subprocess
 import sys
@@ -198,6 +199,30 @@ def test_the_worker_host_loads_no_runtime_wing() -> None:
     assert "pykka" not in subprocess.run(
         [sys.executable, "-c", "import sys, leanworker.host.serve; print(' '.join(sys.modules))"],
         capture_output=True, text=True, check=True, timeout=30).stdout.split()
+
+
+# What a worker process must not load to start: the host imports each only where it is used (a failed command's
+# traceback, a spawn's subprocess), or does without it (the host's records are no dataclasses, hello's Python version
+# is read from sys.version). Each costs a worker from 2 to 10 ms of CPU at every start; a worker is started for every
+# generation of every slot.
+HEAVY_AT_START = ("dataclasses", "inspect", "ast", "dis", "tokenize", "subprocess", "selectors", "platform",
+                  "traceback", "textwrap", "pathlib", "fnmatch", "urllib.parse", "ipaddress", "ctypes", "hashlib",
+                  "json", "logging", "tempfile", "shutil", "asyncio", "pykka", "psutil")
+
+
+def test_the_worker_host_starts_without_heavy_modules(tmp_path: Path) -> None:
+    # Without site (-S): an editable install's import finder (setuptools) loads pathlib and fnmatch before any code of
+    # ours runs, which would hide the host's own imports of them. leanworker is reached through a link named after it,
+    # its dependencies through this interpreter's site directories.
+    (tmp_path / "leanworker").symlink_to(ROOT, target_is_directory=True)
+    import site
+
+    path = os.pathsep.join([str(tmp_path), *site.getsitepackages(), site.getusersitepackages()])
+    code = "import sys, leanworker.host.__main__; print(' '.join(sorted(sys.modules)))"
+    loaded = set(subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True,
+                                timeout=30, env={**os.environ, "PYTHONPATH": path}).stdout.split())
+    assert {"leanworker.host.serve", "cbor2", "threading"} <= loaded, "the probe did not load the host"
+    assert not loaded & set(HEAVY_AT_START), sorted(loaded & set(HEAVY_AT_START))
 
 
 def private_reaches(path: Path, name: str, known: set[str]) -> Iterator[str]:
