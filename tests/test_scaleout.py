@@ -25,6 +25,7 @@ import pytest
 import leanworker as lw
 from conftest import MATHLIB, wait_for
 
+from leanworker.actors.core.env import AGENT_PID_ENV
 from leanworker.testing import Fault, FaultPlan
 
 if TYPE_CHECKING:
@@ -41,18 +42,23 @@ WORKER = lw.WorkerConfig(startup_timeout=20, request_timeout=30, cancel_grace=0.
 IMPORT = (("import_ms", 50),)
 
 
+SHARED_AGENTS: set[int] = set()  # the pids of the shared runner's agents (fixture ``shared``) while it is open
+
+
 def hosts() -> list[psutil.Process]:
-    """The leanworker worker processes of this test session: agents' workers are not children of the test
-    process (and an orphan is nobody's), so they are found by the Ray temp dir in their environment."""
+    """The leanworker worker processes of this test session, but for the warm workers of the shared runner's agents:
+    agents' workers are not children of the test process (and an orphan is nobody's), so they are found by the Ray
+    temp dir in their environment, and their agent by the pid it leaves there."""
     mine = os.environ.get("RAY_TMPDIR")
     if mine is None:
         return []
     found = []
     for process in psutil.process_iter(["cmdline"]):
         try:
-            if "leanworker.host" in " ".join(process.info["cmdline"] or ()) and \
-                    process.environ().get("RAY_TMPDIR") == mine:
-                found.append(process)
+            if "leanworker.host" in " ".join(process.info["cmdline"] or ()):
+                environ = process.environ()
+                if environ.get("RAY_TMPDIR") == mine and int(environ.get(AGENT_PID_ENV, "0")) not in SHARED_AGENTS:
+                    found.append(process)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
     return found
@@ -69,9 +75,24 @@ def cluster() -> Iterator[LocalCluster]:
     assert wait_for(lambda: not hosts(), timeout=30), "worker processes left running after the cluster stopped"
 
 
+@pytest.fixture(scope="module")
+def shared(cluster: LocalCluster) -> Iterator[RayRunner]:
+    """One runner for the tests that neither lose an agent nor read a fresh pool's figures. Each agent is a Ray
+    worker process, about half a second of CPU to start: shared, those tests start two agents instead of eight.
+    Its agents' warm workers stay between tests; they are gone once it closes."""
+    try:
+        with runner(chunk_rows=1) as on_ray:  # one row a chunk: what the backpressure test counts
+            SHARED_AGENTS.update(slot.pid for slot in on_ray.fleet.slots)
+            yield on_ray
+    finally:
+        SHARED_AGENTS.clear()
+    assert wait_for(lambda: not hosts(), timeout=30), f"workers left running: {[p.pid for p in hosts()]}"
+
+
 @pytest.fixture(autouse=True)
 def no_leftover_processes() -> Iterator[None]:
-    """Ray keeps its own worker processes between tests: here the check is that no leanworker worker survives."""
+    """Ray keeps its own worker processes between tests: here the check is that no leanworker worker survives (but
+    the warm workers of the shared runner, checked when it closes)."""
     yield
     assert wait_for(lambda: not hosts(), timeout=30), f"workers left running: {[p.pid for p in hosts()]}"
 
@@ -113,16 +134,17 @@ def test_a_plan_on_two_nodes_commits_the_same_rows_as_a_local_pool(cluster: Loca
     assert summary.sessions_opened == sum(s.sessions_opened for s in nodes.values())
 
 
-def test_affinity_opens_fewer_sessions_than_round_robin_on_a_shuffled_plan(cluster: LocalCluster) -> None:
+def test_affinity_opens_fewer_sessions_than_round_robin_on_a_shuffled_plan(shared: RayRunner) -> None:
     batches = [b for name in ("Left", "Right", "Third")
                for b in plan([f"{name}.M{i:02d}" for i in range(12)], 2, (name,)).batches]
     random.Random(11).shuffle(batches)
     opened = {}
-    for affinity in (True, False):
-        with runner(affinity=affinity) as on_ray:
+    assert shared.affinity and shared.pool.max_workers == 1  # no earlier test opened these keys on it
+    with runner(affinity=False) as round_robin:
+        for affinity, on_ray in ((True, shared), (False, round_robin)):
             summary = on_ray.run(batches, "index").wait()
-        assert summary.batches_committed == len(batches)
-        opened[affinity] = summary.sessions_opened
+            assert summary.batches_committed == len(batches)
+            opened[affinity] = summary.sessions_opened
     assert opened[True] <= 3 + 2, opened  # each key once, plus at most one move per node
     assert opened[True] < opened[False], opened
 
@@ -153,10 +175,9 @@ def test_an_agent_killed_mid_batch_is_retried_replaced_and_its_rows_written_once
     assert summary.rows == expected
 
 
-def test_a_worker_killed_inside_an_agent_is_worker_crashed_on_the_driver(cluster: LocalCluster) -> None:
+def test_a_worker_killed_inside_an_agent_is_worker_crashed_on_the_driver(shared: RayRunner) -> None:
     the_plan = plan(["Mathlib.Fine", "Mathlib.Poison"], 1)
-    with runner() as on_ray:
-        results = list(on_ray.run(the_plan, "index", {"fail": {"Mathlib.Poison": "crash"}}, retries=0))
+    results = list(shared.run(the_plan, "index", {"fail": {"Mathlib.Poison": "crash"}}, retries=0))
     failed = [r for r in results if not r.committed]
     assert [r.modules for r in failed] == [("Mathlib.Poison",)]
     assert isinstance(failed[0].error, lw.WorkerCrashed), repr(failed[0].error)
@@ -184,31 +205,29 @@ def test_an_injected_node_lost_kills_the_agent_from_its_worker_and_the_run_still
     assert len(written) == len({(w["batch"], w["stream"], w["seq"]) for w in written}) == summary.rows
 
 
-def test_a_capability_error_arrives_as_command_error_with_its_fields(cluster: LocalCluster) -> None:
-    with runner() as on_ray:
-        results = list(on_ray.run(plan(["Mathlib.X"], 1), "no_such_command"))
+def test_a_capability_error_arrives_as_command_error_with_its_fields(shared: RayRunner) -> None:
+    results = list(shared.run(plan(["Mathlib.X"], 1), "no_such_command"))
     assert len(results) == 1 and not results[0].committed
     error = results[0].error
     assert isinstance(error, lw.CommandError) and error.code == "unknown_command", repr(error)
 
 
-def test_backpressure_keeps_the_agent_a_few_chunks_ahead_of_a_slow_reader(cluster: LocalCluster) -> None:
+def test_backpressure_keeps_the_agent_a_few_chunks_ahead_of_a_slow_reader(shared: RayRunner) -> None:
     import ray
 
     from leanworker.scaleout.agent_run import start_attempt
 
-    with runner(chunk_rows=1, backpressure=2) as on_ray:
-        agent = on_ray.fleet.slots[0].handle
-        key = plan(["Mathlib.B"], 1).batches[0].key
-        request = {"modules": [f"Mathlib.B{i:03d}" for i in range(300)]}
-        stream = start_attempt(agent, "bp-1", key, "index", request, 60.0, 2)
-        first = ray.get(next(stream))
-        assert first[0] == "rows"
-        assert wait_for(lambda: ray.get(agent.chunks_sent.remote("bp-1")) >= 2, timeout=30)
-        time.sleep(1.0)  # time for an unbounded producer to run hundreds of chunks ahead
-        ahead = ray.get(agent.chunks_sent.remote("bp-1"))
-        assert ahead <= 1 + 2 + 1, f"the agent ran {ahead} chunks ahead of a reader that took 1"
-        rest = [ray.get(ref) for ref in stream]
+    agent = shared.fleet.slots[0].handle  # one row a chunk
+    key = plan(["Mathlib.B"], 1).batches[0].key
+    request = {"modules": [f"Mathlib.B{i:03d}" for i in range(300)]}
+    stream = start_attempt(agent, "bp-1", key, "index", request, 60.0, 2)
+    first = ray.get(next(stream))
+    assert first[0] == "rows"
+    assert wait_for(lambda: ray.get(agent.chunks_sent.remote("bp-1")) >= 2, timeout=30)
+    time.sleep(1.0)  # time for an unbounded producer to run hundreds of chunks ahead
+    ahead = ray.get(agent.chunks_sent.remote("bp-1"))
+    assert ahead <= 1 + 2 + 1, f"the agent ran {ahead} chunks ahead of a reader that took 1"
+    rest = [ray.get(ref) for ref in stream]
     rows = 1 + sum(len(item[1]) for item in rest if item[0] == "rows")
     assert rest[-1][0] == "done" and rows == rest[-1][1].total_rows > ahead
 
