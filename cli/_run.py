@@ -250,6 +250,12 @@ def _interrupted(args: argparse.Namespace, summary: Any) -> int:
     return EXIT_INTERRUPTED
 
 
+# `--ray local` starts its cluster without idle Ray workers ahead of need: for the first driver Ray would start one a
+# CPU, each importing Ray (about 0.4 s of CPU), but the runner's agents (one a node) are the only Ray workers a run
+# uses, and Ray starts those when they are asked for.
+LOCAL_RAY_CONFIG = {"prestart_worker_first_driver": False}
+
+
 @contextlib.contextmanager
 def _runner(args: argparse.Namespace, config: Any) -> Iterator[Any]:
     """A local pool, or with ``--ray`` a RayRunner on that cluster (connected for this run only)."""
@@ -272,8 +278,11 @@ def _runner(args: argparse.Namespace, config: Any) -> Iterator[Any]:
         held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             with spinner(args, f"connecting to Ray ({args.ray})..."):
-                ray.init(address=None if args.ray == "local" else args.ray, logging_level=logging.ERROR,
-                         log_to_driver=False, include_dashboard=False if args.ray == "local" else None)
+                if args.ray == "local":
+                    ray.init(logging_level=logging.ERROR, log_to_driver=False, include_dashboard=False,
+                             _system_config=LOCAL_RAY_CONFIG)
+                else:
+                    ray.init(address=args.ray, logging_level=logging.ERROR, log_to_driver=False)
         except Exception as exc:
             raise UsageError(f"--ray {args.ray}: cannot connect: {str(exc).strip().splitlines()[0]}") from None
         finally:
