@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import importlib.util
 import logging
 import shlex
 import signal
@@ -40,6 +41,7 @@ from leanworker.cli._session import open_first_session, shared_failure
 from leanworker.cli._values import capability, module_name, non_negative_int, positive_int
 
 FAILURES_SHOWN = 10
+NEEDS_RAY = "--ray needs Ray: pip install 'leanworker[ray]'"
 
 
 def add_run_command(add: Callable[..., argparse.ArgumentParser]) -> None:
@@ -90,10 +92,8 @@ def check_arguments(args: argparse.Namespace) -> None:
         writable_file(args.output, "--output", regular="exactly-once output reopens, truncates and fsyncs its file")
     if args.ray is not None:
         ray_address(args.ray, connect=False)
-        try:
-            import leanworker.scaleout  # noqa: F401
-        except ImportError:
-            raise UsageError("--ray needs Ray: pip install 'leanworker[ray]'") from None
+        if importlib.util.find_spec("ray") is None:  # Ray is imported once the address answers (_runner)
+            raise UsageError(NEEDS_RAY)
         with spinner(args, f"checking that a Ray cluster answers at {args.ray}..."):
             ray_address(args.ray)
 
@@ -265,9 +265,12 @@ def _runner(args: argparse.Namespace, config: Any) -> Iterator[Any]:
         with lw.WorkerPool(config) as pool:
             yield pool
         return
-    import ray
+    try:
+        import ray
 
-    from leanworker.scaleout import RayRunner
+        from leanworker.scaleout import RayRunner
+    except ImportError:  # installed, but it cannot be imported
+        raise UsageError(NEEDS_RAY) from None
 
     # Ray's processes are started with SIGINT blocked (they inherit the mask), so a Ctrl-C at the terminal reaches
     # only this process, which then stops the run, the runner and Ray, in that order. Ray's start-up is never cut
