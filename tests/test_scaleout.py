@@ -365,4 +365,5 @@ def test_a_run_cancelled_while_an_agents_worker_opens_its_session_ends_without_w
         assert ended.wait(30), "the cancelled run waited for the session open"
         summary = run.summary
         assert summary is not None and summary.cancelled and summary.batches_committed == 0
-        assert summary.batches_cancelled == len(the_plan.batches)
+        assert summary.batches_cancelled == len(the_plan.batches), \
+            [(r.modules, repr(r.error)) for r in run if not r.committed]
