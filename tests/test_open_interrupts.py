@@ -76,6 +76,26 @@ def signal_another_thread_once_inside_the_open(marker: Path) -> None:
     threading.Thread(target=deliver, daemon=True).start()
 
 
+WRITE_MARKER = """
+import sys
+from leanworker.fixtures.importsim import write_marker
+for _ in range(300):
+    write_marker(sys.argv[1])
+"""
+
+
+def test_workers_that_open_at_once_all_write_the_shared_open_marker(tmp_path: Path) -> None:
+    """Two workers opening at once (one per Ray agent) share the marker a test waits on: one renamed the other's part
+    file away, and the other's open failed with FileNotFoundError (a flake of the scale-out cancel test)."""
+    marker = tmp_path / "opening"
+    writers = [subprocess.Popen([sys.executable, "-c", WRITE_MARKER, str(marker)], stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    errors = [writer.communicate(timeout=60)[1] for writer in writers]
+    assert [writer.returncode for writer in writers] == [0, 0], errors
+    assert int(marker.read_text()) in {writer.pid for writer in writers}
+    assert [path.name for path in tmp_path.iterdir()] == ["opening"], "a part file was left behind"
+
+
 # -- the threaded pool -------------------------------------------------------------------------------------------------
 
 
