@@ -281,8 +281,8 @@ def _runner(args: argparse.Namespace, config: Any) -> Iterator[Any]:
         held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             with spinner(args, f"connecting to Ray ({args.ray})..."):
-                if args.ray == "local":
-                    ray.init(logging_level=logging.ERROR, log_to_driver=False, include_dashboard=False,
+                if args.ray == "local":  # "local", not None: None would join a cluster RAY_ADDRESS or `ray start` names
+                    ray.init(address="local", logging_level=logging.ERROR, log_to_driver=False, include_dashboard=False,
                              _system_config=LOCAL_RAY_CONFIG)
                 else:
                     ray.init(address=args.ray, logging_level=logging.ERROR, log_to_driver=False)

@@ -254,9 +254,16 @@ def test_ctrl_c_in_check_keeps_each_result_written_and_resume_checks_the_rest_on
 
 
 def test_ctrl_c_under_ray_local_stops_ray_and_every_worker(home: Path) -> None:
+    """``--ray local`` starts a cluster for this run only, even where RAY_ADDRESS names another (here a port nothing
+    listens on: Ray would connect there, and refuse the local cluster's settings), and a Ctrl-C stops all of it."""
+    import socket
+
     pytest.importorskip("ray")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        elsewhere = f"127.0.0.1:{probe.getsockname()[1]}"
     done, started = interrupt_when(run_args("--ray", "local"), home, lambda pid: has_content(home / "rows.jsonl"),
-                                   timeout=90)
+                                   env=person_env(RAY_ADDRESS=elsewhere), timeout=90)
     assert done.code == 130 and len(done.err_lines) == 1, (done.code, done.err)
     assert " committed to rows.jsonl; resume with: " in done.err_lines[0] and "--ray local" in done.err_lines[0]
     assert len(started) > 3 and gone(started, timeout=20), "Ray's processes and the workers are gone"
