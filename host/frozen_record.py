@@ -6,7 +6,7 @@ The worker host's records (``SessionSpec``, ``CommandInfo``) are made with it in
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, Self
 
 FRESH_DICT: Final[Any] = object()
 """The default of a dict field: the record gets a new empty dict (a dataclass's ``field(default_factory=dict)``)."""
@@ -14,7 +14,8 @@ FRESH_DICT: Final[Any] = object()
 
 class FrozenRecord:
     """A base for immutable records whose fields are named, in order, by ``__match_args__``; ``__init__`` calls
-    :meth:`_fill`. Compared, hashed and shown by those fields, as a frozen dataclass is."""
+    :meth:`_fill`. Compared, hashed and shown by those fields, as a frozen dataclass is; copied with changes by
+    ``copy.replace``. Not a dataclass: ``dataclasses.replace``, ``fields`` and ``asdict`` do not apply."""
 
     __match_args__: tuple[str, ...] = ()
 
@@ -36,6 +37,12 @@ class FrozenRecord:
 
     def __hash__(self) -> int:
         return hash(_values(self))
+
+    def __replace__(self, **changes: Any) -> Self:
+        """A copy with ``changes`` made to some fields: what ``copy.replace`` calls (Python 3.13), as on a dataclass."""
+        build: Any = type(self)  # a subclass's __init__ takes its fields by name
+        made: Self = build(**{name: getattr(self, name) for name in self.__match_args__} | changes)
+        return made
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__match_args__)

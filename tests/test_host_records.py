@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import pickle
 import platform
+import sys
 
 import pytest
 
@@ -61,3 +62,14 @@ def test_a_record_is_shown_copied_pickled_and_matched_by_its_fields() -> None:
 
 def test_the_host_reports_the_python_version_platform_reports() -> None:
     assert PYTHON_VERSION == platform.python_version()
+
+
+def test_a_record_is_copied_with_changes_as_a_dataclass_is_by_copy_replace() -> None:
+    spec = SessionSpec("a:b", "/w", ("X",), {"k": 1})
+    moved = spec.__replace__(workspace="/v", options={})
+    assert moved == SessionSpec("a:b", "/v", ("X",)) and spec == SessionSpec("a:b", "/w", ("X",), {"k": 1})
+    assert CommandInfo("run", _command).__replace__(streams=("rows",)) == CommandInfo("run", _command, "", ("rows",))
+    with pytest.raises(TypeError, match="no_such_field"):
+        spec.__replace__(no_such_field=1)
+    if sys.version_info >= (3, 13):
+        assert copy.replace(spec, imports=()) == SessionSpec("a:b", "/w", (), {"k": 1})
