@@ -332,7 +332,7 @@ class Probe:
             result.figures.update(rows=seen, backpressure_waits=waits, parent_rss_growth_mib=round(growth, 1))
 
     @staticmethod
-    def _await_backpressure(lease: lw.Lease, bound_s: float = 60.0) -> None:
+    def _await_backpressure(lease: lw.Lease, bound_s: float = STAGE_BOUND_S) -> None:
         deadline = time.monotonic() + bound_s
         while lease.snapshot().backpressure_waits == 0 and time.monotonic() < deadline:
             time.sleep(0.01)

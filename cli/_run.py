@@ -252,7 +252,8 @@ def _interrupted(args: argparse.Namespace, summary: Any) -> int:
 
 # `--ray local` starts its cluster without idle Ray workers ahead of need: for the first driver Ray would start one a
 # CPU, each importing Ray (about 0.4 s of CPU), but the runner's agents (one a node) are the only Ray workers a run
-# uses, and Ray starts those when they are asked for.
+# uses, and Ray starts those when they are asked for. `_system_config` is Ray's private setting: a Ray without this key
+# refuses it at start (Ray 2.60, as `make test` installs it, has it; the tests that start `--ray local` would fail).
 LOCAL_RAY_CONFIG = {"prestart_worker_first_driver": False}
 
 
@@ -269,8 +270,8 @@ def _runner(args: argparse.Namespace, config: Any) -> Iterator[Any]:
         import ray
 
         from leanworker.scaleout import RayRunner
-    except ImportError:  # installed, but it cannot be imported
-        raise UsageError(NEEDS_RAY) from None
+    except ImportError as exc:  # installed, but it cannot be imported
+        raise UsageError(f"{NEEDS_RAY} (importing it failed: {exc})") from None
 
     # Ray's processes are started with SIGINT blocked (they inherit the mask), so a Ctrl-C at the terminal reaches
     # only this process, which then stops the run, the runner and Ray, in that order. Ray's start-up is never cut

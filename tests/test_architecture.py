@@ -210,7 +210,7 @@ HEAVY_AT_START = ("dataclasses", "inspect", "ast", "dis", "tokenize", "subproces
                   "json", "logging", "tempfile", "shutil", "asyncio", "pykka", "psutil")
 
 
-def test_the_worker_host_starts_without_heavy_modules(tmp_path: Path) -> None:
+def test_importing_the_worker_host_entry_loads_no_heavy_module(tmp_path: Path) -> None:
     # Without site (-S): an editable install's import finder (setuptools) loads pathlib and fnmatch before any code of
     # ours runs, which would hide the host's own imports of them. leanworker is reached through a link named after it,
     # its dependencies through this interpreter's site directories.

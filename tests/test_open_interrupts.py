@@ -90,7 +90,13 @@ def test_workers_that_open_at_once_all_write_the_shared_open_marker(tmp_path: Pa
     marker = tmp_path / "opening"
     writers = [subprocess.Popen([sys.executable, "-c", WRITE_MARKER, str(marker)], stderr=subprocess.PIPE, text=True)
                for _ in range(2)]
-    errors = [writer.communicate(timeout=60)[1] for writer in writers]
+    try:
+        errors = [writer.communicate(timeout=60)[1] for writer in writers]
+    finally:
+        for writer in writers:
+            if writer.poll() is None:
+                writer.kill()
+                writer.communicate()
     assert [writer.returncode for writer in writers] == [0, 0], errors
     assert int(marker.read_text()) in {writer.pid for writer in writers}
     assert [path.name for path in tmp_path.iterdir()] == ["opening"], "a part file was left behind"

@@ -139,7 +139,8 @@ def test_affinity_opens_fewer_sessions_than_round_robin_on_a_shuffled_plan(share
                for b in plan([f"{name}.M{i:02d}" for i in range(12)], 2, (name,)).batches]
     random.Random(11).shuffle(batches)
     opened = {}
-    assert shared.affinity and shared.pool.max_workers == 1  # no earlier test opened these keys on it
+    # The shared runner has affinity and one worker per agent; no other test plans these keys (Left, Right, Third).
+    assert shared.affinity and shared.pool.max_workers == 1
     with runner(affinity=False) as round_robin:
         for affinity, on_ray in ((True, shared), (False, round_robin)):
             summary = on_ray.run(batches, "index").wait()

@@ -31,10 +31,11 @@ MIB = 1024 * 1024
 _FREEZE_ROUNDS = 4
 
 
-# Who a process is related to: its parent, process group and session. The call form, not a class body: under
-# ``from __future__ import annotations`` a class body's field types are strings that typing compiles one by one
-# (1.1 ms at import, against 0.1 ms), and every worker host imports this module at start.
+# The call form, not a class body: under ``from __future__ import annotations`` a class body's field types are
+# strings that typing compiles one by one (1.1 ms at import, against 0.1 ms), and every worker host imports this
+# module at start.
 ProcStat = NamedTuple("ProcStat", [("pid", int), ("ppid", int), ("pgid", int), ("sid", int)])
+ProcStat.__doc__ = "Who a process is related to: its parent, process group and session."
 
 
 def spawn_group(argv: Sequence[str], *, stdin: int | IO[Any] | None = None, stdout: int | IO[Any] | None = None,
