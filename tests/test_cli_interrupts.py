@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -262,8 +264,13 @@ def test_ctrl_c_under_ray_local_stops_ray_and_every_worker(home: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         elsewhere = f"127.0.0.1:{probe.getsockname()[1]}"
-    done, started = interrupt_when(run_args("--ray", "local"), home, lambda pid: has_content(home / "rows.jsonl"),
-                                   env=person_env(RAY_ADDRESS=elsewhere), timeout=90)
-    assert done.code == 130 and len(done.err_lines) == 1, (done.code, done.err)
-    assert " committed to rows.jsonl; resume with: " in done.err_lines[0] and "--ray local" in done.err_lines[0]
-    assert len(started) > 3 and gone(started, timeout=20), "Ray's processes and the workers are gone"
+    ray_tmp = tempfile.mkdtemp(prefix="lwray", dir="/tmp")  # short (Ray's socket paths), and gone after the test
+    try:
+        done, started = interrupt_when(run_args("--ray", "local"), home, lambda pid: has_content(home / "rows.jsonl"),
+                                       env=person_env(RAY_ADDRESS=elsewhere, RAY_TMPDIR=ray_tmp), timeout=90)
+        assert done.code == 130 and len(done.err_lines) == 1, (done.code, done.err)
+        assert " committed to rows.jsonl; resume with: " in done.err_lines[0] and "--ray local" in done.err_lines[0]
+        assert len(started) > 3 and gone(started, timeout=20), "Ray's processes and the workers are gone"
+        assert any(Path(ray_tmp).glob("ray/session_*")), "Ray kept its session under RAY_TMPDIR, not in /tmp/ray"
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
