@@ -11,7 +11,7 @@ from typing import Any
 import psutil
 
 import leanworker as lw
-from conftest import FAST, FAULTS, THROUGHPUT
+from conftest import FAST, FAULTS, THROUGHPUT, wait_for
 
 MIB = 1024 * 1024
 
@@ -47,10 +47,8 @@ def test_big_rows_to_a_slow_consumer_keep_parent_growth_under_the_byte_bound() -
                 if count == 0:
                     # Hold the first row until the buffer is full and the reader waits for room: on a loaded machine
                     # a worker can produce slower than a consumer that only sleeps, and then never fill the buffer.
-                    deadline = time.monotonic() + 60
-                    while worker.snapshot().backpressure_waits == 0:
-                        assert time.monotonic() < deadline, "the reader never waited for room in the buffer"
-                        time.sleep(0.01)
+                    assert wait_for(lambda: worker.snapshot().backpressure_waits > 0, timeout=60), \
+                        "the reader never waited for room in the buffer"
                 time.sleep(0.004)
                 count += 1
             return count

@@ -169,18 +169,22 @@ class Lease:
         """Release without ever waiting, for a caller that must not block (``AsyncLease``, which first waits, on its
         loop, for the command it ran to end). Idempotent. Returns a future resolved once the pool has booked the
         release, or None when there is nothing to wait for."""
-        released = self._released  # looked at before the slot's lock, which the slot's next holder may hold
+        if self._mark_released() is None or lifecycle.current_pid() != self._slot.owner_pid:
+            return None
+        return self._slot.give_back(self.lease_id)
+
+    def _mark_released(self) -> tuple[RowStream | None, RequestChannel | None] | None:
+        """Mark the lease released, once: the command it may still have in flight, or None when it already was."""
+        released = self._released  # before the slot's lock, which its next holder may hold (a local: mypy narrows)
         if released:
             return None
-        slot = self._slot
-        with slot.lock:
+        with self._slot.lock:  # waits for a command being admitted in another thread
             if self._released:
                 return None
             self._released = True
+            in_flight = self._stream, self._call
             self._stream = self._call = None
-        if lifecycle.current_pid() != slot.owner_pid:
-            return None
-        return slot.give_back(self.lease_id)
+        return in_flight
 
     def __del__(self) -> None:
         # Cheaper than weakref.finalize on the warm path (a lease per request); runs at most once per object.
@@ -192,19 +196,12 @@ class Lease:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        # release()'s body: a with block ends here, in one call on the warm path
-        released = self._released  # looked at before the slot's lock, which the slot's next holder may hold
-        if released:
-            return
+        # release()'s body: a with block ends here
+        in_flight = self._mark_released()
         slot = self._slot
-        with slot.lock:  # waits for a command being admitted in another thread
-            if self._released:
-                return
-            self._released = True
-            stream, self._stream = self._stream, None
-            call, self._call = self._call, None
-        if lifecycle.current_pid() != slot.owner_pid:
+        if in_flight is None or lifecycle.current_pid() != slot.owner_pid:
             return
+        stream, call = in_flight
         if stream is not None and not stream.done:
             stream.close()
         if call is not None and call.terminal is None:
