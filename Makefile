@@ -64,6 +64,8 @@ probe: $(PROBE_STAMP)
 test: $(STAMP) $(REAL_LEAN) $(KIMINA_CLIENT)
 	mkdir -p build/typecheck && ln -sfn ../.. build/typecheck/leanworker
 	MYPYPATH=build/typecheck $(PY) -m mypy -p leanworker > build/mypy.log 2>&1 & mypy=$$!; \
+	if [ ! -d tests/__pycache__ ]; then env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -q --collect-only -p no:xdist \
+	  > /dev/null 2>&1; fi; \
 	env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -q -n 4 --dist worksteal; tests=$$?; \
 	wait $$mypy; typed=$$?; cat build/mypy.log; \
 	if [ $$typed -ne 0 ]; then echo "make: mypy --strict found errors (above)"; fi; \
