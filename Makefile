@@ -79,6 +79,7 @@ typecheck: $(STAMP)
 # Benchmarks, by hand (never part of `make test`): figures and ratios against peers, saved under bench/results/.
 bench: $(STAMP) $(REAL_LEAN)
 	$(PY) -m pip install --quiet -e '.[test,cli,ray,serve,metrics,otel,bench]'
+	$(PY) tests/editable_finder.py
 	$(PY) -m bench.peers
 	$(PY) -m bench.worker_runtime
 	$(PY) -m bench.pool
