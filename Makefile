@@ -52,10 +52,11 @@ probe: $(PROBE_STAMP)
 # Most tests wait on processes, pipes and timeouts rather than compute: four test processes that take each other's
 # queued tests when they run dry (worksteal) keep a 2-core machine busy (-n 2: 150 s; -n 3: 103 s; -n 4: 96 s;
 # -n 6: 107 s, measured in one quiet hour; on 2026-12-06's slower machine, mypy beside: -n 3 109 s, -n 4 91-98 s,
-# -n 5 93-98 s, -n 6 97 s: the suite is CPU-bound there, so more processes do not help). The suite starts hundreds of Python processes (workers, the CLI, plain
-# pytest): where the environment says not to write bytecode (PYTHONDONTWRITEBYTECODE), each of them would compile
-# leanworker again and pytest would rewrite every test module's asserts again in each test process, about a quarter of
-# the suite's CPU; bytecode is written here, into the checkout's __pycache__ folders (git ignores them).
+# -n 5 93-98 s, -n 6 97 s: the suite is CPU-bound there, so more processes do not help). The suite starts ~1,300
+# Python processes (workers, the CLI, plain pytest): where the environment says not to write bytecode
+# (PYTHONDONTWRITEBYTECODE), each of them would compile leanworker again and pytest would rewrite every test module's
+# asserts again in each test process, about a quarter of the suite's CPU; bytecode is written here, into the
+# checkout's __pycache__ folders (git ignores them).
 # mypy (one core for a few seconds) runs beside the suite, which leaves CPU idle while it waits on processes; its
 # report follows the suite's, and either failing fails `make test`.
 # setuptools' import finder for the editable install costs every Python process ~8 ms of CPU at start (the suite starts
