@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 from concurrent.futures import Future
-from dataclasses import dataclass
 
 import leanworker as lw
 from leanworker.actors.pool.admission import BYPASS_LIMIT, Admission, Grant, Refuse, Start, StopFor
@@ -15,20 +14,11 @@ from leanworker.actors.pool.budget import MemoryBudget
 from leanworker.actors.pool.cooldowns import KeyCooldowns
 from leanworker.actors.pool.records import Slot, Waiter
 
+from fake_gate import Gate
+
 A = lw.SessionKey("cap:a")
 B = lw.SessionKey("cap:b")
 C = lw.SessionKey("cap:c")
-
-
-@dataclass
-class Gate:
-    """What admission reads of a slot's gate (the real one belongs to a supervisor with a live worker)."""
-
-    is_open: bool = True
-    latest_generation: int = 1
-
-    def open_on(self, generation: int) -> bool:
-        return self.is_open and self.latest_generation == generation
 
 
 class Book:

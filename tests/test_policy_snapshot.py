@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import itertools
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,22 +19,9 @@ from leanworker.actors.pool.budget import MemoryBudget
 from leanworker.actors.pool.records import Slot, Waiter
 from leanworker.actors.pool.snapshot import Totals, pool_snapshot
 
+from fake_gate import Gate
+
 KEYS = (lw.SessionKey("cap:a"), lw.SessionKey("cap:b"), lw.SessionKey("cap:c"))
-
-
-@dataclass
-class Gate:
-    """What the snapshot and admission read of a slot's gate, with its counters (the real one needs a worker)."""
-
-    is_open: bool = True
-    latest_generation: int = 1
-    requests_ok: int = 0
-    requests_failed: int = 0
-    counters: Any = field(default_factory=lambda: SimpleNamespace(rows_delivered=0, backpressure_waits=0,
-                                                                  stale_frames_dropped=0))
-
-    def open_on(self, generation: int) -> bool:
-        return self.is_open and self.latest_generation == generation
 
 
 def slot(slot_id: int, key: lw.SessionKey, state: str, lease_id: int | None = None, gate: Gate | None = None) -> Slot:

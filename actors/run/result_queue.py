@@ -39,8 +39,7 @@ class ResultQueue(Generic[T]):
             if self._dropped:
                 return
             self._items.append(item)
-            self._cond.notify_all()
-            wake, self._wake = self._wake, None
+            wake = self._arrived()
         if wake is not None:
             wake()
 
@@ -48,8 +47,7 @@ class ResultQueue(Generic[T]):
         """The run is over: the reader gets what is queued, then the end (``StopIteration``)."""
         with self._cond:
             self._ended = True
-            self._cond.notify_all()
-            wake, self._wake = self._wake, None
+            wake = self._arrived()
         if wake is not None:
             wake()
 
@@ -83,6 +81,13 @@ class ResultQueue(Generic[T]):
                 return None
             self._wake = None
             return self._take()
+
+    def _arrived(self) -> Callable[[], None] | None:
+        """Under the lock, as a result or the end arrives: wake a waiting ``get``; return the poller's wake, to be
+        called once the lock is released."""
+        self._cond.notify_all()
+        wake, self._wake = self._wake, None
+        return wake
 
     def _take(self) -> T:
         if not self._items:
