@@ -19,7 +19,7 @@ httpx = pytest.importorskip("httpx")
 uvicorn = pytest.importorskip("uvicorn")
 
 from leanworker.serve.keys import KeyRing, parse_keys  # noqa: E402
-from serve_harness import serve, snippets  # noqa: E402, F401  (serve: the fixture)
+from serve_harness import TLS, serve, snippets  # noqa: E402, F401  (serve: the fixture)
 
 
 def test_keys_are_required_when_configured_in_any_of_three_headers_and_health_stays_open(serve: Any) -> None:
@@ -111,7 +111,7 @@ def test_bodies_arriving_at_once_are_bounded_in_bytes_between_them(serve: Any) -
     while state.reading < 600_000:  # the server has read most of what was sent
         assert time.monotonic() < deadline, "the server never read the first part"
         time.sleep(0.01)
-    other = httpx.post(server.url + "/api/check", content=payload, timeout=10)
+    other = httpx.post(server.url + "/api/check", content=payload, timeout=10, verify=TLS)
     assert other.status_code == 429 and other.headers["Retry-After"] == "1"
     go_on.set()
     sender.join(10)
@@ -261,11 +261,11 @@ def test_the_drain_refuses_new_requests_lets_those_in_flight_finish_and_answers_
     stream_lines: list[dict[str, Any]] = []
 
     def post(name: str, body: Any) -> None:
-        answers[name] = httpx.post(server.url + "/api/check", json=body, timeout=30)
+        answers[name] = httpx.post(server.url + "/api/check", json=body, timeout=30, verify=TLS)
 
     def stream() -> None:
         items = [{"id": "quick", "code": "theorem q : True := trivial"}, {"id": "held", "code": "HOLD b"}]
-        with httpx.stream("POST", server.url + "/v1/check", json=items, timeout=30) as response:
+        with httpx.stream("POST", server.url + "/v1/check", json=items, timeout=30, verify=TLS) as response:
             for line in response.iter_lines():
                 stream_lines.append(json.loads(line))
 
@@ -293,7 +293,7 @@ def test_the_drain_refuses_new_requests_lets_those_in_flight_finish_and_answers_
         assert "stopping" in json.loads(body)["detail"]
     server.checker.open_gate()  # in flight when the drain began, done within the grace
     with pytest.raises(httpx.ConnectError):  # no new connection is accepted
-        httpx.post(server.url + "/api/check", json=snippets("later"), timeout=5)
+        httpx.post(server.url + "/api/check", json=snippets("later"), timeout=5, verify=TLS)
     for thread in (held, streaming, gated):
         thread.join(20)
     assert [r["id"] for r in answers["gated"].json()["results"]] == ["s0", "s1"]  # in flight: finished

@@ -26,7 +26,7 @@ from conftest import wait_for  # noqa: E402
 from leanworker.serve import ServeConfig  # noqa: E402
 from leanworker.serve.config import simulator_command  # noqa: E402
 from leanworker.serve.pool_checker import PoolChecker  # noqa: E402
-from serve_harness import Running  # noqa: E402
+from serve_harness import TLS, Running  # noqa: E402
 
 WORKER = lw.WorkerConfig(request_timeout=None, cancel_grace=0.5, shutdown_timeout=2.0, kill_wait=3.0)
 HEADER = "import Mathlib\n"
@@ -174,7 +174,7 @@ def test_overload_is_refused_429_with_retry_after_and_every_admitted_request_is_
     lock = threading.Lock()
 
     def client(number: int) -> None:
-        with httpx.Client(base_url=server.url, timeout=60) as own:
+        with httpx.Client(base_url=server.url, timeout=60, verify=TLS) as own:
             for round_ in range(4):
                 ids = [f"c{number}-{round_}-{i}" for i in range(3)]
                 answer = own.post("/api/check", json={"timeout": 10, "snippets": [
@@ -222,7 +222,7 @@ def test_injected_worker_crash_garbage_and_hang_among_many_items_cost_no_other_i
         lock = threading.Lock()
 
         def client(first: int) -> None:
-            with httpx.Client(base_url=server.url, timeout=120) as own:
+            with httpx.Client(base_url=server.url, timeout=120, verify=TLS) as own:
                 for start in range(first, 96, 24):
                     ids = list(range(start, start + 3))
                     body = {"timeout": 1, "snippets": [{"id": str(i), "code": f"{HEADER}theorem t{i} : True := "
