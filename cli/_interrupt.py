@@ -51,8 +51,8 @@ class Interrupts:
         if self.requested:
             return  # already stopping: let the clean-up finish
         self.requested = True
-        if self._cancel is None:
-            raise KeyboardInterrupt
+        if self._cancel is None and not self._closed:
+            raise KeyboardInterrupt  # (once closed, the command has ended: a raise would only print a traceback)
         self._wake.set()
 
     def _watch(self) -> None:
