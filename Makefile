@@ -57,9 +57,9 @@ probe: $(PROBE_STAMP)
 # (PYTHONDONTWRITEBYTECODE), each of them would compile leanworker again and pytest would rewrite every test module's
 # asserts again in each test process, about a quarter of the suite's CPU; bytecode is written here, into the
 # checkout's __pycache__ folders (git ignores them).
-# mypy (one core for ~6 s) runs beside the suite at the lowest priority (nice 19): it is not on the suite's critical
-# path, and takes the CPU the suite leaves idle while its tests wait on processes (~10% of the run); its report
-# follows the suite's, and either failing fails `make test`.
+# mypy (one core for ~6 s) runs beside the suite, which leaves CPU idle while it waits on processes; its report follows
+# the suite's, and either failing fails `make test`. (At nice 19 it measured no better, within the machine's noise, and
+# could starve behind other load past the suite's end: it runs at the suite's priority.)
 # setuptools' import finder for the editable install costs every Python process ~8 ms of CPU at start (the suite starts
 # ~1,300); it is swapped for one that maps leanworker to the checkout and loads nothing (tests/editable_finder.py says
 # how) at every run, since any `pip install -e` (`make probe`, `make bench`, a bench extra by hand) writes it back.
@@ -69,7 +69,7 @@ probe: $(PROBE_STAMP)
 test: $(STAMP) $(REAL_LEAN) $(KIMINA_CLIENT)
 	$(PY) tests/editable_finder.py
 	mkdir -p build/typecheck && ln -sfn ../.. build/typecheck/leanworker
-	MYPYPATH=build/typecheck nice -n 19 $(PY) -m mypy -p leanworker > build/mypy.log 2>&1 & mypy=$$!; \
+	MYPYPATH=build/typecheck $(PY) -m mypy -p leanworker > build/mypy.log 2>&1 & mypy=$$!; \
 	if [ ! -d tests/__pycache__ ]; then env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -q --collect-only -p no:xdist \
 	  > /dev/null 2>&1; fi; \
 	env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -q -n 4 --dist worksteal; tests=$$?; \
