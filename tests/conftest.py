@@ -103,7 +103,13 @@ def no_leftover_processes() -> Iterator[None]:
     for pid in leftovers():
         try:
             process = psutil.Process(pid)
+        except psutil.NoSuchProcess:
+            continue
+        try:
             left.append((pid, process.cmdline()))
+        except psutil.Error:
+            left.append((pid, ["?"]))
+        try:
             process.kill()
         except psutil.NoSuchProcess:
             pass
