@@ -33,8 +33,7 @@ from leanworker.protocol.frames import FrameReader, Message, check_frame_cap
 HOST_VERSION = "leanworker-host/0.1.0"
 PYTHON_VERSION = sys.version.split()[0]  # what platform.python_version() says, without loading platform at each start
 EOF_GRACE = 0.5
-WATCH_INTERVAL = 0.002  # the watchdog's first look for frames after a command's first use of its ctx...
-WATCH_INTERVAL_MAX = 0.016  # ...then twice as long after each look that found none, up to this
+WATCH_INTERVAL = 0.002
 ERROR_TEXT_LIMIT = 16 * 1024
 
 
@@ -44,7 +43,7 @@ class Host:
     The main thread reads parent frames itself while idle (no thread handoff per request): it spins on
     non-blocking reads for ``spin_wait`` seconds (``WorkerConfig.spin_wait``, passed in ``LEANWORKER_SPIN_WAIT``),
     then sleeps in ``poll()``. While a command runs that has used its ctx (the only way it can see a cancel), a
-    watchdog thread reads instead (``watch``): ``cancel`` sets the command's flag (seen at its next
+    watchdog thread reads instead, every ``WATCH_INTERVAL``: ``cancel`` sets the command's flag (seen at its next
     row or ``check_cancelled``), ``ping`` is answered at once, ``stop`` cancels, and end of input ends the process
     group. Both threads read through one ``FrameReader`` under ``read_lock``; frames the watchdog reads that are
     for the main loop wait in ``_stash``, in order.
@@ -100,22 +99,11 @@ class Host:
         return True
 
     def watch(self) -> None:
-        """The watchdog thread: read the parent's frames while a command runs. It looks ``WATCH_INTERVAL`` after the
-        command's first use of its ctx, then twice as long after each look that found no frame, up to
-        ``WATCH_INTERVAL_MAX``: a cancel early in a command is read within 2 ms, one in a long command within 16 ms,
-        and a long command's watchdog costs an eighth of what a look every 2 ms cost (about 0.1% of a core, not 1%)."""
-        watched, interval = 0, WATCH_INTERVAL
+        """The watchdog thread: read the parent's frames while a command runs."""
         while True:
             with self._running:
                 self._running.wait_for(self._busy)
-                assert self._current is not None
-                if self._current.request_id != watched:
-                    watched, interval = self._current.request_id, WATCH_INTERVAL
-                # Wait between looks in the condition, not in time.sleep: the next command's first use of its ctx
-                # (_wake_watchdog's notify) ends the wait, so that command's first look comes WATCH_INTERVAL after
-                # it, not after what is left of up to WATCH_INTERVAL_MAX of the previous command's wait.
-                if self._running.wait_for(lambda: self._moved_on(watched), interval):
-                    continue
+            time.sleep(WATCH_INTERVAL)
             with self.read_lock:
                 if not self._busy():
                     continue
@@ -127,17 +115,12 @@ class Host:
                 if polled is None:
                     self._parent_gone()
                     return
-                interval = WATCH_INTERVAL if polled else min(2 * interval, WATCH_INTERVAL_MAX)
                 for message in polled:
                     if self._route(message):
                         self._stash.append(message)
 
     def _busy(self) -> bool:
         return self._current is not None and self._current_watched
-
-    def _moved_on(self, watched: int) -> bool:
-        """Under ``_running``: the command ``watched`` is no longer the one running."""
-        return self._current is None or self._current.request_id != watched
 
     def _wake_watchdog(self, request_id: int) -> None:
         """The running command used its ctx: from now on the watchdog reads the parent's frames."""
