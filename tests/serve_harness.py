@@ -23,7 +23,7 @@ from leanworker.serve.server import DrainingServer
 
 # The tests' clients speak plain HTTP to a service on this machine, but httpx builds a TLS context for every client it
 # makes (a Client, or one call of httpx.post) and loads the CA bundle into it: ~20 ms of CPU each, and these tests make
-# ~200. They share this one.
+# many (a thread each in the load tests). They share this one.
 TLS = httpx.create_ssl_context()
 
 
