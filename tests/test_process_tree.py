@@ -17,6 +17,7 @@ import leanworker as lw
 from conftest import FAST, FAULTS, pid_gone, wait_for
 from leanworker.actors.core.process_tree import (
     ProcStat,
+    alone_but_zombies,
     descendants_in,
     kill_tree,
     proc_table,
@@ -45,9 +46,20 @@ def read_pids(process: subprocess.Popen[bytes], count: int) -> list[int]:
 
 
 def test_descendants_are_found_by_parent_pid_nearest_first() -> None:
-    table = [ProcStat(10, 1, 10, 10), ProcStat(11, 10, 10, 10), ProcStat(12, 11, 12, 12), ProcStat(13, 1, 13, 13)]
+    table = [ProcStat(10, 1, 10, 10, False), ProcStat(11, 10, 10, 10, False), ProcStat(12, 11, 12, 12, False),
+             ProcStat(13, 1, 13, 13, False)]
     assert [entry.pid for entry in descendants_in(table, 10)] == [11, 12]
     assert descendants_in(table, 13) == []
+
+
+def test_a_tree_left_with_zombies_only_needs_no_freeze_and_a_live_member_does() -> None:
+    leader = ProcStat(10, 1, 10, 10, True)
+    zombie_in_group, zombie_elsewhere = ProcStat(11, 1, 10, 10, True), ProcStat(12, 1, 12, 10, True)
+    assert alone_but_zombies(10, {10}, set(), [leader, zombie_in_group])
+    assert alone_but_zombies(10, {10}, {12}, [leader, zombie_in_group, zombie_elsewhere])
+    assert not alone_but_zombies(10, {10}, set(), [leader, ProcStat(11, 1, 10, 10, False)]), "a live group member"
+    assert not alone_but_zombies(10, {10}, {12}, [leader, ProcStat(12, 10, 12, 12, False)]), "a live descendant"
+    assert alone_but_zombies(10, {10}, set(), [ProcStat(10, 1, 10, 10, False), ProcStat(99, 1, 99, 99, False)])
 
 
 def test_a_spawned_process_leads_its_own_group_in_our_session() -> None:

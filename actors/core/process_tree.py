@@ -12,7 +12,8 @@ same by "the whole tree":
   leader's session when the leader leads one (a worker's Lean processes lead their own groups in the worker's
   session, and stay findable there after the worker died and they were re-parented); and, for SIGKILL, a cgroup's
   ``cgroup.kill``. For SIGKILL the tree is first frozen (SIGSTOP) and re-read until nothing new appears, so a
-  process that forks while it is being killed leaves no child behind.
+  process that forks while it is being killed leaves no child behind (a tree with nothing live beside the leader,
+  zombies only, has nothing that can fork and is not frozen).
 - **reap** (:func:`reap`): wait for the leader, bounded.
 """
 
@@ -34,8 +35,8 @@ _FREEZE_ROUNDS = 4
 # The call form, not a class body: under ``from __future__ import annotations`` a class body's field types are
 # strings that typing compiles one by one (1.1 ms at import, against 0.1 ms), and every worker host imports this
 # module at start.
-ProcStat = NamedTuple("ProcStat", [("pid", int), ("ppid", int), ("pgid", int), ("sid", int)])
-ProcStat.__doc__ = "Who a process is related to: its parent, process group and session."
+ProcStat = NamedTuple("ProcStat", [("pid", int), ("ppid", int), ("pgid", int), ("sid", int), ("zombie", bool)])
+ProcStat.__doc__ = "Who a process is related to (its parent, process group and session), and whether it is a zombie."
 
 
 def spawn_group(argv: Sequence[str], *, stdin: int | IO[Any] | None = None, stdout: int | IO[Any] | None = None,
@@ -49,7 +50,7 @@ def spawn_group(argv: Sequence[str], *, stdin: int | IO[Any] | None = None, stdo
 
 
 def proc_table() -> list[ProcStat]:
-    """Every process of the machine with its parent, group and session (from ``/proc/*/stat``)."""
+    """Every process of the machine with its parent, group, session and zombie state (from ``/proc/*/stat``)."""
     table = []
     try:
         names = os.listdir("/proc")
@@ -70,7 +71,7 @@ def proc_table() -> list[ProcStat]:
             os.close(fd)
         fields = line[line.rfind(b")") + 2:].split()  # the name may hold spaces and parentheses
         if len(fields) >= 4:
-            table.append(ProcStat(int(name), int(fields[1]), int(fields[2]), int(fields[3])))
+            table.append(ProcStat(int(name), int(fields[1]), int(fields[2]), int(fields[3]), fields[0] == b"Z"))
     return table
 
 
@@ -104,9 +105,11 @@ def tree_members(pid: int, table: Sequence[ProcStat] | None = None) -> tuple[set
     return groups, pids
 
 
-def _alone(pid: int, groups: set[int], pids: set[int], table: Sequence[ProcStat]) -> bool:
-    """Whether the tree is ``pid`` alone (nothing to freeze)."""
-    return not pids and not any(entry.pgid in groups and entry.pid != pid for entry in table)
+def alone_but_zombies(pid: int, groups: set[int], pids: set[int], table: Sequence[ProcStat]) -> bool:
+    """Whether the tree is ``pid`` alone but for zombies: nothing else that could fork, so nothing to freeze. (A
+    worker's group at its reap is mostly zombies: its cgroup was killed a moment before.)"""
+    return not any(entry.pid != pid and not entry.zombie and (entry.pgid in groups or entry.pid in pids)
+                   for entry in table)
 
 
 def _session_of(pid: int) -> int | None:
@@ -157,7 +160,7 @@ def kill_tree(pid: int, sig: int = signal.SIGKILL, *, cgroup: Path | None = None
             kill_cgroup(cgroup)
         table = proc_table()
         groups, pids = tree_members(pid, table)
-        if own is None and not _alone(pid, groups, pids, table):  # freeze, then read the tree again until it stops growing: no fork escapes the kill
+        if own is None and not alone_but_zombies(pid, groups, pids, table):  # freeze, then read the tree again until it stops growing: no fork escapes the kill
             for _ in range(_FREEZE_ROUNDS):
                 _signal_all(groups, pids, signal.SIGSTOP)
                 more_groups, more_pids = tree_members(pid)
