@@ -161,12 +161,18 @@ def sandbox_state(config: ServeConfig) -> str:
     return "sandbox: bubblewrap"
 
 
+BACKLOG = 2048  # uvicorn's default backlog, which it sets again when it serves the socket
+
+
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host.strip("[]"), port))
+        # Listen now, not when uvicorn serves the socket (after the app's start-up, which prints the start line): a
+        # client that connects as soon as it reads "listening on" waits in the backlog instead of being refused.
+        sock.listen(BACKLOG)
     except OSError as exc:
         sock.close()
         raise StartError(f"cannot listen on {host}:{port}: {exc.strerror}") from None

@@ -25,6 +25,7 @@ pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
 from conftest import pid_gone, wait_for  # noqa: E402
+from serve_harness import TLS  # noqa: E402
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 KIMINA_CLIENT_VENV = CHECKOUT / ".venv" / "kimina-client"  # made by `make test` (Makefile, $(KIMINA_CLIENT))
@@ -58,7 +59,7 @@ class Service:
         assert line and "listening on http://" in line[0], f"no start line: {line} {self.stderr()}"
         self.start_line = line[0]
         self.url = next(w for w in line[0].split() if w.startswith("http://"))
-        self.client = httpx.Client(base_url=self.url, timeout=30)
+        self.client = httpx.Client(base_url=self.url, timeout=30, verify=TLS)
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
@@ -161,6 +162,15 @@ def test_kiminas_own_client_works_unchanged_with_a_key(services: Any) -> None:
                                "timeout_error": "timeout_error", "crash": "server_error"}  # its client's word
     assert "failed" in out["refused"] and "401 Unauthorized" in done.stdout, done.stdout[-1000:]
     assert service.stop() == 0
+
+
+@pytest.mark.parametrize("sandbox", ["default", "none"])
+def test_a_client_that_connects_the_moment_the_start_line_appears_is_not_refused(services: Any, sandbox: str) -> None:
+    service = services(*(("--sandbox", "none") if sandbox == "none" else ()))
+    host, port = service.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as connection:  # refused if not listening yet
+        connection.sendall(f"GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        assert connection.recv(64).startswith(b"HTTP/1.1 "), "the service answered nothing"
 
 
 def test_the_cache_survives_a_restart(services: Any, tmp_path: Path) -> None:
