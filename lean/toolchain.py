@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shlex
@@ -28,6 +27,8 @@ class LeanToolchain:
     @property
     def fingerprint(self) -> str:
         """What the planner puts in ``SessionKey.toolchain``: the request and the version found."""
+        import hashlib  # here, not at the top: a worker loads this module at start and rarely asks
+
         text = json.dumps({"requested": self.requested, "version": self.version}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

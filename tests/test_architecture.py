@@ -225,6 +225,25 @@ def test_importing_the_worker_host_entry_loads_no_heavy_module(tmp_path: Path) -
     assert not loaded & set(HEAVY_AT_START), sorted(loaded & set(HEAVY_AT_START))
 
 
+# What a worker serving the Lean REPL (``"leanworker.lean:repl"``) must not load to start: the file capability, the
+# planner's discovery (tomllib) and planning, and modules only some calls need. Together ~30 ms of CPU a worker.
+HEAVY_FOR_THE_REPL = ("leanworker.lean.file_check", "leanworker.planner.discovery", "leanworker.planner.plan",
+                      "leanworker.planner.headers", "tomllib", "psutil", "secrets", "hmac", "random", "hashlib")
+
+
+def test_a_worker_serving_the_lean_repl_loads_only_what_the_repl_needs(tmp_path: Path) -> None:
+    (tmp_path / "leanworker").symlink_to(ROOT, target_is_directory=True)
+    import site
+
+    path = os.pathsep.join([str(tmp_path), *site.getsitepackages(), site.getusersitepackages()])
+    code = ("import sys, importlib, leanworker.host.__main__; getattr(importlib.import_module('leanworker.lean'), "
+            "'repl'); print(' '.join(sorted(sys.modules)))")
+    loaded = set(subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True,
+                                timeout=30, env={**os.environ, "PYTHONPATH": path}).stdout.split())
+    assert {"leanworker.lean.capability", "leanworker.lean.session", "json"} <= loaded, "the probe loaded no REPL"
+    assert not loaded & set(HEAVY_FOR_THE_REPL), sorted(loaded & set(HEAVY_FOR_THE_REPL))
+
+
 def private_reaches(path: Path, name: str, known: set[str]) -> Iterator[str]:
     """``x._y`` on anything but ``self`` or ``cls``, and ``from m import _y`` of a name that is not a module."""
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))

@@ -4,6 +4,7 @@ things; every ``lw.X`` the README and docs/ use exists; every error is in one gr
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 from pathlib import Path
 
@@ -16,8 +17,13 @@ GROUPS = (lw.WorkerLost, lw.RequestRefused, lw.UsageError)
 ALONE = {"LeanWorkerError", "CommandError", "Cancelled", "StartupTimeout", "WorkerClosed", "PoolClosed"}
 
 
-def type_checking_twin() -> dict[str, str]:
-    tree = ast.parse((ROOT / "__init__.py").read_text(encoding="utf-8"))
+LAZY_PACKAGES = ("leanworker", "leanworker.lean", "leanworker.planner", "leanworker.testing")
+
+
+def type_checking_twin(package: str) -> dict[str, str]:
+    init = importlib.import_module(package).__file__
+    assert init is not None
+    tree = ast.parse(Path(init).read_text(encoding="utf-8"))
     twin: dict[str, str] = {}
     for node in tree.body:
         if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
@@ -29,10 +35,14 @@ def type_checking_twin() -> dict[str, str]:
     return twin
 
 
-def test_all_the_lazy_exports_and_the_type_checking_twin_name_the_same_things() -> None:
-    exports: dict[str, str] = lw._EXPORTS  # noqa: SLF001 - this test guards the package's own table
-    assert lw.__all__ == sorted(exports)
-    assert type_checking_twin() == exports
+@pytest.mark.parametrize("package", LAZY_PACKAGES)
+def test_all_the_lazy_exports_and_the_type_checking_twin_name_the_same_things(package: str) -> None:
+    module = importlib.import_module(package)
+    exports: dict[str, str] = module._EXPORTS  # noqa: SLF001 - this test guards the package's own table
+    assert module.__all__ == sorted(exports)
+    assert type_checking_twin(package) == exports
+    for name, home in exports.items():  # each name is defined (or re-exported) by the module the table names
+        assert hasattr(importlib.import_module(home), name), f"{package}.{name}: not in {home}"
 
 
 @pytest.mark.parametrize("name", lw.__all__)
