@@ -51,13 +51,8 @@ FILE_PROBE_TIMEOUT = 120.0  # seconds lean may take on an empty prelude file bef
 SIMULATED_NOTE = "SIMULATED: these verdicts come from leanworker's REPL simulator, not from Lean"
 
 
-def add_check_command(add: Callable[..., argparse.ArgumentParser]) -> None:
-    """Register ``check`` (``add`` makes a subparser with ``--json``)."""
-    check = add("check", "Check Lean items on warm REPLs, one per import set.",
-                "ITEMS is JSON lines of {\"id\": ..., \"code\": \"...\"}, each code with its own import header. "
-                "Exit status 0 when every item has a verdict (ok, sorry or error), 1 when some timed out, crashed "
-                "or could not be checked, 2 on bad usage or a set-up that cannot work, 130 after Ctrl-C (it says "
-                "how to resume).")
+def add_check_options(check: argparse.ArgumentParser) -> None:
+    """``check``'s options and handler (its parser has ``--json`` already)."""
     check.add_argument("items", metavar="ITEMS", help="a JSON-lines file of {\"id\": ..., \"code\": \"...\"}")
     check.add_argument("--workspace", default=None, metavar="DIR",
                        help="the Lean project the REPL runs in (default: none: the current directory)")

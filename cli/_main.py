@@ -1,16 +1,15 @@
-"""The parser and the entry point: every command, its options (each with its help and default), and how a command
-ends (the exit statuses in _output.py: 0, 1, 2, 130), with one line and never a traceback."""
+"""The parser and the entry point: every command, the module that runs it (which adds its options, each with its help
+and default, and is loaded only when the command runs), and how a command ends (the exit statuses in _output.py: 0,
+1, 2, 130), with one line and never a traceback."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from leanworker.cli._check import add_check_command
 from leanworker.cli._interrupt import Interrupts
 from leanworker.cli._output import (
     EXIT_FAILED,
@@ -21,12 +20,6 @@ from leanworker.cli._output import (
     emit_json,
     terminal_width,
 )
-from leanworker.cli._probe import run_doctor, run_probe
-from leanworker.cli._project import FIXTURE_CAPABILITY, run_discover, run_plan
-from leanworker.cli._run import add_run_command
-from leanworker.cli._trace import run_trace_render
-from leanworker.serve.command import add_serve_command
-from leanworker.cli._values import capability, existing_file, module_name, non_negative_int, positive_int
 
 EXIT_STATUSES = ("exit status: 0 everything asked was done; 1 some work could not be done (failed batches or items); "
                  "2 bad usage, nothing to do, or a set-up that cannot work (one line, before any work); "
@@ -34,19 +27,40 @@ EXIT_STATUSES = ("exit status: 0 everything asked was done; 1 some work could no
 DEBUG_ENV = "LEANWORKER_DEBUG"  # set to 1 to see the traceback of an internal error
 
 
-class _Parser(argparse.ArgumentParser):
-    """Bad usage is one line on stderr and exit status 2 (never a usage dump, never a traceback)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
-
-
-class _Formatter(argparse.HelpFormatter):
-    def __init__(self, prog: str) -> None:
-        super().__init__(prog, width=min(terminal_width(), 110), max_help_position=30)
-
-
 # -- the parser ------------------------------------------------------------------------------------------------------
+
+# Every command: its summary (what `leanworker --help` lists) and the details its own --help adds. Its options are
+# added by the module that runs it (add_options), once it is chosen.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "probe": ("The mathlib-scale run along the normal path, stage by stage, with figures.",
+              "Planner, pool, leases, live rows, cancellation, a killed worker, cycling, a slow consumer, memory and "
+              "the Lean REPL simulator, on the fixture capability (a simulation). Exit status 0 only if every stage "
+              "passed."),
+    "discover": ("Find a Lake project's libraries and modules, by Lake's rules.",
+                 "Exit status 1 when part of the lakefile could not be read (modules may be missing), 2 when the "
+                 "project has no modules."),
+    "plan": ("Group a Lake project's modules into batches that share a warm session.",
+             "Exit status 1 when part of the lakefile could not be read (modules may be missing), 2 when the project "
+             "has no modules."),
+    "run": ("Discover and plan a Lake project, then run every batch with a capability command on a worker pool.",
+            "Concurrent, session-affine, retried, and committed exactly once with --output. Exit status 0 when every "
+            "batch committed, 1 when some failed or were quarantined, 2 on bad usage, a project without modules or a "
+            "set-up that cannot work, 130 after Ctrl-C (it says how to resume)."),
+    "check": ("Check Lean items on warm REPLs, one per import set.",
+              "ITEMS is JSON lines of {\"id\": ..., \"code\": \"...\"}, each code with its own import header. Exit "
+              "status 0 when every item has a verdict (ok, sorry or error), 1 when some timed out, crashed or could "
+              "not be checked, 2 on bad usage or a set-up that cannot work, 130 after Ctrl-C (it says how to "
+              "resume)."),
+    "serve": ("A proof-checking service over warm Lean REPLs (needs the serve extra; docs/serve.md).",
+              "Kimina-compatible endpoints and a streaming native one. Exit status 0 after SIGTERM or Ctrl-C, 2 when "
+              "it cannot start."),
+    "doctor": ("Start a worker, open a session and print its doctor report.",
+               "Exit status 1 when a check failed or the session could not open."),
+    "trace": ("Work with trace files (written by probe --trace or a lw.Tracer).", ""),
+    "trace render": ("Render a trace as a self-contained HTML timeline (no network, no framework).",
+                     "docs/tracing.md says how to read it."),
+}
+
 
 def build_parser() -> argparse.ArgumentParser:
     from leanworker import __version__
@@ -56,79 +70,77 @@ def build_parser() -> argparse.ArgumentParser:
                      epilog=EXIT_STATUSES)
     parser.add_argument("--version", action="version", version=f"leanworker {__version__}")
     sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND", title="commands", parser_class=_Parser)
-
-    def add(name: str, summary: str, details: str = "", parent: Any = sub) -> argparse.ArgumentParser:
-        child: argparse.ArgumentParser = parent.add_parser(
-            name, help=summary, description=f"{summary} {details}".strip(), formatter_class=_Formatter)
-        json_option(child)
-        return child
-
-    probe = add("probe", "The mathlib-scale run along the normal path, stage by stage, with figures.",
-                "Planner, pool, leases, live rows, cancellation, a killed worker, cycling, a slow consumer, memory "
-                "and the Lean REPL simulator, on the fixture capability (a simulation). Exit status 0 only if every "
-                "stage passed.")
-    probe.add_argument("--lake-root", default=None, metavar="DIR",
-                       help="a Lake project whose Mathlib library gives the modules (default: $LEANWORKER_MATHLIB_ROOT,"
-                            " else --modules-file, else 16 built-in names)")
-    probe.add_argument("--modules-file", default=None, type=existing_file, metavar="FILE",
-                       help="a file of module names, one a line (default: none)")
-    probe.add_argument("--limit", type=positive_int, default=128, metavar="N",
-                       help="at most this many modules (default: 128)")
-    probe.add_argument("--import-ms", type=non_negative_int, default=200, metavar="MS",
-                       help="the simulated import time of a session open, in ms (default: 200)")
-    probe.add_argument("--trace", default=None, metavar="FILE",
-                       help="also write the run's trace here, .jsonl for JSON lines, else Chrome trace JSON "
-                            "(default: no trace)")
-    probe.set_defaults(handler=run_probe)
-
-    discover = add("discover", "Find a Lake project's libraries and modules, by Lake's rules.",
-                   "Exit status 1 when part of the lakefile could not be read (modules may be missing), 2 when the "
-                   "project has no modules.")
-    discover.add_argument("path", help="the project directory, or any path inside it")
-    discover.add_argument("--lib", action="append", metavar="NAME",
-                          help="a library to read, repeatable (default: the default targets, else every library)")
-    discover.add_argument("--all", action="store_true", help="list every module, however many (default: off: "
-                                                             "the first 20 of more than 40)")
-    discover.set_defaults(handler=run_discover)
-
-    plan = add("plan", "Group a Lake project's modules into batches that share a warm session.",
-               "Exit status 1 when part of the lakefile could not be read (modules may be missing), 2 when the "
-               "project has no modules.")
-    plan.add_argument("path", help="the project directory, or any path inside it")
-    plan.add_argument("--lib", action="append", metavar="NAME",
-                      help="a library to plan, repeatable (default: the default targets, else every library)")
-    plan.add_argument("--mode", choices=["shared", "per_header"], default="shared",
-                      help="shared: one session on the base imports; per_header: a session per import header "
-                           "(default: shared)")
-    plan.add_argument("--base-import", action="append", default=[], type=module_name, metavar="MODULE",
-                      help="a module every session imports, repeatable (default: none)")
-    plan.add_argument("--max-batch-modules", type=positive_int, default=None, metavar="N",
-                      help="at most this many modules a batch (default: no limit)")
-    plan.add_argument("--capability", default=FIXTURE_CAPABILITY, type=capability, metavar="MODULE:ATTR",
-                      help="the capability named in each batch's session key (default: the simulated fixture "
-                           f"{FIXTURE_CAPABILITY})")
-    plan.set_defaults(handler=run_plan)
-
-    add_run_command(add)
-    add_check_command(add)
-    add_serve_command(add)
-
-    doctor = add("doctor", "Start a worker, open a session and print its doctor report.",
-                 "Exit status 1 when a check failed or the session could not open.")
-    doctor.add_argument("--capability", default=FIXTURE_CAPABILITY, type=capability, metavar="MODULE:ATTR",
-                        help=f"the capability to check (default: the simulated fixture {FIXTURE_CAPABILITY})")
-    doctor.set_defaults(handler=run_doctor)
-
-    trace = add("trace", "Work with trace files (written by probe --trace or a lw.Tracer).")
-    trace_sub = trace.add_subparsers(dest="trace_command", metavar="SUBCOMMAND", title="subcommands",
-                                     parser_class=_Parser, required=True)
-    render = add("render", "Render a trace as a self-contained HTML timeline (no network, no framework).",
-                 "docs/tracing.md says how to read it.", parent=trace_sub)
-    render.add_argument("trace_file", metavar="TRACE", help="a trace file: .jsonl (JSON lines) or Chrome trace JSON")
-    render.add_argument("-o", "--output", default="timeline.html", metavar="FILE",
-                        help="the HTML file to write (default: timeline.html)")
-    render.set_defaults(handler=run_trace_render)
+    for command in COMMANDS:
+        if " " not in command:
+            add_command(sub, command)
     return parser
+
+
+def add_command(sub: Any, command: str) -> None:
+    """``command``'s parser (named by its last word) in the subparsers ``sub``, with ``--json``; its other options
+    are added when it parses."""
+    summary, details = COMMANDS[command]
+    parser = sub.add_parser(command.rpartition(" ")[2], help=summary, description=f"{summary} {details}".strip(),
+                            formatter_class=_Formatter, command=command)
+    json_option(parser)
+
+
+def add_options(command: str, parser: argparse.ArgumentParser) -> None:
+    """Add ``command``'s options and handler to its parser. The one place that maps a command to the module that
+    runs it: that module is imported here, once the command is chosen, so that a command loads only what it needs
+    (``leanworker --version`` loads no command at all)."""
+    add: Callable[[argparse.ArgumentParser], None]
+    if command == "probe":
+        from leanworker.cli._probe import add_probe_options as add
+    elif command == "discover":
+        from leanworker.cli._project import add_discover_options as add
+    elif command == "plan":
+        from leanworker.cli._project import add_plan_options as add
+    elif command == "run":
+        from leanworker.cli._run import add_run_options as add
+    elif command == "check":
+        from leanworker.cli._check import add_check_options as add
+    elif command == "serve":
+        from leanworker.serve.command import add_serve_options as add
+    elif command == "doctor":
+        from leanworker.cli._probe import add_doctor_options as add
+    elif command == "trace":
+        add = add_trace_commands
+    elif command == "trace render":
+        from leanworker.cli._trace import add_render_options as add
+    else:
+        raise ValueError(f"no such command: {command}")
+    add(parser)
+
+
+def add_trace_commands(trace: argparse.ArgumentParser) -> None:
+    sub = trace.add_subparsers(dest="trace_command", metavar="SUBCOMMAND", title="subcommands",
+                               parser_class=_Parser, required=True)
+    add_command(sub, "trace render")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad usage is one line on stderr and exit status 2 (never a usage dump, never a traceback). A command's parser
+    gets its options (add_options) the first time it parses."""
+
+    def __init__(self, *args: Any, command: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.command = command
+        self.options_added = command is None
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+    def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
+        if self.command is not None and not self.options_added:
+            self.options_added = True
+            add_options(self.command, self)
+        return super().parse_known_args(*args, **kwargs)
+
+
+class _Formatter(argparse.HelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=min(terminal_width(), 110), max_help_position=30)
 
 
 def json_option(parser: argparse.ArgumentParser) -> None:
@@ -189,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if isinstance(exc, LeanWorkerError):
                 return fail(args, type(exc).__name__, str(exc), EXIT_USAGE)
             if os.environ.get(DEBUG_ENV):
+                import traceback
+
                 traceback.print_exc()
             return fail(args, type(exc).__name__, f"internal error: {type(exc).__name__}: {exc} (please report it; "
                         f"{DEBUG_ENV}=1 shows where)", EXIT_FAILED)

@@ -6,7 +6,6 @@ Human output never shows ``None``, a Python repr or a traceback; ``--json`` keep
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from collections.abc import Iterator, Sequence
@@ -28,6 +27,8 @@ class UsageError(Exception):
 
 def emit_json(data: Any) -> None:
     """Write ``data`` as indented JSON on stdout (the stable machine-readable output of every command)."""
+    import json
+
     json.dump(data, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
 

@@ -19,9 +19,31 @@ from leanworker.cli._output import (
     terminal_width,
     wrap_figures,
 )
-from leanworker.cli._preflight import existing_directory, writable_file
+from leanworker.cli._values import FIXTURE_CAPABILITY, capability, existing_file, non_negative_int, positive_int
 
 HIDDEN_FIGURES = ("status", "error", "snapshot", "note", "reason")
+
+
+def add_probe_options(probe: argparse.ArgumentParser) -> None:
+    probe.add_argument("--lake-root", default=None, metavar="DIR",
+                       help="a Lake project whose Mathlib library gives the modules (default: $LEANWORKER_MATHLIB_ROOT,"
+                            " else --modules-file, else 16 built-in names)")
+    probe.add_argument("--modules-file", default=None, type=existing_file, metavar="FILE",
+                       help="a file of module names, one a line (default: none)")
+    probe.add_argument("--limit", type=positive_int, default=128, metavar="N",
+                       help="at most this many modules (default: 128)")
+    probe.add_argument("--import-ms", type=non_negative_int, default=200, metavar="MS",
+                       help="the simulated import time of a session open, in ms (default: 200)")
+    probe.add_argument("--trace", default=None, metavar="FILE",
+                       help="also write the run's trace here, .jsonl for JSON lines, else Chrome trace JSON "
+                            "(default: no trace)")
+    probe.set_defaults(handler=run_probe)
+
+
+def add_doctor_options(doctor: argparse.ArgumentParser) -> None:
+    doctor.add_argument("--capability", default=FIXTURE_CAPABILITY, type=capability, metavar="MODULE:ATTR",
+                        help=f"the capability to check (default: the simulated fixture {FIXTURE_CAPABILITY})")
+    doctor.set_defaults(handler=run_doctor)
 
 
 def run_doctor(args: argparse.Namespace) -> int:
@@ -60,6 +82,7 @@ def doctor_line(status: str, name: str, message: str) -> str:
 
 
 def run_probe(args: argparse.Namespace) -> int:
+    from leanworker.cli._preflight import existing_directory, writable_file
     from leanworker.probe import ProbeOptions, run_probe
 
     if args.trace is not None:

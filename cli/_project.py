@@ -19,8 +19,33 @@ from leanworker.cli._output import (
     table,
     terminal_width,
 )
+from leanworker.cli._values import FIXTURE_CAPABILITY, capability, module_name, positive_int
 
-FIXTURE_CAPABILITY = "leanworker.fixtures.mathlib_scale:capability"
+
+def add_discover_options(discover: argparse.ArgumentParser) -> None:
+    discover.add_argument("path", help="the project directory, or any path inside it")
+    discover.add_argument("--lib", action="append", metavar="NAME",
+                          help="a library to read, repeatable (default: the default targets, else every library)")
+    discover.add_argument("--all", action="store_true", help="list every module, however many (default: off: "
+                                                             "the first 20 of more than 40)")
+    discover.set_defaults(handler=run_discover)
+
+
+def add_plan_options(plan: argparse.ArgumentParser) -> None:
+    plan.add_argument("path", help="the project directory, or any path inside it")
+    plan.add_argument("--lib", action="append", metavar="NAME",
+                      help="a library to plan, repeatable (default: the default targets, else every library)")
+    plan.add_argument("--mode", choices=["shared", "per_header"], default="shared",
+                      help="shared: one session on the base imports; per_header: a session per import header "
+                           "(default: shared)")
+    plan.add_argument("--base-import", action="append", default=[], type=module_name, metavar="MODULE",
+                      help="a module every session imports, repeatable (default: none)")
+    plan.add_argument("--max-batch-modules", type=positive_int, default=None, metavar="N",
+                      help="at most this many modules a batch (default: no limit)")
+    plan.add_argument("--capability", default=FIXTURE_CAPABILITY, type=capability, metavar="MODULE:ATTR",
+                      help="the capability named in each batch's session key (default: the simulated fixture "
+                           f"{FIXTURE_CAPABILITY})")
+    plan.set_defaults(handler=run_plan)
 
 
 def discover(args: argparse.Namespace) -> Any:

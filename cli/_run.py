@@ -12,7 +12,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from leanworker.cli._chaos import add_chaos_arguments, chaos_json, chaos_line, chaos_plan
@@ -44,13 +44,8 @@ FAILURES_SHOWN = 10
 NEEDS_RAY = "--ray needs Ray: pip install 'leanworker[ray]'"
 
 
-def add_run_command(add: Callable[..., argparse.ArgumentParser]) -> None:
-    """Register ``run`` (``add`` makes a subparser with ``--json``)."""
-    run = add("run", "Discover and plan a Lake project, then run every batch with a capability command on a worker "
-                     "pool.",
-              "Concurrent, session-affine, retried, and committed exactly once with --output. Exit status 0 when "
-              "every batch committed, 1 when some failed or were quarantined, 2 on bad usage, a project without "
-              "modules or a set-up that cannot work, 130 after Ctrl-C (it says how to resume).")
+def add_run_options(run: argparse.ArgumentParser) -> None:
+    """``run``'s options and handler (its parser has ``--json`` already)."""
     run.add_argument("path", help="the Lake project, or any path inside it")
     run.add_argument("--capability", required=True, type=capability, metavar="MODULE:ATTR",
                      help="the capability, found as `python -m` would: the current directory first, then installed "

@@ -9,6 +9,13 @@ from leanworker.cli._output import EXIT_OK, UsageError, emit_json, plural
 from leanworker.cli._preflight import not_an_input, readable_file, writable_file
 
 
+def add_render_options(render: argparse.ArgumentParser) -> None:
+    render.add_argument("trace_file", metavar="TRACE", help="a trace file: .jsonl (JSON lines) or Chrome trace JSON")
+    render.add_argument("-o", "--output", default="timeline.html", metavar="FILE",
+                        help="the HTML file to write (default: timeline.html)")
+    render.set_defaults(handler=run_trace_render)
+
+
 def run_trace_render(args: argparse.Namespace) -> int:
     from leanworker.actors.core.tracing import NotATrace, read_trace
     from leanworker.timeline import render_timeline

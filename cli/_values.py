@@ -9,6 +9,8 @@ from typing import TypeVar
 
 N = TypeVar("N", int, float)
 
+FIXTURE_CAPABILITY = "leanworker.fixtures.mathlib_scale:capability"  # the default --capability of plan and doctor
+
 
 def positive_int(text: str) -> int:
     value = _number(text, int, "a whole number")

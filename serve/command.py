@@ -188,12 +188,8 @@ def start_line(config: ServeConfig, url: str, keys: KeyRing, repl: tuple[str, ..
             f"{config.max_worker_memory_mib} MiB a worker; {keyed}; {cache}; {sandbox}")
 
 
-def add_serve_command(add: Any) -> None:
-    """``leanworker serve``, as a sub-command of the ``leanworker`` CLI (``add(name, summary, details)`` makes its
-    parser)."""
-    parser = add("serve", "A proof-checking service over warm Lean REPLs (needs the serve extra; docs/serve.md).",
-                 "Kimina-compatible endpoints and a streaming native one. Exit status 0 after SIGTERM or Ctrl-C, 2 "
-                 "when it cannot start.")
+def add_serve_options(parser: argparse.ArgumentParser) -> None:
+    """``leanworker serve``'s options and handler, as a sub-command of the ``leanworker`` CLI."""
     add_arguments(parser)
     parser.set_defaults(handler=run)
 

@@ -8,6 +8,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -130,6 +132,24 @@ def test_version_and_a_bare_leanworker_print_what_it_is(home: Path) -> None:
     assert done.code == 2 and done.err.startswith("usage: leanworker")
     assert all(re.search(rf"^\s+{command}\s+\S", done.err, re.M) for command in COMMANDS), done.err
     assert "exit status: 0" in done.err
+
+
+# The modules that run the commands (and add their options): each is loaded only once its command is chosen.
+COMMAND_MODULES = {"leanworker.cli._probe", "leanworker.cli._project", "leanworker.cli._run", "leanworker.cli._check",
+                   "leanworker.cli._trace", "leanworker.serve.command"}
+
+
+def test_a_command_loads_only_the_module_that_runs_it() -> None:
+    code = ("import sys\n"
+            "from leanworker.cli import build_parser\n"
+            "parser = build_parser()\n"
+            "print(' '.join(sys.modules))\n"
+            "parser.parse_args(['discover', '.'])\n"
+            "print(' '.join(sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    at_start, after_discover = (set(line.split()) for line in done.stdout.splitlines())
+    assert "leanworker.cli._main" in at_start and not at_start & COMMAND_MODULES, sorted(at_start & COMMAND_MODULES)
+    assert after_discover & COMMAND_MODULES == {"leanworker.cli._project"}, sorted(after_discover & COMMAND_MODULES)
 
 
 def help_entries(text: str) -> dict[str, str]:
