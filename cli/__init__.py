@@ -8,12 +8,7 @@ import os
 import signal
 import sys
 
-
-def _interrupted_while_starting(signum: int, frame: object) -> None:
-    """Ctrl-C before the command has started anything (its modules still loading): one line, exit status 130,
-    never a traceback. ``main`` puts its own handler in place once it runs."""
-    os.write(2, b"leanworker: interrupted\n")
-    os._exit(130)
+from leanworker.cli._interrupt import interrupted_while_starting
 
 
 def _started_as_the_command() -> bool:
@@ -25,7 +20,7 @@ def _started_as_the_command() -> bool:
 
 
 if _started_as_the_command() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-    signal.signal(signal.SIGINT, _interrupted_while_starting)
+    signal.signal(signal.SIGINT, interrupted_while_starting)
 
 from leanworker.cli._main import build_parser, main  # noqa: E402 - after the handler: loading takes a while
 

@@ -169,7 +169,12 @@ def plan_checks(args: argparse.Namespace, todo: list[Item], workspace: str | Non
 
 def run_check(args: argparse.Namespace) -> int:
     try:
-        return _run_check(args)
+        try:
+            return _run_check(args)
+        except Exception:  # after Ctrl-C, an error it caused (a worker it killed as the first session opened)
+            if args.interrupts.pressed():
+                return _interrupted_before_any_item(args)
+            raise
     except KeyboardInterrupt:  # before the first session opened: nothing of this run was written
         return _interrupted_before_any_item(args)
 
@@ -202,6 +207,7 @@ def _run_check(args: argparse.Namespace) -> int:
         return report.finish()
     plan = plan_checks(args, todo, workspace, command)
     writer: ResultWriter | None = None
+    finished = False
     interrupts = args.interrupts
     show_bar = not args.json and sys.stderr.isatty()
     bar = ProgressBar("check", len(todo), "items", ("rate", REMAINING, "statuses")) if show_bar else None
@@ -226,6 +232,9 @@ def _run_check(args: argparse.Namespace) -> int:
                     report.take(result, plan.row, writer)
                     if bar is not None:
                         show_progress(bar, report.tally.done_now, report.tally.by_status)
+            finished = run.summary is not None and not run.summary.batches_cancelled
+            if finished:  # every item has its result: a Ctrl-C from here on changes nothing
+                interrupts.work_finished()
             interrupts.cancel_with(lambda: None)  # a Ctrl-C from here on waits for the workers to stop
             report.sessions_opened = pool.snapshot().sessions_opened
     except KeyboardInterrupt:  # before the first item ran
@@ -235,7 +244,7 @@ def _run_check(args: argparse.Namespace) -> int:
             bar.close()
         if writer is not None:
             writer.close()
-    if interrupts.requested:
+    if not finished and interrupts.pressed():
         return report.interrupted()
     return report.finish()
 

@@ -182,30 +182,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     with Interrupts() as interrupts:
         args.interrupts = interrupts
         try:
-            code: int = args.handler(args)
-            return code
-        except UsageError as exc:
-            return fail(args, "usage", str(exc), EXIT_USAGE)
-        except KeyboardInterrupt:
-            print(f"leanworker {command_name(args)}: interrupted", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        except BrokenPipeError:  # the reader (say, `head`) stopped reading: not an error of ours
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stdout for the rest of the process
-            return EXIT_OK
-        except Exception as exc:
-            from leanworker.errors import LeanWorkerError
+            return run_command(args, interrupts)
+        except KeyboardInterrupt:  # a late Ctrl-C, raised by its handler while an error was being reported
+            return interrupted(args)
 
-            if interrupts.requested:
-                print(f"leanworker {command_name(args)}: interrupted", file=sys.stderr)
-                return EXIT_INTERRUPTED
-            if isinstance(exc, LeanWorkerError):
-                return fail(args, type(exc).__name__, str(exc), EXIT_USAGE)
-            if os.environ.get(DEBUG_ENV):
-                import traceback
 
-                traceback.print_exc()
-            return fail(args, type(exc).__name__, f"internal error: {type(exc).__name__}: {exc} (please report it; "
-                        f"{DEBUG_ENV}=1 shows where)", EXIT_FAILED)
+def run_command(args: argparse.Namespace, interrupts: Interrupts) -> int:
+    """Run the parsed command; an error after Ctrl-C is reported as the interruption (the Ctrl-C may have caused
+    it: a worker it killed)."""
+    try:
+        code: int = args.handler(args)
+        return code
+    except UsageError as exc:
+        if interrupts.pressed():
+            return interrupted(args)
+        return fail(args, "usage", str(exc), EXIT_USAGE)
+    except KeyboardInterrupt:
+        return interrupted(args)
+    except BrokenPipeError:  # the reader (say, `head`) stopped reading: not an error of ours
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stdout for the rest of the process
+        return EXIT_OK
+    except Exception as exc:
+        from leanworker.errors import LeanWorkerError
+
+        if interrupts.pressed():
+            return interrupted(args)
+        if isinstance(exc, LeanWorkerError):
+            return fail(args, type(exc).__name__, str(exc), EXIT_USAGE)
+        if os.environ.get(DEBUG_ENV):
+            import traceback
+
+            traceback.print_exc()
+        return fail(args, type(exc).__name__, f"internal error: {type(exc).__name__}: {exc} (please report it; "
+                    f"{DEBUG_ENV}=1 shows where)", EXIT_FAILED)
+
+
+def interrupted(args: argparse.Namespace) -> int:
+    print(f"leanworker {command_name(args)}: interrupted", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def fail(args: argparse.Namespace, kind: str, message: str, code: int) -> int:

@@ -95,7 +95,12 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 def run_plan_command(args: argparse.Namespace) -> int:
     try:
-        return _run_plan(args)
+        try:
+            return _run_plan(args)
+        except Exception:  # after Ctrl-C, an error it caused (a worker it killed as the first session opened)
+            if args.interrupts.pressed():
+                return _interrupted(args, None)
+            raise
     except KeyboardInterrupt:  # before the run started (discovery, planning): nothing of this run was committed
         return _interrupted(args, None)
 
@@ -115,6 +120,7 @@ def _run_plan(args: argparse.Namespace) -> int:
     interrupts = args.interrupts
     failures: list[dict[str, Any]] = []
     stopped: str | None = None
+    finished = False
     bar = None if args.json or not sys.stderr.isatty() else ProgressBar("run", plan.module_count, "modules",
                                                                         ("detail", ELAPSED))
     faults = chaos_plan(args)
@@ -142,6 +148,9 @@ def _run_plan(args: argparse.Namespace) -> int:
                                          **({"injected": True} if result.injected else {})})
                     if bar is not None:
                         show_progress(bar, run.progress, opened_before)
+            finished = stopped is None and run.summary is not None and not run.summary.batches_cancelled
+            if finished:  # every batch has its result: a Ctrl-C from here on changes nothing
+                interrupts.work_finished()
             interrupts.cancel_with(lambda: None)  # a Ctrl-C from here on waits for the workers to stop
             summary = _with_first_session(run.summary, pool, args, time.monotonic() - first_opened)
     except KeyboardInterrupt:  # before the run started: nothing of this run was committed
@@ -152,7 +161,7 @@ def _run_plan(args: argparse.Namespace) -> int:
     if stopped is not None:
         raise UsageError(stopped)
     assert summary is not None
-    if interrupts.requested:
+    if not finished and interrupts.pressed():
         return _interrupted(args, summary)
     ok = summary.batches_failed == 0 and not summary.quarantined and project.ok
     if args.json:

@@ -16,6 +16,7 @@ import pytest
 
 import leanworker as lw
 from conftest import FAST, FAULTS, MATHLIB, THROUGHPUT, wait_for
+from unreleased import warned
 
 T = TypeVar("T")
 ROWS = lw.SessionKey(THROUGHPUT)
@@ -272,15 +273,7 @@ def test_a_lease_collected_unreleased_returns_its_worker_with_a_resource_warning
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 del lease
-                # The lease actor that granted the lease holds it in a frame until its handler returns; on a
-                # loaded machine that can be after the call above ended. The promise is about collection,
-                # whenever it comes: wait for it (bounded).
-                def warned() -> bool:
-                    gc.collect()
-                    return any(issubclass(w.category, ResourceWarning) and "without release()" in str(w.message)
-                               for w in caught)  # this lease's, not any object's the collections reach
-
-                assert wait_for(warned)
+                assert wait_for(lambda: warned(caught))  # collected whenever it comes (unreleased.py)
             async with pool.lease(ROWS, timeout=5) as again:
                 assert await again.call("echo", 1) == 1
     run(main)

@@ -184,6 +184,74 @@ def test_ctrl_c_that_reaches_a_worker_before_its_host_starts_still_says_how_to_r
     assert gone(started)
 
 
+# Holds the command after its work is done (HOLD_ROWS rows in rows.jsonl), until the test lets it go: at the first
+# reap of a worker as the pool stops them (the SIGKILL of its group before the reap, an audit event: "reap"), or once
+# its main has returned, its --json output written ("exit"). "stopping-<pid>" beside this module says it is held.
+HOLD_AFTER_THE_WORK = """
+import atexit
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+ONCE = threading.Lock()  # two workers' reaps may come at once: the first holds, the other waits for it
+
+def hold():
+    with ONCE:
+        marker = HERE / f"stopping-{os.getpid()}"
+        if marker.exists():
+            return
+        marker.with_suffix(".part").write_text(str(os.getpid()))
+        marker.with_suffix(".part").replace(marker)
+        deadline = time.monotonic() + 60
+        while not (HERE / "go").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+def work_done():
+    try:
+        return len(Path("rows.jsonl").read_text().splitlines()) >= int(os.environ["HOLD_ROWS"])
+    except OSError:
+        return False
+
+def at_a_reap(event, args):
+    if event == "os.killpg" and args[1] == signal.SIGKILL and work_done():
+        hold()
+
+if not os.environ.get("LEANWORKER_PARENT_PID"):  # the command, not its workers
+    if os.environ["HOLD_AT"] == "reap":
+        sys.addaudithook(at_a_reap)
+    else:
+        atexit.register(hold)
+"""
+
+
+@pytest.mark.parametrize("held", ["reap", "exit"], ids=["while_the_workers_stop", "after_main_returned"])
+def test_ctrl_c_after_the_work_finished_changes_nothing_and_the_json_is_printed_in_full(home: Path,
+                                                                                      held: str) -> None:
+    """Every batch has its result; the Ctrl-C comes while the command stops its workers, or once it has decided how
+    it ends and is exiting: it still ends 0, prints its whole --json summary, and says nothing of an interrupt."""
+    hold = home / "hold"
+    hold.mkdir()
+    (hold / "sitecustomize.py").write_text(HOLD_AFTER_THE_WORK)
+
+    def press(pid: int) -> None:
+        ctrl_c(pid)
+        (hold / "go").touch()
+
+    env = person_env(PYTHONPATH=str(hold), HOLD_AT=held, HOLD_ROWS=str(len(MODULES) + 1))  # + Mathlib's row
+    done, started = interrupt_when(run_args("--json"), home, lambda pid: bool(opening(hold, "stopping-")), env=env,
+                                   press=press, within=60)
+    assert done.code == 0, (done.code, done.out, done.err)
+    assert "interrupted" not in done.err, done.err
+    result = done.json()
+    assert result["status"] == "ok" and result["summary"]["batches_committed"] == 9, result
+    assert sorted(modules_in(home / "rows.jsonl")) == sorted(["Mathlib", *MODULES])
+    assert gone(started)
+
+
 def ctrl_c_on_import(home: Path, module: str) -> dict[str, str]:
     """An environment in which the command presses Ctrl-C on itself (SIGINT, as a terminal sends it) the moment it
     starts to import ``module``: a moment of its start-up found without timing."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import random
 import threading
@@ -16,6 +15,7 @@ import pytest
 import leanworker as lw
 from conftest import FAST, THROUGHPUT, faulted, wait_for
 from leanworker.testing import Fault
+from unreleased import warned
 
 A = lw.SessionKey(THROUGHPUT, imports=("A",))
 B = lw.SessionKey(THROUGHPUT, imports=("B",))
@@ -223,15 +223,7 @@ def test_an_unreleased_lease_collected_by_gc_returns_capacity_with_a_resource_wa
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             del lease
-            # The lease actor that granted the lease holds it in a frame until its handler returns; on a
-            # loaded machine that can be after the call above ended. The promise is about collection,
-            # whenever it comes: wait for it (bounded).
-            def warned() -> bool:
-                gc.collect()
-                return any(issubclass(w.category, ResourceWarning) and "without release()" in str(w.message)
-                           for w in caught)  # this lease's, not any object's the collections reach
-
-            assert wait_for(warned)
+            assert wait_for(lambda: warned(caught))  # collected whenever it comes (unreleased.py)
         with pool.lease(B, timeout=10) as other:
             assert other.call("echo", 2) == 2
 
