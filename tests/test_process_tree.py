@@ -62,6 +62,35 @@ def test_a_tree_left_with_zombies_only_needs_no_freeze_and_a_live_member_does() 
     assert alone_but_zombies(10, {10}, set(), [ProcStat(10, 1, 10, 10, False), ProcStat(99, 1, 99, 99, False)])
 
 
+# SYS_exit (not exit_group): it ends the calling thread alone.
+SYS_EXIT = {"x86_64": 60, "aarch64": 93}.get(os.uname().machine)
+
+
+@pytest.mark.skipif(SYS_EXIT is None, reason="the exit syscall's number is known here for x86_64 and aarch64 only")
+def test_a_process_whose_main_thread_ended_while_another_runs_is_not_taken_for_a_zombie() -> None:
+    # /proc says "Z" for such a process, yet its other thread can still fork: its tree must be frozen before the kill.
+    leader = spawn(f"""
+import ctypes, os, threading, time
+threading.Thread(target=time.sleep, args=(600,)).start()
+print(os.getpid(), flush=True)
+ctypes.CDLL(None).syscall({SYS_EXIT}, 0)
+""")
+    try:
+        read_pids(leader, 1)
+
+        def main_thread_ended() -> bool:
+            with open(f"/proc/{leader.pid}/stat", "rb") as stat:
+                return stat.read().rpartition(b")")[2].split()[0] == b"Z"
+
+        assert wait_for(main_thread_ended, timeout=20)
+        assert [entry.zombie for entry in proc_table() if entry.pid == leader.pid] == [False], "a thread still runs"
+    finally:
+        kill_tree(leader.pid)
+        reap(leader, 10)
+        if leader.stdout is not None:
+            leader.stdout.close()
+
+
 def test_a_spawned_process_leads_its_own_group_in_our_session() -> None:
     process = spawn_group([PY, "-c", "import time; time.sleep(60)"])
     try:
