@@ -23,8 +23,9 @@ _EXPORTS = {
     "find_toolchain": "leanworker.lean.toolchain",
 }
 
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = _lazy.lazy_exports(__name__, _EXPORTS, globals())
+if not TYPE_CHECKING:  # hidden from type checkers: they read the twin below (a __getattr__ would type any name Any)
+    __all__ = sorted(_EXPORTS)
+    __getattr__, __dir__ = _lazy.lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:  # the same names for type checkers (tests/test_public_api.py keeps both lists in step)

@@ -23,8 +23,9 @@ _EXPORTS = {
     "SessionKey": "leanworker.actors.core.config",
 }
 
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = _lazy.lazy_exports(__name__, _EXPORTS, globals())
+if not TYPE_CHECKING:  # hidden from type checkers: they read the twin below (a __getattr__ would type any name Any)
+    __all__ = sorted(_EXPORTS)
+    __getattr__, __dir__ = _lazy.lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:

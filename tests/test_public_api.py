@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,6 +46,28 @@ def test_all_the_lazy_exports_and_the_type_checking_twin_name_the_same_things(pa
     assert type_checking_twin(package) == exports
     for name, home in exports.items():  # each name is defined (or re-exported) by the module the table names
         assert hasattr(importlib.import_module(home), name), f"{package}.{name}: not in {home}"
+
+
+def test_a_type_checker_sees_each_lazy_package_by_its_twin_a_misspelt_name_included(tmp_path: Path) -> None:
+    # mypy --strict on a user's code: a star import gives every public name, and a misspelt one is an error (a
+    # __getattr__ that mypy could see would type any name Any, and an __all__ it cannot read would export nothing).
+    (tmp_path / "typed" / "leanworker").parent.mkdir()
+    (tmp_path / "typed" / "leanworker").symlink_to(ROOT, target_is_directory=True)
+    users = []
+    for number, package in enumerate(LAZY_PACKAGES):
+        user = tmp_path / f"user_{number}.py"
+        names = importlib.import_module(package).__all__
+        user.write_text(f"from {package} import *\nimport {package}\n\nused = ({', '.join(names)},)\n"
+                        f"misspelt = {package}.no_such_name\n")
+        users.append(str(user))
+    done = subprocess.run([sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"),
+                           "--cache-dir", str(tmp_path / "cache"), "--no-error-summary", *users],
+                          capture_output=True, text=True, timeout=240,
+                          env={**os.environ, "MYPYPATH": str(tmp_path / "typed")}, cwd=tmp_path)
+    errors = sorted(line.replace(" error:", "").split("  [")[0] for line in done.stdout.splitlines()
+                    if " error: " in line)
+    assert errors == [f"user_{number}.py:5: Module has no attribute \"no_such_name\""
+                      for number in range(len(LAZY_PACKAGES))], done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("name", lw.__all__)
