@@ -2,7 +2,8 @@
 
 Exit status 0 after SIGTERM or Ctrl-C (the drain: it stops accepting, lets requests in flight finish for ``--grace``
 seconds, answers what is left with a typed 503, stops every worker; serve/lifecycle.py), 2 when it cannot start (a
-bad option, no REPL, a port in use, no API key on a non-loopback address without ``--insecure``).
+bad option, no REPL, a port in use, a results cache that cannot be opened, no API key on a non-loopback
+address without ``--insecure``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import shlex
 import shutil
 import signal
 import socket
+import sqlite3
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -240,7 +242,13 @@ def run(args: argparse.Namespace) -> int:
     def ready() -> None:
         print(start_line(config, url, keys, repl, sandbox), flush=True)
 
-    app = create_app(config, checker, keys, on_ready=ready, tracer_provider=tracer_provider)
+    try:
+        app = create_app(config, checker, keys, on_ready=ready, tracer_provider=tracer_provider)
+    except (OSError, sqlite3.Error) as exc:  # opening the results cache: a path that cannot hold it, not a database
+        sock.close()
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print(f"leanworker serve: cannot open the cache {config.cache_path}: {reason}", file=sys.stderr)
+        return 2
     server = DrainingServer.for_app(app, config, args.log_level)
     # uvicorn re-raises the signal that stopped it once it is done; a handler of ours makes that a no-op, so a
     # drained service exits 0.

@@ -263,6 +263,17 @@ def _accepts(url: str) -> bool:
     return True
 
 
+def test_a_cache_that_cannot_be_opened_is_exit_2_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "not-a-database").write_text("garbage\n")
+    (tmp_path / "a-file").write_text("")
+    for cache, says in ((tmp_path / "not-a-database", "file is not a database"),
+                        (tmp_path / "a-file" / "cache.sqlite3", "File exists")):  # its directory: a file
+        done = subprocess.run([sys.executable, "-m", "leanworker", "serve", "--simulator", "--port", "0",
+                               "--sandbox", "none", "--cache", str(cache)], capture_output=True, text=True, timeout=60)
+        assert (done.returncode, done.stdout) == (2, ""), done.stderr
+        assert done.stderr.splitlines() == [f"leanworker serve: cannot open the cache {cache}: {says}"], done.stderr
+
+
 def test_it_refuses_a_non_loopback_address_without_keys_and_a_bad_option_with_exit_2() -> None:
     for args, says in ((["--host", "0.0.0.0"], "without API keys"), (["--timeout", "0"], "--timeout"),
                        (["--workers", "0"], "--workers must be >= 1"), (["--api-key-file", "/nonexistent"],
