@@ -12,8 +12,8 @@ same by "the whole tree":
   leader's session when the leader leads one (a worker's Lean processes lead their own groups in the worker's
   session, and stay findable there after the worker died and they were re-parented); and, for SIGKILL, a cgroup's
   ``cgroup.kill``. For SIGKILL the tree is first frozen (SIGSTOP) and re-read until nothing new appears, so a
-  process that forks while it is being killed leaves no child behind (a tree with nothing live beside the leader,
-  zombies only, has nothing that can fork and is not frozen).
+  process that forks while it is being killed leaves no child behind (a tree of zombies only, its leader included,
+  has nothing that can fork and is not frozen).
 - **reap** (:func:`reap`): wait for the leader, bounded.
 """
 
@@ -113,10 +113,11 @@ def tree_members(pid: int, table: Sequence[ProcStat] | None = None) -> tuple[set
     return groups, pids
 
 
-def alone_but_zombies(pid: int, groups: set[int], pids: set[int], table: Sequence[ProcStat]) -> bool:
-    """Whether the tree is ``pid`` alone but for zombies: nothing else that could fork, so nothing to freeze. (A
-    worker's group at its reap is mostly zombies: its cgroup was killed a moment before.)"""
-    return not any(entry.pid != pid and not entry.zombie and (entry.pgid in groups or entry.pid in pids)
+def nothing_but_zombies(pid: int, groups: set[int], pids: set[int], table: Sequence[ProcStat]) -> bool:
+    """Whether every member of the tree of ``pid``, ``pid`` included, is a zombie (or gone): nothing that could
+    fork, so nothing to freeze. (A worker's tree at its reap is all zombies: its cgroup was killed a moment before.
+    A live leader can fork while it is being killed, even when all else is dead.)"""
+    return not any(not entry.zombie and (entry.pid == pid or entry.pgid in groups or entry.pid in pids)
                    for entry in table)
 
 
@@ -168,7 +169,7 @@ def kill_tree(pid: int, sig: int = signal.SIGKILL, *, cgroup: Path | None = None
             kill_cgroup(cgroup)
         table = proc_table()
         groups, pids = tree_members(pid, table)
-        if own is None and not alone_but_zombies(pid, groups, pids, table):  # freeze, then read the tree again until it stops growing: no fork escapes the kill
+        if own is None and not nothing_but_zombies(pid, groups, pids, table):  # freeze, then read the tree again until it stops growing: no fork escapes the kill
             for _ in range(_FREEZE_ROUNDS):
                 _signal_all(groups, pids, signal.SIGSTOP)
                 more_groups, more_pids = tree_members(pid)
