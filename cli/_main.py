@@ -62,7 +62,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, lazy: bool = False) -> argparse.ArgumentParser:
+    """The ``leanworker`` parser with every command and its options (a tool that reads the parser, a completion or
+    man-page generator, sees them all). ``lazy``: each command's options are added only when it parses, so that a
+    command loads only the module that runs it (what ``main`` uses: ``leanworker --version`` loads no command)."""
     from leanworker import __version__
 
     parser = _Parser(prog="leanworker", formatter_class=_Formatter,
@@ -72,23 +75,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND", title="commands", parser_class=_Parser)
     for command in COMMANDS:
         if " " not in command:
-            add_command(sub, command)
+            add_command(sub, command, lazy)
     return parser
 
 
-def add_command(sub: Any, command: str) -> None:
-    """``command``'s parser (named by its last word) in the subparsers ``sub``, with ``--json``; its other options
-    are added when it parses."""
+def add_command(sub: Any, command: str, lazy: bool) -> None:
+    """``command``'s parser (named by its last word) in the subparsers ``sub``, with ``--json`` and its other options
+    (``lazy``: those are added when it parses)."""
     summary, details = COMMANDS[command]
     parser = sub.add_parser(command.rpartition(" ")[2], help=summary, description=f"{summary} {details}".strip(),
-                            formatter_class=_Formatter, command=command)
+                            formatter_class=_Formatter, command=command if lazy else None)
     json_option(parser)
+    if not lazy:
+        add_options(command, parser, lazy)
 
 
-def add_options(command: str, parser: argparse.ArgumentParser) -> None:
+def add_options(command: str, parser: argparse.ArgumentParser, lazy: bool) -> None:
     """Add ``command``'s options and handler to its parser. The one place that maps a command to the module that
-    runs it: that module is imported here, once the command is chosen, so that a command loads only what it needs
-    (``leanworker --version`` loads no command at all)."""
+    runs it: that module is imported here, once the command is chosen (or at once for a whole parser), so that a
+    command loads only what it needs."""
     add: Callable[[argparse.ArgumentParser], None]
     if command == "probe":
         from leanworker.cli._probe import add_probe_options as add
@@ -105,7 +110,8 @@ def add_options(command: str, parser: argparse.ArgumentParser) -> None:
     elif command == "doctor":
         from leanworker.cli._probe import add_doctor_options as add
     elif command == "trace":
-        add = add_trace_commands
+        add_trace_commands(parser, lazy)
+        return
     elif command == "trace render":
         from leanworker.cli._trace import add_render_options as add
     else:
@@ -113,15 +119,15 @@ def add_options(command: str, parser: argparse.ArgumentParser) -> None:
     add(parser)
 
 
-def add_trace_commands(trace: argparse.ArgumentParser) -> None:
+def add_trace_commands(trace: argparse.ArgumentParser, lazy: bool) -> None:
     sub = trace.add_subparsers(dest="trace_command", metavar="SUBCOMMAND", title="subcommands",
                                parser_class=_Parser, required=True)
-    add_command(sub, "trace render")
+    add_command(sub, "trace render", lazy)
 
 
 class _Parser(argparse.ArgumentParser):
     """Bad usage is one line on stderr and exit status 2 (never a usage dump, never a traceback). A command's parser
-    gets its options (add_options) the first time it parses."""
+    made lazily gets its options (add_options) the first time it parses."""
 
     def __init__(self, *args: Any, command: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -134,7 +140,7 @@ class _Parser(argparse.ArgumentParser):
     def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
         if self.command is not None and not self.options_added:
             self.options_added = True
-            add_options(self.command, self)
+            add_options(self.command, self, lazy=True)
         return super().parse_known_args(*args, **kwargs)
 
 
@@ -169,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit status (0, 1, 2 or 130)."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     put_working_directory_on_path()
-    parser = build_parser()
+    parser = build_parser(lazy=True)
     if not arguments:
         parser.print_help(sys.stderr)
         return EXIT_USAGE

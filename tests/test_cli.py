@@ -139,17 +139,34 @@ COMMAND_MODULES = {"leanworker.cli._probe", "leanworker.cli._project", "leanwork
                    "leanworker.cli._trace", "leanworker.serve.command"}
 
 
-def test_a_command_loads_only_the_module_that_runs_it() -> None:
+def test_a_command_loads_only_the_module_that_runs_it_and_the_public_parser_has_every_command() -> None:
     code = ("import sys\n"
             "from leanworker.cli import build_parser\n"
-            "parser = build_parser()\n"
+            "parser = build_parser(lazy=True)\n"
             "print(' '.join(sys.modules))\n"
             "parser.parse_args(['discover', '.'])\n"
+            "print(' '.join(sys.modules))\n"
+            "build_parser()\n"
             "print(' '.join(sys.modules))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
-    at_start, after_discover = (set(line.split()) for line in done.stdout.splitlines())
+    at_start, after_discover, after_public = (set(line.split()) for line in done.stdout.splitlines())
     assert "leanworker.cli._main" in at_start and not at_start & COMMAND_MODULES, sorted(at_start & COMMAND_MODULES)
     assert after_discover & COMMAND_MODULES == {"leanworker.cli._project"}, sorted(after_discover & COMMAND_MODULES)
+    assert after_public >= COMMAND_MODULES, sorted(COMMAND_MODULES - after_public)
+
+
+@pytest.mark.parametrize("command", ["probe", "discover", "plan", "run", "check", "serve", "doctor", "trace",
+                                     "trace render"])
+def test_the_public_parser_prints_each_commands_help_as_the_command_does(
+        command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from leanworker.cli import build_parser
+
+    helps = []
+    for parser in (build_parser(lazy=True), build_parser()):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*command.split(), "--help"])
+        helps.append(capsys.readouterr().out)
+    assert helps[0] == helps[1] and "--json" in helps[0]
 
 
 def help_entries(text: str) -> dict[str, str]:
