@@ -162,10 +162,13 @@ def load_capability(reference: str) -> Capability:
         module = importlib.import_module(module_name)
     except Exception as exc:
         raise CapabilityLoadError(_import_failure(module_name, exc)) from None
-    if not hasattr(module, attribute):
+    try:
+        value = getattr(module, attribute)
+    except AttributeError:
         raise CapabilityLoadError(f"module {module_name!r} has no attribute {attribute!r} (looked in "
-                                  f"{getattr(module, '__file__', None) or module_name})")
-    value = getattr(module, attribute)
+                                  f"{getattr(module, '__file__', None) or module_name})") from None
+    except Exception as exc:  # a package that loads its names on first use (PEP 562, as leanworker.lean does)
+        raise CapabilityLoadError(_import_failure(f"{module_name}:{attribute}", exc)) from None
     if not isinstance(value, Capability):
         raise CapabilityLoadError(f"{reference!r} is {type(value).__name__}, not a leanworker.host.Capability")
     return value

@@ -77,3 +77,32 @@ def test_a_capability_that_does_not_compile_is_reported_at_its_own_file_and_line
     assert "capability.py" not in str(broken.value)
     assert str(tabs.value).startswith("'tab_tool' was found but does not compile: TabError: ")
     assert str(tabs.value).endswith(f"({tmp_path / 'tab_tool.py'}, line 3)")
+
+
+def test_a_capability_a_package_loads_on_first_use_that_fails_to_import_is_a_capability_load_error(
+        tmp_path: Path) -> None:
+    import pytest
+
+    from leanworker.host.capability import CapabilityLoadError, load_capability
+
+    package = tmp_path / "lazy_tool"
+    package.mkdir()
+    (package / "__init__.py").write_text(  # names loaded on first use (PEP 562), as leanworker.lean does
+        "import importlib\n\ndef __getattr__(name):\n"
+        "    if name == 'capability':\n        return importlib.import_module('lazy_tool.impl').capability\n"
+        "    raise AttributeError(name)\n")
+    (package / "impl.py").write_text("import no_such_dependency_anywhere\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with pytest.raises(CapabilityLoadError) as broken:
+            load_capability("lazy_tool:capability")
+        with pytest.raises(CapabilityLoadError) as missing:
+            load_capability("lazy_tool:other")
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in ("lazy_tool", "lazy_tool.impl"):
+            sys.modules.pop(name, None)
+    assert str(broken.value).startswith("'lazy_tool:capability' was found but raised while importing: "
+                                        "ModuleNotFoundError: No module named 'no_such_dependency_anywhere' (")
+    assert str(broken.value).endswith(f"({package / 'impl.py'}, line 1)")
+    assert str(missing.value).startswith("module 'lazy_tool' has no attribute 'other'")
