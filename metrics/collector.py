@@ -45,7 +45,7 @@ class PoolCollector(Collector):
         yield from self._requests(snapshot, stats)
         yield from self._workers(snapshot, stats)
         yield from self._admission(snapshot, stats)
-        yield from self._memory(snapshot, stats)
+        yield from self._memory(stats)
 
     def _requests(self, snapshot: PoolSnapshot, stats: PoolStats) -> Iterator[Metric]:
         requests = CounterMetricFamily("leanworker_requests", "Requests ended, by command and terminal outcome "
@@ -94,12 +94,15 @@ class PoolCollector(Collector):
         yield GaugeMetricFamily("leanworker_keys_cooling_down", "Session keys refused for now after too many "
                                 "restarts.", value=len(snapshot.cooldowns))
 
-    def _memory(self, snapshot: PoolSnapshot, stats: PoolStats) -> Iterator[Metric]:
+    def _memory(self, stats: PoolStats) -> Iterator[Metric]:
         metric = stats.memory_metric
         total = GaugeMetricFamily("leanworker_worker_memory_mib", f"Memory of every live worker's process tree, "
                                   f"summed ({metric}; absent while any reading is unavailable).")
-        if snapshot.total_rss_mib is not None:
-            total.add_metric([], snapshot.total_rss_mib)
+        # From the same readings as the per-slot gauges below, not from the snapshot: the pool samples memory between
+        # the two calls, and one scrape must not show a total that its own slots do not add up to.
+        readings = [mib for mib in stats.slot_memory_mib.values() if mib is not None]
+        if len(readings) == len(stats.slot_memory_mib):
+            total.add_metric([], round(sum(readings), 1))
         yield total
         per_slot = GaugeMetricFamily("leanworker_slot_memory_mib", f"Memory of one worker slot's process tree "
                                      f"({metric}), by slot position (0 .. max_workers-1; absent while unavailable).",
