@@ -31,17 +31,22 @@ def add_discover_options(discover: argparse.ArgumentParser) -> None:
     discover.set_defaults(handler=run_discover)
 
 
+def add_planning_options(parser: argparse.ArgumentParser, verb: str) -> None:
+    """The options ``plan`` and ``run`` share: which libraries, and how modules are grouped into batches."""
+    parser.add_argument("--lib", action="append", metavar="NAME",
+                        help=f"a library to {verb}, repeatable (default: the default targets, else every library)")
+    parser.add_argument("--mode", choices=["shared", "per_header"], default="shared",
+                        help="shared: one session on the base imports; per_header: a session per import header "
+                             "(default: shared)")
+    parser.add_argument("--base-import", action="append", default=[], type=module_name, metavar="MODULE",
+                        help="a module every session imports, repeatable (default: none)")
+    parser.add_argument("--max-batch-modules", type=positive_int, default=None, metavar="N",
+                        help="at most this many modules a batch (default: no limit)")
+
+
 def add_plan_options(plan: argparse.ArgumentParser) -> None:
     plan.add_argument("path", help="the project directory, or any path inside it")
-    plan.add_argument("--lib", action="append", metavar="NAME",
-                      help="a library to plan, repeatable (default: the default targets, else every library)")
-    plan.add_argument("--mode", choices=["shared", "per_header"], default="shared",
-                      help="shared: one session on the base imports; per_header: a session per import header "
-                           "(default: shared)")
-    plan.add_argument("--base-import", action="append", default=[], type=module_name, metavar="MODULE",
-                      help="a module every session imports, repeatable (default: none)")
-    plan.add_argument("--max-batch-modules", type=positive_int, default=None, metavar="N",
-                      help="at most this many modules a batch (default: no limit)")
+    add_planning_options(plan, "plan")
     plan.add_argument("--capability", default=FIXTURE_CAPABILITY, type=capability, metavar="MODULE:ATTR",
                       help="the capability named in each batch's session key (default: the simulated fixture "
                            f"{FIXTURE_CAPABILITY})")

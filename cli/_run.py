@@ -31,6 +31,7 @@ from leanworker.cli._output import (
 from leanworker.cli._preflight import not_an_input, ray_address, writable_file
 from leanworker.cli._progress_bar import ELAPSED, ProgressBar
 from leanworker.cli._project import (
+    add_planning_options,
     discover,
     no_modules_reason,
     print_diagnostics,
@@ -38,7 +39,7 @@ from leanworker.cli._project import (
     unread_line,
 )
 from leanworker.cli._session import open_first_session, shared_failure
-from leanworker.cli._values import capability, module_name, non_negative_int, positive_int
+from leanworker.cli._values import capability, non_negative_int, positive_int
 
 FAILURES_SHOWN = 10
 NEEDS_RAY = "--ray needs Ray: pip install 'leanworker[ray]'"
@@ -52,15 +53,7 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
                           "packages (required)")
     run.add_argument("--command", required=True, metavar="NAME",
                      help="the capability command each batch runs (required)")
-    run.add_argument("--lib", action="append", metavar="NAME",
-                     help="a library to run, repeatable (default: the default targets, else every library)")
-    run.add_argument("--mode", choices=["shared", "per_header"], default="shared",
-                     help="shared: one session on the base imports; per_header: a session per import header "
-                          "(default: shared)")
-    run.add_argument("--base-import", action="append", default=[], type=module_name, metavar="MODULE",
-                     help="a module every session imports, repeatable (default: none)")
-    run.add_argument("--max-batch-modules", type=positive_int, default=None, metavar="N",
-                     help="at most this many modules a batch (default: no limit)")
+    add_planning_options(run, "run")
     run.add_argument("--workers", type=positive_int, default=2, metavar="N",
                      help="worker processes at once; with --ray, per node (default: 2)")
     run.add_argument("--retries", type=non_negative_int, default=1, metavar="N",
