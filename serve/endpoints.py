@@ -40,8 +40,10 @@ def _refused(refusal: HTTPRefusal, access: AccessLog) -> Response:
     return JSONResponse({"detail": refusal.detail}, refusal.status, headers=refusal.headers)
 
 
-def _capped(requested: float, config: ServeConfig) -> float:
-    return min(float(requested), config.max_timeout)
+def _capped(requested: int, config: ServeConfig) -> float:
+    """The request's timeout, at most ``--max-timeout`` (compared as an integer: one past a float's range is still
+    capped, never an ``OverflowError``)."""
+    return float(min(requested, config.max_timeout))
 
 
 async def _collect(state: ServiceState, request: Request, ticket: Ticket, codes: Sequence[str],

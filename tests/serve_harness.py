@@ -63,7 +63,8 @@ class Running:
 class ScriptedChecker:
     """A :class:`~leanworker.serve.checker.Checker` in the test process that answers by words in the body (``sorry``,
     ``ERROR``, ``BOOM`` raises); a body with ``HOLD`` waits until the test calls :meth:`release`, one with ``GATE``
-    until it calls :meth:`open_gate`. Records every body it was asked to check, and counts the calls cancelled."""
+    until it calls :meth:`open_gate`. Records every body it was asked to check and every call's timeout, and counts
+    the calls cancelled."""
 
     capacity = 2
     identity = "scripted"
@@ -71,6 +72,7 @@ class ScriptedChecker:
 
     def __init__(self) -> None:
         self.bodies: list[str] = []
+        self.timeouts: list[float | None] = []  # the timeout of every call
         self.loop: asyncio.AbstractEventLoop | None = None
         self._held: asyncio.Event | None = None
         self._gate: asyncio.Event | None = None
@@ -95,6 +97,7 @@ class ScriptedChecker:
 
     async def check(self, imports: tuple[str, ...], bodies: Sequence[str],
                     timeout: float | None) -> AsyncGenerator[tuple[int, Row], None]:
+        self.timeouts.append(timeout)
         try:
             async for answer in self._answers(bodies):
                 yield answer

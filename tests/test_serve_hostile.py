@@ -203,3 +203,16 @@ def test_a_client_that_leaves_a_native_stream_midway_has_the_rest_withdrawn(serv
     _wait(lambda: server.state.admission.items == 0, "the items left in a stream its client left were kept")
     _wait(lambda: server.checker.cancelled == 1, "the call running for a client that left was not cancelled")
     assert "theorem c : True := trivial" not in server.checker.bodies  # never checked: its call was cancelled first
+
+
+def test_a_timeout_too_large_for_a_float_is_capped_like_any_other_not_a_5xx(serve: Any) -> None:
+    server = serve(timeout=5.0, max_timeout=7.0)
+    huge = b"1" + b"0" * 400  # 401 digits: within the 1,000 a body may hold, past what a float can
+    for path, body in (("/api/check", b'{"snippets": [{"id": "a", "code": "theorem t : True := trivial"}], '
+                                      b'"debug": true, "timeout": ' + huge + b"}"),
+                       ("/verify", b'{"codes": [{"custom_id": "a", "code": "theorem t : True := trivial"}], '
+                                   b'"timeout": ' + huge + b"}")):
+        answer = _post(server, path, body)
+        assert answer.status_code == 200, (path, answer.text[:300])
+        assert "error" not in answer.json()["results"][0], answer.text[:300]
+    assert server.checker.timeouts == [7.0, 7.0]  # capped at --max-timeout, as any timeout over it
