@@ -165,18 +165,21 @@ async def native_check(request: Request) -> Response:
     assert service is not None
     simulated = state.checker.simulated
 
-    async def lines() -> AsyncIterator[bytes]:
-        try:
-            async for result in service.check(list(zip(ids, codes)), CheckOptions(timeout, state.cache is not None)):
-                access.item(result.row, result.cached)
-                state.admission.item_done(ticket, item_cost(codes[result.position]))
-                yield native.result_line(ids[result.position], result.row, cached=result.cached,
-                                         simulated=simulated)
-        finally:
-            state.admission.release(ticket)
-            access.log(200)
+    began = False
 
-    return ResultStream(lines(), write_timeout=state.config.client_timeout, media_type=native.NDJSON)
+    async def lines() -> AsyncIterator[bytes]:
+        nonlocal began
+        began = True
+        async for result in service.check(list(zip(ids, codes)), CheckOptions(timeout, state.cache is not None)):
+            access.item(result.row, result.cached)
+            state.admission.item_done(ticket, item_cost(codes[result.position]))
+            yield native.result_line(ids[result.position], result.row, cached=result.cached, simulated=simulated)
+
+    def ended() -> None:  # however the stream ended, even before its first line (serve/streaming.py)
+        state.admission.release(ticket)
+        access.log(200 if began else 499)
+
+    return ResultStream(lines(), write_timeout=state.config.client_timeout, media_type=native.NDJSON, on_end=ended)
 
 
 async def health(request: Request) -> Response:

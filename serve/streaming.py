@@ -4,12 +4,17 @@ A client that stops reading a stream (its socket buffers fill, then every write 
 items in the admission queue for ever: an item's share is given back when its line is written. Here a line that
 cannot be written within ``write_timeout`` seconds ends the stream: what is left is withdrawn, the shares are given
 back (the body's generator is closed), and the connection is closed (uvicorn logs that the answer was cut short).
+
+``on_end`` runs once the stream is over, however it ended: also when its body never began (a head that could not be
+written, a client gone before the first line), where closing the body's generator runs none of its code. What the
+request holds (its admission ticket) is given back there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from starlette.responses import StreamingResponse
@@ -25,9 +30,11 @@ class _Stalled(Exception):
 class ResultStream(StreamingResponse):
     """A ``StreamingResponse`` whose every write must finish within ``write_timeout`` seconds (module docstring)."""
 
-    def __init__(self, content: Any, *, write_timeout: float, media_type: str) -> None:
+    def __init__(self, content: Any, *, write_timeout: float, media_type: str,
+                 on_end: Callable[[], None] | None = None) -> None:
         super().__init__(content, media_type=media_type)
         self.write_timeout = write_timeout
+        self.on_end = on_end
 
     async def stream_response(self, send: Send) -> None:
         async def bounded(message: Message) -> None:
@@ -47,6 +54,10 @@ class ResultStream(StreamingResponse):
             log.warning("%s stopped reading its results for %g s: the stream is ended",
                         f"{client[0]}:{client[1]}" if client else "a client", self.write_timeout)
         finally:
-            close = getattr(self.body_iterator, "aclose", None)
-            if close is not None:
-                await close()
+            try:
+                close = getattr(self.body_iterator, "aclose", None)
+                if close is not None:
+                    await close()
+            finally:
+                if self.on_end is not None:
+                    self.on_end()

@@ -19,6 +19,8 @@ pytest.importorskip("uvicorn")
 
 from serve_harness import serve, snippets  # noqa: E402, F401  (serve: the fixture)
 
+from leanworker.serve.keys import KeyRing, parse_keys  # noqa: E402
+
 KIMINA, NATIVE = 422, 400  # the status of malformed JSON on Kimina's endpoints (as FastAPI) and on the native one
 
 
@@ -216,3 +218,24 @@ def test_a_timeout_too_large_for_a_float_is_capped_like_any_other_not_a_5xx(serv
         assert answer.status_code == 200, (path, answer.text[:300])
         assert "error" not in answer.json()["results"][0], answer.text[:300]
     assert server.checker.timeouts == [7.0, 7.0]  # capped at --max-timeout, as any timeout over it
+
+
+def test_a_stream_that_stalls_before_its_first_line_still_gives_its_items_back(serve: Any) -> None:
+    # A client pipelines two requests on one connection and reads nothing: the first (Kimina's, a large answer)
+    # fills the socket buffers, so the second (a native stream, admitted) cannot even write its head. Its stream
+    # ends at the write deadline; its items must be given back then, though its body never began.
+    server = serve(KeyRing(parse_keys(["big:key-big", "stalled:key-stalled"])), client_timeout=0.5)
+    big = json.dumps({"snippets": [{"id": f"{i:06d}" + "i" * 2000, "code": "theorem t : True := trivial"}
+                                   for i in range(3000)]}).encode()  # ~6 MB of answer: more than the buffers hold
+    small = json.dumps([{"id": 1, "code": "theorem s : True := trivial"}]).encode()
+    with socket.socket() as stalled:
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.settimeout(30)
+        stalled.connect(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
+        stalled.sendall(b"POST /api/check HTTP/1.1\r\nHost: x\r\nX-API-Key: key-big\r\nContent-Length: %d\r\n\r\n%s"
+                        % (len(big), big) + b"POST /v1/check HTTP/1.1\r\nHost: x\r\nX-API-Key: key-stalled\r\n"
+                        b"Content-Length: %d\r\n\r\n%s" % (len(small), small))
+        admission = server.state.admission
+        _wait(lambda: admission.per_key.get("stalled") == 1, "the pipelined stream was not admitted")
+        _wait(lambda: "stalled" not in admission.per_key, "a stream that stalled before its first line kept its items")
+    _wait(lambda: admission.items == 0, "items were kept after the client left")
