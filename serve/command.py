@@ -60,8 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "sandbox (the REPL's toolchain, say, when it is not found from --repl); repeatable (default: none)")
     add("--client-timeout", type=float, default=60.0, metavar="S", help="a client must send a request's head within "
         "S seconds of its connection opening (or of the previous answer), then its body within S seconds, and take "
-        "each line of a streamed answer within S seconds; else 408 (or the stream ends) and the connection is "
-        "closed (default: 60)")
+        "each line of a streamed answer within S seconds, and of any answer some every S seconds; else 408 (or the "
+        "answer ends) and the connection is closed (default: 60)")
     add("--grace", type=float, default=10.0, help="seconds requests in flight may finish on SIGTERM, what is left "
         "then is answered 503 (default: 10)")
     add("--recycle-after", type=int, default=None, metavar="CALLS", help="replace a REPL worker after this many "

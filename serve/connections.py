@@ -9,7 +9,12 @@ sending headers without end grows the server by its whole stream). Here:
   answer on a kept-alive connection; else the connection is closed, with a ``408`` first when part of a head came
   (a connection that sent nothing is closed quietly, so that no client reads a 408 it did not ask for on a
   connection it keeps alive). The body's own deadline is the app's (serve/intake.py);
-- a head (request line and headers) is at most ``max_head_bytes``; past it, ``431`` and the connection is closed.
+- a head (request line and headers) is at most ``max_head_bytes``; past it, ``431`` and the connection is closed;
+- an answer must be taken: once the connection's write buffer is full (the transport pauses writing), the client
+  must take some of it every ``write_timeout`` seconds, else the connection is aborted and what it held dropped. An
+  answer is written into that buffer whole (a Kimina answer of megabytes at once) and a connection closed with bytes
+  in it waits for them to go, so without this a client that reads nothing holds its answer's memory for ever, on as
+  many connections as it opens. (A native stream also ends itself at its own write deadline, serve/streaming.py.)
 
 Both answers are ``{"detail": ...}`` as the app's refusals, sent with a lingering close: the server stops writing,
 then reads and drops what the client is still sending for up to ``LINGER`` seconds before it closes (closing a socket
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from http import HTTPStatus
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -28,6 +34,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 HEAD_TIMEOUT = 60.0
 MAX_HEAD_BYTES = 64 * 1024
 LINGER = 2.0  # seconds a refused connection's incoming bytes are read and dropped before it is closed
+
+log = logging.getLogger("leanworker.serve")
 
 
 class _HeadTooLarge(Exception):
@@ -40,11 +48,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     head_timeout: float = HEAD_TIMEOUT
     max_head_bytes: int = MAX_HEAD_BYTES
+    write_timeout: float = HEAD_TIMEOUT
 
     @classmethod
-    def bounded(cls, head_timeout: float = HEAD_TIMEOUT,
-                max_head_bytes: int = MAX_HEAD_BYTES) -> type[GuardedHttpProtocol]:
-        return type(cls.__name__, (cls,), {"head_timeout": head_timeout, "max_head_bytes": max_head_bytes})
+    def bounded(cls, head_timeout: float = HEAD_TIMEOUT, max_head_bytes: int = MAX_HEAD_BYTES,
+                write_timeout: float = HEAD_TIMEOUT) -> type[GuardedHttpProtocol]:
+        return type(cls.__name__, (cls,), {"head_timeout": head_timeout, "max_head_bytes": max_head_bytes,
+                                           "write_timeout": write_timeout})
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._head_bytes = 0
@@ -52,12 +62,38 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._head_begun = False  # a head has begun and is not complete
         self._head_timer: asyncio.TimerHandle | None = None
         self._lingering = False  # refused: what comes is dropped
+        self._write_timer: asyncio.TimerHandle | None = None
+        self._write_left = 0  # bytes in the write buffer when the write deadline was last set
         super().connection_made(transport)
         self._await_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        """The write buffer is full: from now on the client must take some of it every ``write_timeout`` s."""
+        super().pause_writing()
+        if self._write_timer is None:
+            self._write_left = self.transport.get_write_buffer_size()
+            self._write_timer = self.loop.call_later(self.write_timeout, self._write_late)
+
+    def _write_late(self) -> None:
+        self._write_timer = None
+        left = self.transport.get_write_buffer_size()
+        if left == 0:
+            return
+        if left < self._write_left:  # the client took some: a new deadline for the rest
+            self._write_left = left
+            self._write_timer = self.loop.call_later(self.write_timeout, self._write_late)
+            return
+        client = self.client
+        log.warning("%s took none of its answer for %g s: %d bytes dropped and the connection closed",
+                    f"{client[0]}:{client[1]}" if client else "a client", self.write_timeout, left)
+        self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
         if not self._lingering:

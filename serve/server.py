@@ -32,11 +32,12 @@ class DrainingServer(uvicorn.Server):
 
     @classmethod
     def for_app(cls, app: Starlette, config: ServeConfig, log_level: str = "info") -> DrainingServer:
-        """The server of ``app`` (made by ``create_app(config, ...)``): its drain has ``config.grace``, and each
-        request head must arrive within ``config.client_timeout``."""
+        """The server of ``app`` (made by ``create_app(config, ...)``): its drain has ``config.grace``, each request
+        head must arrive within ``config.client_timeout``, and a client must take some of a full write buffer within
+        it."""
         from leanworker.serve.app import drain
 
-        protocol = GuardedHttpProtocol.bounded(head_timeout=config.client_timeout)
+        protocol = GuardedHttpProtocol.bounded(head_timeout=config.client_timeout, write_timeout=config.client_timeout)
         return cls(uvicorn.Config(app, http=protocol, log_config=None, log_level=log_level, access_log=False,
                                   lifespan="on", timeout_graceful_shutdown=AFTER_DRAIN),
                    lambda: drain(app, config.grace))

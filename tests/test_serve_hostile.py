@@ -239,3 +239,31 @@ def test_a_stream_that_stalls_before_its_first_line_still_gives_its_items_back(s
         _wait(lambda: admission.per_key.get("stalled") == 1, "the pipelined stream was not admitted")
         _wait(lambda: "stalled" not in admission.per_key, "a stream that stalled before its first line kept its items")
     _wait(lambda: admission.items == 0, "items were kept after the client left")
+
+
+def test_an_answer_its_client_never_takes_is_dropped_and_its_connection_closed(serve: Any) -> None:
+    # A Kimina answer is written whole into the connection's buffer at once; a client that takes none of it must
+    # not hold that memory (megabytes an answer, any number of connections) for ever: nothing taken for
+    # --client-timeout seconds closes the connection.
+    server = serve(client_timeout=0.5)
+    big = json.dumps({"snippets": [{"id": f"{i:06d}" + "i" * 2000, "code": "theorem t : True := trivial"}
+                                   for i in range(3000)]}).encode()  # ~6 MB of answer: more than the buffers hold
+    with socket.socket() as unread:
+        unread.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        unread.settimeout(30)
+        unread.connect(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
+        unread.sendall(b"POST /api/check HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(big), big))
+        connections = server.server.server_state.connections
+        _wait(lambda: any(c.transport.get_write_buffer_size() > 0 for c in connections), "the answer was not held")
+        _wait(lambda: not connections, "an answer its client never took was held, and its connection kept")
+        received = b""
+        try:
+            while chunk := unread.recv(65536):
+                received += chunk
+        except ConnectionResetError:
+            pass
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))[15:])
+    assert len(body) < length  # cut short: the rest was dropped
+    assert server.client.post("/api/check", json=snippets("theorem t : True := trivial")).status_code == 200
