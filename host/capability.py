@@ -166,12 +166,21 @@ def load_capability(reference: str) -> Capability:
         value = getattr(module, attribute)
     except AttributeError:
         raise CapabilityLoadError(f"module {module_name!r} has no attribute {attribute!r} (looked in "
-                                  f"{getattr(module, '__file__', None) or module_name})") from None
+                                  f"{getattr(module, '__file__', None) or module_name}){_held(module)}") from None
     except Exception as exc:  # a package that loads its names on first use (PEP 562, as leanworker.lean does)
         raise CapabilityLoadError(_import_failure(f"{module_name}:{attribute}", exc)) from None
     if not isinstance(value, Capability):
         raise CapabilityLoadError(f"{reference!r} is {type(value).__name__}, not a leanworker.host.Capability")
     return value
+
+
+def _held(module: Any) -> str:
+    """The capabilities ``module`` holds at its top level, as references to use instead ("" when none does: a
+    package that loads its names on first use shows none)."""
+    names = sorted(name for name, value in vars(module).items() if isinstance(value, Capability))
+    if not names:
+        return ""
+    return "; its capabilities: " + ", ".join(f"{module.__name__}:{name}" for name in names)
 
 
 def _import_failure(module_name: str, exc: Exception) -> str:

@@ -19,6 +19,13 @@ def test_a_missing_attribute_is_named_as_such() -> None:
     assert "module 'leanworker.fixtures.faults' has no attribute 'no_such_capability'" in info.value.message
 
 
+def test_a_mistyped_capability_attribute_names_the_capabilities_its_module_holds() -> None:
+    with pytest.raises(lw.CommandError) as info:
+        lw.Worker(lw.SessionKey("leanworker.fixtures.faults:capabilty"), FAST)
+    assert info.value.message.endswith("; its capabilities: leanworker.fixtures.faults:capability"), \
+        info.value.message
+
+
 def test_a_capability_exception_carries_the_worker_traceback(faults_worker: lw.Worker) -> None:
     with pytest.raises(lw.CommandError) as info:
         faults_worker.call("raise", {"message": "boom"})
