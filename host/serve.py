@@ -261,7 +261,9 @@ class Host:
             raise CommandError("no_session", "no session is open on this worker")
         info = self.capability.commands.get(command)
         if info is None:
-            raise CommandError("unknown_command", f"{self.capability.name!r} has no command {command!r}")
+            own = ", ".join(sorted(self.capability.commands)) or "none"
+            raise CommandError("unknown_command", f"{self.capability.name!r} has no command {command!r} (its "
+                                                  f"commands: {own})")
         return info.function
 
     def _finish_error(self, request_id: int, code: object, text: object, started: float,

@@ -142,6 +142,14 @@ def test_unknown_command_and_missing_session_are_command_errors(host: RawHost) -
     assert host.until_done(3)[-1]["error"]["code"] == "unknown_command"
 
 
+def test_an_unknown_command_names_the_commands_the_capability_has(host: RawHost) -> None:
+    host.open(THROUGHPUT)
+    host.send(m.call(2, "ecko", 1, False))
+    error = host.until_done(2)[-1]["error"]
+    assert error == {"code": "unknown_command", "message": "'leanworker.fixtures.throughput' has no command 'ecko' "
+                                                           "(its commands: echo, info, rows)"}
+
+
 def test_a_capability_that_cannot_load_fails_the_open(host: RawHost) -> None:
     done = host.open("leanworker.fixtures.no_such_module:capability")
     assert done["outcome"] == "error" and done["error"]["code"] == "capability_load"
