@@ -107,16 +107,23 @@ def config_from(args: argparse.Namespace) -> tuple[ServeConfig, KeyRing]:
 
 
 def repl_command(config: ServeConfig) -> tuple[str, ...]:
-    command = config.repl_command
-    if command is not None:
-        return command
+    """The REPL command line the workers will run, checked before the service starts: a REPL that is not there
+    would answer every item ``unchecked``, so it is exit status 2 in one line instead."""
     from leanworker.errors import CommandError
-    from leanworker.lean.session import find_repl
+    from leanworker.lean.session import REPL_ENV, check_executable, find_repl
 
+    command = config.repl_command
     try:
+        if command is not None:
+            check_executable(list(command), config.workspace, "--repl")
+            return command
         return tuple(find_repl(None, config.workspace))
     except CommandError as exc:
-        raise StartError(exc.message) from None
+        if command is not None or os.environ.get(REPL_ENV, "").strip():  # the message names the program not found
+            raise StartError(exc.message) from None
+        raise StartError(f"no Lean REPL found (searched ${REPL_ENV}, the workspace's built REPL under lake env, and "
+                         "'repl' on PATH): pass --repl COMMAND, or --simulator to try the service without Lean "
+                         "(docs/serve.md)") from None
 
 
 def repl_paths(repl: tuple[str, ...]) -> tuple[str, ...]:

@@ -274,6 +274,21 @@ def test_a_cache_that_cannot_be_opened_is_exit_2_in_one_line(tmp_path: Path) -> 
         assert done.stderr.splitlines() == [f"leanworker serve: cannot open the cache {cache}: {says}"], done.stderr
 
 
+def test_a_repl_that_is_not_there_is_exit_2_in_one_line_that_says_what_to_pass(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": str(tmp_path)}  # no repl, no lake on PATH
+    env.pop("LEANWORKER_REPL", None)
+    missing = tmp_path / "no-such-repl"
+    for args, says in (([], "no Lean REPL found (searched $LEANWORKER_REPL, the workspace's built REPL under lake "
+                            "env, and 'repl' on PATH): pass --repl COMMAND, or --simulator to try the service "
+                            "without Lean (docs/serve.md)"),
+                       (["--repl", str(missing)], f"the REPL command from --repl, '{missing}': '{missing}' is not an "
+                                                  f"executable file (looked in {tmp_path})")):
+        done = subprocess.run([sys.executable, "-m", "leanworker", "serve", "--port", "0", "--sandbox", "none",
+                               "--no-cache", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        assert (done.returncode, done.stdout) == (2, ""), done.stderr
+        assert done.stderr.splitlines() == [f"leanworker serve: {says}"], done.stderr
+
+
 def test_it_refuses_a_non_loopback_address_without_keys_and_a_bad_option_with_exit_2() -> None:
     for args, says in ((["--host", "0.0.0.0"], "without API keys"), (["--timeout", "0"], "--timeout"),
                        (["--workers", "0"], "--workers must be >= 1"), (["--api-key-file", "/nonexistent"],
