@@ -183,12 +183,15 @@ def test_the_doctor_runs_lean_version_through_the_sessions_command() -> None:
 
 def test_a_cpu_bound_elaboration_is_killed_at_the_deadline() -> None:
     with lw.Worker(file_key(), FAST) as worker:
-        rows, _ = check(worker, [{"id": 1, "code": real_lean.cpu_bound()}, {"id": 2, "code": real_lean.GOOD}],
-                        timeout=1.0)
+        rows, _ = check(worker, [{"id": 1, "code": real_lean.cpu_bound()}], timeout=1.0)
         assert lean_processes(worker.snapshot().pid or 0) == []
+        # the next item on the same worker, with a deadline a loaded machine's Lean start cannot miss (with 1 s it
+        # timed out at load 33); an item after a killed one in the same request: the memory hog's test below
+        good, _ = check(worker, [{"id": 2, "code": real_lean.GOOD}], timeout=60)
+        assert worker.snapshot().restarts == {}
     assert rows[0]["status"] == "timeout" and rows[0]["exit"] == -signal.SIGKILL
     assert rows[0]["elapsed_s"] >= 1.0 and rows[0]["peak_rss_mib"] > 100
-    assert rows[1]["status"] == "ok"
+    assert good[0]["status"] == "ok"
 
 
 def test_an_idle_lean_waiting_on_its_input_is_killed_at_the_deadline() -> None:
