@@ -5,13 +5,20 @@ import header split off (lean/items.py: the REPL imports a header once and runs 
 cache, single flight (an identical item already in flight is not checked twice), then the batcher, which groups
 items of every request by header onto warm REPLs. Results leave with their positions moved back into the item's code
 as given. This module knows nothing of HTTP; the endpoints shape what it yields.
+
+Reading import headers is Python, microseconds a character: a request of long headers (a client's 64 MiB of them)
+would stop the event loop for minutes. A request of more than ``INLINE_CHARS`` characters of code is therefore
+split on one thread of the service's own (started once, never one a request), while the loop goes on; a request
+whose client goes away stops its split at the next item.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +28,8 @@ from leanworker.serve.batcher import Batcher
 from leanworker.serve.cache import ResultCache, cache_key
 from leanworker.serve.checker import Checker, Row, unchecked
 from leanworker.serve.flight import SingleFlight
+
+INLINE_CHARS = 8 * 1024  # a request of at most this much code is split on the event loop (at most ~50 ms of it)
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,9 @@ class ItemResult:
     cached: bool = False
 
 
+Split = ItemResult | tuple[CheckItem, bytes]  # an item's result when it needs no REPL, else its split and cache key
+
+
 class CheckService:
     """Checks items on a :class:`Checker`, with a results cache (optional) and single flight."""
 
@@ -52,17 +64,20 @@ class CheckService:
         self.max_item_bytes = max_item_bytes
         self.batcher = Batcher(checker, max_batch)
         self.flight = SingleFlight()
+        self._splitter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leanworker-serve-split")
 
     async def aclose(self) -> None:
         await self.batcher.aclose()
+        self._splitter.shutdown(wait=False, cancel_futures=True)
 
     async def check(self, items: Sequence[tuple[Any, str]], options: CheckOptions) -> AsyncIterator[ItemResult]:
         """Results of ``items`` (``(id, code)`` pairs), one per item, in the order they complete."""
         done: asyncio.Queue[ItemResult] = asyncio.Queue()
         joined: list[tuple[tuple[bytes, float | None], asyncio.Future[Row]]] = []
         try:
-            for position, (item_id, code) in enumerate(items):
-                early = self._answer_now(position, item_id, code, options)
+            for position, early in enumerate(await self._split_all(items, options)):
+                if isinstance(early, tuple):
+                    early = self._cached(position, *early, options)
                 if isinstance(early, ItemResult):
                     done.put_nowait(early)
                     continue
@@ -78,10 +93,28 @@ class CheckService:
             for flight_key, future in joined:
                 self.flight.leave(flight_key, future)
 
-    def _answer_now(self, position: int, item_id: Any, code: str,
-                    options: CheckOptions) -> ItemResult | tuple[CheckItem, bytes]:
-        """The item's result when it needs no REPL (too large, a bad header, a cache hit, a zero timeout), else its
-        split and its cache key."""
+    async def _split_all(self, items: Sequence[tuple[Any, str]], options: CheckOptions) -> list[Split]:
+        """Every item split (module docstring: on the loop when the request is small, else on the split thread)."""
+        if sum(len(code) for _, code in items) <= INLINE_CHARS:
+            return [self._split(position, item_id, code, options) for position, (item_id, code) in enumerate(items)]
+        stop = threading.Event()
+
+        def split_all() -> list[Split]:
+            splits = []
+            for position, (item_id, code) in enumerate(items):
+                if stop.is_set():  # the request is gone: its splits are never read
+                    break
+                splits.append(self._split(position, item_id, code, options))
+            return splits
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._splitter, split_all)
+        finally:
+            stop.set()
+
+    def _split(self, position: int, item_id: Any, code: str, options: CheckOptions) -> Split:
+        """The item's result when it needs no REPL (too large, a bad header, a zero timeout), else its split and its
+        cache key. Pure: it may run on the split thread."""
         size = len(code.encode("utf-8", "surrogatepass"))
         if size > self.max_item_bytes:
             return ItemResult(position, unchecked(f"the item's code is {size} bytes, over the limit of "
@@ -94,7 +127,10 @@ class CheckService:
         if options.timeout is not None and options.timeout <= 0:
             return ItemResult(position, {"status": "timeout", "messages": [], "sorries": [], "elapsed_s": 0.0,
                                          "error": "a timeout of 0 seconds: not run"})
-        key = cache_key(self.checker.identity, item.imports, item.body, options.verdict_options)
+        return item, cache_key(self.checker.identity, item.imports, item.body, options.verdict_options)
+
+    def _cached(self, position: int, item: CheckItem, key: bytes, options: CheckOptions) -> Split:
+        """The item's result from the results cache, if it has one that fits the request's timeout."""
         if self.cache is not None and options.use_cache:
             row = self.cache.get(key)
             if row is not None and (options.timeout is None or float(row.get("elapsed_s", 0)) <= options.timeout):

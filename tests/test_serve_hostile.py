@@ -267,3 +267,18 @@ def test_an_answer_its_client_never_takes_is_dropped_and_its_connection_closed(s
     length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))[15:])
     assert len(body) < length  # cut short: the rest was dropped
     assert server.client.post("/api/check", json=snippets("theorem t : True := trivial")).status_code == 200
+
+
+def test_a_request_whose_import_headers_take_seconds_to_read_does_not_stop_the_service(serve: Any) -> None:
+    # Reading an import header costs microseconds a character (planner/headers.py is Python): a request of headers
+    # hundreds of KiB long (each item under the per-item limit) takes seconds of CPU. The event loop must go on
+    # serving meanwhile: /health answers while that request's items are still being read (none reached the checker).
+    server = serve()
+    header = "import " + "A." * 150_000 + "A\n"  # one module name of 150,001 components: ~1 s to read
+    body = json.dumps([{"id": i, "code": header + f"theorem t{i} : True := trivial"} for i in range(12)]).encode()
+    with _connect(server) as hostile:
+        hostile.sendall(b"POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        _wait(lambda: server.state.admission.items == 12, "the request was not admitted")
+        assert server.client.get("/health", timeout=60).status_code == 200
+        assert server.checker.bodies == []  # answered while the headers were still being read
+    _wait(lambda: server.state.admission.items == 0, "the items of a client that left were kept")
