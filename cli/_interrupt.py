@@ -93,7 +93,11 @@ class Interrupts:
         process and its handler has yet to run. CPython runs a handler only in the main thread, between bytecodes,
         after the C-level handler of whichever thread the kernel gave the signal to has run, and a thread the kernel
         gave it to may not have run again yet: an error the same Ctrl-C caused (a worker it killed) can be seen
-        first. Call it before reporting an error as the command's outcome; True marks the command interrupted."""
+        first. Call it before reporting an error as the command's outcome; True marks the command interrupted.
+        Once the work has every result (:meth:`work_finished`), False: a Ctrl-C then changes nothing, and an error
+        met after it (its output cannot be written, say) is reported as that error."""
+        if self._finished:
+            return False
         if not self.requested and self._sigint_on_its_way():
             self.requested = True
         return self.requested

@@ -91,12 +91,13 @@ def ctrl_c_taken_by_another_thread(pid: int) -> None:
 
 def interrupt_when(args: tuple[str, ...], cwd: Path, started: Callable[[int], bool], env: dict[str, str] | None = None,
                    timeout: float = 120, press: Callable[[int], None] = ctrl_c,
-                   within: float | None = None) -> tuple[Done, list[psutil.Process]]:
+                   within: float | None = None, stdout: Any = subprocess.PIPE) -> tuple[Done, list[psutil.Process]]:
     """Start ``leanworker ARGS`` in its own session (a terminal's foreground job), wait until ``started()`` says work
     is under way (it is given the command's pid), press Ctrl-C (``press``: by default SIGINT to the whole process
     group, as a terminal does), and return what it printed and every process it had started. The command must end
-    within ``within`` seconds of the press (default ``timeout``)."""
-    process = subprocess.Popen([str(LEANWORKER), *args], cwd=cwd, env=env or person_env(), stdout=subprocess.PIPE,
+    within ``within`` seconds of the press (default ``timeout``). ``stdout``: where its standard output goes (by
+    default read into ``Done.out``; any other target leaves that empty)."""
+    process = subprocess.Popen([str(LEANWORKER), *args], cwd=cwd, env=env or person_env(), stdout=stdout,
                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + timeout
@@ -115,7 +116,7 @@ def interrupt_when(args: tuple[str, ...], cwd: Path, started: Callable[[int], bo
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
-    done = Done(process.returncode, out, err)
+    done = Done(process.returncode, out or "", err)
     assert "Traceback" not in done.out + done.err, done.err
     return done, children
 

@@ -252,6 +252,29 @@ def test_ctrl_c_after_the_work_finished_changes_nothing_and_the_json_is_printed_
     assert gone(started)
 
 
+
+def test_ctrl_c_after_the_work_finished_does_not_turn_a_later_error_into_an_interrupt(home: Path) -> None:
+    """Every batch has its result; Ctrl-C comes while the command stops its workers; then its summary cannot be
+    written (stdout is a full device): the command reports that error (exit 1), not an interrupt (130, "0 batches
+    committed" and a resume line), though the Ctrl-C did reach it."""
+    hold = home / "hold"
+    hold.mkdir()
+    (hold / "sitecustomize.py").write_text(HOLD_AFTER_THE_WORK)
+
+    def press(pid: int) -> None:
+        ctrl_c(pid)
+        (hold / "go").touch()
+
+    env = person_env(PYTHONPATH=str(hold), HOLD_AT="reap", HOLD_ROWS=str(len(MODULES) + 1))  # + Mathlib's row
+    with open("/dev/full", "w") as full:
+        done, started = interrupt_when(run_args(), home, lambda pid: bool(opening(hold, "stopping-")), env=env,
+                                       press=press, within=60, stdout=full)
+    assert done.code == 1, (done.code, done.err)
+    assert "interrupted" not in done.err and "No space left on device" in done.err, done.err
+    assert sorted(modules_in(home / "rows.jsonl")) == sorted(["Mathlib", *MODULES])
+    assert gone(started)
+
+
 def ctrl_c_on_import(home: Path, module: str) -> dict[str, str]:
     """An environment in which the command presses Ctrl-C on itself (SIGINT, as a terminal sends it) the moment it
     starts to import ``module``: a moment of its start-up found without timing."""
