@@ -211,7 +211,25 @@ def main(argv: list[str] | None = None) -> int:
     return run(args)
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
 def run(args: argparse.Namespace) -> int:
+    """Start the service, serve until SIGTERM or Ctrl-C, drain; the exit status (0, or 2 when it cannot start).
+
+    A SIGTERM or Ctrl-C that comes while it starts is kept, not lost: before the server exists it is noted, and the
+    server stops as soon as it has started (its drain, then exit 0); until uvicorn puts its own handlers in place
+    (and once it has restored them, when it raises again the signal that stopped it) the handler stops the server."""
+    stops: list[int] = []
+    previous: dict[int, Any] = {sig: signal.signal(sig, lambda sig, _: stops.append(sig)) for sig in STOP_SIGNALS}
+    try:
+        return _start_and_serve(args, stops)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _start_and_serve(args: argparse.Namespace, stops: list[int]) -> int:
     try:
         import uvicorn
     except ImportError:
@@ -257,14 +275,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"leanworker serve: cannot open the cache {config.cache_path}: {reason}", file=sys.stderr)
         return 2
     server = DrainingServer.for_app(app, config, args.log_level)
-    # uvicorn re-raises the signal that stopped it once it is done; a handler of ours makes that a no-op, so a
-    # drained service exits 0.
-    previous: dict[int, Any] = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def stop(sig: int, _: Any) -> None:
+        server.should_exit = True  # what uvicorn's handler does; it is only ever set, never cleared, here
+
+    # From here until uvicorn's handlers are in place a signal stops the server; after the drain uvicorn raises again
+    # the signal that stopped it, which this handler takes too, so a drained service exits 0.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, stop)
+    if stops:  # a signal that came before the server existed: it stops as soon as it has started
+        server.should_exit = True
     try:
         server.run(sockets=[sock])
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         sock.close()
     return 0 if server.started else 2
 

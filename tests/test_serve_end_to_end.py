@@ -297,3 +297,66 @@ def test_it_refuses_a_non_loopback_address_without_keys_and_a_bad_option_with_ex
         done = subprocess.run([sys.executable, *command, "--simulator", *args],
                               capture_output=True, text=True, timeout=60, env={**os.environ, "LEANWORKER_API_KEYS": ""})
         assert done.returncode == 2 and says in done.stderr and done.stdout == ""
+
+
+# The service sends itself a signal the moment it starts to import $SIGNAL_ON_IMPORT, and says so in "signalled"
+# beside this module: a moment of its start-up found without timing.
+SIGNAL_ON_IMPORT = """
+import os
+import signal
+import sys
+from pathlib import Path
+
+class SignalOnImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == os.environ["SIGNAL_ON_IMPORT"]:
+            (Path(__file__).parent / "signalled").write_text(name)
+            os.kill(os.getpid(), getattr(signal, os.environ["SIGNAL_NAME"]))
+        return None
+
+if not os.environ.get("LEANWORKER_PARENT_PID"):  # the service, not its workers
+    sys.meta_path.insert(0, SignalOnImport())
+"""
+
+
+def processes_started_by(pid: int) -> list[psutil.Process]:
+    """The live processes that name ``pid`` as the leanworker process that started them (its workers)."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get("LEANWORKER_PARENT_PID") == str(pid) and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.mark.parametrize("moment", ["leanworker.serve.app", "uvicorn.loops.auto"],
+                         ids=["while_it_sets_up", "before_uvicorn_handles_signals"])
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT"])
+def test_a_stop_signal_while_the_service_starts_is_kept_it_drains_and_exits_0(tmp_path: Path, moment: str,
+                                                                              stop: str) -> None:
+    """SIGTERM or Ctrl-C while the service is still starting (before its server exists, or before uvicorn has put its
+    own signal handlers in place) is not lost and does not kill it half-way: it exits 0, no traceback, no worker
+    left."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SIGNAL_ON_IMPORT)
+    path = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "leanworker.serve", "--simulator", "--port", "0", "--no-cache", "--sandbox", "none",
+         "--workers", "1", "--log-level", "warning"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": path, "SIGNAL_ON_IMPORT": moment, "SIGNAL_NAME": stop},
+        start_new_session=True)
+    try:
+        out, err = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"{stop} while it started was lost: the service still ran 60 s later") from None
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert (hook / "signalled").read_text() == moment
+    assert process.returncode == 0, (process.returncode, out, err)
+    assert "Traceback" not in err, err
+    assert processes_started_by(process.pid) == []
