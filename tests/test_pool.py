@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import random
+import signal
+import sys
 import threading
 import time
 import warnings
@@ -144,6 +146,75 @@ def test_a_waiter_that_gave_up_never_receives_a_lease(pool: lw.WorkerPool) -> No
     with pool.lease(A, timeout=5) as lease:
         assert lease.call("echo", 1) == 1
     held[1].release()
+
+
+
+class Interrupted(Exception):
+    """What this test's SIGINT handler raises (in the main thread, as Python runs every signal handler)."""
+
+
+def raise_interrupted(signum: int, frame: object) -> None:
+    raise Interrupted
+
+
+class HoldGrants:
+    """A trace sink that, once armed, holds the pool's thread at the next grant (between the pool's taking the
+    waiter's claim and its handing over the lease) until ``go`` is set."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.holding = threading.Event()
+        self.go = threading.Event()
+
+    def record(self, kind: str, actor: str, generation: int | None = None, request_id: int | None = None,
+               lease_id: int | None = None, **fields: object) -> None:
+        if kind == "lease_granted" and self.armed:
+            self.armed = False
+            self.holding.set()
+            self.go.wait(60)
+
+
+def in_frame(thread_id: int, name: str) -> bool:
+    frame = sys._current_frames().get(thread_id)
+    while frame is not None:
+        if frame.f_code.co_name == name:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def test_a_second_interrupt_while_a_crossing_grant_is_handed_over_still_releases_that_lease() -> None:
+    """Ctrl-C leaves a lease wait just as the pool grants it (the claim can no longer be withdrawn), and a second
+    Ctrl-C comes while the waiter waits for that lease to release it: the interrupt is raised, and the lease is
+    released as it is handed over, not held until the collector finds it (the exception's traceback keeps it here)."""
+    grants = HoldGrants()
+    main = threading.get_ident()
+    previous = signal.signal(signal.SIGINT, raise_interrupted)
+    try:
+        with lw.WorkerPool(pool_config(max_workers=1, trace=grants)) as pool:
+            holder = pool.lease(A)
+
+            def press_twice() -> None:
+                assert wait_for(lambda: pool.snapshot().queue_depth == 1, timeout=30)
+                grants.armed = True
+                holder.release()  # granted to the waiter: the pool's thread is held inside that grant
+                assert grants.holding.wait(30)
+                signal.pthread_kill(main, signal.SIGINT)
+                assert wait_for(lambda: in_frame(main, "_release_granted"), timeout=30)
+                signal.pthread_kill(main, signal.SIGINT)
+
+            presser = threading.Thread(target=press_twice, daemon=True)
+            presser.start()
+            with pytest.raises(Interrupted) as caught:
+                pool.lease(A, timeout=30)
+            presser.join(30)
+            grants.go.set()
+            with pool.lease(A, timeout=10) as lease:  # the crossing grant's lease went back to the pool
+                assert lease.call("echo", 1) == 1
+            assert isinstance(caught.value, Interrupted)
+    finally:
+        grants.go.set()
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_the_queue_is_first_come_first_served() -> None:

@@ -72,6 +72,17 @@ def _release_granted(future: Future[Lease]) -> None:
     """Release the lease ``future`` holds or is about to hold (the pool resolves it at this moment)."""
     try:
         lease = future.result()
-    except BaseException:
-        return
+    except BaseException as exc:
+        if future.done() and future.exception() is exc:
+            return  # the grant failed with its typed error: there is no lease
+        # Not the grant's error: a signal handler raised here (a second Ctrl-C) while the pool hands the lease over.
+        # Swallowing it would leave that lease held by this future until the collector found it; release it as it
+        # is handed over (from the pool's thread, without waiting), and let the interrupt go on.
+        future.add_done_callback(_release_if_granted)
+        raise
     lease.release()
+
+
+def _release_if_granted(future: Future[Lease]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().release_nowait()
