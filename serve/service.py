@@ -26,7 +26,7 @@ from leanworker.lean.items import CheckItem, shift_row, split_item
 from leanworker.planner import parse_import_header
 from leanworker.serve.batcher import Batcher
 from leanworker.serve.cache import ResultCache, cache_key
-from leanworker.serve.checker import Checker, Row, unchecked
+from leanworker.serve.checker import STOPPING, Checker, Row, unchecked
 from leanworker.serve.flight import SingleFlight
 
 INLINE_CHARS = 8 * 1024  # a request of at most this much code is split on the event loop (at most ~50 ms of it)
@@ -65,10 +65,13 @@ class CheckService:
         self.batcher = Batcher(checker, max_batch)
         self.flight = SingleFlight()
         self._splitter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leanworker-serve-split")
+        self._closed = False
 
     async def aclose(self) -> None:
+        """Stop: what waits or runs is answered as stopped, and so is every item that comes after."""
+        self._closed = True
         await self.batcher.aclose()
-        self._splitter.shutdown(wait=False, cancel_futures=True)
+        self._splitter.shutdown(wait=False)
 
     async def check(self, items: Sequence[tuple[Any, str]], options: CheckOptions) -> AsyncIterator[ItemResult]:
         """Results of ``items`` (``(id, code)`` pairs), one per item, in the order they complete."""
@@ -94,7 +97,14 @@ class CheckService:
                 self.flight.leave(flight_key, future)
 
     async def _split_all(self, items: Sequence[tuple[Any, str]], options: CheckOptions) -> list[Split]:
-        """Every item split (module docstring: on the loop when the request is small, else on the split thread)."""
+        """Every item split (module docstring: on the loop when the request is small, else on the split thread);
+        every item answered as stopped once the service is closed (the drain's stop)."""
+        splits = [] if self._closed else await self._split_each(items, options)
+        if self._closed:
+            return [ItemResult(position, unchecked(STOPPING)) for position in range(len(items))]
+        return splits
+
+    async def _split_each(self, items: Sequence[tuple[Any, str]], options: CheckOptions) -> list[Split]:
         if sum(len(code) for _, code in items) <= INLINE_CHARS:
             return [self._split(position, item_id, code, options) for position, (item_id, code) in enumerate(items)]
         stop = threading.Event()

@@ -282,3 +282,25 @@ def test_a_request_whose_import_headers_take_seconds_to_read_does_not_stop_the_s
         assert server.client.get("/health", timeout=60).status_code == 200
         assert server.checker.bodies == []  # answered while the headers were still being read
     _wait(lambda: server.state.admission.items == 0, "the items of a client that left were kept")
+
+
+def test_a_request_whose_body_arrives_after_the_grace_is_answered_503_whatever_its_size(serve: Any) -> None:
+    # Its body was still on its way when the grace ended and the service stopped what was in flight: admitted after
+    # that stop, it is answered as stopped (typed, 503), small or large (a large one's headers are read on the
+    # service's split thread, stopped by then), never checked on a stopping service nor a 500.
+    server = serve(grace=0.2, client_timeout=30)
+    pending = []
+    for size in (100, 20_000):
+        body = json.dumps(snippets("theorem t : True := trivial --" + "x" * size)).encode()
+        sock = _connect(server)
+        sock.sendall(b"POST /api/check HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body[:10]))
+        pending.append((sock, body))
+    _wait(lambda: server.state.lifecycle.in_flight == 2, "the requests did not begin")
+    server.server.should_exit = True  # what SIGTERM does
+    _wait(lambda: server.state.lifecycle.stopping, "the grace did not end")
+    for sock, body in pending:
+        with sock:
+            sock.sendall(body[10:])
+            answer = _until_closed(sock)
+            assert _status(answer) == 503 and b"the service is stopping: 1 of 1 items" in answer, answer[:300]
+    assert server.checker.bodies == []
