@@ -49,7 +49,10 @@ class Interrupts:
         self._watcher = threading.Thread(target=self._watch, name="leanworker-cli-interrupts", daemon=True)
 
     def __enter__(self) -> Interrupts:
-        if threading.current_thread() is threading.main_thread():
+        # A command started with SIGINT ignored (a script's background job: the shell ignores it there) leaves it
+        # ignored, as Python's start-up and cli/__init__.py do: a Ctrl-C meant for the script does not stop it.
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
             self._previous = signal.signal(signal.SIGINT, self._on_signal)
             read, write = os.pipe()
             os.set_blocking(read, False)

@@ -89,16 +89,26 @@ def ctrl_c_taken_by_another_thread(pid: int) -> None:
     raise AssertionError("the command has no thread but its main one")
 
 
+def with_sigint(disposition: str) -> list[str]:
+    """A prefix that runs a program with SIGINT ``"SIG_DFL"``, as in a terminal's foreground job (whatever this test
+    process was started with: a suite run as a script's background job has it ignored, and a program inherits
+    that), or ``"SIG_IGN"``, as in a script's background job."""
+    return [sys.executable, "-c", f"import os, signal, sys; signal.signal(signal.SIGINT, signal.{disposition}); "
+                                  "os.execv(sys.argv[1], sys.argv[1:])"]
+
+
 def interrupt_when(args: tuple[str, ...], cwd: Path, started: Callable[[int], bool], env: dict[str, str] | None = None,
-                   timeout: float = 120, press: Callable[[int], None] = ctrl_c,
-                   within: float | None = None, stdout: Any = subprocess.PIPE) -> tuple[Done, list[psutil.Process]]:
-    """Start ``leanworker ARGS`` in its own session (a terminal's foreground job), wait until ``started()`` says work
-    is under way (it is given the command's pid), press Ctrl-C (``press``: by default SIGINT to the whole process
-    group, as a terminal does), and return what it printed and every process it had started. The command must end
-    within ``within`` seconds of the press (default ``timeout``). ``stdout``: where its standard output goes (by
-    default read into ``Done.out``; any other target leaves that empty)."""
-    process = subprocess.Popen([str(LEANWORKER), *args], cwd=cwd, env=env or person_env(), stdout=stdout,
-                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+                   timeout: float = 120, press: Callable[[int], None] = ctrl_c, within: float | None = None,
+                   stdout: Any = subprocess.PIPE, sigint: str = "SIG_DFL") -> tuple[Done, list[psutil.Process]]:
+    """Start ``leanworker ARGS`` in its own session (a terminal's foreground job; ``sigint="SIG_IGN"``: started as a
+    script's background job, with SIGINT ignored), wait until ``started()`` says work is under way (it is given the
+    command's pid), press Ctrl-C (``press``: by default SIGINT to the whole process group, as a terminal does), and
+    return what it printed and every process it had started. The command must end within ``within`` seconds of the
+    press (default ``timeout``). ``stdout``: where its standard output goes (by default read into ``Done.out``; any
+    other target leaves that empty)."""
+    process = subprocess.Popen([*with_sigint(sigint), str(LEANWORKER), *args], cwd=cwd, env=env or person_env(),
+                               stdout=stdout, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                               start_new_session=True)
     try:
         deadline = time.monotonic() + timeout
         while not started(process.pid):

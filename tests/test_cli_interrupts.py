@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from console import cli, ctrl_c, ctrl_c_taken_by_another_thread, gone, interrupt_when, person_env
+from console import cli, ctrl_c, ctrl_c_taken_by_another_thread, gone, interrupt_when, person_env, with_sigint
 
 SLOW_TOOL = """
 import time
@@ -129,6 +129,14 @@ def test_ctrl_c_in_run_commits_what_finished_and_the_printed_command_resumes_exa
     after = modules_in(home / "rows.jsonl")
     assert sorted(after) == sorted(["Mathlib", *MODULES]), "each module's row exactly once"
     assert after[:len(before)] == before, "what was committed stays as it was"
+
+
+def test_a_run_started_with_ctrl_c_ignored_runs_on_through_a_ctrl_c(home: Path) -> None:
+    """A script's background job (`leanworker run ... &` in a shell script) starts with SIGINT ignored: a Ctrl-C
+    meant for the script does not stop it once it has loaded either (as Python leaves it ignored at its start)."""
+    done, started = interrupt_when(run_args(), home, lambda pid: has_content(home / "rows.jsonl"), sigint="SIG_IGN")
+    assert done.code == 0 and done.err == "", done.err
+    assert sorted(modules_in(home / "rows.jsonl")) == sorted(["Mathlib", *MODULES]), "every module's row once"
 
 
 def opening(home: Path, prefix: str = "opening-") -> list[int]:
@@ -252,7 +260,6 @@ def test_ctrl_c_after_the_work_finished_changes_nothing_and_the_json_is_printed_
     assert gone(started)
 
 
-
 def test_ctrl_c_after_the_work_finished_does_not_turn_a_later_error_into_an_interrupt(home: Path) -> None:
     """Every batch has its result; Ctrl-C comes while the command stops its workers; then its summary cannot be
     written (stdout is a full device): the command reports that error (exit 1), not an interrupt (130, "0 batches
@@ -275,6 +282,9 @@ def test_ctrl_c_after_the_work_finished_does_not_turn_a_later_error_into_an_inte
     assert gone(started)
 
 
+AS_IN_A_TERMINAL = tuple(with_sigint("SIG_DFL"))  # SIGINT not ignored, whatever the suite was started with
+
+
 def ctrl_c_on_import(home: Path, module: str) -> dict[str, str]:
     """An environment in which the command presses Ctrl-C on itself (SIGINT, as a terminal sends it) the moment it
     starts to import ``module``: a moment of its start-up found without timing."""
@@ -290,19 +300,21 @@ def ctrl_c_on_import(home: Path, module: str) -> dict[str, str]:
 
 
 def test_ctrl_c_while_the_command_is_still_loading_is_one_line_and_exit_130(home: Path) -> None:
-    done = cli("check", "items.jsonl", "--simulator", cwd=home, env=ctrl_c_on_import(home, "leanworker.cli._main"))
+    done = cli("check", "items.jsonl", "--simulator", cwd=home, env=ctrl_c_on_import(home, "leanworker.cli._main"),
+               prefix=AS_IN_A_TERMINAL)
     assert (done.code, done.out, done.err) == (130, "", "leanworker: interrupted\n")
 
 
 def test_ctrl_c_before_the_work_starts_still_says_what_was_kept_and_how_to_resume(home: Path) -> None:
     env = ctrl_c_on_import(home, "leanworker.planner.discovery")  # run: during discovery
-    done = cli(*run_args(), cwd=home, env=env)
+    done = cli(*run_args(), cwd=home, env=env, prefix=AS_IN_A_TERMINAL)
     assert done.code == 130 and done.out == "" and len(done.err_lines) == 1, done.err
     assert resume_command(done.err_lines[0], "run") == [*run_args(), "--resume"]
     (home / "items.jsonl").write_text('{"id": 1, "code": "theorem a : True := trivial"}\n')
     (home / "results.jsonl").write_text("earlier results\n")
     env = ctrl_c_on_import(home, "leanworker.lean.items")  # check: after reading the items, before any session
-    done = cli("check", "items.jsonl", "--simulator", "--output", "results.jsonl", cwd=home, env=env)
+    done = cli("check", "items.jsonl", "--simulator", "--output", "results.jsonl", cwd=home, env=env,
+               prefix=AS_IN_A_TERMINAL)
     assert done.code == 130 and len(done.err_lines) == 1, done.err
     assert done.err_lines[0].startswith("leanworker check: interrupted before any item was checked: results.jsonl is "
                                         "as it was; resume with: leanworker check items.jsonl"), done.err
