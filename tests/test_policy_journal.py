@@ -64,8 +64,10 @@ def test_exactly_once_output_resume_cuts_a_torn_journal_tail_and_the_rows_never_
 def test_exactly_once_output_a_journal_of_another_plan_is_refused_and_left_alone(tmp_path: Path) -> None:
     output, journal_path = committed_once(tmp_path / "out.jsonl")
     before = (output.read_bytes(), journal_path.read_bytes())
-    with pytest.raises(ResumeMismatch, match="resume the same plan"):
+    with pytest.raises(ResumeMismatch, match="resume the same plan") as refused:
         OutputJournal(output, "another-plan", resume=True)
+    assert str(refused.value) == (f"{journal_path} belongs to plan {PLAN[:16]}, not another-plan; resume the same "
+                                  "plan, or run without resume")
     with pytest.raises(ResumeMismatch, match="resume the same plan"):
         committed_modules(output, "another-plan")
     assert (output.read_bytes(), journal_path.read_bytes()) == before

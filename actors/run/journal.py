@@ -74,7 +74,7 @@ def _read_journal(journal_path: Path, data: bytes, plan_fingerprint: str) -> _Jo
             break
         if not header_seen:
             if record.get("plan") != plan_fingerprint:
-                raise ResumeMismatch(f"{journal_path} belongs to plan {record.get('plan')!r:.20}, not "
+                raise ResumeMismatch(f"{journal_path} belongs to plan {str(record.get('plan'))[:16]}, not "
                                      f"{plan_fingerprint[:16]}; resume the same plan, or run without resume")
             header_seen = True
         else:
