@@ -13,6 +13,7 @@ from leanworker.actors.pool.affinity import MIN_PATIENCE, SessionAffinity
 from leanworker.actors.pool.budget import MemoryBudget
 from leanworker.actors.pool.cooldowns import KeyCooldowns
 from leanworker.actors.pool.records import Slot, Waiter
+from leanworker.actors.slot.endings import exhausted_error
 
 from fake_gate import Gate
 
@@ -221,3 +222,11 @@ def test_restart_intensity_per_key_past_max_restarts_the_key_cools_down() -> Non
     assert isinstance(refusal, lw.RestartLimitExceeded) and refusal.retry_after == 5.0
     assert cooldowns.refusal(B, 5.0) is None
     assert cooldowns.refusal(A, 10.5) is None and not cooldowns, "an expired cool-down is forgotten"
+
+
+def test_restart_intensity_per_key_a_refusal_says_its_own_seconds_left_not_those_the_exhausted_slot_said() -> None:
+    cooldowns = KeyCooldowns(lw.RestartPolicy(max_restarts=1, restart_window=20.0))
+    cooldowns.cool_down(A, 17.0, exhausted_error("slot1", 2, 20.0, 1, 17.0), 3.0)
+    refusal = cooldowns.refusal(A, 6.0)
+    assert isinstance(refusal, lw.RestartLimitExceeded) and refusal.retry_after == 14.0
+    assert str(refusal) == "worker slot1 restarted 2 times in 20 s (limit 1) (cool-down: try again in 14.0 s)"

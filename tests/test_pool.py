@@ -360,6 +360,8 @@ def test_a_key_that_keeps_dying_is_cooled_down_while_other_keys_work() -> None:
         with pytest.raises(lw.RestartLimitExceeded, match="try again in") as info:
             pool.lease(key, timeout=5)
         assert info.value.retry_after is not None and 0 < info.value.retry_after <= 30
+        said = str(info.value)  # one time, the refusal's own (not also the one the first refusal said)
+        assert said.endswith(f"(cool-down: try again in {info.value.retry_after:.1f} s)") and "tried" not in said, said
         with pool.lease(A, timeout=20) as other:
             assert other.call("echo", "fine") == "fine"
 

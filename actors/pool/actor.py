@@ -323,11 +323,11 @@ class PoolActor(pykka.ThreadingActor):
 
     def _cool_down(self, key: SessionKey, retry: float, error: LeanWorkerError) -> None:
         """Refuse ``key`` for ``retry`` seconds: fail its waiters, stop its idle workers."""
-        self.cooldowns.cool_down(key, retry, error, time.monotonic())
+        reason = self.cooldowns.cool_down(key, retry, error, time.monotonic())
         self.book.trace("cooldown", key=key_label(key), seconds=round(retry, 3))
         for waiter in [w for w in self.admission.waiters if w.key == key]:
             self.admission.leave_queue(waiter)
-            waiter.fail(RestartLimitExceeded(f"{error}; try again in {retry:.1f} s", retry_after=retry))
+            waiter.fail(RestartLimitExceeded(f"{reason}; try again in {retry:.1f} s", retry_after=retry))
         for slot in list(self.admission.slots_of(key)):
             if slot.lease_id is None:
                 self._stop_slot(slot, "cooldown")

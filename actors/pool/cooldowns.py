@@ -4,7 +4,7 @@ pool actor consults (docs/semantics.md, Restart intensity per key)."""
 from __future__ import annotations
 
 from leanworker.actors.core.config import RestartPolicy, SessionKey
-from leanworker.actors.slot import RestartIntensity
+from leanworker.actors.slot import TRIED_AGAIN, RestartIntensity
 from leanworker.errors import LeanWorkerError, RestartLimitExceeded
 
 
@@ -13,7 +13,7 @@ class KeyCooldowns:
 
     def __init__(self, policy: RestartPolicy) -> None:
         self.policy = policy
-        self.until: dict[SessionKey, tuple[float, LeanWorkerError]] = {}
+        self.until: dict[SessionKey, tuple[float, str]] = {}  # until when, and why (without a time of its own)
         self._restarts: dict[SessionKey, RestartIntensity] = {}
 
     def __bool__(self) -> bool:
@@ -24,10 +24,10 @@ class KeyCooldowns:
         cooldown = self.until.get(key)
         if cooldown is None:
             return None
-        until, error = cooldown
+        until, reason = cooldown
         remaining = until - now
         if remaining > 0:
-            return RestartLimitExceeded(f"{error} (cool-down: try again in {remaining:.1f} s)", retry_after=remaining)
+            return RestartLimitExceeded(f"{reason} (cool-down: try again in {remaining:.1f} s)", retry_after=remaining)
         del self.until[key]
         return None
 
@@ -45,9 +45,12 @@ class KeyCooldowns:
         intensity.clear()
         return error
 
-    def cool_down(self, key: SessionKey, seconds: float, error: LeanWorkerError, now: float) -> None:
-        """Refuse ``key`` for ``seconds``."""
-        self.until[key] = (now + seconds, error)
+    def cool_down(self, key: SessionKey, seconds: float, error: LeanWorkerError, now: float) -> str:
+        """Refuse ``key`` for ``seconds``, for the reason ``error`` gives; that reason, without the seconds left an
+        exhausted slot's error ends with (true only as it was raised: each refusal says its own)."""
+        reason = str(error).partition(TRIED_AGAIN)[0]
+        self.until[key] = (now + seconds, reason)
+        return reason
 
     def remaining(self, now: float) -> dict[SessionKey, float]:
         """Seconds left of each cool-down still running."""

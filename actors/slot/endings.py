@@ -105,7 +105,12 @@ def crash_error(exit_code: int | None, signal: int | None, stderr_tail: str) -> 
     return WorkerCrashed(said, exit_code=exit_code, signal=signal, stderr_tail=stderr_tail)
 
 
+TRIED_AGAIN = "; it may be tried again in "
+"""How an exhausted slot's error ends, before the seconds left (true when it is raised): a pool's cool-down, whose
+refusals say their own seconds left, cuts it off."""
+
+
 def exhausted_error(name: str, restarts: int, window: float, limit: int, retry_after: float) -> RestartLimitExceeded:
     """What requests of an exhausted slot fail with until ``retry_after`` seconds have passed."""
-    return RestartLimitExceeded(f"worker {name} restarted {restarts} times in {window:g} s (limit {limit}); it may be"
-                                f" tried again in {retry_after:.1f} s", retry_after=retry_after)
+    return RestartLimitExceeded(f"worker {name} restarted {restarts} times in {window:g} s (limit {limit})"
+                                f"{TRIED_AGAIN}{retry_after:.1f} s", retry_after=retry_after)
