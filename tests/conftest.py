@@ -15,6 +15,7 @@ os.environ["LEANWORKER_LOCK_CHECK"] = "1"
 
 import psutil  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 import leanworker as lw  # noqa: E402
 from leanworker.actors.core import intercept, locks  # noqa: E402
@@ -24,6 +25,12 @@ from leanworker.testing import Fault, FaultPlan  # noqa: E402
 MATHLIB = "leanworker.fixtures.mathlib_scale:capability"
 THROUGHPUT = "leanworker.fixtures.throughput:capability"
 FAULTS = "leanworker.fixtures.faults:capability"
+
+# No per-example deadline for property tests: Hypothesis fails an example that takes over 200 ms by default, a timing
+# assertion that a loaded 2-core machine breaks (test_frames_split_at_any_byte_decode_the_same took 268 ms once and
+# 0.75 ms on its re-run). Each test keeps its pytest-timeout bound.
+settings.register_profile("leanworker", deadline=None)
+settings.load_profile("leanworker")
 
 # Short timeouts keep fault tests quick; the bounds stay generous against a loaded 2-core machine.
 FAST = lw.WorkerConfig(startup_timeout=10.0, request_timeout=20.0, cancel_grace=0.5, shutdown_timeout=2.0,
