@@ -11,11 +11,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from leanworker.cli._interrupt import Interrupts
+from leanworker.cli._stdout import checked_stdout, discard_stdout
 from leanworker.cli._output import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    StdoutFailed,
     UsageError,
     emit_json,
     terminal_width,
@@ -185,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     args.json = getattr(args, "json", False)
     args.argv = arguments
-    with Interrupts() as interrupts:
+    with Interrupts() as interrupts, checked_stdout():
         args.interrupts = interrupts
         try:
             return run_command(args, interrupts)
@@ -205,6 +207,10 @@ def run_command(args: argparse.Namespace, interrupts: Interrupts) -> int:
         return fail(args, "usage", str(exc), EXIT_USAGE)
     except KeyboardInterrupt:
         return interrupted(args)
+    except StdoutFailed as exc:
+        if interrupts.pressed():
+            return interrupted(args)
+        return output_failed(args, exc)
     except BrokenPipeError:  # the reader (say, `head`) stopped reading: not an error of ours
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stdout for the rest of the process
         return EXIT_OK
@@ -228,10 +234,22 @@ def interrupted(args: argparse.Namespace) -> int:
     return EXIT_INTERRUPTED
 
 
+def output_failed(args: argparse.Namespace, error: StdoutFailed) -> int:
+    """Stdout cannot take the output: one line on stderr, exit status 1. What the command committed elsewhere (its
+    ``--output`` file) stays committed."""
+    discard_stdout()
+    print(f"leanworker {command_name(args)}: cannot write to stdout: {error.strerror}", file=sys.stderr)
+    return EXIT_FAILED
+
+
 def fail(args: argparse.Namespace, kind: str, message: str, code: int) -> int:
-    """One line on stderr (and with --json, the error as JSON on stdout); returns ``code``."""
+    """One line on stderr (and with --json, the error as JSON on stdout where stdout can take it); returns
+    ``code``."""
     first = message.strip().splitlines()[0] if message.strip() else kind
     if args.json:
-        emit_json({"status": "error", "error": kind, "message": message})
+        try:
+            emit_json({"status": "error", "error": kind, "message": message})
+        except StdoutFailed:
+            discard_stdout()  # the line on stderr still says what went wrong
     print(f"leanworker {command_name(args)}: {first}", file=sys.stderr)
     return code

@@ -25,6 +25,10 @@ class UsageError(Exception):
     """Bad usage or a set-up that cannot work, found before any work: one line on stderr, exit status 2."""
 
 
+class StdoutFailed(OSError):
+    """Stdout cannot take the output (a full disk, a device error): one line on stderr, exit status 1."""
+
+
 def emit_json(data: Any) -> None:
     """Write ``data`` as indented JSON on stdout (the stable machine-readable output of every command)."""
     import json

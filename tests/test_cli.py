@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import leanworker.fixtures
-from console import COLUMNS, cli, one_line_error, person_env
+from console import COLUMNS, LEANWORKER, cli, one_line_error, person_env
 
 LAKE = Path(leanworker.fixtures.__file__).parent / "lake"
 MATHLIB = "leanworker.fixtures.mathlib_scale:capability"
@@ -51,6 +51,23 @@ def test_discover_json_lists_libraries_modules_fingerprint_and_diagnostics(home:
     second = cli("discover", str(LAKE / "lean_globs"), "--json", cwd=home).json()
     assert second == cli("discover", str(LAKE / "lean_globs"), "--json", cwd=home).json()
     assert second["modules"][0]["path"] == "src/Core.lean"
+
+
+@pytest.mark.parametrize("extra", [(), ("--json",)], ids=["table", "json"])
+def test_a_stdout_that_cannot_take_the_output_is_one_line_and_exit_1(home: Path, extra: tuple[str, ...]) -> None:
+    """Stdout on a full device: "cannot write to stdout" and why, exit status 1; not an internal error, not a
+    traceback (an error found before any work keeps its own line and exit 2)."""
+    def discover(path: Path) -> subprocess.CompletedProcess[str]:
+        with open("/dev/full", "w") as full:
+            return subprocess.run([str(LEANWORKER), "discover", str(path), *extra], cwd=home, env=person_env(),
+                                  stdout=full, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, timeout=60)
+
+    done = discover(LAKE / "toml_multi")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == "leanworker discover: cannot write to stdout: No space left on device\n", done.stderr
+    missing = discover(home / "missing")
+    assert missing.returncode == 2, missing.stderr
+    assert missing.stderr == f"leanworker discover: {home / 'missing'}: no such file or directory\n", missing.stderr
 
 
 def test_plan_json_has_batches_with_keys_and_fingerprints(home: Path) -> None:
