@@ -122,9 +122,9 @@ def add_options(command: str, parser: argparse.ArgumentParser, lazy: bool) -> No
 
 
 def add_trace_commands(trace: argparse.ArgumentParser, lazy: bool) -> None:
-    sub = trace.add_subparsers(dest="trace_command", metavar="SUBCOMMAND", title="subcommands",
-                               parser_class=_Parser, required=True)
+    sub = trace.add_subparsers(dest="trace_command", title="subcommands", parser_class=_Parser, required=True)
     add_command(sub, "trace render", lazy)
+    sub.metavar = "{" + ",".join(sub.choices) + "}"  # what `leanworker trace` alone says is required: {render}
 
 
 class _Parser(argparse.ArgumentParser):

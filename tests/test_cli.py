@@ -467,6 +467,10 @@ def test_doctor_json_reports_checks(home: Path) -> None:
     assert {c["name"] for c in done.json()["checks"]} >= {"python", "session", "parent_death_signal"}
 
 
+def test_trace_alone_names_the_subcommand_it_needs(home: Path) -> None:
+    assert one_line_error(cli("trace", cwd=home), "trace") == "error: the following arguments are required: {render}"
+
+
 def test_trace_render_refuses_what_is_not_a_trace_and_an_empty_one(home: Path) -> None:
     (home / "text.json").write_text("not json\n")
     (home / "other.json").write_text('{"a": 1}\n')
