@@ -92,3 +92,35 @@ def test_resuming_another_plan_is_refused(tmp_path: Path) -> None:
         pool.run(planner.plan([lw.WorkItem("Mathlib.A")]), "index", output=str(output)).wait()
         with pytest.raises(lw.ResumeMismatch, match="resume the same plan"):
             pool.run(planner.plan([lw.WorkItem("Mathlib.B")]), "index", output=str(output), resume=True)
+
+
+# PARENT, holding its run open after each result until it reads a line (end of input: it reads on to the end).
+HOLDING_PARENT = PARENT.replace('print("committed", len(result.modules), flush=True)',
+                                'print("committed", len(result.modules), flush=True)\n'
+                                '            sys.stdin.readline()')
+assert HOLDING_PARENT != PARENT
+
+
+def test_a_second_run_writing_the_same_output_is_refused_while_the_first_runs(tmp_path: Path) -> None:
+    """The same command run twice at once (two terminals): the second is refused before it changes anything, the
+    first commits every row exactly once, and once it has ended the output is free again."""
+    output = tmp_path / "rows.jsonl"
+    first = subprocess.Popen([sys.executable, "-c", HOLDING_PARENT, str(output), "fresh"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdin is not None and first.stdout is not None
+        assert first.stdout.readline().startswith("committed")  # the first run is under way, held open
+        written = (output.read_bytes(), output.with_name(output.name + ".journal").read_bytes())
+        plan = lw.ImportPlanner(MATHLIB, ("Mathlib",), max_batch_modules=3).plan([lw.WorkItem(m) for m in MODULES])
+        with lw.WorkerPool(lw.PoolConfig(max_workers=1)) as pool:
+            for resume in (False, True):
+                with pytest.raises(lw.UsageError, match=f"^{output} is being written by another run now"):
+                    pool.run(plan, "index", output=str(output), resume=resume)
+        assert (output.read_bytes(), output.with_name(output.name + ".journal").read_bytes()) == written
+        first.stdin.close()  # the first run reads on to its end
+        rest = first.stdout.read().splitlines()
+        assert first.wait(60) == 0 and rest[-1] == "summary 0 8", rest
+    finally:
+        close_parent(first)
+    check_exactly_once(output)
+    assert run_parent(output, "resume", kill_after=None)[-1] == "summary 8 0", "the output is free once it ended"

@@ -7,7 +7,8 @@ count and the size of ``PATH`` after its rows), fsynced too. A result is committ
 whole on disk. On resume the journal is read up to its last whole line (a torn last line is cut off), ``PATH`` is
 cut back to the size the last committed result left (rows written but never journaled are dropped), and the run
 skips what is committed: so after any number of parent kills and resumes, every row of every committed result is
-in ``PATH`` exactly once.
+in ``PATH`` exactly once. While a run writes ``PATH`` it holds an exclusive ``flock`` on ``PATH.journal``: a second run
+given the same output is refused (``UsageError``) before it changes anything.
 """
 
 from __future__ import annotations
@@ -100,6 +101,30 @@ def committed_modules(output: str | os.PathLike[str], plan_fingerprint: str) -> 
 
 
 
+def _hold(path: Path, journal_path: Path) -> int | None:
+    """An exclusive lock on the journal (``flock``; the file is created if missing), held until its descriptor is
+    closed, by :meth:`OutputJournal.close` or the process's end: a second run writing the same output, in this
+    process or another, is refused before it changes anything. None where the file system has no ``flock``."""
+    import fcntl
+
+    fd = os.open(journal_path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UsageError(f"{path} is being written by another run now (its journal {journal_path.name} is locked): "
+                         "let that run end, or write to another file") from None
+    except OSError:  # no flock here (some network file systems): no guard against a second run
+        os.close(fd)
+        return None
+    return fd
+
+
+def _release(held: int | None) -> None:
+    if held is not None:
+        os.close(held)
+
+
 class OutputJournal:
     """Writes committed rows exactly once across crashes and resumes (see the module docstring)."""
 
@@ -111,18 +136,24 @@ class OutputJournal:
         self.rows_recovered = 0
         self._lock = locks.lock("journal")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if resume and self.journal_path.exists():
-            end = self._recover()
-        else:
-            end = 0
-            with open(self.journal_path, "w", encoding="utf-8") as journal:
-                journal.write(_line({"plan": plan_fingerprint, "version": JOURNAL_VERSION}))
-                journal.flush()
-                os.fsync(journal.fileno())
-        self._out = open(self.path, "ab" if resume else "wb")  # noqa: SIM115 - closed in close()
-        self._out.truncate(end)
-        self._out.seek(end)
-        self._journal = open(self.journal_path, "ab")  # noqa: SIM115 - closed in close()
+        existed = self.journal_path.exists()
+        self._held = _hold(self.path, self.journal_path)  # before anything of the output is changed
+        try:
+            if resume and existed:
+                end = self._recover()
+            else:
+                end = 0
+                with open(self.journal_path, "w", encoding="utf-8") as journal:
+                    journal.write(_line({"plan": plan_fingerprint, "version": JOURNAL_VERSION}))
+                    journal.flush()
+                    os.fsync(journal.fileno())
+            self._out = open(self.path, "ab" if resume else "wb")  # noqa: SIM115 - closed in close()
+            self._out.truncate(end)
+            self._out.seek(end)
+            self._journal = open(self.journal_path, "ab")  # noqa: SIM115 - closed in close()
+        except BaseException:
+            _release(self._held)
+            raise
         self._sync_directory()
 
     def _recover(self) -> int:
@@ -170,3 +201,5 @@ class OutputJournal:
         with self._lock:
             self._out.close()
             self._journal.close()
+            _release(self._held)
+            self._held = None
