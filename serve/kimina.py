@@ -10,6 +10,8 @@ shapes, with ``None`` fields left out as that server does, and with these differ
 - ``/verify`` refuses duplicate ``custom_id`` values, a negative ``timeout`` and a code with neither ``proof`` nor
   ``code`` (422; Kimina checks duplicates twice, runs a negative timeout as an immediate timeout, and answers 500 to
   the last);
+- a list of bad snippets (or codes) is refused for its first bad one: the Kimina server names each, and an answer
+  one error an item would be as large as the request many times over;
 - ``response`` holds the REPL's ``messages`` and ``sorries`` (not its ``env`` number, which says nothing to a
   client), with positions relative to the snippet's body after its import lines, as Kimina reports them.
 """
@@ -17,7 +19,7 @@ shapes, with ``None`` fields left out as that server does, and with these differ
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
@@ -40,7 +42,7 @@ class Snippet(BaseModel):
 class CheckRequest(BaseModel):
     """``POST /api/check``."""
 
-    snippets: list[Snippet]
+    snippets: Annotated[list[Snippet], Field(fail_fast=True)]  # a refusal names the first bad one, not each
     timeout: int = Field(30, ge=0)
     debug: bool = False
     reuse: bool = True
@@ -74,7 +76,7 @@ class Code(BaseModel):
 class VerifyRequest(BaseModel):
     """``POST /verify`` (and ``/one_pass_verify_batch``), the older shape."""
 
-    codes: list[Code]
+    codes: Annotated[list[Code], Field(fail_fast=True)]
     timeout: int = Field(300, ge=0)
     infotree_type: Infotree | None = None
     disable_cache: bool = False

@@ -11,9 +11,9 @@ the simulator. ``status`` is one of ``leanworker check``'s (``ok``, ``sorry``, `
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, StrictInt, StrictStr, TypeAdapter, ValidationError
+from pydantic import BaseModel, FailFast, StrictInt, StrictStr, TypeAdapter, ValidationError
 
 from leanworker.serve import json_body
 from leanworker.serve.checker import Row
@@ -27,7 +27,7 @@ class NativeItem(BaseModel):
     code: StrictStr
 
 
-_ITEMS = TypeAdapter(list[NativeItem])
+_ITEMS = TypeAdapter(Annotated[list[NativeItem], FailFast()])  # a refusal names the first bad item, not each
 
 
 def parse_items(body: bytes, content_type: str) -> list[NativeItem]:

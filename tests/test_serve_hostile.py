@@ -304,3 +304,16 @@ def test_a_request_whose_body_arrives_after_the_grace_is_answered_503_whatever_i
             answer = _until_closed(sock)
             assert _status(answer) == 503 and b"the service is stopping: 1 of 1 items" in answer, answer[:300]
     assert server.checker.bodies == []
+
+
+def test_a_list_of_bad_items_is_refused_for_its_first_bad_one_in_a_small_answer(serve: Any) -> None:
+    # 50,000 items that are not items (100 KB of "0,"): one error each would be an answer of 8 MB and seconds of
+    # the event loop; the refusal names the first and is small, as every refusal (docs/serve.md).
+    server = serve()
+    zeros = b",".join([b"0"] * 50_000)
+    for path, body in (("/v1/check", b"[" + zeros + b"]"), ("/api/check", b'{"snippets": [' + zeros + b"]}"),
+                       ("/verify", b'{"codes": [' + zeros + b"]}")):
+        answer = _post(server, path, body)
+        assert answer.status_code == 422 and len(answer.content) < 2000, (path, len(answer.content))
+        assert answer.json()["detail"][0]["loc"][-1] == 0
+    assert server.checker.bodies == []
