@@ -63,7 +63,7 @@ class Admission:
 
     def admit(self, key_id: str, items: int, size: int) -> Ticket | Refusal:
         """A ticket for ``items`` items of ``size`` bytes in all, or the reason they cannot come in now."""
-        too_large = self._too_large(items, size)
+        too_large = self.never_fits(items, size)
         if too_large is not None:
             self.refused += 1
             return Refusal(413, too_large)
@@ -82,7 +82,13 @@ class Admission:
         self.per_key[key_id] = held + items
         return Ticket(key_id, items, size)
 
-    def _too_large(self, items: int, size: int) -> str | None:
+    @property
+    def most_items(self) -> int:
+        """The most items one request may ever have admitted (the queue's bound, or a key's if lower)."""
+        return min(self.max_items, self.max_items_per_key or self.max_items)
+
+    def never_fits(self, items: int, size: int) -> str | None:
+        """Why a request of ``items`` items and ``size`` bytes could never be admitted (413), or None."""
         if items > self.max_items:
             return f"{items} items are more than the service queues at once ({self.max_items}); split the request"
         if self.max_items_per_key is not None and items > self.max_items_per_key:

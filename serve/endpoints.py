@@ -22,7 +22,7 @@ from leanworker.serve.access import AccessLog
 from leanworker.serve.admission import Ticket, item_cost
 from leanworker.serve.checker import stopped
 from leanworker.serve.config import ServeConfig
-from leanworker.serve.intake import admit, authorize, read_body
+from leanworker.serve.intake import admit, authorize, count_items, item_count, read_body
 from leanworker.serve.metrics import CONTENT_TYPE
 from leanworker.serve.refusals import HTTPRefusal
 from leanworker.serve.service import CheckOptions, ItemResult
@@ -108,7 +108,9 @@ async def api_check(request: Request) -> Response:
     access = AccessLog(request, state.metrics)
     try:
         access.key_id = authorize(state, request)
-        body = kimina.parse_check(json_body.parse_body(await read_body(state, request)))
+        payload = json_body.parse_body(await read_body(state, request))
+        count_items(state, item_count(payload, "snippets"))
+        body = kimina.parse_check(payload)
         codes = [s.code for s in body.snippets]
         timeout = _capped(body.timeout, state.config)
         options = CheckOptions(timeout, state.cache is not None,
@@ -129,7 +131,9 @@ async def verify(request: Request) -> Response:
     access = AccessLog(request, state.metrics)
     try:
         access.key_id = authorize(state, request)
-        body = kimina.parse_verify(json_body.parse_body(await read_body(state, request)))
+        payload = json_body.parse_body(await read_body(state, request))
+        count_items(state, item_count(payload, "codes"))
+        body = kimina.parse_verify(payload)
         if not body.codes:
             access.log(200)
             return JSONResponse({"results": []})
@@ -154,7 +158,8 @@ async def native_check(request: Request) -> Response:
         access.key_id = authorize(state, request)
         timeout = native.parse_timeout(request.query_params.get("timeout"), state.config.timeout,
                                        state.config.max_timeout)
-        items = native.parse_items(await read_body(state, request), request.headers.get("content-type", ""))
+        items = native.parse_items(await read_body(state, request), request.headers.get("content-type", ""),
+                                   state.admission.most_items, lambda count: count_items(state, count))
         codes = [item.code for item in items]
         ids = [item.id for item in items]
         access.items = len(codes)

@@ -6,13 +6,16 @@
   queue's byte bound between them (429), so the memory held for requests is bounded in bytes however many clients
   send at once. The bytes are given back once a body is read: parsing and admission follow without an ``await`` in
   between, and admission counts the code it admits.
-- Admission (serve/admission.py): the request's items come in whole, or it is refused whole (429 or 413).
+- Admission (serve/admission.py): the request's items come in whole, or it is refused whole (429 or 413); a
+  request of more items than admission could ever hold is refused (413) as soon as they are counted, before they
+  are read.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
@@ -64,6 +67,21 @@ async def read_body(state: ServiceState, request: Request) -> bytes:
     finally:
         state.reading -= size
     return b"".join(chunks)
+
+
+def count_items(state: ServiceState, count: int) -> None:
+    """413 for a request of ``count`` items that admission could never hold, before its items are read (reading a
+    million of them would take seconds of the event loop and gigabytes only to refuse them)."""
+    too_large = state.admission.never_fits(count, 0)
+    if too_large is not None:
+        state.admission.refused += 1
+        raise HTTPRefusal(413, too_large)
+
+
+def item_count(payload: Any, field: str) -> int:
+    """How many items a Kimina body's list ``field`` holds (0 when it is no list: validation says what is wrong)."""
+    items = payload.get(field) if isinstance(payload, dict) else None
+    return len(items) if isinstance(items, list) else 0
 
 
 def admit(state: ServiceState, key_id: str, codes: Sequence[str]) -> Ticket:

@@ -11,6 +11,7 @@ the simulator. ``status`` is one of ``leanworker check``'s (``ok``, ``sorry``, `
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import BaseModel, FailFast, StrictInt, StrictStr, TypeAdapter, ValidationError
@@ -30,15 +31,20 @@ class NativeItem(BaseModel):
 _ITEMS = TypeAdapter(Annotated[list[NativeItem], FailFast()])  # a refusal names the first bad item, not each
 
 
-def parse_items(body: bytes, content_type: str) -> list[NativeItem]:
-    """The items of a request body; raises :class:`HTTPRefusal` (400 for bad JSON, 422 for a wrong shape)."""
+def parse_items(body: bytes, content_type: str, most: int | None = None,
+                count: Callable[[int], None] | None = None) -> list[NativeItem]:
+    """The items of a request body; raises :class:`HTTPRefusal` (400 for bad JSON, 422 for a wrong shape).
+    ``count(n)`` is told how many values the body holds before they are read as items (it may refuse them); JSON
+    lines are read no further than ``most`` + 1 values."""
     if content_type.split(";")[0].strip().lower() == NDJSON:
-        values = json_body.parse_lines(body, status=400)
+        values = json_body.parse_lines(body, status=400, most=most)
     else:
         values = json_body.parse_body(body, status=400)
         if not isinstance(values, list):
             raise invalid([field_error("list_type", ["body"], "a JSON list of {\"id\", \"code\"} items (or JSON "
                                        f"lines with Content-Type: {NDJSON})", values)])
+    if count is not None:
+        count(len(values))
     try:
         items = _ITEMS.validate_python(values)
     except ValidationError as exc:

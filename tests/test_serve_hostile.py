@@ -317,3 +317,20 @@ def test_a_list_of_bad_items_is_refused_for_its_first_bad_one_in_a_small_answer(
         assert answer.status_code == 422 and len(answer.content) < 2000, (path, len(answer.content))
         assert answer.json()["detail"][0]["loc"][-1] == 0
     assert server.checker.bodies == []
+
+
+def test_more_items_than_the_queue_could_ever_hold_are_refused_before_they_are_read(serve: Any) -> None:
+    # Reading a million items (pydantic models) takes seconds of the event loop and gigabytes before admission
+    # refuses them; the count alone decides: 413, whatever the items are (here not items at all, or a bad line
+    # after the bound).
+    server = serve(max_queue=1000)
+    zeros = b",".join([b"0"] * 1001)
+    for path, body in (("/v1/check", b"[" + zeros + b"]"), ("/api/check", b'{"snippets": [' + zeros + b"]}"),
+                       ("/verify", b'{"codes": [' + zeros + b"]}")):
+        answer = _post(server, path, body)
+        assert answer.status_code == 413 and "split the request" in answer.text, (path, answer.text[:300])
+    lines = b"".join(b'{"id": %d, "code": "x"}\n' % i for i in range(1001)) + b"not JSON\n"
+    answer = server.client.post("/v1/check", content=lines, headers={"Content-Type": "application/x-ndjson"})
+    assert answer.status_code == 413 and "split the request" in answer.text, answer.text[:300]
+    assert _post(server, "/v1/check", b"[" + b",".join([b"0"] * 1000) + b"]").status_code == 422  # within: read
+    assert server.checker.bodies == []

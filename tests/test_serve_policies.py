@@ -525,6 +525,26 @@ def test_json_bodies_refuse_what_is_not_plain_json_naming_where() -> None:
     assert caught.value.status == 422 and caught.value.detail[0]["type"] == "missing"
 
 
+def test_json_lines_skip_blank_lines_without_listing_them_and_stop_past_the_bound() -> None:
+    import tracemalloc
+
+    from leanworker.serve import json_body
+
+    body = b"\n" * (8 * 2**20) + b'  {"id": 1, "code": "x"}\n\n{"id": 2, "code": "y"}\n'
+    tracemalloc.start()
+    try:
+        lines = json_body.parse_lines(body)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [line["id"] for line in lines] == [1, 2]
+    assert peak < 3 * len(body)  # the text and little more: 8 million blank lines listed would be 64 MB of pointers
+    with pytest.raises(HTTPRefusal) as caught:
+        json_body.parse_lines(b"\n\n  [1,\n")
+    assert caught.value.detail[0]["loc"] == ["body", "line 3", 5]  # the line as given, its leading blanks counted
+    assert len(json_body.parse_lines(b"1\n2\n3\n4\nnot JSON\n", most=2)) == 3  # read no further than most + 1
+
+
 def test_a_refusal_echoes_small_inputs_whole_and_large_ones_described() -> None:
     from leanworker.serve.refusals import brief, field_error
 
