@@ -9,6 +9,7 @@ address without ``--insecure``).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shlex
@@ -197,6 +198,23 @@ def start_line(config: ServeConfig, url: str, keys: KeyRing, repl: tuple[str, ..
             f"{config.max_worker_memory_mib} MiB a worker; {keyed}; {cache}; {sandbox}")
 
 
+def start_record(config: ServeConfig, url: str, keys: KeyRing, repl: tuple[str, ...], sandbox: str) -> dict[str, Any]:
+    """The start line's facts as one JSON object (``--json``), for a script that reads the URL (``--port 0``)."""
+    return {"status": "listening", "url": url, "simulated": config.simulated,
+            "repl": None if config.simulated else list(repl), "workers": config.workers,
+            "max_worker_memory_mib": config.max_worker_memory_mib, "api_keys": len(keys),
+            "insecure": not keys and not is_loopback(config.host),
+            "cache": str(config.cache_path) if config.cache else None, "sandbox": sandbox.removeprefix("sandbox: ")}
+
+
+def cannot_start(args: argparse.Namespace, message: str) -> int:
+    """One line on stderr (and with ``--json``, the error as JSON on stdout, as every command does); exit status 2."""
+    if getattr(args, "json", False):
+        print(json.dumps({"status": "error", "error": "StartError", "message": message}), flush=True)
+    print(f"leanworker serve: {message}", file=sys.stderr)
+    return 2
+
+
 def add_serve_options(parser: argparse.ArgumentParser) -> None:
     """``leanworker serve``'s options and handler, as a sub-command of the ``leanworker`` CLI."""
     add_arguments(parser)
@@ -207,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="leanworker serve", description="A proof-checking service over warm Lean "
                                      "REPLs: Kimina-compatible endpoints and a streaming native one (docs/serve.md).")
     add_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="the start line as one JSON object (default: off)")
     args = parser.parse_args(argv)
     return run(args)
 
@@ -233,8 +252,7 @@ def _start_and_serve(args: argparse.Namespace, stops: list[int]) -> int:
     try:
         import uvicorn
     except ImportError:
-        print("leanworker serve: needs the serve extra: pip install 'leanworker[serve]'", file=sys.stderr)
-        return 2
+        return cannot_start(args, "needs the serve extra: pip install 'leanworker[serve]'")
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -243,8 +261,7 @@ def _start_and_serve(args: argparse.Namespace, stops: list[int]) -> int:
         sandbox = sandbox_state(config)
         sock = bind(config.host, config.port)
     except StartError as exc:
-        print(f"leanworker serve: {exc}", file=sys.stderr)
-        return 2
+        return cannot_start(args, str(exc))
     from leanworker.lean import find_toolchain
     from leanworker.serve.app import create_app
     from leanworker.serve.pool_checker import PoolChecker
@@ -254,8 +271,7 @@ def _start_and_serve(args: argparse.Namespace, stops: list[int]) -> int:
         tracer_provider, pool_tracer = tracing(args.otel)
     except StartError as exc:
         sock.close()
-        print(f"leanworker serve: {exc}", file=sys.stderr)
-        return 2
+        return cannot_start(args, str(exc))
     host, port = sock.getsockname()[:2]
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     toolchain = find_toolchain(config.workspace).fingerprint if config.workspace else None
@@ -265,15 +281,17 @@ def _start_and_serve(args: argparse.Namespace, stops: list[int]) -> int:
                           restart=restart, trace=pool_tracer)
 
     def ready() -> None:
-        print(start_line(config, url, keys, repl, sandbox), flush=True)
+        if getattr(args, "json", False):
+            print(json.dumps(start_record(config, url, keys, repl, sandbox)), flush=True)
+        else:
+            print(start_line(config, url, keys, repl, sandbox), flush=True)
 
     try:
         app = create_app(config, checker, keys, on_ready=ready, tracer_provider=tracer_provider)
     except (OSError, sqlite3.Error) as exc:  # opening the results cache: a path that cannot hold it, not a database
         sock.close()
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        print(f"leanworker serve: cannot open the cache {config.cache_path}: {reason}", file=sys.stderr)
-        return 2
+        return cannot_start(args, f"cannot open the cache {config.cache_path}: {reason}")
     server = DrainingServer.for_app(app, config, args.log_level)
 
     def stop(sig: int, _: Any) -> None:

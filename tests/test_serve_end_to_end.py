@@ -56,9 +56,11 @@ class Service:
         reader = threading.Thread(target=lambda: line.append(self.process.stdout.readline()), daemon=True)
         reader.start()
         reader.join(30)
-        assert line and "listening on http://" in line[0], f"no start line: {line} {self.stderr()}"
+        assert line and ("listening on http://" in line[0] or line[0].startswith('{"status": "listening"')), \
+            f"no start line: {line} {self.stderr()}"
         self.start_line = line[0]
-        self.url = next(w for w in line[0].split() if w.startswith("http://"))
+        self.url = json.loads(line[0])["url"] if line[0].startswith("{") else next(  # --json: one JSON object
+            w for w in line[0].split() if w.startswith("http://"))
         self.client = httpx.Client(base_url=self.url, timeout=30, verify=TLS)
 
     def stderr(self) -> str:
@@ -272,6 +274,23 @@ def test_a_cache_that_cannot_be_opened_is_exit_2_in_one_line(tmp_path: Path) -> 
                                "--sandbox", "none", "--cache", str(cache)], capture_output=True, text=True, timeout=60)
         assert (done.returncode, done.stdout) == (2, ""), done.stderr
         assert done.stderr.splitlines() == [f"leanworker serve: cannot open the cache {cache}: {says}"], done.stderr
+
+
+def test_with_json_the_start_line_and_a_start_error_are_one_json_object(services: Any, tmp_path: Path) -> None:
+    service = services("--json", "--no-cache", "--sandbox", "none")
+    start = json.loads(service.start_line)
+    assert start == {"status": "listening", "url": service.url, "simulated": True, "repl": None, "workers": 2,
+                     "max_worker_memory_mib": start["max_worker_memory_mib"], "api_keys": 0, "insecure": False,
+                     "cache": None, "sandbox": "none (--sandbox none: untrusted code can reach this machine)"}
+    assert service.client.get("/health").json()["status"] == "ok"
+    assert service.stop() == 0
+    for command in (["-m", "leanworker", "serve"], ["-m", "leanworker.serve"]):  # both ways
+        done = subprocess.run([sys.executable, *command, "--simulator", "--port", "0", "--json", "--workers", "0"],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and done.stderr.splitlines() == ["leanworker serve: --workers must be >= 1"], \
+            done.stderr
+        assert json.loads(done.stdout) == {"status": "error", "error": "StartError",
+                                           "message": "--workers must be >= 1"}
 
 
 def test_a_repl_that_is_not_there_is_exit_2_in_one_line_that_says_what_to_pass(tmp_path: Path) -> None:
