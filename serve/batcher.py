@@ -1,5 +1,5 @@
 """Items of concurrent requests grouped onto warm REPLs: one :class:`Checker` call per (header, timeout) group, at
-most ``capacity`` calls at once, oldest item first.
+most ``capacity`` calls at once, the requests waiting served in turn.
 
 A request of one snippet costs one lease and one call round trip when it runs alone; under load, the items that
 arrived while every REPL was busy go together in the next call of their header, so the per-call cost is shared and
@@ -9,9 +9,11 @@ than its share when several REPLs are free (:func:`batch_size`), so a burst is s
 Tracing: a call runs in the context (``contextvars``) of the request whose item is first in it, so the pool's spans
 of that call are children of that HTTP request's span.
 
-Fairness: the group whose oldest waiting item is oldest goes first; inside a group, a call takes items round robin
-over the requests (*owners*) that wait in it (fair_queue.py), so a request of ten thousand items delays a one-item
-request by one item per call, not by ten thousand.
+Fairness: the requests (*owners*) with items waiting are served round robin, whatever their headers: the next call
+is for the group of the oldest waiting item of the request served longest ago (a request that comes joins the end
+of the turn), which then goes to the end; inside that group, the call takes items round robin over the requests
+that wait in it (fair_queue.py), starting with that one. So a request of ten thousand items delays a one-item
+request by one call, not by ten thousand items, whether or not their headers are the same.
 
 Withdrawal: an item whose every asker has gone (its future cancelled) never reaches a call; a call whose items have
 all been withdrawn is *abandoned*: cancelled at once (the pool cancels the request in its worker, which stops a REPL
@@ -53,6 +55,7 @@ class Batcher:
         self.checker = checker
         self.max_batch = max_batch
         self._groups: dict[GroupKey, FairQueue] = {}
+        self._turn: dict[Hashable, None] = {}  # owners with items waiting, in the order they are served next
         self._seq = itertools.count()
         self._running: set[asyncio.Task[None]] = set()
         self.calls = 0  # calls started (for figures and tests)
@@ -70,6 +73,7 @@ class Batcher:
         future: asyncio.Future[Row] = asyncio.get_running_loop().create_future()
         waiting = Waiting(next(self._seq), body, future, contextvars.copy_context())
         self._groups.setdefault((imports, timeout), FairQueue()).add(owner, waiting)
+        self._turn.setdefault(owner, None)
         self._dispatch()
         return future
 
@@ -79,12 +83,13 @@ class Batcher:
                 self._groups[key].prune()
                 if not self._groups[key].queues:
                     del self._groups[key]
-            live = [(oldest, key) for key, group in self._groups.items() if (oldest := group.oldest()) is not None]
-            if not live:
+            turn = self._next_turn()
+            if turn is None:
                 return
-            _, key = min(live)
+            key, owner = turn
             group = self._groups[key]
-            batch = group.take(batch_size(len(group), self.checker.capacity - len(self._running), self.max_batch))
+            batch = group.take(batch_size(len(group), self.checker.capacity - len(self._running), self.max_batch),
+                               first=owner)
             if not group.queues:
                 del self._groups[key]
             if batch:
@@ -94,6 +99,18 @@ class Batcher:
                 task.add_done_callback(self._call_ended)
                 for waiting in batch:
                     waiting.future.add_done_callback(functools.partial(self._withdrawn, task, batch))
+
+    def _next_turn(self) -> tuple[GroupKey, Hashable] | None:
+        """The group of the oldest waiting item of the owner whose turn it is, and that owner (sent to the end of
+        the turn); owners with nothing left waiting leave the turn. None when nothing waits."""
+        for owner in list(self._turn):
+            del self._turn[owner]
+            heads = [(queue[0].seq, key) for key, group in self._groups.items()
+                     if (queue := group.queues.get(owner))]  # pruned: a queue's head is live
+            if heads:
+                self._turn[owner] = None
+                return min(heads)[1], owner
+        return None
 
     def _withdrawn(self, task: asyncio.Task[None], batch: list[Waiting], future: asyncio.Future[Row]) -> None:
         """An item of a running call is done: when it was withdrawn and nothing in the call is left to answer, the
@@ -137,6 +154,7 @@ class Batcher:
                     if not waiting.future.done():
                         waiting.future.set_result(unchecked(STOPPING))
         self._groups.clear()
+        self._turn.clear()
         for task in list(self._running):
             task.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)

@@ -42,14 +42,14 @@ class FairQueue:
             if not queue:
                 del self.queues[owner]
 
-    def oldest(self) -> int | None:
-        return min((queue[0].seq for queue in self.queues.values() if queue), default=None)
-
     def __len__(self) -> int:
         return sum(len(queue) for queue in self.queues.values())
 
-    def take(self, count: int) -> list[Waiting]:
-        """Up to ``count`` live items, one per owner in turn; an owner served last goes to the back."""
+    def take(self, count: int, first: Hashable = None) -> list[Waiting]:
+        """Up to ``count`` live items, one per owner in turn, beginning with ``first`` when it waits here; an owner
+        served goes to the back."""
+        if first in self.queues and next(iter(self.queues)) is not first:
+            self.queues = {first: self.queues.pop(first), **self.queues}
         taken: list[Waiting] = []
         while len(taken) < count and self.queues:
             owner, queue = next(iter(self.queues.items()))

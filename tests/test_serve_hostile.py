@@ -17,6 +17,7 @@ pytest.importorskip("starlette")
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")
 
+import serve_harness  # noqa: E402
 from serve_harness import serve, snippets  # noqa: E402, F401  (serve: the fixture)
 
 from leanworker.serve.keys import KeyRing, parse_keys  # noqa: E402
@@ -334,3 +335,24 @@ def test_more_items_than_the_queue_could_ever_hold_are_refused_before_they_are_r
     assert answer.status_code == 413 and "split the request" in answer.text, answer.text[:300]
     assert _post(server, "/v1/check", b"[" + b",".join([b"0"] * 1000) + b"]").status_code == 422  # within: read
     assert server.checker.bodies == []
+
+
+def test_a_one_snippet_request_waits_one_call_behind_a_large_one_whatever_their_headers(serve: Any) -> None:
+    # A request of 30 items, each of its own header, is waiting when a one-snippet request of yet another header
+    # comes: it must not wait for all 30 (with Lean, an import of seconds each) but take its turn after one call.
+    server = serve(capacity=1)
+    large = [{"id": i, "code": f"import A{i}\ntheorem a{i} : True := {'HOLD' if i == 0 else 'trivial'}"}
+             for i in range(30)]
+    small = [{"id": "small", "code": "import B\ntheorem small : True := trivial"}]
+    threads = [threading.Thread(target=httpx.post, args=(server.url + "/v1/check",),
+                                kwargs={"json": items, "timeout": 30, "verify": serve_harness.TLS})
+               for items in (large, small)]
+    threads[0].start()
+    server.wait_holding(1)  # the large request's first item holds the only REPL; the rest waits
+    threads[1].start()
+    _wait(lambda: server.state.admission.items == 31, "the small request was not admitted")
+    server.checker.release()
+    for thread in threads:
+        thread.join(30)
+    position = next(i for i, body in enumerate(server.checker.bodies) if "theorem small" in body)
+    assert position <= 2, position  # after the held item and at most one more of the large request's
