@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,18 +65,32 @@ def load_keys(path: str | Path | None = None, environ: Mapping[str, str] | None 
     return keys
 
 
+_BLANKS = " \t"  # HTTP's optional whitespace: only these (a header value's \xa0 or \x85 may be half of a UTF-8 letter)
+_SEPARATOR = re.compile(r"[ \t]+")
+
+
 def presented_key(headers: Mapping[str, str]) -> str | None:
-    """The key a request presents, or None. ``headers`` keys are lower case (ASGI)."""
+    """The key a request presents, or None. ``headers`` keys are lower case (ASGI); values are as Starlette gives
+    them, each byte one character (latin-1)."""
     api_key = headers.get("x-api-key")
     if api_key:
-        return api_key.strip()
+        return api_key.strip(_BLANKS)
     authorization = headers.get("authorization")
     if authorization:
-        parts = authorization.split(None, 1)
-        if parts and parts[0].lower() == "bearer":
-            return parts[1].strip() if len(parts) == 2 and parts[1].strip() else None
-        return authorization.strip() or None
+        parts = _SEPARATOR.split(authorization.strip(_BLANKS), 1)
+        if parts[0].lower() == "bearer":
+            return parts[1] if len(parts) == 2 and parts[1] else None
+        return authorization.strip(_BLANKS) or None
     return None
+
+
+def _as_sent(presented: str) -> bytes:
+    """The bytes of a presented key as the client sent them: a header value comes one character a byte (latin-1),
+    so a key of UTF-8 letters matches the key file's; other text (not from a header) is taken as UTF-8."""
+    try:
+        return presented.encode("latin-1")
+    except UnicodeEncodeError:
+        return presented.encode("utf-8", "surrogateescape")
 
 
 class KeyRing:
@@ -93,7 +108,7 @@ class KeyRing:
     def identify(self, presented: str) -> str | None:
         """Compares the SHA-256 of what is presented with every key's, each in constant time: the time says nothing
         about which key nearly matched, nor about any key's length."""
-        candidate = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
+        candidate = hashlib.sha256(_as_sent(presented)).digest()
         found = None
         for key_id, digest in self._keys:
             if hmac.compare_digest(candidate, digest) and found is None:

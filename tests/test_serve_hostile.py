@@ -356,3 +356,16 @@ def test_a_one_snippet_request_waits_one_call_behind_a_large_one_whatever_their_
         thread.join(30)
     position = next(i for i, body in enumerate(server.checker.bodies) if "theorem small" in body)
     assert position <= 2, position  # after the held item and at most one more of the large request's
+
+
+def test_a_key_of_any_utf8_text_can_be_presented(serve: Any) -> None:
+    # A header value reaches the app one character a byte (latin-1): a key of UTF-8 letters in the key file was
+    # never matched (always 401), and one ending in "à" (UTF-8 C3 A0: \xa0, a Unicode space, once read so) was cut.
+    server = serve(KeyRing(parse_keys(["accents:clé-secrète-à"])))
+    key = "clé-secrète-à".encode()
+    body = snippets("theorem t : True := trivial")
+    for headers in ({"X-API-Key": key}, {"Authorization": b"Bearer " + key}, {"Authorization": key},
+                    {"Authorization": b"Bearer\t" + key}):
+        assert server.client.post("/api/check", json=body, headers=headers).status_code == 200, headers
+    for wrong in ("clé-secrète-a".encode(), key[:-1], "clé-secrète-à".encode("latin-1")):
+        assert server.client.post("/api/check", json=body, headers={"X-API-Key": wrong}).status_code == 401
