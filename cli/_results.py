@@ -164,6 +164,20 @@ def _record(raw: bytes) -> dict[str, Any] | None:
     return record if isinstance(record, dict) and "id" in record else None
 
 
+def _lock_exclusively(stream: IO[str], path: Path) -> None:
+    """Hold an exclusive ``flock`` on ``stream`` until it is closed; where the file system has none (some network
+    file systems), there is no guard."""
+    import fcntl
+
+    try:
+        fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise UsageError(f"--output {path} is being written by another check now: let it end, or write to another "
+                         "file") from None
+    except OSError:
+        pass
+
+
 class ResultWriter:
     """Writes one JSON line a result, flushed at once (stdout, or a file appended to and fsynced)."""
 
@@ -175,11 +189,23 @@ class ResultWriter:
 
     @classmethod
     def to_file(cls, path: Path, append: bool) -> ResultWriter:
+        """Append to ``path``, or write it anew (a pipe or a terminal: write to it). A regular file is locked (``flock``) while it is written, from
+        before it is truncated: a second check given the same output is refused (``UsageError``) and changes
+        nothing."""
         try:
-            stream = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            stream = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close(); truncated once locked
         except OSError as exc:
             raise UsageError(f"--output {path}: cannot write: {exc.strerror or exc}") from None
-        return cls(stream, owned=True, durable=stat.S_ISREG(os.fstat(stream.fileno()).st_mode))
+        regular = stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+        try:
+            if regular:
+                _lock_exclusively(stream, path)
+                if not append:
+                    stream.truncate(0)
+        except BaseException:
+            stream.close()
+            raise
+        return cls(stream, owned=True, durable=regular)
 
     def write(self, result: dict[str, Any]) -> None:
         self._stream.write(json.dumps(result, ensure_ascii=False) + "\n")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from console import cli, one_line_error, person_env
+from console import cli, gone, interrupt_when, one_line_error, person_env
 
 
 @pytest.fixture
@@ -123,6 +123,36 @@ def test_resume_checks_exactly_the_items_whose_id_and_code_have_no_result(home: 
     done = cli("check", "items.jsonl", "--simulator", "--output", "out.jsonl", "--resume", cwd=home)
     assert done.code == 0 and done.out_lines[0] == "nothing left to check: all 5 items have results in out.jsonl"
     assert len((home / "out.jsonl").read_text().splitlines()) == 5
+
+
+def test_a_second_check_given_the_same_output_while_one_writes_it_is_refused_and_changes_nothing(home: Path) -> None:
+    """One check writes results.jsonl (one result in, one item hanging in a session of its own); a second check
+    given the same output, anew or with --resume, stops with one line and exit 2, and the file stays as the first
+    wrote it."""
+    write_items(home / "items.jsonl", [{"id": "a", "code": "theorem a : True := trivial"},
+                                       {"id": "h", "code": "import Std\ntheorem h : True := trivial HANG"}])
+    write_items(home / "more.jsonl", [{"id": "a", "code": "theorem a : True := trivial"},
+                                      {"id": "b", "code": "theorem b : True := trivial"}])
+    output = home / "results.jsonl"
+    second: list[tuple[str, int, str]] = []
+
+    def first_writes(pid: int) -> bool:
+        if not (output.exists() and output.read_text().count("\n") == 1):
+            return False
+        for extra in ((), ("--resume",)):
+            done = cli("check", "more.jsonl", "--simulator", "--output", "results.jsonl", *extra, cwd=home)
+            second.append((output.read_text(), done.code, done.err))
+        return True
+
+    args = ("check", "items.jsonl", "--simulator", "--output", "results.jsonl")
+    done, started = interrupt_when(args, home, first_writes)
+    assert done.code == 130, done.err
+    assert gone(started)
+    for text, code, err in second:
+        assert code == 2 and err == ("leanworker check: --output results.jsonl is being written by another check now: "
+                                     "let it end, or write to another file\n"), (code, err)
+        assert [json.loads(line)["id"] for line in text.splitlines()] == ["a"]
+    assert [json.loads(line)["id"] for line in output.read_text().splitlines()] == ["a"]
 
 
 def script(path: Path, text: str) -> str:
