@@ -161,6 +161,36 @@ def test_a_waiter_that_gave_up_is_never_granted() -> None:
     assert not book.admission.waiters
 
 
+class CountedFuture(Future[lw.Lease]):
+    """A future that counts the looks at whether it was cancelled (each takes its lock)."""
+
+    looks = 0
+
+    def cancelled(self) -> bool:
+        CountedFuture.looks += 1
+        return super().cancelled()
+
+
+def test_the_queue_is_looked_over_for_waiters_that_gave_up_only_after_one_did() -> None:
+    """The queue holds waiters that gave up only until the next look after they did; a look with none costs no
+    look at each waiter's future (that was O(N) per pool event, O(N^2) to serve a queue of N)."""
+    book = Book(max_workers=2)
+    book.slot(A, leased=True)
+    book.slot(A, leased=True)
+    waiters = [Waiter(n, A, CountedFuture(), book.now) for n in range(1000)]
+    for waiter in waiters:
+        book.admission.enqueue(waiter)
+    CountedFuture.looks = 0
+    for _ in range(100):
+        assert book.step() is None
+    assert CountedFuture.looks == 0
+    assert waiters[500].future.cancel()
+    assert book.step() is None
+    assert waiters[500] not in book.admission.waiters and len(book.admission.waiters) == 999
+    looks = CountedFuture.looks
+    assert book.step() is None and CountedFuture.looks == looks
+
+
 def test_leases_capacity_returns_exactly_once() -> None:
     book = Book()
     slot = book.slot(A)

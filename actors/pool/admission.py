@@ -18,7 +18,10 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 from leanworker.actors.core.config import SessionKey
 from leanworker.actors.pool.affinity import SessionAffinity
@@ -78,6 +81,10 @@ class Admission:
         self.leases: dict[int, int] = {}  # lease id -> slot id
         self.recheck_at: float | None = None  # the earliest moment a waiter may evict (cleared by the recheck)
         self._recheck_due: float | None = None  # a new, earlier recheck_at that no timer waits for yet
+        # One mark per waiter that gave up (its future cancelled, in the caller's thread): the queue is pruned only
+        # then, not at every look (each Future.cancelled() takes that future's lock: O(N) locks a look, O(N^2) to
+        # serve a queue of N). Only this deque is captured by the futures' callbacks, not the policy.
+        self._gave_up: deque[int] = deque()
 
     # -- the queue and leases --------------------------------------------------------------------------------------
 
@@ -89,6 +96,7 @@ class Admission:
 
     def enqueue(self, waiter: Waiter) -> None:
         self.waiters.append(waiter)
+        waiter.future.add_done_callback(partial(_mark_if_cancelled, self._gave_up))
 
     def forget_waiter(self, waiter_id: int) -> None:
         """A waiter gave up: out of the queue, and no slot stays promised to it."""
@@ -142,11 +150,16 @@ class Admission:
     def next_step(self, now: float) -> Step | None:
         """What to do for at most one waiter; None when nothing can be done now (the queue is looked at again on
         the next event, or at ``recheck_at``)."""
-        self.waiters = deque(w for w in self.waiters if not w.future.cancelled())
-        reserved = sum(1 for w in self.waiters if w.reserved)
-        if not self.idle_slots() and self.max_workers - len(self.slots) - max(0, reserved - 1) <= 0:
-            return None  # nothing to grant, nothing to stop, no capacity for anyone: O(1) per waiter beyond here
-        wanted = Counter(w.key for w in self.waiters if not w.bound)  # keys still wanted by unbound waiters
+        if self._gave_up:  # a waiter gave up since the last look: out of the queue now (a mark made meanwhile: next look)
+            self._gave_up.clear()
+            self.waiters = deque(w for w in self.waiters if not w.future.cancelled())
+        if not self.idle_slots():
+            free = self.max_workers - len(self.slots)
+            if free <= 0 or free - max(0, self._reserved() - 1) <= 0:
+                return None  # nothing to grant, nothing to stop, no capacity for anyone: O(1) per waiter beyond here
+        # Counted over the queue as it is now, once, when a waiter first needs them: until then this look changes no
+        # waiter's ``reserved`` or ``bound`` (an unbind is followed by a grant), so the counts are the same.
+        counts: tuple[int, Counter[SessionKey]] | None = None
         earlier: list[Waiter] = []
         for waiter in self.waiters:
             slot = self.idle_slot(waiter.key)
@@ -163,11 +176,18 @@ class Admission:
                     w.passed_over += 1
                 self.waiters.remove(waiter)
                 return Grant(slot, waiter)
-            step = self._use_capacity(waiter, now, reserved, wanted)
+            if counts is None:
+                # keys still wanted by unbound waiters
+                counts = self._reserved(), Counter(w.key for w in self.waiters if not w.bound)
+            step = self._use_capacity(waiter, now, *counts)
             if step is not None:
                 return step
             earlier.append(waiter)
         return None
+
+    def _reserved(self) -> int:
+        """The waiters holding a reservation (capacity freed for them)."""
+        return sum(1 for w in self.waiters if w.reserved)
 
     def may_evict_for(self, waiter: Waiter, now: float) -> bool:
         states = {s.state for s in self.slots_of(waiter.key)}
@@ -247,3 +267,9 @@ class Admission:
     def rechecked(self) -> None:
         """The timer for :attr:`recheck_at` fired."""
         self.recheck_at = None
+
+
+def _mark_if_cancelled(gave_up: deque[int], future: Future[Any]) -> None:
+    """A waiter's future is done: mark a give-up (a cancel, in the caller's thread) for the next look."""
+    if future.cancelled():
+        gave_up.append(1)
