@@ -81,6 +81,15 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._write_left = self.transport.get_write_buffer_size()
             self._write_timer = self.loop.call_later(self.write_timeout, self._write_late)
 
+    def resume_writing(self) -> None:
+        """The client took the buffer down to its low-water mark: it keeps up, and the deadline is off until the buffer
+        is full again (a deadline left running would cut a client that took one answer in time and then, on the same
+        connection or stream, the next more slowly than the first deadline allowed)."""
+        super().resume_writing()
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
     def _write_late(self) -> None:
         self._write_timer = None
         left = self.transport.get_write_buffer_size()

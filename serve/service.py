@@ -9,7 +9,8 @@ as given. This module knows nothing of HTTP; the endpoints shape what it yields.
 Reading import headers is Python, microseconds a character: a request of long headers (a client's 64 MiB of them)
 would stop the event loop for minutes. A request of more than ``INLINE_CHARS`` characters of code is therefore
 split on one thread of the service's own (started once, never one a request), while the loop goes on; a request
-whose client goes away stops its split at the next item.
+whose client goes away stops its split at the next item, and so does every request once the service is stopped
+(its items are then answered as stopped at once, not after the rest of their split).
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ class CheckService:
         def split_all() -> list[Split]:
             splits = []
             for position, (item_id, code) in enumerate(items):
-                if stop.is_set():  # the request is gone: its splits are never read
+                if stop.is_set() or self._closed:  # the request is gone, or every item is answered as stopped
                     break
                 splits.append(self._split(position, item_id, code, options))
             return splits

@@ -270,6 +270,52 @@ def test_an_answer_its_client_never_takes_is_dropped_and_its_connection_closed(s
     assert server.client.post("/api/check", json=snippets("theorem t : True := trivial")).status_code == 200
 
 
+def _whole_answer(sock: socket.socket) -> bytes:
+    """One answer (head and its Content-Length of body) read from ``sock``; what is read is taken at once."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"the connection was closed after {len(data)} bytes of the answer's head"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))[15:])
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, f"the connection was closed after {len(body)} of the answer's {length} bytes"
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def test_a_client_that_took_one_answer_in_time_has_the_next_one_s_full_time_to_take_it(serve: Any) -> None:
+    # A client takes a large answer at once, then on the same connection asks for a larger one and takes it within
+    # --client-timeout of its being written. It has always taken its answer in time: it gets the second whole, not a
+    # connection closed at the deadline the first answer set (when the client had taken it all, long before).
+    timeout = 4.0
+    server = serve(client_timeout=timeout)
+
+    def request(count: int) -> bytes:  # an answer of ~2 KB an item: megabytes, more than the buffers hold
+        body = json.dumps({"snippets": [{"id": f"{i:06d}" + "i" * 2000, "code": "theorem t : True := trivial"}
+                                        for i in range(count)]}).encode()
+        return b"POST /api/check HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+    first, second = request(1500), request(3000)  # the second answer is the larger: more of it waits in the buffer
+    connections = server.server.server_state.connections
+    with socket.socket() as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.settimeout(30)
+        client.connect(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
+        client.sendall(first)
+        _wait(lambda: any(c.transport.get_write_buffer_size() > 0 for c in connections), "the answer was not held")
+        held = time.monotonic()  # the first answer fills the buffer: its deadline runs from (at most) now
+        assert _status(_whole_answer(client)) == 200  # taken at once, whole
+        time.sleep(max(0.0, held + timeout / 2 - time.monotonic()))
+        client.sendall(second)  # half a deadline later: its answer is written and waits in the buffer
+        _wait(lambda: any(c.transport.get_write_buffer_size() > 0 for c in connections), "the answer was not held")
+        time.sleep(max(0.0, held + timeout * 5 / 4 - time.monotonic()))  # past the first deadline, within its own
+        answer = _whole_answer(client)
+    assert _status(answer) == 200 and answer.count(b'"id"') == 3000
+
+
 def test_a_request_whose_import_headers_take_seconds_to_read_does_not_stop_the_service(serve: Any) -> None:
     # Reading an import header costs microseconds a character (planner/headers.py is Python): a request of headers
     # hundreds of KiB long (each item under the per-item limit) takes seconds of CPU. The event loop must go on
@@ -304,6 +350,23 @@ def test_a_request_whose_body_arrives_after_the_grace_is_answered_503_whatever_i
             sock.sendall(body[10:])
             answer = _until_closed(sock)
             assert _status(answer) == 503 and b"the service is stopping: 1 of 1 items" in answer, answer[:300]
+    assert server.checker.bodies == []
+
+
+def test_a_request_whose_headers_are_still_being_read_when_the_grace_ends_is_answered_503(serve: Any) -> None:
+    # Its import headers take minutes to read (on the service's split thread); the grace ends a moment after it
+    # came: it must be answered as stopped then, not after the rest of those minutes, when the server, past its
+    # bound after the drain, has closed the connection without an answer.
+    server = serve(grace=0.2, client_timeout=60)
+    header = "import " + "A." * 150_000 + "A\n"  # one module name of 150,001 components: ~1 s to read
+    body = json.dumps(snippets(*(header + f"theorem t{i} : True := trivial" for i in range(100)))).encode()
+    with _connect(server) as waiting:
+        waiting.settimeout(60)
+        waiting.sendall(b"POST /api/check HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        _wait(lambda: server.state.admission.items == 100, "the request was not admitted")
+        server.server.should_exit = True  # what SIGTERM does
+        answer = _until_closed(waiting)
+    assert _status(answer) == 503 and b"the service is stopping: 100 of 100 items" in answer, answer[:300]
     assert server.checker.bodies == []
 
 
