@@ -114,14 +114,23 @@ class Resumed:
 def resume(path: Path, items: list[Item], simulated: bool = False) -> Resumed:
     """Read ``path`` (if it exists), keep what is whole and current, rewrite it atomically when something was
     dropped, and return what is done. Results of the REPL simulator never count as done for a check on Lean, nor
-    the other way round: a file that holds such results for these items is refused (:class:`UsageError`)."""
+    the other way round: a file that holds such results for these items is refused (:class:`UsageError`), and so is
+    a file another check is writing now (it holds the lock :meth:`ResultWriter.to_file` takes)."""
+    try:
+        held = open(path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return Resumed(set(), {})
+    with held:  # locked while it is read and rewritten: a check writing it now refuses this one before any change
+        _lock_exclusively(held, path)
+        return _resume_read(path, held.read(), items, simulated)
+
+
+def _resume_read(path: Path, data: bytes, items: list[Item], simulated: bool) -> Resumed:
     current = {item.key for item in items}
     current_ids = {item.key.rsplit("\0", 1)[0] for item in items}
     done: set[str] = set()
     statuses: dict[str, int] = {}
-    if not path.exists():
-        return Resumed(done, statuses)
-    records = [(raw, _record(raw)) for raw in path.read_bytes().splitlines(keepends=True)]
+    records = [(raw, _record(raw)) for raw in data.splitlines(keepends=True)]
     other = sum(1 for _, record in records if record is not None and id_text(record["id"]) in current_ids
                 and bool(record.get("simulated", False)) != simulated)
     if other:
@@ -164,7 +173,7 @@ def _record(raw: bytes) -> dict[str, Any] | None:
     return record if isinstance(record, dict) and "id" in record else None
 
 
-def _lock_exclusively(stream: IO[str], path: Path) -> None:
+def _lock_exclusively(stream: IO[Any], path: Path) -> None:
     """Hold an exclusive ``flock`` on ``stream`` until it is closed; where the file system has none (some network
     file systems), there is no guard."""
     import fcntl

@@ -155,6 +155,37 @@ def test_a_second_check_given_the_same_output_while_one_writes_it_is_refused_and
     assert [json.loads(line)["id"] for line in output.read_text().splitlines()] == ["a"]
 
 
+def test_a_second_check_with_resume_that_would_drop_a_result_is_refused_before_it_rewrites_the_output(
+        home: Path) -> None:
+    """--resume drops a stale result (its id's code changed) by rewriting the results file (a new file put in its
+    place): while another check writes that file, it is refused before that, so the file is not replaced under the
+    first check (whose results would then go to a file no longer there) and no second check runs on it."""
+    write_items(home / "items.jsonl", [{"id": "a", "code": "theorem a : True := trivial"},
+                                       {"id": "h", "code": "import Std\ntheorem h : True := trivial HANG"}])
+    write_items(home / "changed.jsonl", [{"id": "a", "code": "theorem a : 1 = 1 := rfl"}])  # a's code changed
+    output = home / "results.jsonl"
+    second: list[tuple[str, bool, int, str]] = []
+
+    def first_writes(pid: int) -> bool:
+        if not (output.exists() and output.read_text().count("\n") == 1):
+            return False
+        inode = output.stat().st_ino
+        done = cli("check", "changed.jsonl", "--simulator", "--output", "results.jsonl", "--resume", cwd=home)
+        second.append((output.read_text(), output.stat().st_ino != inode, done.code, done.err))
+        return True
+
+    done, started = interrupt_when(("check", "items.jsonl", "--simulator", "--output", "results.jsonl"), home,
+                                   first_writes)
+    assert done.code == 130, done.err
+    assert gone(started)
+    [(text, moved, code, err)] = second
+    assert (code, err) == (2, "leanworker check: --output results.jsonl is being written by another check now: let "
+                              "it end, or write to another file\n"), (code, err)
+    assert not moved, "the results file was replaced under the check writing it"
+    assert [json.loads(line)["id"] for line in text.splitlines()] == ["a"]
+    assert [json.loads(line)["id"] for line in output.read_text().splitlines()] == ["a"]
+
+
 def script(path: Path, text: str) -> str:
     path.write_text(text)
     path.chmod(0o755)
