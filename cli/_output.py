@@ -30,9 +30,12 @@ class StdoutFailed(OSError):
 
 
 def emit_json(data: Any) -> None:
-    """Write ``data`` as indented JSON on stdout (the stable machine-readable output of every command)."""
+    """Write ``data`` as indented JSON on stdout (the stable machine-readable output of every command); nothing
+    where the command has no stdout (started with it closed), as ``print`` writes nothing there."""
     import json
 
+    if sys.stdout is None:
+        return
     json.dump(data, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
 

@@ -44,8 +44,12 @@ class CheckedStdout:
 
 @contextmanager
 def checked_stdout() -> Iterator[None]:
-    """``sys.stdout`` is a :class:`CheckedStdout` inside the block."""
+    """``sys.stdout`` is a :class:`CheckedStdout` inside the block (unless there is none: a command started with its
+    standard output closed, where Python's ``print`` writes nothing, as it still does)."""
     inner = sys.stdout
+    if inner is None:
+        yield
+        return
     sys.stdout = CheckedStdout(inner)
     try:
         yield

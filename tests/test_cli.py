@@ -70,6 +70,16 @@ def test_a_stdout_that_cannot_take_the_output_is_one_line_and_exit_1(home: Path,
     assert missing.stderr == f"leanworker discover: {home / 'missing'}: no such file or directory\n", missing.stderr
 
 
+def test_a_command_started_with_its_stdout_closed_does_its_work_and_exits_0(home: Path) -> None:
+    """`leanworker discover PATH >&-`: Python has no stdout then, and print writes nothing; the command runs as it
+    would with one (exit 0, nothing on stderr), not as an internal error."""
+    closed = ["sh", "-c", 'exec "$0" "$@" >&-', str(LEANWORKER)]  # the command with its descriptor 1 closed
+    for extra in ((), ("--json",)):
+        done = subprocess.run([*closed, "discover", str(LAKE / "toml_multi"), *extra], cwd=home, env=person_env(),
+                              capture_output=True, stdin=subprocess.DEVNULL, text=True, timeout=60)
+        assert (done.returncode, done.stderr) == (0, ""), (extra, done.returncode, done.stderr)
+
+
 def test_plan_json_has_batches_with_keys_and_fingerprints(home: Path) -> None:
     done = cli("plan", str(LAKE / "toml_multi"), "--lib", "Beta", "--lib", "Gamma", "--max-batch-modules",
                       "2", "--json", cwd=home)
