@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -84,6 +85,8 @@ class ServeConfig:
         for name in ("max_in_flight_per_key", "recycle_after", "worker_memory_mib"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+        if not math.isfinite(self.max_timeout):  # a timeout past a float's range is capped at it (endpoints.py)
+            raise ValueError("--max-timeout must be a finite number of seconds")
         if not 0 < self.timeout <= self.max_timeout:
             raise ValueError("--timeout must be > 0 and at most --max-timeout")
         if not 0 <= self.port <= 65535:

@@ -525,6 +525,17 @@ def test_json_bodies_refuse_what_is_not_plain_json_naming_where() -> None:
     assert caught.value.status == 422 and caught.value.detail[0]["type"] == "missing"
 
 
+def test_an_infinite_max_timeout_is_refused_at_start_so_every_timeout_asked_can_be_capped() -> None:
+    # A Kimina timeout past a float's range (401 digits) is capped at --max-timeout; with --max-timeout inf it was
+    # not capped but converted, an OverflowError and a 500.
+    from leanworker.serve.config import ServeConfig
+
+    for value in (float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="^--max-timeout must be a finite number of seconds$"):
+            ServeConfig(max_timeout=value)
+    assert ServeConfig(max_timeout=1e6, timeout=1e6).max_timeout == 1e6
+
+
 def test_json_lines_skip_blank_lines_without_listing_them_and_stop_past_the_bound() -> None:
     import tracemalloc
 
