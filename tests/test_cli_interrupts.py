@@ -9,13 +9,16 @@ import os
 import shlex
 import shutil
 import signal
+import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import psutil
 import pytest
 
-from console import cli, ctrl_c, ctrl_c_taken_by_another_thread, gone, interrupt_when, person_env, with_sigint
+from console import Done, cli, ctrl_c, ctrl_c_taken_by_another_thread, gone, interrupt_when, person_env, with_sigint
 
 SLOW_TOOL = """
 import time
@@ -236,11 +239,10 @@ if not os.environ.get("LEANWORKER_PARENT_PID"):  # the command, not its workers
 """
 
 
-@pytest.mark.parametrize("held", ["reap", "exit"], ids=["while_the_workers_stop", "after_main_returned"])
-def test_ctrl_c_after_the_work_finished_changes_nothing_and_the_json_is_printed_in_full(home: Path,
-                                                                                      held: str) -> None:
-    """Every batch has its result; the Ctrl-C comes while the command stops its workers, or once it has decided how
-    it ends and is exiting: it still ends 0, prints its whole --json summary, and says nothing of an interrupt."""
+def ctrl_c_after_the_work(home: Path, held: str, args: tuple[str, ...],
+                          stdout: Any = subprocess.PIPE) -> tuple[Done, list[psutil.Process]]:
+    """Run ``leanworker ARGS`` held once every batch has its result (``held``: at a worker's reap, or at exit;
+    HOLD_AFTER_THE_WORK), press Ctrl-C there, then let it go on."""
     hold = home / "hold"
     hold.mkdir()
     (hold / "sitecustomize.py").write_text(HOLD_AFTER_THE_WORK)
@@ -250,8 +252,16 @@ def test_ctrl_c_after_the_work_finished_changes_nothing_and_the_json_is_printed_
         (hold / "go").touch()
 
     env = person_env(PYTHONPATH=str(hold), HOLD_AT=held, HOLD_ROWS=str(len(MODULES) + 1))  # + Mathlib's row
-    done, started = interrupt_when(run_args("--json"), home, lambda pid: bool(opening(hold, "stopping-")), env=env,
-                                   press=press, within=60)
+    return interrupt_when(args, home, lambda pid: bool(opening(hold, "stopping-")), env=env, press=press, within=60,
+                          stdout=stdout)
+
+
+@pytest.mark.parametrize("held", ["reap", "exit"], ids=["while_the_workers_stop", "after_main_returned"])
+def test_ctrl_c_after_the_work_finished_changes_nothing_and_the_json_is_printed_in_full(home: Path,
+                                                                                      held: str) -> None:
+    """Every batch has its result; the Ctrl-C comes while the command stops its workers, or once it has decided how
+    it ends and is exiting: it still ends 0, prints its whole --json summary, and says nothing of an interrupt."""
+    done, started = ctrl_c_after_the_work(home, held, run_args("--json"))
     assert done.code == 0, (done.code, done.out, done.err)
     assert "interrupted" not in done.err, done.err
     result = done.json()
@@ -264,18 +274,8 @@ def test_ctrl_c_after_the_work_finished_does_not_turn_a_later_error_into_an_inte
     """Every batch has its result; Ctrl-C comes while the command stops its workers; then its summary cannot be
     written (stdout is a full device): the command reports that error (exit 1), not an interrupt (130, "0 batches
     committed" and a resume line), though the Ctrl-C did reach it."""
-    hold = home / "hold"
-    hold.mkdir()
-    (hold / "sitecustomize.py").write_text(HOLD_AFTER_THE_WORK)
-
-    def press(pid: int) -> None:
-        ctrl_c(pid)
-        (hold / "go").touch()
-
-    env = person_env(PYTHONPATH=str(hold), HOLD_AT="reap", HOLD_ROWS=str(len(MODULES) + 1))  # + Mathlib's row
     with open("/dev/full", "w") as full:
-        done, started = interrupt_when(run_args(), home, lambda pid: bool(opening(hold, "stopping-")), env=env,
-                                       press=press, within=60, stdout=full)
+        done, started = ctrl_c_after_the_work(home, "reap", run_args(), stdout=full)
     assert done.code == 1, (done.code, done.err)
     assert "interrupted" not in done.err and "No space left on device" in done.err, done.err
     assert sorted(modules_in(home / "rows.jsonl")) == sorted(["Mathlib", *MODULES])

@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 TOOL = textwrap.dedent("""
@@ -26,6 +28,18 @@ PARENT = textwrap.dedent("""
     with lw.Worker(lw.SessionKey("my_tool:capability", workspace=workspace)) as worker:
         print(worker.call("hello"), flush=True)
 """)
+
+
+@contextmanager
+def importable_from(folder: Path, *modules: str) -> Iterator[None]:
+    """``folder`` on this process's import path inside the block; ``modules`` forgotten after it."""
+    sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(folder))
+        for name in modules:
+            sys.modules.pop(name, None)
 
 
 def test_a_capability_beside_the_script_is_found_from_any_directory(tmp_path: Path) -> None:
@@ -62,16 +76,11 @@ def test_a_capability_that_does_not_compile_is_reported_at_its_own_file_and_line
 
     (tmp_path / "broken_tool.py").write_text("from leanworker.host import Capability\n\ndef f(:\n    pass\n")
     (tmp_path / "tab_tool.py").write_text("if True:\n\tx = 1\n        y = 2\n")
-    sys.path.insert(0, str(tmp_path))
-    try:
+    with importable_from(tmp_path, "broken_tool", "tab_tool"):
         with pytest.raises(CapabilityLoadError) as broken:
             load_capability("broken_tool:capability")
         with pytest.raises(CapabilityLoadError) as tabs:
             load_capability("tab_tool:capability")
-    finally:
-        sys.path.remove(str(tmp_path))
-        sys.modules.pop("broken_tool", None)
-        sys.modules.pop("tab_tool", None)
     assert str(broken.value).startswith("'broken_tool' was found but does not compile: SyntaxError: ")
     assert str(broken.value).endswith(f"({tmp_path / 'broken_tool.py'}, line 3)")
     assert "capability.py" not in str(broken.value)
@@ -92,16 +101,11 @@ def test_a_capability_a_package_loads_on_first_use_that_fails_to_import_is_a_cap
         "    if name == 'capability':\n        return importlib.import_module('lazy_tool.impl').capability\n"
         "    raise AttributeError(name)\n")
     (package / "impl.py").write_text("import no_such_dependency_anywhere\n")
-    sys.path.insert(0, str(tmp_path))
-    try:
+    with importable_from(tmp_path, "lazy_tool", "lazy_tool.impl"):
         with pytest.raises(CapabilityLoadError) as broken:
             load_capability("lazy_tool:capability")
         with pytest.raises(CapabilityLoadError) as missing:
             load_capability("lazy_tool:other")
-    finally:
-        sys.path.remove(str(tmp_path))
-        for name in ("lazy_tool", "lazy_tool.impl"):
-            sys.modules.pop(name, None)
     assert str(broken.value).startswith("'lazy_tool:capability' was found but raised while importing: "
                                         "ModuleNotFoundError: No module named 'no_such_dependency_anywhere' (")
     assert str(broken.value).endswith(f"({package / 'impl.py'}, line 1)")
