@@ -174,17 +174,12 @@ def _record(raw: bytes) -> dict[str, Any] | None:
 
 
 def _lock_exclusively(stream: IO[Any], path: Path) -> None:
-    """Hold an exclusive ``flock`` on ``stream`` until it is closed; where the file system has none (some network
-    file systems), there is no guard."""
-    import fcntl
+    """Hold an exclusive ``flock`` on ``stream`` until it is closed (actors/core/file_lock.py)."""
+    from leanworker.actors.core.file_lock import lock_exclusively
 
-    try:
-        fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not lock_exclusively(stream.fileno()):
         raise UsageError(f"--output {path} is being written by another check now: let it end, or write to another "
-                         "file") from None
-    except OSError:
-        pass
+                         "file")
 
 
 class ResultWriter:

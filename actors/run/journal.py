@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from leanworker.actors.core import locks
+from leanworker.actors.core.file_lock import lock_exclusively
 from leanworker.actors.core.results import Row
 from leanworker.errors import UsageError
 
@@ -101,22 +102,16 @@ def committed_modules(output: str | os.PathLike[str], plan_fingerprint: str) -> 
 
 
 
-def _hold(path: Path, journal_path: Path) -> int | None:
+def _hold(path: Path, journal_path: Path) -> int:
     """An exclusive lock on the journal (``flock``; the file is created if missing), held until its descriptor is
     closed, by :meth:`OutputJournal.close` or the process's end: a second run writing the same output, in this
-    process or another, is refused before it changes anything. None where the file system has no ``flock``."""
-    import fcntl
-
+    process or another, is refused before it changes anything (where the file system has no ``flock``, there is
+    no such guard)."""
     fd = os.open(journal_path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not lock_exclusively(fd):
         os.close(fd)
         raise UsageError(f"{path} is being written by another run now (its journal {journal_path.name} is locked): "
-                         "let that run end, or write to another file") from None
-    except OSError:  # no flock here (some network file systems): no guard against a second run
-        os.close(fd)
-        return None
+                         "let that run end, or write to another file")
     return fd
 
 
@@ -137,7 +132,7 @@ class OutputJournal:
         self._lock = locks.lock("journal")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         existed = self.journal_path.exists()
-        self._held = _hold(self.path, self.journal_path)  # before anything of the output is changed
+        self._held: int | None = _hold(self.path, self.journal_path)  # before anything of the output is changed
         try:
             if resume and existed:
                 end = self._recover()
