@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import time
@@ -45,6 +46,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         from suite_order import long_files_first
 
         items[:] = long_files_first(items, int(workers), lambda item: item.path.name)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Once the tests are collected, the objects alive (modules, test items, pytest's and Hypothesis's own) live as
+    long as the test process: frozen, the collector no longer walks them at each full collection. Objects made by the
+    tests are collected as before. Measured on `make test`: about 8% less CPU over the suite (system-wide busy time,
+    190 to 176 CPU-s) and 4-5 s less."""
+    gc.freeze()
 
 
 def fault_host(mode: str) -> tuple[str, ...]:
