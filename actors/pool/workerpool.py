@@ -9,7 +9,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
@@ -28,13 +28,14 @@ from leanworker.actors.pool.budget import MemoryBudget
 from leanworker.actors.pool.claim import LeaseClaim
 from leanworker.actors.pool.cooldowns import KeyCooldowns
 from leanworker.actors.pool.lease import Lease
-from leanworker.actors.pool.local_backend import LocalBackend
 from leanworker.actors.pool.messages import Abandon, Acquire, ClosePool, Release, TakePoolSnapshot, TakePoolStats
 from leanworker.actors.pool.records import Waiter, key_label
-from leanworker.actors.run import FaultSource, PlanRun, RequestSpec
 from leanworker.actors.slot import MemorySampler
 from leanworker.errors import PoolClosed
-from leanworker.planner.plan import ImportPlan, PlannedBatch
+
+if TYPE_CHECKING:
+    from leanworker.actors.run import FaultSource, PlanRun, RequestSpec
+    from leanworker.planner.plan import ImportPlan, PlannedBatch
 
 
 class WorkerPool:
@@ -128,6 +129,11 @@ class WorkerPool:
         lifecycle.check_owner(self._owner_pid, "pool")
         if self._closed:
             raise PoolClosed("the pool is shut down")
+        # Loaded here, not at the top: the run (and the planner it reads plans with) is a fifth of what importing
+        # the pool costs, and a pool that leases (`leanworker check`, `leanworker serve`) never runs a plan.
+        from leanworker.actors.pool.local_backend import LocalBackend
+        from leanworker.actors.run import PlanRun
+
         run = PlanRun(LocalBackend(self), plan, command, request, retries=retries, output=output, resume=resume,
                       tracer=self.config.tracer, faults=faults)
         self._runs.add(run)
