@@ -4,11 +4,14 @@ repository), with a PATH that does not hold the virtual environment, judged on t
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +60,73 @@ def cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float
     done = subprocess.run([*prefix, str(LEANWORKER), *args], cwd=cwd, env=env or person_env(), capture_output=True,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     result = Done(done.returncode, done.stdout, done.stderr)
+    assert "Traceback" not in result.out + result.err, result.err
+    return result
+
+
+def cli_in_process(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Done:
+    """``leanworker ARGS`` as :func:`cli` runs it (in ``cwd``, with ``env`` or a person's environment), but through
+    ``leanworker.cli.main`` in this process: ~100 ms of CPU less than a process of its own (an interpreter and its
+    imports). Only for a command that stops before any work (bad usage, ``--help``, a file checked first, a trace
+    rendered): every test that uses it keeps a case run by :func:`cli`, the console script end to end. What ``main``
+    changes in its process is put back: the working directory, the environment, ``sys.path`` (it adds the working
+    directory), ``sys.stdout`` and ``sys.stderr``. That it put back what it changes itself (SIGINT's handler and
+    wakeup fd, ``sys.stdout``) and left nothing else behind (a process or a thread still running, a logging handler, a
+    module imported from ``cwd``) is asserted, so that one test never changes another. (Its one exit hook,
+    lean/session.py's, is added when that module is first imported, by any test: it closes the REPL sessions still
+    open at exit.)"""
+    from leanworker.cli import main
+
+    environment = env or person_env()
+    saved_cwd, saved_env, saved_path = os.getcwd(), dict(os.environ), list(sys.path)
+    saved_stdout, saved_stderr, saved_modules = sys.stdout, sys.stderr, set(sys.modules)
+    root = logging.getLogger()
+    saved_logging = (list(root.handlers), root.level)
+    main_thread = threading.current_thread() is threading.main_thread()
+    saved_sigint = signal.getsignal(signal.SIGINT)
+    saved_wakeup = signal.set_wakeup_fd(-1) if main_thread else -1
+    if main_thread:
+        signal.set_wakeup_fd(saved_wakeup)
+    saved_threads = set(threading.enumerate())
+    saved_children = {child.pid for child in psutil.Process().children(recursive=True)}
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(environment)
+        sys.stdout, sys.stderr = out, err
+        try:
+            code = main(list(args))
+        except SystemExit as exit_:  # argparse: bad usage (2), --help or --version (0)
+            if isinstance(exit_.code, str):
+                err.write(exit_.code + "\n")
+            code = exit_.code if isinstance(exit_.code, int) else 0 if exit_.code is None else 1
+        left = [what for what, changed in (
+            ("sys.stdout", sys.stdout is not out), ("sys.stderr", sys.stderr is not err),
+            ("SIGINT's handler", signal.getsignal(signal.SIGINT) is not saved_sigint),
+            ("logging", (list(root.handlers), root.level) != saved_logging),
+            ("a thread", any(t.is_alive() for t in set(threading.enumerate()) - saved_threads)),
+            ("a process", bool({c.pid for c in psutil.Process().children(recursive=True)} - saved_children)),
+            ("a module from cwd", any(str(getattr(sys.modules[name], "__file__", None) or "").startswith(str(cwd))
+                                      for name in set(sys.modules) - saved_modules))) if changed]
+        if main_thread:
+            wakeup = signal.set_wakeup_fd(saved_wakeup)
+            if wakeup != saved_wakeup:
+                left.append("SIGINT's wakeup fd")
+    finally:
+        sys.stdout, sys.stderr = saved_stdout, saved_stderr
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(saved_cwd)
+        sys.path[:] = saved_path
+        if main_thread and saved_sigint is not None:
+            signal.signal(signal.SIGINT, saved_sigint)
+        root.handlers[:], root.level = saved_logging
+        for name in set(sys.modules) - saved_modules:
+            if str(getattr(sys.modules[name], "__file__", None) or "").startswith(str(cwd)):
+                del sys.modules[name]
+    assert not left, f"leanworker {' '.join(args)} in this process left changed: {', '.join(left)}"
+    result = Done(code, out.getvalue(), err.getvalue())
     assert "Traceback" not in result.out + result.err, result.err
     return result
 

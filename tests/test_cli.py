@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import leanworker.fixtures
-from console import COLUMNS, LEANWORKER, cli, one_line_error, person_env
+from console import COLUMNS, LEANWORKER, cli, cli_in_process, one_line_error, person_env
 
 LAKE = Path(leanworker.fixtures.__file__).parent / "lake"
 MATHLIB = "leanworker.fixtures.mathlib_scale:capability"
@@ -119,12 +119,12 @@ def test_a_project_with_no_modules_is_nothing_to_do_for_discover_plan_and_run(ho
     empty = home / "empty"
     empty.mkdir()
     (empty / "lakefile.lean").write_text("")
-    done = cli("discover", str(empty), cwd=home)
+    done = cli_in_process("discover", str(empty), cwd=home)  # discover and plan in this process, run end to end
     assert done.code == 2 and "None" not in done.out + done.err and "unnamed package" in done.out
     assert "no lean-toolchain file" in done.out
     assert done.err_lines == [f"leanworker discover: {empty}: no modules (its lakefile declares no lean_lib): "
                               "nothing to do"]
-    done = cli("plan", str(empty), cwd=home)
+    done = cli_in_process("plan", str(empty), cwd=home)
     assert done.code == 2 and "0 modules in 0 batches" in done.out and "nothing to do" in done.err
     assert "None" not in done.out + done.err
     reason = one_line_error(cli("run", str(empty), "--capability", MATHLIB, "--command", "index",
@@ -214,10 +214,11 @@ def help_entries(text: str) -> dict[str, str]:
 
 
 def test_every_option_of_every_command_says_what_it_does_and_its_default(home: Path) -> None:
-    listed = re.findall(r"^    (\w+)  ", cli(cwd=home).err, re.M)  # every command the bare usage lists
+    listed = re.findall(r"^    (\w+)  ", cli_in_process(cwd=home).err, re.M)  # every command the bare usage lists
     assert set(COMMANDS) <= set(listed), listed
     for command in (*[c for c in listed if c != "trace"], "trace render"):
-        done = cli(*command.split(), "--help", cwd=home)
+        run = cli if command == "run" else cli_in_process  # one command's help from the console script
+        done = run(*command.split(), "--help", cwd=home)
         assert done.code == 0, done.err
         entries = help_entries(done.out)
         assert "--json" in entries and len(entries) >= 3, (command, entries)
@@ -232,11 +233,18 @@ def test_every_option_of_every_command_says_what_it_does_and_its_default(home: P
 def test_json_is_accepted_after_any_subcommand(home: Path, tmp_path: Path) -> None:
     trace = home / "run.jsonl"
     trace.write_text('{"t": 0.0, "kind": "spawn", "actor": "w/child.1"}\n')
-    for args in (("trace", "render", "run.jsonl", "--json"), ("trace", "--json", "render", "run.jsonl"),
-                 ("trace", "render", "--json", "run.jsonl")):
-        done = cli(*args, cwd=home)
+    for run, args in ((cli, ("trace", "render", "run.jsonl", "--json")),  # the console script, end to end
+                      (cli_in_process, ("trace", "--json", "render", "run.jsonl")),
+                      (cli_in_process, ("trace", "render", "--json", "run.jsonl"))):
+        done = run(*args, cwd=home)
         assert done.code == 0 and done.json()["events"] == 1, (args, done.err)
-    assert cli("discover", "--json", str(LAKE / "toml_multi"), cwd=home).json()["status"] == "ok"
+    assert cli_in_process("discover", "--json", str(LAKE / "toml_multi"), cwd=home).json()["status"] == "ok"
+
+
+# Run by the console script, end to end: a value the parser refuses, and an option the command refuses once parsed.
+# The other cases run leanworker.cli.main in this process (the same parser and checks, without a process each).
+BAD_VALUES_END_TO_END = {("run", "P", "--capability", "a:b", "--command", "x", "--workers", "0"),
+                         ("run", "P", "--capability", "a:b", "--command", "x", "--resume")}
 
 
 @pytest.mark.parametrize(("args", "line"), [
@@ -274,7 +282,8 @@ def test_json_is_accepted_after_any_subcommand(home: Path, tmp_path: Path) -> No
      "leanworker run: --ray localhost:99999: port 99999 is out of range (1 to 65535)"),
 ])
 def test_each_bad_value_is_named_alone_in_one_line_with_exit_2(home: Path, args: tuple[str, ...], line: str) -> None:
-    done = cli(*args, cwd=home)
+    run = cli if args in BAD_VALUES_END_TO_END else cli_in_process
+    done = run(*args, cwd=home)
     assert done.code == 2 and done.err_lines == [line] and done.out == "", done.err
 
 
@@ -301,8 +310,9 @@ def test_every_file_is_checked_first_one_line_naming_path_and_reason(home: Path)
                "--output missing/x.html: the directory missing does not exist"),
               (("trace", "render", "t.jsonl", "-o", "sub"), "trace render", "--output sub: is a directory (name a "
                                                                             "file in it)")]
-    for args, command, reason in cases:
-        assert one_line_error(cli(*args, cwd=home), command) == reason, args
+    for index, (args, command, reason) in enumerate(cases):
+        run = cli if index == 0 else cli_in_process  # the first from the console script, end to end
+        assert one_line_error(run(*args, cwd=home), command) == reason, args
 
 
 def test_no_output_is_ever_one_of_the_commands_own_inputs(home: Path) -> None:
@@ -313,16 +323,17 @@ def test_no_output_is_ever_one_of_the_commands_own_inputs(home: Path) -> None:
     reason = one_line_error(cli(*run, "--output", "project/lakefile.toml", cwd=home), "run")
     assert reason == ("--output project/lakefile.toml: is the project's lakefile.toml; writing there would destroy it "
                       "(name another file)")
-    reason = one_line_error(cli(*run, "--output", "project/Alpha/Basic.lean", cwd=home), "run")
+    reason = one_line_error(cli_in_process(*run, "--output", "project/Alpha/Basic.lean", cwd=home), "run")
     assert reason.startswith("--output project/Alpha/Basic.lean: is the source of module Alpha.Basic;")
     assert (project / "lakefile.toml").read_text() == lakefile
     assert (project / "Alpha" / "Basic.lean").read_text() == source
     (home / "items.jsonl").write_text('{"id": 1, "code": "theorem a : True := trivial"}\n')
-    reason = one_line_error(cli("check", "items.jsonl", "--simulator", "--output", "./items.jsonl", cwd=home), "check")
+    reason = one_line_error(cli_in_process("check", "items.jsonl", "--simulator", "--output", "./items.jsonl",
+                                           cwd=home), "check")
     assert reason == "--output ./items.jsonl: is the items file; writing there would destroy it (name another file)"
     trace = '{"t": 0.0, "kind": "spawn", "actor": "w/child.1"}\n'
     (home / "t.jsonl").write_text(trace)
-    reason = one_line_error(cli("trace", "render", "t.jsonl", "-o", "t.jsonl", cwd=home), "trace render")
+    reason = one_line_error(cli_in_process("trace", "render", "t.jsonl", "-o", "t.jsonl", cwd=home), "trace render")
     assert reason == "--output t.jsonl: is the trace; writing there would destroy it (name another file)"
     assert (home / "items.jsonl").read_text().startswith('{"id": 1') and (home / "t.jsonl").read_text() == trace
 
@@ -398,8 +409,9 @@ def test_a_probe_with_no_modules_to_probe_says_so_in_one_line(home: Path) -> Non
              (("--modules-file", "items.txt"), "--modules-file items.txt: '{\"id\":': component '{\"id\":' is not a Lean "
                                                "identifier (escape it as «{\"id\":»)"),
              (("--lake-root", "empty"), f"Lake project {home / 'empty'}: no modules in it: nothing to probe")]
-    for args, reason in cases:
-        assert one_line_error(cli("probe", *args, cwd=home), "probe") == reason, args
+    for index, (args, reason) in enumerate(cases):
+        run = cli if index == 0 else cli_in_process  # the first from the console script, end to end
+        assert one_line_error(run("probe", *args, cwd=home), "probe") == reason, args
 
 
 def test_run_says_why_it_exits_1_when_part_of_the_lakefile_could_not_be_read(home: Path) -> None:
@@ -487,19 +499,20 @@ def test_trace_render_refuses_what_is_not_a_trace_and_an_empty_one(home: Path) -
     (home / "empty.jsonl").write_text("")
     assert one_line_error(cli("trace", "render", "text.json", cwd=home), "trace render").startswith(
         "text.json is not JSON")
-    assert "is JSON but not a leanworker trace" in one_line_error(cli("trace", "render", "other.json",
-                                                                             cwd=home), "trace render")
-    assert one_line_error(cli("trace", "render", "empty.jsonl", cwd=home), "trace render") == (
+    assert "is JSON but not a leanworker trace" in one_line_error(cli_in_process("trace", "render", "other.json",
+                                                                                cwd=home), "trace render")
+    assert one_line_error(cli_in_process("trace", "render", "empty.jsonl", cwd=home), "trace render") == (
         "empty.jsonl holds no events: nothing to render")
     (home / "ok.jsonl").write_text('{"t": 0.0, "kind": "spawn", "actor": "w/child.1"}\n')
-    done = cli("trace", "render", "ok.jsonl", cwd=home)
+    done = cli_in_process("trace", "render", "ok.jsonl", cwd=home)
     assert done.code == 0 and done.out_lines == [f"1 event rendered to {home / 'timeline.html'}"]
 
 
 def test_trace_render_says_what_a_trace_is_for_json_of_another_shape(home: Path) -> None:
     for name, text in (("list.json", "[]\n"), ("numbers.json", "[1, 2]\n"), ("items.jsonl", '{"id": 1, "code": "x"}\n')):
         (home / name).write_text(text)
-        reason = one_line_error(cli("trace", "render", name, cwd=home), "trace render")
+        run = cli if name == "list.json" else cli_in_process  # the first from the console script, end to end
+        reason = one_line_error(run("trace", "render", name, cwd=home), "trace render")
         assert reason == (f"{name} is JSON but not a leanworker trace (JSON lines of events, or Chrome trace JSON, as "
                           "probe --trace and lw.Tracer write them)"), reason
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from console import cli, gone, interrupt_when, one_line_error, person_env
+from console import cli, cli_in_process, gone, interrupt_when, one_line_error, person_env
 
 
 @pytest.fixture
@@ -74,12 +74,15 @@ def test_an_item_that_times_out_is_exit_1_and_the_others_keep_their_verdicts(hom
 
 def test_a_check_that_cannot_start_stops_in_one_line_that_names_the_fix(home: Path) -> None:
     write_items(home / "items.jsonl", ITEMS)
-    reason = one_line_error(cli("check", "items.jsonl", cwd=home, env=person_env(PATH="/usr/bin:/bin")), "check")
-    assert "--repl COMMAND" in reason and "--simulator" in reason and "SessionKey" not in reason
-    reason = one_line_error(cli("check", "items.jsonl", "--repl", "/nonexistent/repl", cwd=home), "check")
-    assert reason == "--repl /nonexistent/repl: no such file"
-    reason = one_line_error(cli("check", "items.jsonl", "--simulator", "--workspace", "/nonexistent", cwd=home),
+    # these three stop before any process starts (leanworker.cli.main in this process); the last, from the console
+    # script end to end, once its REPL has run
+    reason = one_line_error(cli_in_process("check", "items.jsonl", cwd=home, env=person_env(PATH="/usr/bin:/bin")),
                             "check")
+    assert "--repl COMMAND" in reason and "--simulator" in reason and "SessionKey" not in reason
+    reason = one_line_error(cli_in_process("check", "items.jsonl", "--repl", "/nonexistent/repl", cwd=home), "check")
+    assert reason == "--repl /nonexistent/repl: no such file"
+    reason = one_line_error(cli_in_process("check", "items.jsonl", "--simulator", "--workspace", "/nonexistent",
+                                           cwd=home), "check")
     assert reason == "--workspace /nonexistent: no such directory"
     (home / "fails.sh").write_text("#!/bin/sh\necho 'the REPL cannot run here' >&2\nexit 3\n")
     (home / "fails.sh").chmod(0o755)
@@ -96,10 +99,10 @@ def test_items_files_with_nothing_to_do_or_a_repeated_id_are_refused(home: Path)
     assert one_line_error(cli("check", "empty.jsonl", "--simulator", cwd=home), "check") == (
         'empty.jsonl has no items (one {"id": ..., "code": "..."} JSON object a line): nothing to check')
     write_items(home / "twice.jsonl", [ITEMS[0], ITEMS[1], {"id": "a", "code": "x"}, ITEMS[2], {"id": 3, "code": "y"}])
-    assert one_line_error(cli("check", "twice.jsonl", "--simulator", cwd=home), "check") == (
+    assert one_line_error(cli_in_process("check", "twice.jsonl", "--simulator", cwd=home), "check") == (
         'twice.jsonl: 2 duplicate item ids: "a" (lines 1, 3); 3 (lines 4, 5); each id must be unique')
     (home / "bad.jsonl").write_text('{"id": 1, "code": "x"}\nnot json\n')
-    assert one_line_error(cli("check", "bad.jsonl", "--simulator", cwd=home), "check").startswith(
+    assert one_line_error(cli_in_process("check", "bad.jsonl", "--simulator", cwd=home), "check").startswith(
         "bad.jsonl:2: not JSON")
 
 
