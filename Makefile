@@ -49,13 +49,14 @@ $(PROBE_STAMP): pyproject.toml
 probe: $(PROBE_STAMP)
 	$(PY) -m leanworker probe
 
-# Most tests wait on processes, pipes and timeouts rather than compute: four test processes that take each other's
-# queued tests when they run dry (worksteal) keep a 2-core machine busy (-n 2: 150 s; -n 3: 103 s; -n 4: 96 s;
-# -n 6: 107 s, measured in one quiet hour; on 2026-12-06's slower machine, mypy beside: -n 3 109 s, -n 4 91-98 s,
-# -n 5 93-98 s, -n 6 97 s: the suite is CPU-bound there, so more processes do not help). The suite starts ~1,300
-# Python processes (workers, the CLI, plain pytest): where the environment says not to write bytecode
-# (PYTHONDONTWRITEBYTECODE), each of them would compile leanworker again and pytest would rewrite every test module's
-# asserts again in each test process, about a quarter of the suite's CPU; bytecode is written here, into the
+# Most tests wait on processes, pipes and timeouts rather than compute: five test processes that take each other's
+# queued tests when they run dry (worksteal) keep a 2-core machine busy. On 2026-12-07's machine, runs alternated
+# (pytest's own time): -n 3 112-118 s (40 CPU-s of the run idle), -n 4 98-99 s (14 idle), -n 5 91-95 s (6 idle), -n 6
+# 91-98 s (1-2 idle, more contention). Before the test processes froze their collected objects (tests/conftest.py,
+# pytest_collection_finish) each took more CPU and -n 4 was best (-n 2 150 s, -n 3 103 s, -n 4 96 s, -n 6 107 s).
+# The suite starts ~1,300 Python processes (workers, the CLI, plain pytest): where the environment says not to write
+# bytecode (PYTHONDONTWRITEBYTECODE), each of them would compile leanworker again and pytest would rewrite every test
+# module's asserts again in each test process, about a quarter of the suite's CPU; bytecode is written here, into the
 # checkout's __pycache__ folders (git ignores them).
 # mypy (one core for ~6 s) runs beside the suite, which leaves CPU idle while it waits on processes; its report follows
 # the suite's, and either failing fails `make test`. (At nice 19 it measured no better, within the machine's noise, and
@@ -65,14 +66,14 @@ probe: $(PROBE_STAMP)
 # how) at every run, since any `pip install -e` (`make probe`, `make bench`, a bench extra by hand) writes it back.
 # Where the tests have no bytecode yet (a fresh clone), one process collects them first (its output is not shown: the
 # run that follows collects again and reports any error), so that pytest rewrites each test module's asserts once, not
-# in each of the four test processes at once.
+# in each of the five test processes at once.
 test: $(STAMP) $(REAL_LEAN) $(KIMINA_CLIENT)
 	$(PY) tests/editable_finder.py
 	mkdir -p build/typecheck && ln -sfn ../.. build/typecheck/leanworker
 	MYPYPATH=build/typecheck $(PY) -m mypy -p leanworker > build/mypy.log 2>&1 & mypy=$$!; \
 	if [ ! -d tests/__pycache__ ]; then env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -q --collect-only -p no:xdist \
 	  > /dev/null 2>&1; fi; \
-	env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -q -n 4 --dist worksteal; tests=$$?; \
+	env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -q -n 5 --dist worksteal; tests=$$?; \
 	wait $$mypy; typed=$$?; cat build/mypy.log; \
 	if [ $$typed -ne 0 ]; then echo "make: mypy --strict found errors (above)"; fi; \
 	[ $$tests -eq 0 ] && [ $$typed -eq 0 ]
