@@ -53,7 +53,8 @@ probe: $(PROBE_STAMP)
 # queued tests when they run dry (worksteal) keep a 2-core machine busy. On 2026-12-07's machine, runs alternated
 # (pytest's own time): -n 3 112-118 s (40 CPU-s of the run idle), -n 4 98-99 s (14 idle), -n 5 91-95 s (6 idle), -n 6
 # 91-98 s (1-2 idle, more contention). Before the test processes froze their collected objects (tests/conftest.py,
-# pytest_collection_finish) each took more CPU and -n 4 was best (-n 2 150 s, -n 3 103 s, -n 4 96 s, -n 6 107 s).
+# pytest_collection_finish) each took more CPU: -n 2 150 s, -n 3 103 s, -n 4 96 s, -n 6 107 s on one machine, and
+# -n 3 109 s, -n 4 91-98 s, -n 5 93-98 s, -n 6 97 s on 2026-12-06's slower one.
 # The suite starts ~1,300 Python processes (workers, the CLI, plain pytest): where the environment says not to write
 # bytecode (PYTHONDONTWRITEBYTECODE), each of them would compile leanworker again and pytest would rewrite every test
 # module's asserts again in each test process, about a quarter of the suite's CPU; bytecode is written here, into the

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +75,9 @@ def cli_in_process(*args: str, cwd: Path, env: dict[str, str] | None = None) -> 
     wakeup fd, ``sys.stdout``) and left nothing else behind (a process or a thread still running, a logging handler, a
     module imported from ``cwd``) is asserted, so that one test never changes another. (Its one exit hook,
     lean/session.py's, is added when that module is first imported, by any test: it closes the REPL sessions still
-    open at exit.)"""
+    open at exit.) A warning the command raises goes to its stderr, as the console script's interpreter prints it;
+    pytest would otherwise take it unseen. What a command module prints when it is first imported reaches only the
+    first test of a process that loads it: nothing does today."""
     from leanworker.cli import main
 
     environment = env or person_env()
@@ -95,12 +98,17 @@ def cli_in_process(*args: str, cwd: Path, env: dict[str, str] | None = None) -> 
         os.environ.clear()
         os.environ.update(environment)
         sys.stdout, sys.stderr = out, err
-        try:
-            code = main(list(args))
-        except SystemExit as exit_:  # argparse: bad usage (2), --help or --version (0)
-            if isinstance(exit_.code, str):
-                err.write(exit_.code + "\n")
-            code = exit_.code if isinstance(exit_.code, int) else 0 if exit_.code is None else 1
+        with warnings.catch_warnings(record=True) as warned:
+            fresh_interpreter_warning_filters()
+            try:
+                code = main(list(args))
+            except SystemExit as exit_:  # argparse: bad usage (2), --help or --version (0)
+                if isinstance(exit_.code, str):
+                    err.write(exit_.code + "\n")
+                code = exit_.code if isinstance(exit_.code, int) else 0 if exit_.code is None else 1
+        for warning in warned:  # on stderr, where the console script's interpreter prints them
+            err.write(warnings.formatwarning(warning.message, warning.category, warning.filename, warning.lineno,
+                                             warning.line))
         left = [what for what, changed in (
             ("sys.stdout", sys.stdout is not out), ("sys.stderr", sys.stderr is not err),
             ("SIGINT's handler", signal.getsignal(signal.SIGINT) is not saved_sigint),
@@ -129,6 +137,15 @@ def cli_in_process(*args: str, cwd: Path, env: dict[str, str] | None = None) -> 
     result = Done(code, out.getvalue(), err.getvalue())
     assert "Traceback" not in result.out + result.err, result.err
     return result
+
+
+def fresh_interpreter_warning_filters() -> None:
+    """The warning filters a new interpreter starts with (no -W, no PYTHONWARNINGS): each warning shown once per
+    place, but deprecation, import and resource warnings, which are not shown."""
+    warnings.resetwarnings()
+    warnings.simplefilter("default")
+    for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+        warnings.simplefilter("ignore", category)
 
 
 def one_line_error(done: Done, command: str) -> str:

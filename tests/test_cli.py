@@ -1,6 +1,8 @@
 """The command line as a person meets it (issue 20): the installed ``leanworker`` script, run from a folder of
 their own with a PATH that does not hold the venv, judged on its exit status (0, 1, 2, 130), its words, its line
-counts, and never a traceback."""
+counts, and never a traceback. Where a test checks many refusals made before any work (bad usage, ``--help``, a file
+checked first), one case runs the script end to end and the others run ``leanworker.cli.main`` in this process
+(``console.cli_in_process``: the same parser and checks, the same words on stdout and stderr)."""
 
 from __future__ import annotations
 
@@ -247,7 +249,7 @@ BAD_VALUES_END_TO_END = {("run", "P", "--capability", "a:b", "--command", "x", "
                          ("run", "P", "--capability", "a:b", "--command", "x", "--resume")}
 
 
-@pytest.mark.parametrize(("args", "line"), [
+BAD_VALUES = [
     (("run", "P", "--capability", "a:b", "--command", "x", "--workers", "0"),
      "leanworker run: error: argument --workers: must be >= 1, got 0"),
     (("run", "P", "--capability", "a:b", "--command", "x", "--retries", "-1"),
@@ -280,7 +282,14 @@ BAD_VALUES_END_TO_END = {("run", "P", "--capability", "a:b", "--command", "x", "
      "it as «Foo Bar»)"),
     (("run", "P", "--capability", "a:b", "--command", "x", "--ray", "localhost:99999"),
      "leanworker run: --ray localhost:99999: port 99999 is out of range (1 to 65535)"),
-])
+]
+
+
+def test_the_bad_values_run_end_to_end_are_among_the_cases() -> None:
+    assert BAD_VALUES_END_TO_END <= {args for args, _ in BAD_VALUES}, "a case meant to run end to end is not a case"
+
+
+@pytest.mark.parametrize(("args", "line"), BAD_VALUES)
 def test_each_bad_value_is_named_alone_in_one_line_with_exit_2(home: Path, args: tuple[str, ...], line: str) -> None:
     run = cli if args in BAD_VALUES_END_TO_END else cli_in_process
     done = run(*args, cwd=home)

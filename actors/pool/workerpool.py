@@ -129,8 +129,9 @@ class WorkerPool:
         lifecycle.check_owner(self._owner_pid, "pool")
         if self._closed:
             raise PoolClosed("the pool is shut down")
-        # Loaded here, not at the top: the run (and the planner it reads plans with) is a fifth of what importing
-        # the pool costs, and a pool that leases (`leanworker check`, `leanworker serve`) never runs a plan.
+        # Loaded here, not at the top: the run wing (and the planner it reads plans with) is a fifth of what
+        # importing the pool costs, and a program that only leases never runs a plan. (AsyncWorkerPool, and so
+        # `leanworker serve`, loads the run wing with leanworker.aio; `leanworker check` runs its items as a plan.)
         from leanworker.actors.pool.local_backend import LocalBackend
         from leanworker.actors.run import PlanRun
 
