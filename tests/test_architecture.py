@@ -33,12 +33,30 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+@lru_cache(maxsize=None)
+def checkout_files(suffix: str) -> tuple[Path, ...]:
+    """The checkout's files ending in ``suffix``, but for those under ``.venv``, ``build`` and top-level dot folders.
+
+    Walked with those folders left out, not found with ``rglob`` and filtered: ``.venv`` alone holds thousands of
+    files (Ray's among them), and several tests of this module read the list."""
+    found = []
+    for folder, subfolders, names in os.walk(ROOT):
+        if folder == str(ROOT):
+            subfolders[:] = [name for name in subfolders if name not in {".venv", "build"} and not name.startswith(".")]
+        subfolders.sort()
+        found += [Path(folder, name) for name in sorted(names) if name.endswith(suffix)]
+    return tuple(found)
+
+
+@lru_cache(maxsize=None)
+def parsed(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), str(path))
+
+
 def package_files() -> Iterator[Path]:
-    for path in sorted(ROOT.rglob("*.py")):
-        relative = path.relative_to(ROOT)
-        if relative.parts[0] in SKIP_DIRS or relative.parts[0].startswith("."):
-            continue
-        yield path
+    for path in sorted(checkout_files(".py")):
+        if path.relative_to(ROOT).parts[0] not in SKIP_DIRS:
+            yield path
 
 
 def imported_modules(tree: ast.AST, name: str, is_package: bool, known: set[str]) -> set[str]:
@@ -69,8 +87,7 @@ def import_graph() -> dict[str, set[str]]:
     known = set(files)
     graph: dict[str, set[str]] = {}
     for name, path in files.items():
-        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-        graph[name] = {target for target in imported_modules(tree, name, path.name == "__init__.py", known)
+        graph[name] = {target for target in imported_modules(parsed(path), name, path.name == "__init__.py", known)
                        if target in known}
     return graph
 
@@ -246,8 +263,7 @@ def test_a_worker_serving_the_lean_repl_loads_only_what_the_repl_needs(tmp_path:
 
 def private_reaches(path: Path, name: str, known: set[str]) -> Iterator[str]:
     """``x._y`` on anything but ``self`` or ``cls``, and ``from m import _y`` of a name that is not a module."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-    for node in ast.walk(tree):
+    for node in ast.walk(parsed(path)):
         if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
             if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
                 continue
@@ -276,10 +292,8 @@ def test_the_reach_in_check_sees_a_reach_in(tmp_path: Path) -> None:
 
 def test_every_markdown_file_the_code_and_docs_cite_is_in_the_repository() -> None:
     cited, checked = [], 0
-    for path in [*ROOT.rglob("*.py"), *ROOT.rglob("*.md"), ROOT / "pyproject.toml", ROOT / "Makefile"]:
+    for path in [*checkout_files(".py"), *checkout_files(".md"), ROOT / "pyproject.toml", ROOT / "Makefile"]:
         relative = path.relative_to(ROOT)
-        if relative.parts[0] in {".venv", "build"} or relative.parts[0].startswith("."):
-            continue
         for name in re.findall(r"(?<![\w/.-])((?:[\w-]+/)*[\w-]+\.md)\b", path.read_text(encoding="utf-8")):
             checked += 1
             if not any((base / name).exists() for base in (ROOT, ROOT / "docs", path.parent)):
@@ -292,10 +306,8 @@ def test_no_document_is_cited_from_outside_the_repository() -> None:
     # The check above resolves names inside the checkout; a path that climbs out of it (a sibling folder's notes)
     # names a document a clean clone, or an installed package, does not have: the repository keeps its own in docs/.
     outside = []
-    for path in [*ROOT.rglob("*.py"), *ROOT.rglob("*.md"), ROOT / "pyproject.toml", ROOT / "Makefile"]:
+    for path in [*checkout_files(".py"), *checkout_files(".md"), ROOT / "pyproject.toml", ROOT / "Makefile"]:
         relative = path.relative_to(ROOT)
-        if relative.parts[0] in {".venv", "build"} or relative.parts[0].startswith("."):
-            continue
         text = path.read_text(encoding="utf-8")
         outside += [f"{relative}: {name}" for name in re.findall(r"\.\./[\w./-]+\.md\b", text)]
     assert not outside, "documents cited from outside the repository:\n" + "\n".join(sorted(set(outside)))
@@ -303,10 +315,8 @@ def test_no_document_is_cited_from_outside_the_repository() -> None:
 
 def test_every_source_file_the_code_and_docs_cite_by_path_is_in_the_repository() -> None:
     cited, checked = [], 0
-    for path in [*ROOT.rglob("*.py"), *ROOT.rglob("*.md")]:
+    for path in [*checkout_files(".py"), *checkout_files(".md")]:
         relative = path.relative_to(ROOT)
-        if relative.parts[0] in {".venv", "build"} or relative.parts[0].startswith("."):
-            continue
         for name in re.findall(r"(?<![\w/.-])((?:[\w-]+/)+[\w-]+\.py)\b", path.read_text(encoding="utf-8")):
             checked += 1
             inside = name.removeprefix("leanworker/")
